@@ -1,0 +1,33 @@
+# e3hier: `make reproduce` runs the default pipeline, `make test` the test suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+
+.PHONY: venv reproduce report test lint bench clean
+
+venv: $(VENV)/.installed
+
+# torch first: pip takes this machine's local CPU wheel for torch==2.13.0.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+reproduce: venv
+	$(SNAKEMAKE)
+	$(SNAKEMAKE) --report results/report.html
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile rules
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,17 @@
+# e3hier: hierarchical learning in Euclidean neural networks (Rackers & Rao, 2022).
+# Stages: structures -> DFT reference -> dataset -> training grid -> hierarchy analysis -> figures/report.
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/structures.smk"
+include: "rules/dft.smk"
+include: "rules/dataset.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,121 @@
+"""Fit basis: decontracted auxiliary basis, its function table and its irreps.
+
+Conventions
+-----------
+PySCF orders the real spherical functions of a shell as (x, y, z) for l = 1 and
+as m = -l..l for l >= 2. The project stores every shell in m = -l..l order for
+all l. For l = 1 this is (y, z, x) (m = -1 ↔ y, 0 ↔ z, +1 ↔ x), which is also
+e3nn's basis for a ``1o`` irrep when positions are fed to e3nn as (y, z, x).
+``ao_index`` keeps the column of each function in ``auxmol.eval_gto`` so a
+density is always rendered against the function it belongs to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyscf import gto
+
+#: m of each PySCF column of a spherical shell, for l = 1 (x, y, z).
+PYSCF_P_M = (1, -1, 0)
+
+#: Parity of a density component of order l: it is a scalar field, so (-1)^l.
+PARITY_LETTER = {0: "e", 1: "o"}
+
+
+def pyscf_m_order(l: int) -> tuple[int, ...]:
+    """The m value of each column of a PySCF real spherical shell of order l."""
+    if l == 1:
+        return PYSCF_P_M
+    return tuple(range(-l, l + 1))
+
+
+def element_basis(basis_name: str, element: str, decontract: bool) -> list:
+    """The named basis for one element in PySCF's internal format.
+
+    ``decontract`` makes every primitive its own shell (duplicate exponents of
+    the same l are merged, as ``pyscf.gto.uncontract`` does).
+    Raises ``KeyError`` when the basis has no functions for ``element``.
+    """
+    try:
+        shells = gto.basis.load(basis_name, element)
+    except Exception as err:  # PySCF raises several types for a missing element
+        raise KeyError(f"basis {basis_name!r} has no functions for element {element!r}: {err}") from err
+    if not shells:
+        raise KeyError(f"basis {basis_name!r} has no functions for element {element!r}")
+    return gto.uncontract(shells) if decontract else shells
+
+
+def fit_basis(basis_name: str, elements, decontract: bool) -> dict:
+    """``{element: shells}`` for every element, ready for ``gto.M(basis=...)``."""
+    return {el: element_basis(basis_name, el, decontract) for el in sorted(set(elements))}
+
+
+def make_auxmol(mol: gto.Mole, basis: dict) -> gto.Mole:
+    """A molecule with ``mol``'s atoms carrying the fit basis (spherical functions)."""
+    auxmol = gto.M(
+        atom=mol._atom,
+        unit="Bohr",
+        basis=basis,
+        charge=0,
+        spin=None,
+        cart=False,
+        verbose=0,
+    )
+    auxmol.spin = auxmol.nelectron % 2
+    return auxmol
+
+
+def function_table(auxmol: gto.Mole) -> pd.DataFrame:
+    """One row per fit function, in the stored (m-ordered) layout.
+
+    Columns: ``atom`` (0-based), ``element``, ``l``, ``shell`` (index of the
+    shell among the atom's shells of the same l, from the most compact),
+    ``m`` (-l..l), ``exponent`` (bohr⁻²) and ``ao_index`` (column in
+    ``auxmol.eval_gto``). Rows are sorted by atom, l, shell, m, so each atom's
+    block is e3nn's irreps layout ``n0x0e + n1x1o + ...``.
+    """
+    rows = []
+    ao_offsets = auxmol.ao_loc_nr()
+    shell_counter: dict[tuple[int, int], int] = {}
+    for ib in range(auxmol.nbas):
+        atom = int(auxmol.bas_atom(ib))
+        l = int(auxmol.bas_angular(ib))
+        if auxmol.bas_nctr(ib) != 1:
+            raise ValueError("fit basis shells must carry one contraction each")
+        exps = auxmol.bas_exp(ib)
+        # A contracted shell is labelled by its most diffuse exponent.
+        exponent = float(np.min(exps))
+        shell = shell_counter.get((atom, l), 0)
+        shell_counter[(atom, l)] = shell + 1
+        for k, m in enumerate(pyscf_m_order(l)):
+            rows.append((atom, auxmol.atom_pure_symbol(atom), l, shell, m, exponent, int(ao_offsets[ib] + k)))
+    table = pd.DataFrame(rows, columns=["atom", "element", "l", "shell", "m", "exponent", "ao_index"])
+    return table.sort_values(["atom", "l", "shell", "m"], kind="stable").reset_index(drop=True)
+
+
+def irreps_counts(shells) -> dict[int, int]:
+    """``{l: number of shells}`` of one element's basis."""
+    counts: dict[int, int] = {}
+    for shell in shells:
+        counts[shell[0]] = counts.get(shell[0], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def irreps_string(counts: dict[int, int]) -> str:
+    """e3nn irreps of a density block, e.g. ``12x0e+5x1o+4x2e+2x3o+1x4e``."""
+    return "+".join(f"{n}x{l}{PARITY_LETTER[l % 2]}" for l, n in sorted(counts.items()) if n > 0)
+
+
+def build_mol(symbols, positions_angstrom, basis: str, charge: int = 0, spin: int | None = None) -> gto.Mole:
+    """A PySCF molecule. Raises ``KeyError`` naming the element a basis lacks."""
+    for el in sorted(set(symbols)):
+        try:
+            shells = gto.basis.load(basis, el)
+        except Exception as err:
+            raise KeyError(f"basis {basis!r} has no functions for element {el!r}") from err
+        if not shells:
+            raise KeyError(f"basis {basis!r} has no functions for element {el!r}")
+    atom = [(s, tuple(float(x) for x in p)) for s, p in zip(symbols, positions_angstrom)]
+    # spin=None lets PySCF pick the lowest spin consistent with the electron count
+    return gto.M(atom=atom, unit="Angstrom", basis=basis, charge=charge, spin=spin, verbose=0)

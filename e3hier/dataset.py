@@ -1,0 +1,69 @@
+"""Dataset assembly: one long Parquet table per split, one row per fit function.
+
+Schema of ``results/dataset/{split}.parquet`` (one row per structure × fit function):
+
+=============  =======  ===========================================================
+column         type     meaning
+=============  =======  ===========================================================
+structure      str      structure id
+atom           int      0-based atom index in the structure
+element        str      element symbol
+x, y, z        float    atom position, Å (Cartesian, as in the XYZ file)
+l, shell, m    int      order, shell index within (atom, l), m = -l..l
+exponent       float    Gaussian exponent of the shell, bohr⁻²
+ao_index       int      column of the function in ``auxmol.eval_gto``
+coefficient    float    fitted density coefficient (PySCF-normalised function)
+reference      float    free-atom (spherical) coefficient, 0 for l > 0
+target         float    coefficient − reference: what the model learns
+n_electrons    int      electrons of the structure
+=============  =======  ===========================================================
+
+Group by ``l`` (or by ``structure, l``) to work per order. The Parquet metadata
+key ``e3hier`` holds the DFT settings, package versions and skipped structures.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from e3hier.io import read_json
+from e3hier.reference import attach_reference
+
+DATASET_COLUMNS = [
+    "structure", "atom", "element", "x", "y", "z", "l", "shell", "m", "exponent", "ao_index",
+    "coefficient", "reference", "target", "n_electrons",
+]  # fmt: skip
+
+
+def structure_rows(structure_id: str, atoms, dft_table: pd.DataFrame, references: pd.DataFrame, n_electrons: int):
+    """The dataset rows of one structure: its fit table, positions and free-atom reference."""
+    symbols = atoms.get_chemical_symbols()
+    if len(symbols) != int(dft_table["atom"].max()) + 1 or list(dft_table.groupby("atom")["element"].first()) != symbols:
+        raise ValueError(f"structure {structure_id}: DFT table atoms do not match the structure file")
+    rows = attach_reference(dft_table, references)
+    positions = atoms.get_positions()
+    for axis, name in enumerate("xyz"):
+        rows[name] = positions[rows["atom"].to_numpy(), axis]
+    rows["structure"] = structure_id
+    rows["n_electrons"] = int(n_electrons)
+    return rows[DATASET_COLUMNS]
+
+
+def assemble_split(entries, references: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Stack ``entries`` = [(structure_id, atoms, dft_parquet, dft_json)] into one table.
+
+    Structures whose DFT was skipped (``skipped: true`` in the JSON) are left out
+    and returned as the second value.
+    """
+    frames, skipped = [], []
+    for structure_id, atoms, table_path, summary_path in entries:
+        summary = read_json(summary_path)
+        if summary.get("skipped"):
+            skipped.append(structure_id)
+            continue
+        frames.append(
+            structure_rows(structure_id, atoms, pd.read_parquet(table_path), references, summary["n_electrons"])
+        )
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in DATASET_COLUMNS}), skipped
+    return pd.concat(frames, ignore_index=True), skipped

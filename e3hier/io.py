@@ -1,0 +1,100 @@
+"""Atomic output writing, provenance and logging shared by the workflow's scripts.
+
+Every writer goes through a temporary file in the destination folder and
+``os.replace``, so an interrupted job never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: Packages whose versions are recorded as provenance.
+PROVENANCE_PACKAGES = ("e3hier", "pyscf", "numpy", "scipy", "torch", "e3nn", "ase", "pandas", "pyarrow")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, payload: dict) -> None:
+    """Write ``payload`` as indented, key-sorted JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_parquet(path, frame: pd.DataFrame, metadata: dict | None = None) -> None:
+    """Write ``frame`` to Parquet atomically; ``metadata`` is stored as JSON under the key ``e3hier``."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata is not None:
+        existing = table.schema.metadata or {}
+        table = table.replace_schema_metadata({**existing, b"e3hier": json.dumps(metadata, sort_keys=True).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet_metadata(path) -> dict:
+    """The ``e3hier`` provenance stored by ``write_parquet`` ({} if none)."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"e3hier")
+    return json.loads(raw) if raw else {}
+
+
+def package_versions(packages=PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``packages`` (those not installed are left out)."""
+    versions = {}
+    for name in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def setup_logging(log_path=None) -> logging.Logger:
+    """Log to stderr and, if given, to the rule's log file (so errors reach both the console and the log)."""
+    logger = logging.getLogger("e3hier")
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+@contextlib.contextmanager
+def logged_errors(logger: logging.Logger):
+    """Log any exception's message (to console and log file) before re-raising it."""
+    try:
+        yield
+    except Exception as err:
+        logger.error("%s: %s", type(err).__name__, err)
+        raise

@@ -1,0 +1,57 @@
+"""What the Snakemake workflow needs to know before any job runs: structures, elements, resources.
+
+Kept free of Snakemake imports so it is tested like the rest of the package.
+"""
+
+from __future__ import annotations
+
+import re
+
+from e3hier.basis import element_basis
+from e3hier.structures import read_xyz_structures, structure_ids_from_config
+
+WATER = ("O", "H", "H")
+
+
+def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
+    """``{structure_id: {"split": ..., "symbols": [...]}}`` in split order, from the config alone.
+
+    Generated water clusters are known by their ids (``w{n}_{split}_{i}``);
+    XYZ inputs are read (cheaply) to learn their frames and elements.
+    """
+    manifest: dict[str, dict] = {}
+    if structures_cfg["source"] == "xyz":
+        for split, entries in read_xyz_structures(structures_cfg.get("xyz") or {}, base_dir=base_dir).items():
+            for structure_id, atoms in entries:
+                manifest[structure_id] = {"split": split, "symbols": atoms.get_chemical_symbols()}
+        return manifest
+    for split, ids in structure_ids_from_config(structures_cfg, base_dir=base_dir).items():
+        for structure_id in ids:
+            n_molecules = int(re.match(r"w(\d+)_", structure_id).group(1))
+            manifest[structure_id] = {"split": split, "symbols": list(WATER) * n_molecules}
+    return manifest
+
+
+def splits(manifest: dict[str, dict]) -> list[str]:
+    """Splits that hold at least one structure, in first-seen order."""
+    return list(dict.fromkeys(info["split"] for info in manifest.values()))
+
+
+def elements(manifest: dict[str, dict]) -> list[str]:
+    return sorted({el for info in manifest.values() for el in info["symbols"]})
+
+
+def n_functions(basis_name: str, element: str, decontract: bool = False) -> int:
+    """Number of spherical functions of ``element`` in a basis."""
+    return sum(2 * shell[0] + 1 for shell in element_basis(basis_name, element, decontract))
+
+
+def dft_mem_mb(symbols, dft_cfg: dict) -> int:
+    """Memory estimate (MB) of one DFT job: the (μν|P) tensors of the SCF and of the fit dominate."""
+    nao = sum(n_functions(dft_cfg["basis"], el) for el in symbols)
+    naux = max(
+        sum(n_functions(dft_cfg["scf_auxbasis"], el) for el in symbols),
+        sum(n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in symbols),
+    )
+    three_centre_mb = 8 * nao * nao * naux / 1e6
+    return int(1000 + 3 * three_centre_mb)

@@ -1,0 +1,25 @@
+rule dataset:
+    """One Parquet table per split: positions, coefficients, free-atom reference and target."""
+    input:
+        xyz=lambda wc: expand("results/structures/{s}.xyz", s=structure_ids(wc.split)),
+        tables=lambda wc: expand("results/dft/{s}.parquet", s=structure_ids(wc.split)),
+        summaries=lambda wc: expand("results/dft/{s}.json", s=structure_ids(wc.split)),
+        references=expand("results/reference/{element}.parquet", element=ELEMENTS),
+    output:
+        dataset="results/dataset/{split}.parquet",
+        skipped="results/dataset/{split}.skipped.tsv",
+    params:
+        structure_ids=lambda wc: structure_ids(wc.split),
+        dft=config["dft"],
+    log:
+        "results/logs/dataset/{split}.log",
+    benchmark:
+        "results/benchmarks/dataset/{split}.tsv"
+    conda:
+        "../envs/dataset.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/dataset.py"

@@ -1,0 +1,43 @@
+rule dft:
+    """SCF of one structure and the Coulomb-metric fit of its density."""
+    input:
+        xyz="results/structures/{structure}.xyz",
+    output:
+        table="results/dft/{structure}.parquet",
+        summary="results/dft/{structure}.json",
+    params:
+        dft=config["dft"],
+        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
+    log:
+        "results/logs/dft/{structure}.log",
+    benchmark:
+        "results/benchmarks/dft/{structure}.tsv"
+    conda:
+        "../envs/dft.yaml"
+    cache: "omit-software"
+    threads: 1
+    resources:
+        mem_mb=dft_mem_mb,
+        runtime=60,
+    script:
+        "../scripts/dft.py"
+
+
+rule free_atom:
+    """Spherical free-atom density of one element on its s fit functions."""
+    output:
+        "results/reference/{element}.parquet",
+    params:
+        dft=config["dft"],
+    log:
+        "results/logs/reference/{element}.log",
+    benchmark:
+        "results/benchmarks/reference/{element}.tsv"
+    conda:
+        "../envs/dft.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/free_atom.py"

@@ -1,0 +1,24 @@
+"""Snakemake glue: assemble one split's dataset table."""
+
+import pandas as pd
+
+from e3hier.dataset import assemble_split
+from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet
+from e3hier.structures import read_structure
+
+log = setup_logging(snakemake.log[0])
+
+with logged_errors(log):
+    references = pd.concat([pd.read_parquet(p) for p in snakemake.input.references], ignore_index=True)
+    entries = [
+        (structure, read_structure(xyz), table, summary)
+        for structure, xyz, table, summary in zip(
+            snakemake.params.structure_ids, snakemake.input.xyz, snakemake.input.tables, snakemake.input.summaries
+        )
+    ]
+    frame, skipped = assemble_split(entries, references)
+    split = snakemake.wildcards.split
+    log.info("split %s: %d structures, %d rows, %d skipped", split, frame["structure"].nunique(), len(frame), len(skipped))
+    provenance = {"split": split, "dft": snakemake.params.dft, "skipped": skipped, "versions": package_versions()}
+    write_parquet(snakemake.output.dataset, frame, metadata=provenance)
+    pd.DataFrame({"structure": skipped}).to_csv(snakemake.output.skipped, sep="\t", index=False)
