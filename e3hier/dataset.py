@@ -12,6 +12,7 @@ x, y, z        float    atom position, Å (Cartesian, as in the XYZ file)
 l, shell, m    int      order, shell index within (atom, l), m = -l..l
 exponent       float    Gaussian exponent of the shell, bohr⁻²
 ao_index       int      column of the function in ``auxmol.eval_gto``
+integral       float    ∫χ dr of the function (non-zero for s functions only)
 coefficient    float    fitted density coefficient (PySCF-normalised function)
 reference      float    free-atom (spherical) coefficient, 0 for l > 0
 target         float    coefficient − reference: what the model learns
@@ -31,7 +32,7 @@ from e3hier.reference import attach_reference
 
 DATASET_COLUMNS = [
     "structure", "atom", "element", "x", "y", "z", "l", "shell", "m", "exponent", "ao_index",
-    "coefficient", "reference", "target", "n_electrons",
+    "integral", "coefficient", "reference", "target", "n_electrons",
 ]  # fmt: skip
 
 

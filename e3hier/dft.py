@@ -147,6 +147,7 @@ def reference_density(symbols, positions_angstrom, settings: dict) -> DensityFit
     fit_error = epsilon_percent(rho_fit, rho_scf, grids.weights, mol.nelectron)
 
     table = function_table(auxmol)
+    table["integral"] = fit_function_integrals(auxmol)[table["ao_index"].to_numpy()]
     table["coefficient"] = coeff[table["ao_index"].to_numpy()]
     return DensityFit(
         table=table,
@@ -207,6 +208,7 @@ def function_table_columns_only():
             "m": pd.Series(dtype="int64"),
             "exponent": pd.Series(dtype="float64"),
             "ao_index": pd.Series(dtype="int64"),
+            "integral": pd.Series(dtype="float64"),
             "coefficient": pd.Series(dtype="float64"),
         }
     )

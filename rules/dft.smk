@@ -3,15 +3,14 @@ rule dft:
     input:
         xyz="results/structures/{structure}.xyz",
     output:
-        table="results/dft/{structure}.parquet",
-        summary="results/dft/{structure}.json",
+        # multiext: required for between-workflow caching of several files
+        multiext("results/dft/{structure}", ".parquet", ".json"),
     params:
         dft=config["dft"],
         min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     log:
         "results/logs/dft/{structure}.log",
-    benchmark:
-        "results/benchmarks/dft/{structure}.tsv"
+    # No benchmark: Snakemake forbids it on cached rules; the JSON records wall_seconds.
     conda:
         "../envs/dft.yaml"
     cache: "omit-software"

@@ -22,5 +22,5 @@ with logged_errors(log):
             structure, summary["energy_hartree"], summary["scf_cycles"],
             summary["fit_error_percent"], summary["wall_seconds"],
         )  # fmt: skip
-    write_parquet(snakemake.output.table, table, metadata={"structure": structure, "dft": snakemake.params.dft})
-    write_json(snakemake.output.summary, summary)
+    write_parquet(snakemake.output[0], table, metadata={"structure": structure, "dft": snakemake.params.dft})
+    write_json(snakemake.output[1], summary)

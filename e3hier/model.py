@@ -1,0 +1,109 @@
+"""The e3nn network of the study: ``gate_points_2101.Network`` fed with exact neighbour lists.
+
+Irreps
+------
+- node input and node attributes: one-hot of the elements, ``{n_elements}x0e``;
+- hidden: multiplicities [125, 40, 25, 15, 10] for l = 0..4 in both parities,
+  truncated at the grid point's ``lmax_hidden``;
+- edge attributes: spherical harmonics up to l = 3 times a smooth cutoff;
+- output: the density block the grid point predicts (see ``e3hier.layout``).
+
+Positions enter in e3nn's frame (y, z, x), so outputs are in the project's
+m-ordered layout (``e3hier.conventions``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+from e3nn import o3
+from e3nn.math import soft_one_hot_linspace
+from e3nn.nn.models.gate_points_2101 import Network, smooth_cutoff
+
+from e3hier.conventions import positions_to_e3nn
+
+#: Defaults of ``model.*`` (the study's architecture).
+MODEL_DEFAULTS = {
+    "hidden_multiplicities": [125, 40, 25, 15, 10],
+    "layers": 3,
+    "max_radius": 3.5,
+    "number_of_basis": 10,
+    "radial_layers": 1,
+    "radial_neurons": 128,
+    "lmax_edge": 3,
+}
+
+
+def hidden_irreps(lmax_hidden: int, multiplicities=MODEL_DEFAULTS["hidden_multiplicities"]) -> o3.Irreps:
+    """``125x0e+125x0o+40x1e+40x1o+...`` truncated at ``lmax_hidden``."""
+    if lmax_hidden >= len(multiplicities):
+        raise ValueError(f"lmax_hidden {lmax_hidden} needs {lmax_hidden + 1} hidden multiplicities, got {multiplicities}")
+    return o3.Irreps([(multiplicities[l], (l, p)) for l in range(lmax_hidden + 1) for p in (1, -1)])
+
+
+def neighbour_list(positions_angstrom: np.ndarray, max_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Directed edges (src, dst) between distinct atoms closer than ``max_radius`` (Å), from exact distances."""
+    src, dst = neighbor_list("ij", Atoms(positions=positions_angstrom), float(max_radius), self_interaction=False)
+    order = np.lexsort((src, dst))
+    return src[order].astype(np.int64), dst[order].astype(np.int64)
+
+
+def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_basis: int, lmax_edge: int):
+    """The graph of one structure as the network consumes it (computed once and cached).
+
+    Returns ``edge_src``, ``edge_dst`` (long), ``edge_attr`` (smooth cutoff ×
+    spherical harmonics, component normalisation) and ``edge_length_embedded``
+    (Gaussian basis × √number_of_basis), exactly as ``Network.forward`` builds them.
+    """
+    src, dst = neighbour_list(positions_angstrom, max_radius)
+    pos = torch.as_tensor(positions_to_e3nn(positions_angstrom), dtype=torch.float64)
+    edge_src, edge_dst = torch.as_tensor(src), torch.as_tensor(dst)
+    edge_vec = pos[edge_src] - pos[edge_dst]
+    edge_sh = o3.spherical_harmonics(o3.Irreps.spherical_harmonics(lmax_edge), edge_vec, True, normalization="component")
+    edge_length = edge_vec.norm(dim=1)
+    embedded = soft_one_hot_linspace(
+        edge_length, start=0.0, end=max_radius, number=number_of_basis, basis="gaussian", cutoff=False
+    ).mul(number_of_basis**0.5)
+    edge_attr = smooth_cutoff(edge_length / max_radius)[:, None] * edge_sh
+    return {"edge_src": edge_src, "edge_dst": edge_dst, "edge_attr": edge_attr, "edge_length_embedded": embedded}
+
+
+class DensityNetwork(Network):
+    """``gate_points_2101.Network`` whose graph (edges and edge features) is given, not rebuilt.
+
+    e3nn's fallback ``radius_graph`` uses ``torch.cdist``, whose rounding
+    creates spurious self-edges in larger batches; the graph here comes from
+    ``edge_features`` instead. Parameters and layers are the parent's.
+    """
+
+    def __init__(self, n_elements: int, lmax_hidden: int, irreps_out: str, num_neighbors: float, num_nodes: float,
+                 hidden_multiplicities=MODEL_DEFAULTS["hidden_multiplicities"], layers=MODEL_DEFAULTS["layers"],
+                 max_radius=MODEL_DEFAULTS["max_radius"], number_of_basis=MODEL_DEFAULTS["number_of_basis"],
+                 radial_layers=MODEL_DEFAULTS["radial_layers"], radial_neurons=MODEL_DEFAULTS["radial_neurons"],
+                 lmax_edge=MODEL_DEFAULTS["lmax_edge"]):  # fmt: skip
+        one_hot = o3.Irreps(f"{n_elements}x0e")
+        super().__init__(
+            irreps_in=one_hot,
+            irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),
+            irreps_out=o3.Irreps(irreps_out),
+            irreps_node_attr=one_hot,
+            irreps_edge_attr=o3.Irreps.spherical_harmonics(lmax_edge),
+            layers=layers,
+            max_radius=max_radius,
+            number_of_basis=number_of_basis,
+            radial_layers=radial_layers,
+            radial_neurons=radial_neurons,
+            num_neighbors=num_neighbors,
+            num_nodes=num_nodes,
+            reduce_output=False,
+        )
+        self.lmax_edge = lmax_edge
+
+    def forward(self, graph: dict) -> torch.Tensor:
+        """Per-atom output (n_atoms, irreps_out.dim) of a (packed) graph from ``edge_features``."""
+        x = node_attr = graph["one_hot"]
+        for layer in self.layers:
+            x = layer(x, node_attr, graph["edge_src"], graph["edge_dst"], graph["edge_attr"], graph["edge_length_embedded"])
+        return x

@@ -1,0 +1,137 @@
+"""Structures as the training loop consumes them: cached graphs, targets in the output layout, ε grids.
+
+Everything that does not change during training (neighbour lists, edge
+features, row → output-slot indices, the ε collocation) is computed once here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from e3hier.layout import OutputLayout
+from e3hier.metric import DensityGrid, density_grid
+from e3hier.model import edge_features
+
+
+@dataclass
+class Sample:
+    """One structure. Row arrays follow the dataset's function rows (stored order).
+
+    ``rows`` (block functions only) index the network output as
+    ``output[atom[rows], slot[rows]]``.
+    """
+
+    structure: str
+    symbols: list
+    positions: np.ndarray  # Å
+    graph: dict  # one_hot + edge_features, torch tensors
+    l: np.ndarray
+    coefficient: np.ndarray
+    integral: np.ndarray
+    reference: np.ndarray
+    target: np.ndarray
+    rows: np.ndarray
+    atom: np.ndarray
+    slot: np.ndarray
+    n_electrons: float
+    grid: DensityGrid | None = field(default=None, repr=False)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.symbols)
+
+
+def split_structures(frame: pd.DataFrame):
+    """Yield ``(structure_id, rows)`` in the dataset's order."""
+    for structure_id, rows in frame.groupby("structure", sort=False):
+        yield structure_id, rows.reset_index(drop=True)
+
+
+def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dtype) -> Sample:
+    """Cache one structure's graph and its block's target indices."""
+    atoms = rows.groupby("atom", sort=True).first()
+    symbols = list(atoms["element"])
+    positions = atoms[["x", "y", "z"]].to_numpy()
+    graph = edge_features(positions, model_cfg["max_radius"], model_cfg["number_of_basis"], model_cfg["lmax_edge"])
+    graph = {k: v.to(dtype) if v.is_floating_point() else v for k, v in graph.items()}
+    graph["one_hot"] = torch.as_tensor(layout.one_hot(symbols), dtype=dtype)
+    l = rows["l"].to_numpy()
+    block = np.flatnonzero(layout.in_block(l))
+    return Sample(
+        structure=structure_id,
+        symbols=symbols,
+        positions=positions,
+        graph=graph,
+        l=l,
+        coefficient=rows["coefficient"].to_numpy(),
+        integral=rows["integral"].to_numpy(),
+        reference=rows["reference"].to_numpy(),
+        target=rows["target"].to_numpy(),
+        rows=block,
+        atom=rows["atom"].to_numpy()[block],
+        slot=layout.slots(l[block], rows["shell"].to_numpy()[block], rows["m"].to_numpy()[block]),
+        n_electrons=float(rows["n_electrons"].iloc[0]),
+    )
+
+
+def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dtype=torch.float32,
+                 with_grid: bool = False, dft_cfg: dict | None = None, grid_level: int = 1) -> list[Sample]:  # fmt: skip
+    """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each."""
+    samples = []
+    for structure_id, rows in split_structures(frame):
+        sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
+        if with_grid:
+            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=np.float32)
+        samples.append(sample)
+    return samples
+
+
+def pack(samples: list[Sample]) -> dict:
+    """One disjoint graph from several structures (edge and row indices offset per structure)."""
+    if len(samples) == 1:
+        s = samples[0]
+        return {**s.graph, "atom": torch.as_tensor(s.atom), "slot": torch.as_tensor(s.slot)}
+    offsets = np.cumsum([0] + [s.n_atoms for s in samples[:-1]])
+    packed = {
+        "one_hot": torch.cat([s.graph["one_hot"] for s in samples]),
+        "edge_src": torch.cat([s.graph["edge_src"] + int(o) for s, o in zip(samples, offsets)]),
+        "edge_dst": torch.cat([s.graph["edge_dst"] + int(o) for s, o in zip(samples, offsets)]),
+        "edge_attr": torch.cat([s.graph["edge_attr"] for s in samples]),
+        "edge_length_embedded": torch.cat([s.graph["edge_length_embedded"] for s in samples]),
+        "atom": torch.as_tensor(np.concatenate([s.atom + o for s, o in zip(samples, offsets)])),
+        "slot": torch.as_tensor(np.concatenate([s.slot for s in samples])),
+    }
+    return packed
+
+
+def shell_scales(samples: list[Sample], layout: OutputLayout, scaling: str) -> np.ndarray:
+    """Target scale per (element, output slot): RMS of the target over the training set per shell.
+
+    One number per shell (all m of a shell share it), so scaling keeps the
+    output equivariant. ``scaling="none"`` gives ones. Unused slots get 1.
+    """
+    n_el, dim = len(layout.elements), layout.irreps.dim
+    scales = np.ones((n_el, dim))
+    if scaling == "none":
+        return scales
+    sums, counts = np.zeros((n_el, dim)), np.zeros((n_el, dim))
+    element_index = {el: i for i, el in enumerate(layout.elements)}
+    for s in samples:
+        el = np.array([element_index[s.symbols[a]] for a in s.atom])
+        np.add.at(sums, (el, s.slot), s.target[s.rows] ** 2)
+        np.add.at(counts, (el, s.slot), 1)
+    # average over the 2l+1 components of each shell
+    start = 0
+    for l, n in layout.counts.items():
+        width = 2 * l + 1
+        for k in range(n):
+            cols = slice(start + k * width, start + (k + 1) * width)
+            total, count = sums[:, cols].sum(axis=1), counts[:, cols].sum(axis=1)
+            rms = np.sqrt(np.divide(total, count, out=np.zeros_like(total), where=count > 0))
+            scales[:, cols] = np.where(rms > 1e-8, rms, 1.0)[:, None]
+        start += n * width
+    return scales

@@ -1,0 +1,318 @@
+"""Training one grid point (hidden l_max × output order × seed × training-set size), with resume.
+
+The loss is the mean squared error of the block's targets (coefficient − free-atom
+reference), each divided by its shell's scale (``e3hier.samples.shell_scales``).
+Validation ε is integrated on Becke grids every epoch; the best epoch's weights
+are kept (early stopping on validation ε).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from e3hier.io import atomic_path
+from e3hier.layout import OutputLayout
+from e3hier.model import DensityNetwork
+from e3hier.samples import Sample, pack, shell_scales
+
+L_COLUMNS = range(5)  # per-l columns of the tables: l = 0..4
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA where it exists, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def graph_statistics(samples: list[Sample]) -> tuple[float, float]:
+    """(num_neighbors, num_nodes): mean edges per node and mean nodes per graph over ``samples``."""
+    edges = sum(len(s.graph["edge_src"]) for s in samples)
+    nodes = sum(s.n_atoms for s in samples)
+    return edges / nodes, nodes / len(samples)
+
+
+def build_model(model_config: dict) -> DensityNetwork:
+    """The network described by a ``model.pt`` config (see ``Trainer.model_config``)."""
+    cfg = model_config
+    return DensityNetwork(
+        n_elements=len(cfg["elements"]),
+        lmax_hidden=cfg["lmax_hidden"],
+        irreps_out=cfg["irreps_out"],
+        num_neighbors=cfg["num_neighbors"],
+        num_nodes=cfg["num_nodes"],
+        **cfg["model"],
+    )
+
+
+def fingerprint(payload: dict) -> str:
+    """Stable hash of the settings a checkpoint belongs to."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Predictor:
+    """Network + per-shell scales: turns a packed graph into block targets per function row."""
+
+    def __init__(self, model: DensityNetwork, scales: torch.Tensor, layout: OutputLayout):
+        self.model, self.scales, self.layout = model, scales, layout
+        self.element_index = {el: i for i, el in enumerate(layout.elements)}
+        self._row_scales: dict[str, torch.Tensor] = {}
+
+    def row_scales(self, sample: Sample) -> torch.Tensor:
+        """The scale of each of the sample's block rows (cached per structure)."""
+        if sample.structure not in self._row_scales:
+            el = torch.as_tensor([self.element_index[sample.symbols[a]] for a in sample.atom], dtype=torch.long)
+            self._row_scales[sample.structure] = self.scales[el.to(self.scales.device), torch.as_tensor(sample.slot)]
+        return self._row_scales[sample.structure]
+
+    def scaled_outputs(self, graph: dict) -> torch.Tensor:
+        """The network's output at every block row of the packed graph (scaled units)."""
+        return self.model(graph)[graph["atom"], graph["slot"]]
+
+    @torch.no_grad()
+    def predict_targets(self, sample: Sample) -> np.ndarray:
+        """Predicted targets (coefficient − reference) for the sample's block rows."""
+        out = self.scaled_outputs(pack([sample])) * self.row_scales(sample).to(self.scales.dtype)
+        return out.double().cpu().numpy()
+
+
+def full_prediction(sample: Sample, predicted_block_targets: np.ndarray) -> np.ndarray:
+    """Predicted coefficients of every function: reference + predicted target in the block, reference elsewhere."""
+    coefficients = sample.reference.copy()
+    coefficients[sample.rows] += predicted_block_targets
+    return coefficients
+
+
+def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict:
+    """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e)."""
+    grid = sample.grid
+    block = layout.in_block(sample.l)
+    row = {
+        "epsilon": grid.epsilon(predicted, sample.coefficient),
+        "epsilon_block": grid.epsilon(predicted, sample.coefficient, block),
+        "epsilon_baseline": grid.epsilon(sample.reference, sample.coefficient),
+        "epsilon_baseline_block": grid.epsilon(sample.reference, sample.coefficient, block),
+        "electron_error": float(sample.integral @ predicted - sample.n_electrons),
+    }
+    for l in L_COLUMNS:
+        mask = sample.l == l
+        row[f"epsilon_l{l}"] = grid.epsilon(predicted, sample.coefficient, mask) if mask.any() else float("nan")
+        row[f"epsilon_baseline_l{l}"] = (
+            grid.epsilon(sample.reference, sample.coefficient, mask) if mask.any() else float("nan")
+        )
+    return row
+
+
+def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
+    """One row per structure with ``structure_errors``."""
+    predictor.model.eval()
+    rows = []
+    for s in samples:
+        predicted = full_prediction(s, predictor.predict_targets(s))
+        rows.append({"structure": s.structure, "n_atoms": s.n_atoms, **structure_errors(s, predicted, predictor.layout)})
+    return pd.DataFrame(rows)
+
+
+class Trainer:
+    """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping."""
+
+    def __init__(self, name: str, layout: OutputLayout, train: list[Sample], val: list[Sample], lmax_hidden: int,
+                 seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None):  # fmt: skip
+        self.name, self.layout, self.train, self.val = name, layout, train, val
+        self.cfg, self.seed = train_cfg, seed
+        self.checkpoint_path = Path(checkpoint_path)
+        self.log_stream = log_stream
+        self.device = resolve_device(train_cfg["device"])
+        self.dtype = torch.float64 if train_cfg["dtype"] == "float64" else torch.float32
+        num_neighbors, num_nodes = graph_statistics(train)
+        scales = shell_scales(train, layout, train_cfg["target_scaling"])
+        self.model_config = {
+            "elements": list(layout.elements),
+            "layout_counts": {str(l): n for l, n in layout.counts.items()},
+            "output": layout.output,
+            "irreps_out": str(layout.irreps),
+            "lmax_hidden": int(lmax_hidden),
+            "num_neighbors": float(num_neighbors),
+            "num_nodes": float(num_nodes),
+            "model": dict(model_cfg),
+            "dtype": train_cfg["dtype"],
+        }
+        torch.manual_seed(seed)
+        self.model = build_model(self.model_config).to(self.device, self.dtype)
+        self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg["lr"])
+        self.scheduler = self._scheduler()
+        self.fingerprint = fingerprint(
+            {"model": self.model_config, "train": train_cfg, "seed": seed,
+             "train_set": [s.structure for s in train], "val_set": [s.structure for s in val]}
+        )  # fmt: skip
+        for s in train + val:
+            s.graph = {k: v.to(self.device) for k, v in s.graph.items()}
+
+    def _scheduler(self):
+        kind, epochs = self.cfg["lr_schedule"], self.cfg["epochs"]
+        if kind == "exponential":
+            return torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=self.cfg["lr_decay"])
+        if kind == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs, eta_min=self.cfg["lr_min"])
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: 1.0)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self, epoch: int, metrics: list, best: dict) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "metrics": metrics,
+            "best": best,
+        }
+
+    def save_checkpoint(self, epoch: int, metrics: list, best: dict) -> None:
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(self.state(epoch, metrics, best), tmp)
+
+    def load_checkpoint(self):
+        """Resume state ``(epoch, metrics, best)`` if a checkpoint of these exact settings exists."""
+        if not self.checkpoint_path.exists():
+            return None
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if state.get("fingerprint") != self.fingerprint:
+            return None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        return state["epoch"], state["metrics"], state["best"]
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def batches(self, epoch: int) -> list[list[Sample]]:
+        """Shuffled batches; the order depends only on (seed, epoch), so a resumed run sees the same."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+        size = self.cfg["batch_size"]
+        return [[self.train[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        sums = {l: 0.0 for l in L_COLUMNS}
+        counts = {l: 0 for l in L_COLUMNS}
+        total, n_rows = 0.0, 0
+        batches = self.batches(epoch)
+        progress = tqdm(batches, desc=f"{self.name} epoch {epoch}", unit="batch", file=self.log_stream,
+                        mininterval=2.0, leave=False, disable=self.log_stream is None)  # fmt: skip
+        start = time.perf_counter()
+        for batch in progress:
+            graph = {k: v for k, v in pack(batch).items()}
+            graph["atom"], graph["slot"] = graph["atom"].to(self.device), graph["slot"].to(self.device)
+            target = torch.cat([torch.as_tensor(s.target[s.rows]) for s in batch]).to(self.device, self.dtype)
+            scale = torch.cat([self.predictor.row_scales(s) for s in batch])
+            residual = self.predictor.scaled_outputs(graph) - target / scale
+            loss = residual.pow(2).mean()
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"grid point {self.name}: loss is {loss.item()} at epoch {epoch}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            squared = residual.detach().pow(2)
+            l_rows = torch.as_tensor(np.concatenate([s.l[s.rows] for s in batch]), device=self.device)
+            for l in L_COLUMNS:
+                mask = l_rows == l
+                if mask.any():
+                    sums[l] += float(squared[mask].sum())
+                    counts[l] += int(mask.sum())
+            total += float(squared.sum())
+            n_rows += len(squared)
+            progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch, "loss": total / n_rows}
+        for l in L_COLUMNS:
+            row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
+        row["structures_per_second"] = len(self.train) / seconds
+        row["train_seconds"] = seconds
+        return row
+
+    def validate(self) -> dict:
+        errors = evaluate(self.predictor, self.val)
+        row = {"val_epsilon": errors["epsilon"].mean(), "val_epsilon_block": errors["epsilon_block"].mean()}
+        for l in L_COLUMNS:
+            row[f"val_epsilon_l{l}"] = errors[f"epsilon_l{l}"].mean()
+        return row
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self, epoch_callback=None) -> tuple[pd.DataFrame, dict, list]:
+        """Train (resuming if possible).
+
+        ``epoch_callback(epoch, model)`` runs after every epoch (e.g. hidden-feature
+        probes); its results are checkpointed with the metrics. Returns the metrics
+        table, the best epoch ``{"epsilon", "epoch", "state"}`` and the callback results.
+        """
+        epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
+        resumed = self.load_checkpoint()
+        if resumed:
+            first_epoch, metrics, best = resumed[0] + 1, resumed[1], resumed[2]
+        else:
+            first_epoch, metrics = 1, []
+            best = {"epsilon": math.inf, "epoch": 0, "state": None}
+        clock = time.perf_counter()
+        for epoch in range(first_epoch, epochs + 1):
+            lr = self.optimizer.param_groups[0]["lr"]
+            row = self.train_epoch(epoch)
+            row.update(self.validate())
+            row["lr"] = lr
+            row["wall_seconds"] = (metrics[-1]["wall_seconds"] if metrics else 0.0) + time.perf_counter() - clock
+            clock = time.perf_counter()
+            if epoch_callback is not None:
+                row["callback"] = epoch_callback(epoch, self.model)
+            metrics.append(row)
+            self.scheduler.step()
+            if row["val_epsilon"] < best["epsilon"]:
+                state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                best = {"epsilon": float(row["val_epsilon"]), "epoch": epoch, "state": state}
+            if self.log_stream is not None:
+                print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
+                      f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
+            stop = self.cfg["patience"] > 0 and epoch - best["epoch"] >= self.cfg["patience"]
+            if epoch % every == 0 or epoch == epochs or stop:
+                self.save_checkpoint(epoch, metrics, best)
+            if stop:
+                break
+        callbacks = [row.get("callback") for row in metrics]
+        table = pd.DataFrame([{k: v for k, v in row.items() if k != "callback"} for row in metrics])
+        return table, best, callbacks
+
+    def save_model(self, path, best: dict) -> None:
+        """``model.pt``: best-epoch state dict + the config to rebuild it (loads with weights_only=True)."""
+        payload = {
+            "state_dict": best["state"] if best["state"] is not None else self.model.state_dict(),
+            "config": self.model_config,
+            "scales": self.predictor.scales.detach().cpu(),
+            "best_epoch": int(best["epoch"]),
+            "epsilon_val_best": float(best["epsilon"]),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+
+def load_predictor(path, device: str = "cpu") -> Predictor:
+    """Rebuild the network of a ``model.pt`` (best weights) as a ``Predictor``."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    cfg = payload["config"]
+    model = build_model(cfg)
+    model.load_state_dict(payload["state_dict"])
+    dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
+    model.to(device, dtype).eval()
+    layout = OutputLayout(tuple(cfg["elements"]), {int(l): n for l, n in cfg["layout_counts"].items()}, cfg["output"])
+    return Predictor(model, payload["scales"].to(device, dtype), layout)
