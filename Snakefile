@@ -9,6 +9,7 @@ include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/dft.smk"
 include: "rules/dataset.smk"
+include: "rules/train.smk"
 
 
 rule all:

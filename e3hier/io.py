@@ -38,10 +38,21 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def _json_default(value):
+    """numpy scalars and arrays → Python values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def to_json(payload) -> str:
+    return json.dumps(payload, indent=2, sort_keys=True, default=_json_default)
+
+
 def write_json(path, payload: dict) -> None:
     """Write ``payload`` as indented, key-sorted JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+        tmp.write_text(to_json(payload) + "\n")
 
 
 def read_json(path) -> dict:
@@ -53,7 +64,7 @@ def write_parquet(path, frame: pd.DataFrame, metadata: dict | None = None) -> No
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata is not None:
         existing = table.schema.metadata or {}
-        table = table.replace_schema_metadata({**existing, b"e3hier": json.dumps(metadata, sort_keys=True).encode()})
+        table = table.replace_schema_metadata({**existing, b"e3hier": to_json(metadata).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

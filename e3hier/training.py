@@ -246,9 +246,9 @@ class Trainer:
 
     def validate(self) -> dict:
         errors = evaluate(self.predictor, self.val)
-        row = {"val_epsilon": errors["epsilon"].mean(), "val_epsilon_block": errors["epsilon_block"].mean()}
+        row = {"val_epsilon": float(errors["epsilon"].mean()), "val_epsilon_block": float(errors["epsilon_block"].mean())}
         for l in L_COLUMNS:
-            row[f"val_epsilon_l{l}"] = errors[f"epsilon_l{l}"].mean()
+            row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
         return row
 
     # ---- the loop ----------------------------------------------------------------------------

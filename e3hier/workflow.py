@@ -55,3 +55,41 @@ def dft_mem_mb(symbols, dft_cfg: dict) -> int:
     )
     three_centre_mb = 8 * nao * nao * naux / 1e6
     return int(1000 + 3 * three_centre_mb)
+
+
+#: ``train`` keys that span the grid; they are not passed to each training job, so adding
+#: a grid value does not invalidate the models already trained.
+GRID_AXES = ("lmax_hidden", "outputs", "seeds", "n_train")
+
+
+def training_grid(train_cfg: dict):
+    """The grid as a table (columns lmax, output, seed, ntrain), for ``snakemake.utils.Paramspace``."""
+    import itertools
+
+    import pandas as pd
+
+    rows = itertools.product(train_cfg["lmax_hidden"], train_cfg["outputs"], train_cfg["seeds"], train_cfg["n_train"])
+    frame = pd.DataFrame(list(rows), columns=["lmax", "output", "seed", "ntrain"])
+    frame["ntrain"] = frame["ntrain"].astype(str)
+    return frame
+
+
+def per_model_train_settings(train_cfg: dict) -> dict:
+    """``train`` without the grid axes: what one training job depends on."""
+    return {k: v for k, v in train_cfg.items() if k not in GRID_AXES}
+
+
+def fit_layout_settings(dft_cfg: dict) -> dict:
+    """The part of ``dft`` the model and ε need: the fit basis (the layout) and the SCF basis name."""
+    return {k: dft_cfg[k] for k in ("basis", "fit_auxbasis", "decontract")}
+
+
+def training_uses_gpu(train_cfg: dict) -> bool:
+    """Whether ``train.device`` resolves to CUDA here (``auto``: if torch sees a GPU)."""
+    if train_cfg["device"] == "cuda":
+        return True
+    if train_cfg["device"] == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,7 +1,7 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import Paramspace, min_version, validate
 
 from e3hier import workflow as wf
 
@@ -13,6 +13,10 @@ validate(config, schema="../e3hier/schemas/config.schema.yaml")
 STRUCTURES = wf.structure_manifest(config["structures"], base_dir=workflow.basedir)
 SPLITS = wf.splits(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
+TRAIN_SPLIT = "train"
+TEST_SPLITS = [s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS]
+GRID = Paramspace(wf.training_grid(config["train"]), filename_params="*", param_sep="~")
+TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 
 
 wildcard_constraints:
@@ -31,4 +35,4 @@ def dft_mem_mb(wildcards, attempt):
 
 
 def all_targets():
-    return expand("results/dataset/{split}.parquet", split=SPLITS)
+    return ["results/tables/models.parquet"]

@@ -1,0 +1,95 @@
+"""One grid point of the study, end to end: load splits, train, evaluate the test splits, write outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from e3hier.io import write_json, write_parquet
+from e3hier.layout import OutputLayout
+from e3hier.samples import load_samples
+from e3hier.training import L_COLUMNS, Trainer, evaluate
+
+
+def grid_point_name(lmax: int, output: str, seed: int, ntrain) -> str:
+    """The Paramspace-style folder name of a grid point."""
+    return f"lmax~{lmax}_output~{output}_seed~{seed}_ntrain~{ntrain}"
+
+
+def training_subset(frame: pd.DataFrame, ntrain) -> pd.DataFrame:
+    """The first ``ntrain`` training structures (``"all"``: every one), in dataset order."""
+    ids = list(dict.fromkeys(frame["structure"]))
+    if ntrain == "all":
+        return frame
+    ntrain = int(ntrain)
+    if ntrain > len(ids):
+        raise ValueError(f"train.n_train: {ntrain} structures requested, the training split has {len(ids)}")
+    return frame[frame["structure"].isin(set(ids[:ntrain]))]
+
+
+def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
+                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, epoch_callback=None) -> dict:  # fmt: skip
+    """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``.
+
+    ``point`` holds ``lmax``, ``output``, ``seed`` and ``ntrain``; ``test_paths``
+    maps each test split to its dataset file. Returns the summary row of the models table.
+    """
+    out_dir = Path(out_dir)
+    point = {"lmax": int(point["lmax"]), "output": str(point["output"]), "seed": int(point["seed"]),
+             "ntrain": str(point["ntrain"])}  # fmt: skip
+    torch.set_num_threads(int(train_cfg.get("threads", 1)))
+    name = grid_point_name(point["lmax"], point["output"], point["seed"], point["ntrain"])
+    train_frame = training_subset(pd.read_parquet(train_path), point["ntrain"])
+    val_frame = pd.read_parquet(val_path)
+    elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
+    layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point["output"])
+    dtype = torch.float64 if train_cfg["dtype"] == "float64" else torch.float32
+    grid_level = metric_cfg["grid_level"]
+    train = load_samples(train_frame, layout, model_cfg, dtype)
+    val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level)
+
+    trainer = Trainer(name, layout, train, val, point["lmax"], point["seed"], model_cfg, train_cfg,
+                      out_dir / "checkpoint.pt", log_stream)  # fmt: skip
+    start = time.perf_counter()
+    metrics, best, callbacks = trainer.fit(epoch_callback)
+    train_seconds = float(metrics["wall_seconds"].iloc[-1])
+    trainer.save_model(out_dir / "model.pt", best)
+    trainer.model.load_state_dict(best["state"])
+
+    evaluations = []
+    for split, path in test_paths.items():
+        samples = load_samples(pd.read_parquet(path), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
+                               grid_level=grid_level)  # fmt: skip
+        for s in samples:
+            s.graph = {k: v.to(trainer.device) for k, v in s.graph.items()}
+        errors = evaluate(trainer.predictor, samples)
+        errors.insert(0, "split", split)
+        evaluations.append(errors)
+    eval_table = pd.concat(evaluations, ignore_index=True)
+
+    provenance = {"grid_point": point, "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
+    write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)
+    write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
+    test = eval_table[eval_table["split"] == "test"] if (eval_table["split"] == "test").any() else eval_table
+    summary = {
+        "lmax_hidden": int(point["lmax"]),
+        "output": point["output"],
+        "seed": int(point["seed"]),
+        "n_train": len(train),
+        "n_params": int(sum(p.numel() for p in trainer.model.parameters())),
+        "epsilon_test": float(test["epsilon"].mean()),
+        "epsilon_test_block": float(test["epsilon_block"].mean()),
+        **{f"epsilon_test_l{l}": float(test[f"epsilon_l{l}"].mean()) for l in L_COLUMNS},
+        "epsilon_test_baseline": float(test["epsilon_baseline"].mean()),
+        "epsilon_val_best": float(best["epsilon"]),
+        "best_epoch": int(best["epoch"]),
+        "epochs": int(metrics["epoch"].iloc[-1]),
+        "train_seconds": train_seconds,
+        "job_seconds": time.perf_counter() - start,
+    }
+    write_json(out_dir / "summary.json", summary)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return {"summary": summary, "callbacks": callbacks, "trainer": trainer}

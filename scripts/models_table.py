@@ -1,0 +1,13 @@
+"""Snakemake glue: gather every model's summary into results/tables/models.parquet."""
+
+import pandas as pd
+
+from e3hier.io import logged_errors, read_json, setup_logging, write_parquet
+
+log = setup_logging(snakemake.log[0])
+
+with logged_errors(log):
+    table = pd.DataFrame([read_json(p) for p in snakemake.input])
+    table = table.sort_values(["output", "lmax_hidden", "seed", "n_train"], ignore_index=True)
+    write_parquet(snakemake.output[0], table)
+    log.info("%d models", len(table))
