@@ -5,17 +5,13 @@ from pathlib import Path
 import pandas as pd
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.structures import generate_water_clusters, read_xyz_structures, validate_structure, write_structure
+from e3hier.structures import structures_from_config, validate_structure, write_structure
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.params.structures
 
 with logged_errors(log):
-    if cfg["source"] == "xyz":
-        by_split = read_xyz_structures(cfg.get("xyz") or {}, base_dir=snakemake.params.base_dir)
-    else:
-        wc = cfg["water_clusters"]
-        by_split = generate_water_clusters(wc["splits"], wc["seed"], wc.get("temperature_K", 50.0), wc.get("md_steps", 100))
+    by_split = structures_from_config(cfg, base_dir=snakemake.params.base_dir)
     rows = []
     for split, entries in by_split.items():
         for structure, atoms in entries:

@@ -35,3 +35,78 @@ def water_dimer():
     symbols, pos = WATER
     second = pos @ np.array([[0, 1, 0], [-1, 0, 0], [0, 0, 1.0]]).T + np.array([2.9, 0.1, 0.2])
     return symbols * 2, np.concatenate([pos, second])
+
+
+def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
+    """A dataset table (``e3hier.dataset`` schema) with real fit functions and random, smooth coefficients.
+
+    No SCF is run: targets are random but deterministic, which is all the
+    training-loop tests need.
+    """
+    import pandas as pd
+
+    from e3hier.basis import build_mol, fit_basis, function_table, make_auxmol
+    from e3hier.dft import fit_function_integrals
+
+    rng = np.random.default_rng(seed)
+    symbols0, pos0 = WATER
+    frames = []
+    for i in range(n_structures):
+        symbols, blocks = [], []
+        for k in range(n_molecules):
+            rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+            blocks.append(pos0 @ rotation.T + np.array([2.8 * k, 0.3 * rng.normal(), 0.3 * rng.normal()]))
+            symbols += symbols0
+        pos = np.concatenate(blocks)
+        mol = build_mol(symbols, pos, "cc-pvdz")
+        auxmol = make_auxmol(mol, fit_basis("def2-universal-jfit", symbols, True))
+        table = function_table(auxmol)
+        table["integral"] = fit_function_integrals(auxmol)[table["ao_index"].to_numpy()]
+        table["coefficient"] = rng.normal(scale=0.1, size=len(table)) / (1 + table["l"])
+        table["reference"] = np.where(table["l"] == 0, 0.2, 0.0)
+        table["target"] = table["coefficient"] - table["reference"]
+        for axis, name in enumerate("xyz"):
+            table[name] = pos[table["atom"].to_numpy(), axis]
+        table["structure"] = f"s{seed}_{i:03d}"
+        table["n_electrons"] = mol.nelectron
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits(tmp_path_factory):
+    """Parquet files of small synthetic train / val / test splits (water dimers)."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    paths = {}
+    for split, (n, seed) in {"train": (6, 1), "val": (2, 2), "test": (2, 3)}.items():
+        paths[split] = folder / f"{split}.parquet"
+        synthetic_frame(n, seed).to_parquet(paths[split])
+    return paths
+
+
+TINY_MODEL = {
+    "hidden_multiplicities": [8, 4, 4, 2, 2],
+    "layers": 2,
+    "max_radius": 3.5,
+    "number_of_basis": 10,
+    "radial_layers": 1,
+    "radial_neurons": 16,
+    "lmax_edge": 3,
+}
+
+TINY_TRAIN = {
+    "epochs": 4,
+    "batch_size": 2,
+    "lr": 0.01,
+    "lr_schedule": "exponential",
+    "lr_decay": 0.9,
+    "lr_min": 1e-4,
+    "patience": 0,
+    "target_scaling": "shell_rms",
+    "dtype": "float32",
+    "device": "cpu",
+    "checkpoint_every": 1,
+    "threads": 1,
+}
+
+FIT = {"basis": "cc-pvdz", "fit_auxbasis": "def2-universal-jfit", "decontract": True}

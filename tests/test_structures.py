@@ -1,0 +1,297 @@
+"""Tests for e3hier.structures: water-cluster generation, checks, XYZ input and I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.tip3p import rOH
+from ase.constraints import FixBondLengths
+
+from e3hier import structures as S
+
+
+@pytest.fixture(scope="module")
+def trimer() -> Atoms:
+    return S.generate_water_cluster(3, seed=1)
+
+
+def _water(o) -> np.ndarray:
+    """O, H, H of a TIP3P water with its O at ``o`` (Å), H pointing along +y."""
+    return S._water_template() + np.asarray(o, float)
+
+
+def _cluster(*waters) -> Atoms:
+    return Atoms("OH2" * len(waters), positions=np.concatenate(waters))
+
+
+# --- generation ---------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_file_bytes(tmp_path, trimer):
+    again = S.generate_water_cluster(3, seed=1)
+    other = S.generate_water_cluster(3, seed=2)
+    paths = [tmp_path / f"{name}.xyz" for name in ("a", "b", "c")]
+    for path, atoms in zip(paths, (trimer, again, other)):
+        S.write_structure(path, atoms)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() != paths[2].read_bytes()
+    assert np.array_equal(trimer.positions, again.positions)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6])
+def test_generated_clusters_are_plausible(n):
+    for seed in range(3):
+        atoms = S.generate_water_cluster(n, seed)
+        assert atoms.get_chemical_symbols() == ["O", "H", "H"] * n
+        assert not atoms.pbc.any() and not atoms.cell.any()
+        assert atoms.calc is None and not atoms.constraints
+        S.check_water_cluster(atoms, f"w{n}_{seed}")
+        S.validate_structure(f"w{n}_{seed}", atoms, min_distance=0.8, allowed_elements={"H", "O"})
+        # Rigid TIP3P molecules stay rigid through minimisation and MD.
+        oh = [atoms.get_distance(3 * m, 3 * m + h) for m in range(n) for h in (1, 2)]
+        assert np.allclose(oh, rOH, atol=1e-6)
+        assert np.allclose(atoms.get_center_of_mass(), 0.0, atol=1e-9)
+
+
+def test_monomer_and_md_options():
+    monomer = S.generate_water_cluster(1, seed=0)
+    S.check_water_cluster(monomer)
+    # No MD and 0 K are allowed; MD settings don't change the start geometry stream.
+    S.check_water_cluster(S.generate_water_cluster(2, seed=0, md_steps=0))
+    S.check_water_cluster(S.generate_water_cluster(2, seed=0, temperature_K=0.0, md_steps=10))
+
+
+@pytest.mark.parametrize("bad", [dict(n_molecules=0, seed=0), dict(n_molecules=2, seed=-1)])
+def test_generate_rejects_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        S.generate_water_cluster(**bad)
+
+
+def test_rigid_waters_matches_ase_fix_bond_lengths():
+    """The vectorised constraint gives ASE's FixBondLengths solution, only faster."""
+    n = 4
+    positions = S._grow_cluster(n, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    target = positions + rng.normal(scale=0.02, size=positions.shape)
+    momenta = rng.normal(scale=0.3, size=positions.shape)
+    pairs = [(3 * m + a, 3 * m + b) for m in range(n) for a, b in ((0, 1), (0, 2), (1, 2))]
+    results = []
+    for constraint in (FixBondLengths(pairs), S.RigidWaters(n)):
+        atoms = Atoms("OH2" * n, positions=positions)
+        atoms.constraints = [constraint]
+        atoms.set_positions(target)
+        atoms.set_momenta(momenta)
+        forces = momenta.copy()
+        constraint.adjust_forces(atoms, forces)
+        results.append((atoms.positions.copy(), atoms.get_momenta(), forces))
+    for ours, ase_ in zip(results[1], results[0]):
+        assert np.allclose(ours, ase_, atol=1e-10)
+
+
+# --- check_water_cluster --------------------------------------------------------
+
+
+def test_check_accepts_hand_built_dimer():
+    S.check_water_cluster(_cluster(_water([0, 0, 0]), _water([2.9, 0, 0])))
+
+
+def test_check_rejects_broken_molecule(trimer):
+    atoms = trimer.copy()
+    o, h = atoms.positions[3], atoms.positions[4]
+    atoms.positions[4] = o + 1.3 * (h - o) / np.linalg.norm(h - o)
+    with pytest.raises(ValueError, match=r"w3_broken: intact-molecule rule failed: O 3 has 1 H"):
+        S.check_water_cluster(atoms, "w3_broken")
+
+
+def test_check_rejects_bent_molecule():
+    atoms = _cluster(_water([0, 0, 0]), _water([2.9, 0, 0]))
+    atoms.positions[2] = [0.0, -0.96, 0.0]  # H–O–H ≈ 142°, bonds still 0.96 Å
+    with pytest.raises(ValueError, match=r"bent: intact-molecule rule failed: H–O–H angle at O 0"):
+        S.check_water_cluster(atoms, "bent")
+
+
+def test_check_rejects_far_away_molecule(trimer):
+    atoms = trimer.copy()
+    atoms.positions[6:9] += [10.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"w3_far: nearest-O–O rule failed: O 6"):
+        S.check_water_cluster(atoms, "w3_far")
+
+
+def test_check_rejects_disconnected_cluster():
+    # Two well-formed dimers 10 Å apart: every O has a near O, but the cluster is split.
+    dimer = [_water([0, 0, 0]), _water([2.9, 0, 0])]
+    far = [w + [0.0, 0.0, 10.0] for w in dimer]
+    with pytest.raises(ValueError, match=r"split: connectivity rule failed: O \[6, 9\]"):
+        S.check_water_cluster(_cluster(*dimer, *far), "split")
+
+
+def test_check_rejects_too_close_oxygens():
+    atoms = _cluster(_water([0, 0, 0]), _water([2.3, 0, 0]))
+    with pytest.raises(ValueError, match=r"close: nearest-O–O rule failed: O 0 has its nearest O at 2.300"):
+        S.check_water_cluster(atoms, "close")
+
+
+def test_check_rejects_non_water():
+    with pytest.raises(ValueError, match="elements"):
+        S.check_water_cluster(Atoms("CH4", positions=np.eye(5, 3)), "methane")
+    with pytest.raises(ValueError, match="1 O and 1 H"):
+        S.check_water_cluster(Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]]), "oh")
+
+
+# --- splits and ids -------------------------------------------------------------
+
+
+def test_split_ids_cycle_sizes():
+    cfg = {
+        "source": "water_clusters",
+        "water_clusters": {
+            "splits": {"train": {"n_molecules": 3, "count": 2}, "test_large": {"n_molecules": [5, 6], "count": 3}},
+        },
+    }
+    assert S.structure_ids_from_config(cfg) == {
+        "train": ["w3_train_0000", "w3_train_0001"],
+        "test_large": ["w5_test_large_0000", "w6_test_large_0001", "w5_test_large_0002"],
+    }
+
+
+def test_split_seeds_independent_of_other_splits():
+    small = {"train": {"n_molecules": 1, "count": 2}}
+    big = {"val": {"n_molecules": 1, "count": 1}, "train": {"n_molecules": 1, "count": 3}}
+    a = S.generate_water_clusters(small, seed=5, temperature_K=50.0, md_steps=5)
+    b = S.generate_water_clusters(big, seed=5, temperature_K=50.0, md_steps=5)
+    assert [sid for sid, _ in a["train"]] == ["w1_train_0000", "w1_train_0001"]
+    for (id_a, atoms_a), (id_b, atoms_b) in zip(a["train"], b["train"]):
+        assert id_a == id_b and np.array_equal(atoms_a.positions, atoms_b.positions)
+    # Different splits and indices get different seeds; the seed is stable across processes.
+    seeds = {S.structure_seed(5, split, i) for split in ("train", "val", "test") for i in range(20)}
+    assert len(seeds) == 60
+    assert S.structure_seed(5, "train", 0) == S.structure_seed(5, "train", 0)
+    assert S.structure_seed(5, "train", 0) != S.structure_seed(6, "train", 0)
+
+
+def test_ids_from_config_match_generated():
+    cfg = {
+        "source": "water_clusters",
+        "water_clusters": {
+            "seed": 0,
+            "temperature_K": 50.0,
+            "md_steps": 5,
+            "splits": {"train": {"n_molecules": [1, 2], "count": 3}, "empty": {"n_molecules": 2, "count": 0}},
+        },
+    }
+    generated = S.structures_from_config(cfg)
+    assert {k: [sid for sid, _ in v] for k, v in generated.items()} == S.structure_ids_from_config(cfg)
+    assert [len(atoms) for _, atoms in generated["train"]] == [3, 6, 3]
+
+
+def test_bad_split_specs_and_source():
+    with pytest.raises(ValueError, match="'train'"):
+        S.structure_ids_from_config(
+            {"source": "water_clusters", "water_clusters": {"splits": {"train": {"n_molecules": [], "count": 1}}}}
+        )
+    with pytest.raises(ValueError, match="source"):
+        S.structure_ids_from_config({"source": "pdb"})
+
+
+# --- XYZ input ------------------------------------------------------------------
+
+WATER_XYZ = "3\n{comment}\nO 0.0 0.0 0.0\nH 0.96 0.0 0.0\nH -0.24 0.93 0.0\n"
+
+
+@pytest.fixture
+def xyz_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "b_single.xyz").write_text(WATER_XYZ.format(comment="plain xyz"))
+    (tmp_path / "data" / "a_multi.xyz").write_text(
+        WATER_XYZ.format(comment='Properties=species:S:1:pos:R:3 energy=-1.5 pbc="F F F"')
+        + WATER_XYZ.format(comment="frame 1")
+        + WATER_XYZ.format(comment="frame 2")
+    )
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "big.xyz").write_text(WATER_XYZ.format(comment=""))
+    return tmp_path
+
+
+def test_read_xyz_ids_and_empty_splits(xyz_dir):
+    out = S.read_xyz_structures(
+        {"train": ["data/*.xyz"], "test": ["test/big.xyz"], "val": None, "extra": []}, base_dir=xyz_dir
+    )
+    assert [sid for sid, _ in out["train"]] == ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"]
+    assert [sid for sid, _ in out["test"]] == ["big"]
+    assert out["val"] == [] and out["extra"] == []
+    atoms = out["train"][3][1]
+    assert atoms.get_chemical_symbols() == ["O", "H", "H"]
+    assert np.allclose(atoms.positions[1], [0.96, 0.0, 0.0])
+    cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "val": None}}
+    assert S.structure_ids_from_config(cfg, base_dir=xyz_dir) == {
+        "train": ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"],
+        "val": [],
+    }
+
+
+def test_read_xyz_missing_glob(xyz_dir):
+    with pytest.raises(ValueError, match=r"split 'test'.*'nothing/\*\.xyz'"):
+        S.read_xyz_structures({"train": ["data/*.xyz"], "test": ["nothing/*.xyz"]}, base_dir=xyz_dir)
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("3\nc\nO 0 0 0\nH 0.96 abc 0\nH 0 1 0\n", "line 4"),
+        ("3\nc\nO 0 0 0\nH 0.96 0\nH 0 1 0\n", "line 4"),
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\n", "line 1"),
+        ("three\nc\nO 0 0 0\n", "line 1"),
+    ],
+)
+def test_read_xyz_malformed_names_file_and_line(tmp_path, text, line):
+    path = tmp_path / "broken.xyz"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        S.read_xyz_structures({"train": ["broken.xyz"]}, base_dir=tmp_path)
+    assert str(path) in str(err.value) and line in str(err.value)
+
+
+def test_read_xyz_duplicate_ids(xyz_dir):
+    (xyz_dir / "test" / "b_single.xyz").write_text(WATER_XYZ.format(comment="same stem"))
+    with pytest.raises(
+        ValueError, match=r"duplicate structure id 'b_single'.*data.*b_single\.xyz.*test.*b_single\.xyz"
+    ):
+        S.read_xyz_structures({"train": ["data/*.xyz"], "test": ["test/*.xyz"]}, base_dir=xyz_dir)
+
+
+# --- validate_structure ---------------------------------------------------------
+
+
+def test_validate_structure_close_atoms():
+    atoms = Atoms("OHH", positions=[[0, 0, 0], [0.96, 0, 0], [0.96, 0.3, 0]])
+    with pytest.raises(ValueError, match=r"s7: atoms 1 \(H\) and 2 \(H\) are 0\.300 Å apart"):
+        S.validate_structure("s7", atoms)
+    S.validate_structure("s7", atoms, min_distance=0.25)
+
+
+def test_validate_structure_elements():
+    atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    S.validate_structure("w", atoms, allowed_elements={"H", "O"})
+    with pytest.raises(ValueError, match=r"w: element\(s\) \['O'\] not in allowed"):
+        S.validate_structure("w", atoms, allowed_elements={"H", "C"})
+
+
+# --- write/read -----------------------------------------------------------------
+
+
+def test_write_read_roundtrip_is_clean_and_atomic(tmp_path, trimer):
+    atoms = trimer.copy()
+    atoms.info["energy"] = -1.0  # run-dependent extras must not reach the file
+    atoms.set_momenta(np.ones((len(atoms), 3)))
+    path = tmp_path / "out" / "w3.xyz"
+    S.write_structure(path, atoms)
+    S.write_structure(tmp_path / "plain.xyz", trimer)
+    assert path.read_bytes() == (tmp_path / "plain.xyz").read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["w3.xyz"]  # no temp file left
+    back = S.read_structure(path)
+    assert back.get_chemical_symbols() == trimer.get_chemical_symbols()
+    assert np.allclose(back.positions, trimer.positions, atol=1e-7)
+    assert not back.pbc.any() and back.info == {}
+    S.write_structure(path, back)  # overwriting an existing file works and is stable
+    assert path.read_bytes() == (tmp_path / "plain.xyz").read_bytes()

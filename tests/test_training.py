@@ -1,0 +1,135 @@
+"""Training loop: determinism, resume after a kill, the NaN stop, and the outputs of a grid point."""
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FIT, TINY_MODEL, TINY_TRAIN
+
+from e3hier.experiment import run_grid_point
+from e3hier.layout import OutputLayout
+from e3hier.samples import load_samples
+from e3hier.training import Trainer, TrainingDiverged, load_predictor
+
+TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
+POINT = {"lmax": 1, "output": "full", "seed": 3, "ntrain": "all"}
+
+
+def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1):
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, output)
+    train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
+    val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
+    return Trainer("test-point", layout, train, val, lmax, 3, TINY_MODEL, train_cfg, checkpoint)
+
+
+def test_same_config_gives_identical_metrics_and_weights(synthetic_splits, tmp_path):
+    a, best_a, _ = make_trainer(synthetic_splits, tmp_path / "a.pt").fit()
+    b, best_b, _ = make_trainer(synthetic_splits, tmp_path / "b.pt").fit()
+    pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING))
+    for key in best_a["state"]:
+        assert torch.equal(best_a["state"][key], best_b["state"][key])
+    assert a["loss"].iloc[-1] < a["loss"].iloc[0]  # it learns
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_path):
+    reference = make_trainer(synthetic_splits, tmp_path / "ref.pt")
+    ref_metrics, _, _ = reference.fit()
+
+    def crash_at_epoch_3(epoch, model):
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit(crash_at_epoch_3)
+    resumed = make_trainer(synthetic_splits, tmp_path / "ckpt.pt")
+    metrics, _, _ = resumed.fit()
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), ref_metrics.drop(columns=TIMING))
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key])
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(synthetic_splits, tmp_path):
+    make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()
+    other = dict(TINY_TRAIN, lr=0.005)
+    metrics, _, _ = make_trainer(synthetic_splits, tmp_path / "ckpt.pt", other).fit()
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]
+
+
+def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):
+    trainer = make_trainer(synthetic_splits, tmp_path / "nan.pt")
+    trainer.train[0].target[trainer.train[0].rows[0]] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"grid point test-point: loss is nan at epoch 1"):
+        trainer.fit()
+
+
+KILL_SCRIPT = """
+import sys, json
+sys.path.insert(0, {tests!r})
+from conftest import FIT, TINY_MODEL, TINY_TRAIN
+from e3hier.experiment import run_grid_point
+paths = json.loads({paths!r})
+train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
+run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
+               {{"grid_level": 0}}, sys.argv[1])
+"""
+
+
+def run_script(splits, out_dir):
+    import json
+
+    paths = json.dumps({k: str(v) for k, v in splits.items()})
+    code = KILL_SCRIPT.format(tests=os.path.dirname(__file__), paths=paths, point=POINT)
+    return subprocess.Popen([sys.executable, "-c", code, str(out_dir)])
+
+
+def test_killed_job_resumes_to_the_same_final_weights(synthetic_splits, tmp_path):
+    """SIGKILL a real training process after a checkpoint, run it again, compare with an uninterrupted run."""
+    assert run_script(synthetic_splits, tmp_path / "whole").wait() == 0
+    killed = tmp_path / "killed"
+    process = run_script(synthetic_splits, killed)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert process.poll() is None, "training ended before a checkpoint was seen"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.pt").exists()
+    checkpoint_epoch = torch.load(killed / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 1 <= checkpoint_epoch < 40
+    assert run_script(synthetic_splits, killed).wait() == 0
+    whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    resumed = torch.load(killed / "model.pt", weights_only=True)
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key])
+    a = pd.read_parquet(tmp_path / "whole" / "metrics.parquet").drop(columns=TIMING)
+    b = pd.read_parquet(killed / "metrics.parquet").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("output", ["scalar", "higher"])
+def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, output):
+    point = dict(POINT, output=output)
+    result = run_grid_point(point, synthetic_splits["train"], synthetic_splits["val"],
+                            {"test": synthetic_splits["test"]}, FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0},
+                            tmp_path)  # fmt: skip
+    summary = result["summary"]
+    assert summary["epochs"] == TINY_TRAIN["epochs"] and summary["n_train"] == 6
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert {"loss", "loss_l0", "val_epsilon", "val_epsilon_l0", "lr", "wall_seconds", "structures_per_second"} <= set(metrics)
+    evaluation = pd.read_parquet(tmp_path / "eval.parquet")
+    assert len(evaluation) == 2 and {"epsilon", "epsilon_block", "electron_error", "epsilon_l4"} <= set(evaluation)
+    if output == "scalar":
+        assert np.isclose(evaluation["epsilon_l2"], evaluation["epsilon_baseline_l2"]).all()
+    predictor = load_predictor(tmp_path / "model.pt")
+    assert str(predictor.layout.irreps) == str(result["trainer"].layout.irreps)
+    assert not (tmp_path / "checkpoint.pt").exists()
