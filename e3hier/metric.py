@@ -8,8 +8,6 @@ which a uniform box is not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from pyscf import dft
 
@@ -32,33 +30,55 @@ def becke_grid(mol, level: int) -> tuple[np.ndarray, np.ndarray]:
     return grids.coords, grids.weights
 
 
-@dataclass
 class DensityGrid:
     """A structure's quadrature grid and the collocation of its fit functions, computed once.
 
     ``collocation`` is (n_points, n_functions) with columns in the stored row
     order of the structure's function table; ``l`` gives each column's order.
+    It is kept split by l (contiguous blocks), so per-l densities cost one pass.
     """
 
-    weights: np.ndarray
-    collocation: np.ndarray
-    l: np.ndarray
-    n_electrons: float
+    def __init__(self, weights: np.ndarray, collocation: np.ndarray, l: np.ndarray, n_electrons: float):
+        self.weights = weights
+        self.l = np.asarray(l)
+        self.n_electrons = float(n_electrons)
+        self.dtype = collocation.dtype
+        self.blocks = {
+            int(order): (np.flatnonzero(self.l == order), np.ascontiguousarray(collocation[:, self.l == order]))
+            for order in np.unique(self.l)
+        }
+
+    def density_by_l(self, coefficients: np.ndarray) -> dict[int, np.ndarray]:
+        """ρ_l on the grid: the density of each order's functions alone."""
+        coefficients = np.asarray(coefficients, dtype=self.dtype)
+        return {l: chi @ coefficients[cols] for l, (cols, chi) in self.blocks.items()}
 
     def density(self, coefficients: np.ndarray) -> np.ndarray:
         """ρ on the grid (electrons/bohr³)."""
-        return self.collocation @ coefficients
+        return sum(self.density_by_l(coefficients).values())
+
+    def integrate_abs(self, rho: np.ndarray) -> float:
+        """100·∫|ρ| dr / N_e: ε (%) of a density difference."""
+        return float(100.0 * np.dot(self.weights, np.abs(rho)) / self.n_electrons)
 
     def epsilon(self, predicted: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
         """ε (%) of ``predicted`` against ``reference``; ``mask`` keeps only some functions (e.g. one l)."""
         delta = np.asarray(predicted) - np.asarray(reference)
         if mask is not None:
             delta = np.where(mask, delta, 0.0)
-        return float(100.0 * np.sum(self.weights * np.abs(self.collocation @ delta)) / self.n_electrons)
+        return self.integrate_abs(self.density(delta))
 
-    def epsilon_by_l(self, predicted: np.ndarray, reference: np.ndarray) -> dict[int, float]:
-        """ε_l (%): the error of the density of l's functions alone, normalised by N_e."""
-        return {int(l): self.epsilon(predicted, reference, self.l == l) for l in np.unique(self.l)}
+    def epsilon_by_l(self, predicted: np.ndarray, reference: np.ndarray, block_orders=()) -> dict:
+        """ε (%) in total, of the functions of ``block_orders`` together (key ``"block"``), and per l (int keys).
+
+        ε_l is the error of the density of l's functions alone, normalised by N_e.
+        """
+        pieces = self.density_by_l(np.asarray(predicted) - np.asarray(reference))
+        out: dict = {l: self.integrate_abs(rho) for l, rho in pieces.items()}
+        out["total"] = self.integrate_abs(sum(pieces.values()))
+        block = [rho for l, rho in pieces.items() if l in set(block_orders)]
+        out["block"] = self.integrate_abs(sum(block)) if block else 0.0
+        return out
 
     def electrons(self, coefficients: np.ndarray) -> float:
         """∫ρ on the grid."""
@@ -74,9 +94,4 @@ def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: 
     auxmol = make_auxmol(mol, fit_basis(dft_settings["fit_auxbasis"], symbols, dft_settings["decontract"]))
     coords, weights = becke_grid(mol, level)
     chi = auxmol.eval_gto("GTOval_sph", coords)[:, np.asarray(table["ao_index"])]
-    return DensityGrid(
-        weights=weights.astype(dtype),
-        collocation=np.ascontiguousarray(chi, dtype=dtype),
-        l=np.asarray(table["l"]),
-        n_electrons=float(mol.nelectron),
-    )
+    return DensityGrid(weights.astype(dtype), chi.astype(dtype), np.asarray(table["l"]), mol.nelectron)

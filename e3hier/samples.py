@@ -39,6 +39,7 @@ class Sample:
     slot: np.ndarray
     n_electrons: float
     grid: DensityGrid | None = field(default=None, repr=False)
+    baseline: dict | None = field(default=None, repr=False)  # ε of the free-atom reference, once computed
 
     @property
     def n_atoms(self) -> int:
@@ -67,10 +68,10 @@ def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, mod
         positions=positions,
         graph=graph,
         l=l,
-        coefficient=rows["coefficient"].to_numpy(),
-        integral=rows["integral"].to_numpy(),
-        reference=rows["reference"].to_numpy(),
-        target=rows["target"].to_numpy(),
+        coefficient=rows["coefficient"].to_numpy(dtype=float, copy=True),
+        integral=rows["integral"].to_numpy(dtype=float, copy=True),
+        reference=rows["reference"].to_numpy(dtype=float, copy=True),
+        target=rows["target"].to_numpy(dtype=float, copy=True),
         rows=block,
         atom=rows["atom"].to_numpy()[block],
         slot=layout.slots(l[block], rows["shell"].to_numpy()[block], rows["m"].to_numpy()[block]),

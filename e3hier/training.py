@@ -98,21 +98,20 @@ def full_prediction(sample: Sample, predicted_block_targets: np.ndarray) -> np.n
 
 def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict:
     """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e)."""
-    grid = sample.grid
-    block = layout.in_block(sample.l)
+    block_orders = [l for l in np.unique(sample.l) if layout.in_block(l)]
+    errors = sample.grid.epsilon_by_l(predicted, sample.coefficient, block_orders)
+    if sample.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
+        sample.baseline = sample.grid.epsilon_by_l(sample.reference, sample.coefficient, block_orders)
     row = {
-        "epsilon": grid.epsilon(predicted, sample.coefficient),
-        "epsilon_block": grid.epsilon(predicted, sample.coefficient, block),
-        "epsilon_baseline": grid.epsilon(sample.reference, sample.coefficient),
-        "epsilon_baseline_block": grid.epsilon(sample.reference, sample.coefficient, block),
+        "epsilon": errors["total"],
+        "epsilon_block": errors["block"],
+        "epsilon_baseline": sample.baseline["total"],
+        "epsilon_baseline_block": sample.baseline["block"],
         "electron_error": float(sample.integral @ predicted - sample.n_electrons),
     }
     for l in L_COLUMNS:
-        mask = sample.l == l
-        row[f"epsilon_l{l}"] = grid.epsilon(predicted, sample.coefficient, mask) if mask.any() else float("nan")
-        row[f"epsilon_baseline_l{l}"] = (
-            grid.epsilon(sample.reference, sample.coefficient, mask) if mask.any() else float("nan")
-        )
+        row[f"epsilon_l{l}"] = errors.get(l, float("nan"))
+        row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
     return row
 
 

@@ -1,0 +1,113 @@
+"""The workflow end to end on the tiny config, and its handling of bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+from workflow_helpers import ROOT, snakemake
+
+from e3hier.io import read_parquet_metadata
+
+WATER_XYZ = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny run (shared by the tests that inspect or rerun it)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir)
+    return workdir
+
+
+def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
+    results = tiny_run / "results"
+    ids = [p.stem for p in (results / "structures").glob("*.xyz")]
+    assert len(ids) == 9  # 4 train + 2 val + 2 test + 1 test_large
+    table = pd.read_parquet(results / "dft" / f"{sorted(ids)[0]}.parquet")
+    assert {"atom", "element", "l", "m", "exponent", "coefficient"} <= set(table)
+    summary = json.loads((results / "dft" / f"{sorted(ids)[0]}.json").read_text())
+    for key in ("energy_hartree", "converged", "scf_cycles", "n_electrons", "fitted_electrons", "fit_error_percent",
+                "settings", "versions", "wall_seconds"):  # fmt: skip
+        assert key in summary
+    assert summary["fit_error_percent"] < 2.0
+    dataset = pd.read_parquet(results / "dataset" / "train.parquet")
+    assert dataset["structure"].nunique() == 4
+    assert (dataset["target"] == dataset["coefficient"] - dataset["reference"]).all()
+    assert read_parquet_metadata(results / "dataset" / "train.parquet")["dft"]["basis"] == "cc-pvdz"
+    models = pd.read_parquet(results / "tables" / "models.parquet")
+    assert len(models) == 4  # lmax {0, 2} × outputs {scalar, full}
+    for column in ("lmax_hidden", "output", "seed", "n_train", "n_params", "epsilon_test", "epsilon_test_block",
+                   "epsilon_test_l0", "epsilon_test_l4", "epsilon_val_best", "epochs", "train_seconds"):  # fmt: skip
+        assert column in models
+    assert (models["epsilon_test"] < models["epsilon_test_baseline"] * 2).all()
+
+
+def test_generated_structures_are_byte_identical_across_runs(tiny_run, tmp_path):
+    snakemake(tmp_path, "results/structures/manifest.tsv")
+    for path in (tiny_run / "results" / "structures").glob("*.xyz"):
+        assert path.read_bytes() == (tmp_path / "results" / "structures" / path.name).read_bytes()
+
+
+def test_lint_is_clean():
+    result = snakemake(ROOT, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def xyz_config(tmp_path, files: dict, **dft):
+    """An override that reads ``files`` (name → text) as the train split of an xyz source."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (data / name).write_text(text)
+    return {
+        "structures": {"source": "xyz", "xyz": {"train": [str(data / "*.xyz")], "val": [], "test": []}},
+        "dft": dft,
+    }
+
+
+def assert_failed_with(result, *needles):
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in output:\n{text[-3000:]}"
+
+
+def test_malformed_xyz_fails_naming_the_file_and_line(tmp_path):
+    override = xyz_config(tmp_path, {"bad.xyz": "3\nwater\nO 0 0 0\nH 0.96 abc 0\nH 0 0.96 0\n"})
+    result = snakemake(tmp_path, "results/dataset/train.parquet", overrides=override, check=False)
+    assert_failed_with(result, "bad.xyz", "line 4")
+    assert not (tmp_path / "results").exists()
+
+
+def test_close_atoms_fail_naming_the_structure(tmp_path):
+    override = xyz_config(tmp_path, {"close.xyz": "3\nw\nO 0 0 0\nH 0.3 0 0\nH 0 0.96 0\n"})
+    result = snakemake(tmp_path, "results/dataset/train.parquet", overrides=override, check=False)
+    assert_failed_with(result, "close", "0.3")
+    assert not list((tmp_path / "results").rglob("*.xyz"))
+
+
+def test_element_missing_from_basis_fails_naming_structure_and_element(tmp_path):
+    override = xyz_config(tmp_path, {"radon.xyz": "2\nr\nRn 0 0 0\nH 0 0 3.0\n"})
+    result = snakemake(tmp_path, "results/dft/radon.parquet", overrides=override, check=False)
+    assert_failed_with(result, "structure radon", "'Rn'")
+    assert not (tmp_path / "results" / "dft" / "radon.parquet").exists()
+
+
+def test_unconverged_scf_errors_or_is_skipped(tmp_path):
+    files = {"water.xyz": WATER_XYZ, "water2.xyz": WATER_XYZ.replace("0.1173", "0.1200")}
+    failing = xyz_config(tmp_path, files, max_cycle=1, on_failure="error")
+    result = snakemake(tmp_path, "results/dft/water.json", overrides=failing, check=False)
+    assert_failed_with(result, "structure water", "did not converge")
+    assert not (tmp_path / "results" / "dft" / "water.json").exists()
+
+    skipping = xyz_config(tmp_path, files, max_cycle=1, on_failure="skip")
+    snakemake(tmp_path, "results/dataset/train.parquet", overrides=skipping)
+    skipped = pd.read_csv(tmp_path / "results" / "dataset" / "train.skipped.tsv", sep="\t")
+    assert sorted(skipped["structure"]) == ["water", "water2"]
+    assert read_parquet_metadata(tmp_path / "results" / "dataset" / "train.parquet")["skipped"] == ["water", "water2"]
+
+
+def test_invalid_config_value_names_the_key(tmp_path):
+    result = snakemake(tmp_path, "-n", overrides={"dft": {"grid": {"radial_scheme": "spline"}}}, check=False)
+    assert_failed_with(result, "radial_scheme", "spline")
+    assert not (tmp_path / "results").exists()
