@@ -14,6 +14,8 @@ rule dft:
     conda:
         "../envs/dft.yaml"
     cache: "omit-software"
+    group:
+        "dft"
     threads: 1
     resources:
         mem_mb=dft_mem_mb,
