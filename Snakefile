@@ -5,11 +5,16 @@
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/dft.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
+include: "rules/analysis.smk"
+include: "rules/figures.smk"
 
 
 rule all:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from e3hier.features import feature_rows, features_table, zero_hidden_orders
 from e3hier.io import write_json, write_parquet
 from e3hier.layout import OutputLayout
-from e3hier.samples import load_samples
+from e3hier.samples import load_samples, pack
 from e3hier.training import L_COLUMNS, Trainer, evaluate
 
 
@@ -30,13 +31,42 @@ def training_subset(frame: pd.DataFrame, ntrain) -> pd.DataFrame:
     return frame[frame["structure"].isin(set(ids[:ntrain]))]
 
 
+def ablation_rows(predictor, samples, lmax_hidden: int) -> pd.DataFrame:
+    """Test ε with the hidden channels of one order l zeroed in every layer (``single``), or all orders ≥ l
+    (``cumulative``), for l = 1..lmax_hidden; Δε against the intact model, in total and per output l."""
+    columns = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
+    if lmax_hidden == 0 or not samples:
+        return pd.DataFrame(columns=columns)
+
+    def mean_errors():
+        table = evaluate(predictor, samples)
+        return {"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
+
+    intact = mean_errors()
+    rows = []
+    for zeroed in range(1, lmax_hidden + 1):
+        for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1))):
+            with zero_hidden_orders(predictor.model, orders):
+                ablated = mean_errors()
+            row = {"zeroed_l": zeroed, "mode": mode, "epsilon": ablated["epsilon"]}
+            row["delta_epsilon"] = ablated["epsilon"] - intact["epsilon"]
+            for l in L_COLUMNS:
+                row[f"delta_epsilon_l{l}"] = ablated[f"epsilon_l{l}"] - intact[f"epsilon_l{l}"]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
-                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, epoch_callback=None) -> dict:  # fmt: skip
-    """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``.
+                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None) -> dict:  # fmt: skip
+    """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
+    ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
     ``point`` holds ``lmax``, ``output``, ``seed`` and ``ntrain``; ``test_paths``
-    maps each test split to its dataset file. Returns the summary row of the models table.
+    maps each test split to its dataset file; ``analysis_cfg`` sets ``feature_every``
+    (epochs) and ``probe_structures`` (first validation structures probed).
+    Returns the summary row of the models table.
     """
+    analysis_cfg = analysis_cfg or {"feature_every": 1, "probe_structures": 2}
     out_dir = Path(out_dir)
     point = {"lmax": int(point["lmax"]), "output": str(point["output"]), "seed": int(point["seed"]),
              "ntrain": str(point["ntrain"])}  # fmt: skip
@@ -53,13 +83,20 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
 
     trainer = Trainer(name, layout, train, val, point["lmax"], point["seed"], model_cfg, train_cfg,
                       out_dir / "checkpoint.pt", log_stream)  # fmt: skip
+    probe = pack(val[: analysis_cfg["probe_structures"]])
+
+    def probe_features(epoch, model):
+        if epoch % analysis_cfg["feature_every"] == 0 or epoch == train_cfg["epochs"]:
+            return feature_rows(epoch, model, probe)
+        return None
+
     start = time.perf_counter()
-    metrics, best, callbacks = trainer.fit(epoch_callback)
+    metrics, best, callbacks = trainer.fit(probe_features)
     train_seconds = float(metrics["wall_seconds"].iloc[-1])
     trainer.save_model(out_dir / "model.pt", best)
     trainer.model.load_state_dict(best["state"])
 
-    evaluations = []
+    evaluations, ablation = [], ablation_rows(trainer.predictor, [], 0)
     for split, path in test_paths.items():
         samples = load_samples(pd.read_parquet(path), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
                                grid_level=grid_level)  # fmt: skip
@@ -68,11 +105,15 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
         errors = evaluate(trainer.predictor, samples)
         errors.insert(0, "split", split)
         evaluations.append(errors)
+        if split == "test":
+            ablation = ablation_rows(trainer.predictor, samples, point["lmax"])
     eval_table = pd.concat(evaluations, ignore_index=True)
 
     provenance = {"grid_point": point, "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
     write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)
     write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
+    write_parquet(out_dir / "features.parquet", features_table(callbacks), metadata=provenance)
+    write_parquet(out_dir / "ablation.parquet", ablation, metadata=provenance)
     test = eval_table[eval_table["split"] == "test"] if (eval_table["split"] == "test").any() else eval_table
     summary = {
         "lmax_hidden": int(point["lmax"]),

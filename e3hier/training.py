@@ -170,7 +170,7 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: 1.0)
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def state(self, epoch: int, metrics: list, best: dict) -> dict:
+    def state(self, epoch: int, metrics: list, best: dict, callbacks: list) -> dict:
         return {
             "fingerprint": self.fingerprint,
             "epoch": epoch,
@@ -179,14 +179,15 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "metrics": metrics,
             "best": best,
+            "callbacks": callbacks,
         }
 
-    def save_checkpoint(self, epoch: int, metrics: list, best: dict) -> None:
+    def save_checkpoint(self, epoch: int, metrics: list, best: dict, callbacks: list) -> None:
         with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(self.state(epoch, metrics, best), tmp)
+            torch.save(self.state(epoch, metrics, best, callbacks), tmp)
 
     def load_checkpoint(self):
-        """Resume state ``(epoch, metrics, best)`` if a checkpoint of these exact settings exists."""
+        """Resume state ``(epoch, metrics, best, callbacks)`` if a checkpoint of these exact settings exists."""
         if not self.checkpoint_path.exists():
             return None
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
@@ -195,7 +196,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        return state["epoch"], state["metrics"], state["best"]
+        return state["epoch"], state["metrics"], state["best"], state["callbacks"]
 
     # ---- one epoch ---------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[Sample]]:
@@ -248,23 +249,29 @@ class Trainer:
         row = {"val_epsilon": float(errors["epsilon"].mean()), "val_epsilon_block": float(errors["epsilon_block"].mean())}
         for l in L_COLUMNS:
             row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
+        # the free-atom (zero-prediction) baseline, against which learning per l is measured
+        row["val_baseline"] = float(errors["epsilon_baseline"].mean())
+        for l in L_COLUMNS:
+            row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
         return row
 
     # ---- the loop ----------------------------------------------------------------------------
     def fit(self, epoch_callback=None) -> tuple[pd.DataFrame, dict, list]:
         """Train (resuming if possible).
 
-        ``epoch_callback(epoch, model)`` runs after every epoch (e.g. hidden-feature
-        probes); its results are checkpointed with the metrics. Returns the metrics
-        table, the best epoch ``{"epsilon", "epoch", "state"}`` and the callback results.
+        ``epoch_callback(epoch, model)`` runs before training (epoch 0) and after
+        every epoch (e.g. hidden-feature probes); its results are checkpointed with
+        the metrics. Returns the metrics table, the best epoch ``{"epsilon", "epoch",
+        "state"}`` and the callback results (one per epoch from 0, ``None`` where it returned nothing).
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         resumed = self.load_checkpoint()
         if resumed:
-            first_epoch, metrics, best = resumed[0] + 1, resumed[1], resumed[2]
+            first_epoch, metrics, best, callbacks = resumed[0] + 1, resumed[1], resumed[2], resumed[3]
         else:
             first_epoch, metrics = 1, []
             best = {"epsilon": math.inf, "epoch": 0, "state": None}
+            callbacks = [epoch_callback(0, self.model) if epoch_callback else None]
         clock = time.perf_counter()
         for epoch in range(first_epoch, epochs + 1):
             lr = self.optimizer.param_groups[0]["lr"]
@@ -273,8 +280,7 @@ class Trainer:
             row["lr"] = lr
             row["wall_seconds"] = (metrics[-1]["wall_seconds"] if metrics else 0.0) + time.perf_counter() - clock
             clock = time.perf_counter()
-            if epoch_callback is not None:
-                row["callback"] = epoch_callback(epoch, self.model)
+            callbacks.append(epoch_callback(epoch, self.model) if epoch_callback else None)
             metrics.append(row)
             self.scheduler.step()
             if row["val_epsilon"] < best["epsilon"]:
@@ -285,12 +291,10 @@ class Trainer:
                       f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
             stop = self.cfg["patience"] > 0 and epoch - best["epoch"] >= self.cfg["patience"]
             if epoch % every == 0 or epoch == epochs or stop:
-                self.save_checkpoint(epoch, metrics, best)
+                self.save_checkpoint(epoch, metrics, best, callbacks)
             if stop:
                 break
-        callbacks = [row.get("callback") for row in metrics]
-        table = pd.DataFrame([{k: v for k, v in row.items() if k != "callback"} for row in metrics])
-        return table, best, callbacks
+        return pd.DataFrame(metrics), best, callbacks
 
     def save_model(self, path, best: dict) -> None:
         """``model.pt``: best-epoch state dict + the config to rebuild it (loads with weights_only=True)."""

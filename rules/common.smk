@@ -34,5 +34,51 @@ def dft_mem_mb(wildcards, attempt):
     return wf.dft_mem_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"]) * attempt
 
 
+ANALYSIS_TABLES = ["training", "learning", "hierarchy", "features", "ablation", "learning_curve", "transfer"]
+LMAX_VALUES = sorted(config["train"]["lmax_hidden"])
+
+
+def first_point(lmax, output="full"):
+    """The grid point drawn in single-model figures: first seed, largest training set."""
+    t = config["train"]
+    ntrain = "all" if "all" in t["n_train"] else str(max(t["n_train"]))
+    return f"lmax~{lmax}_output~{output}_seed~{t['seeds'][0]}_ntrain~{ntrain}"
+
+
+def density_slice_lmax():
+    return sorted({LMAX_VALUES[0], LMAX_VALUES[-1]})
+
+
+def density_slice_points():
+    output = "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
+    return [first_point(lmax, output) for lmax in density_slice_lmax()]
+
+
+def tables(*names):
+    return {name: f"results/tables/{name}.parquet" for name in names}
+
+
+HIERARCHY_OUTPUT = "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
+FIGURES = {
+    "epsilon_vs_lmax": {"category": "Errors", "inputs": tables("models")},
+    "learning_curves": {"category": "Training", "inputs": tables("training")},
+    "hierarchy": {
+        "category": "Hierarchy",
+        "inputs": tables("learning", "features"),
+        "options": {"lmax": LMAX_VALUES[-1], "output": HIERARCHY_OUTPUT},
+    },
+    "ablation": {
+        "category": "Hierarchy",
+        "inputs": tables("ablation"),
+        "options": {"lmax": LMAX_VALUES[-1]},
+    },
+    "density": {"category": "Densities", "inputs": tables("density_slice")},
+}
+if len(TEST_SPLITS) > 1:
+    FIGURES["transfer"] = {"category": "Errors", "inputs": tables("transfer")}
+if len(config["train"]["n_train"]) > 1:
+    FIGURES["data_efficiency"] = {"category": "Errors", "inputs": tables("models")}
+
+
 def all_targets():
-    return ["results/tables/models.parquet"]
+    return ["results/tables/models.parquet"] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]

@@ -9,6 +9,8 @@ rule train:
         metrics=f"results/models/{GRID.wildcard_pattern}/metrics.parquet",
         evaluation=f"results/models/{GRID.wildcard_pattern}/eval.parquet",
         summary=f"results/models/{GRID.wildcard_pattern}/summary.json",
+        features=f"results/models/{GRID.wildcard_pattern}/features.parquet",
+        ablation=f"results/models/{GRID.wildcard_pattern}/ablation.parquet",
     params:
         point=GRID.instance,
         test_splits=TEST_SPLITS,
@@ -16,6 +18,8 @@ rule train:
         model=config["model"],
         train=wf.per_model_train_settings(config["train"]),
         metric=config["metric"],
+        # measured during training, so they are training settings too
+        probes={k: config["analysis"][k] for k in ("feature_every", "probe_structures")},
     log:
         f"results/logs/train/{GRID.wildcard_pattern}.log",
     benchmark:

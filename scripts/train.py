@@ -20,5 +20,6 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:
         snakemake.params.metric,
         Path(snakemake.output.model).parent,
         log_stream=progress,
+        analysis_cfg=snakemake.params.probes,
     )
     log.info("done: %s", result["summary"])

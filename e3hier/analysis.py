@@ -1,0 +1,98 @@
+"""Hierarchy analysis across the training grid: learning per l, ablation, data efficiency, transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e3hier.io import read_json
+from e3hier.training import L_COLUMNS
+
+GRID_COLUMNS = ["lmax_hidden", "output", "seed", "n_train"]
+
+
+def gather(model_dirs, name: str) -> pd.DataFrame:
+    """Stack ``{dir}/{name}.parquet`` of every model, with its grid-point columns in front."""
+    frames = []
+    for folder in map(Path, model_dirs):
+        summary = read_json(folder / "summary.json")
+        frame = pd.read_parquet(folder / f"{name}.parquet")
+        for i, column in enumerate(GRID_COLUMNS):
+            frame.insert(i, column, summary[column])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=GRID_COLUMNS)
+
+
+def learning_per_l(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Validation ε_l against epoch, normalised by each l's free-atom (zero-prediction) baseline.
+
+    Long format: grid columns, ``epoch``, ``l``, ``epsilon_l``, ``baseline_l``, ``ratio``.
+    """
+    rows = []
+    for l in L_COLUMNS:
+        part = metrics[GRID_COLUMNS + ["epoch"]].copy()
+        part["l"] = l
+        part["epsilon_l"] = metrics[f"val_epsilon_l{l}"]
+        part["baseline_l"] = metrics[f"val_baseline_l{l}"]
+        rows.append(part)
+    frame = pd.concat(rows, ignore_index=True)
+    frame["ratio"] = frame["epsilon_l"] / frame["baseline_l"]
+    return frame.dropna(subset=["ratio"])
+
+
+def onset_table(learning: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """Per model and l: the first epoch at which ε_l falls below ``fraction`` × its baseline.
+
+    ``onset_epoch`` is NaN when it never does; ``final_ratio`` is ε_l/baseline at the last epoch.
+    """
+    rows = []
+    for key, group in learning.groupby(GRID_COLUMNS + ["l"], sort=True):
+        group = group.sort_values("epoch")
+        below = group[group["ratio"] < fraction]
+        rows.append({
+            **dict(zip(GRID_COLUMNS + ["l"], key)),
+            "onset_epoch": float(below["epoch"].iloc[0]) if len(below) else np.nan,
+            "final_ratio": float(group["ratio"].iloc[-1]),
+            "best_ratio": float(group["ratio"].min()),
+            "baseline_l": float(group["baseline_l"].iloc[0]),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def learning_curve_slopes(models: pd.DataFrame) -> pd.DataFrame:
+    """Slope of log ε_test against log N_train per (output, l_max, seed); empty with fewer than two sizes."""
+    rows = []
+    for key, group in models.groupby(["output", "lmax_hidden", "seed"], sort=True):
+        if group["n_train"].nunique() < 2:
+            continue
+        slope, intercept = np.polyfit(np.log(group["n_train"]), np.log(group["epsilon_test"]), 1)
+        rows.append({"output": key[0], "lmax_hidden": key[1], "seed": key[2], "slope": slope,
+                     "intercept": intercept, "n_sizes": group["n_train"].nunique()})  # fmt: skip
+    return pd.DataFrame(rows, columns=["output", "lmax_hidden", "seed", "slope", "intercept", "n_sizes"])
+
+
+def transfer_table(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Mean ε per model and test split (the larger clusters measure transfer)."""
+    columns = ["epsilon", "epsilon_block", "epsilon_baseline", "electron_error"]
+    table = evaluations.groupby(GRID_COLUMNS + ["split"], sort=True)[columns].mean().reset_index()
+    sizes = evaluations.groupby(GRID_COLUMNS + ["split"], sort=True)["n_atoms"].mean().reset_index(drop=True)
+    table["mean_atoms"] = sizes
+    return table
+
+
+def hierarchy_tables(model_dirs, onset_fraction: float) -> dict[str, pd.DataFrame]:
+    """Every table of the analysis stage, keyed by its file stem under ``results/tables/``."""
+    metrics = gather(model_dirs, "metrics")
+    learning = learning_per_l(metrics)
+    models = pd.DataFrame([read_json(Path(d) / "summary.json") for d in model_dirs])
+    return {
+        "training": metrics,
+        "learning": learning,
+        "hierarchy": onset_table(learning, onset_fraction),
+        "features": gather(model_dirs, "features"),
+        "ablation": gather(model_dirs, "ablation"),
+        "learning_curve": learning_curve_slopes(models),
+        "transfer": transfer_table(gather(model_dirs, "eval")),
+    }

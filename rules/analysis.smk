@@ -1,0 +1,54 @@
+rule analysis:
+    """Hierarchy tables: learning per l and its onset, feature norms, ablation, learning curves, transfer."""
+    input:
+        models="results/tables/models.parquet",
+        dirs=expand(
+            "results/models/{point}/{name}.parquet",
+            point=GRID.instance_patterns,
+            name=["metrics", "features", "ablation", "eval"],
+        ),
+    output:
+        **{name: f"results/tables/{name}.parquet" for name in ANALYSIS_TABLES},
+    params:
+        model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
+        onset_fraction=config["analysis"]["onset_fraction"],
+    log:
+        "results/logs/analysis.log",
+    benchmark:
+        "results/benchmarks/analysis.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/analysis.py"
+
+
+rule density_slice:
+    """DFT and predicted densities on a plane through one test cluster, for the lowest and highest l_max."""
+    input:
+        dataset="results/dataset/test.parquet",
+        models=expand(
+            "results/models/{point}/model.pt", point=density_slice_points()
+        ),
+    output:
+        "results/tables/density_slice.parquet",
+    params:
+        labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
+        structure_index=config["analysis"]["density_plane_structure"],
+        dft=wf.fit_layout_settings(config["dft"]),
+        model=config["model"],
+    log:
+        "results/logs/density_slice.log",
+    benchmark:
+        "results/benchmarks/density_slice.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/density_slice.py"

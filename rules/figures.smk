@@ -1,0 +1,30 @@
+# One rule per figure (generated from FIGURES in common.smk): PNG for the report, PDF for papers.
+for figure, spec in FIGURES.items():
+
+    rule:
+        name:
+            f"figure_{figure}"
+        input:
+            **spec["inputs"],
+        output:
+            png=report(
+                f"results/figures/{figure}.png",
+                caption=f"../report/{figure}.rst",
+                category=spec["category"],
+            ),
+            pdf=f"results/figures/{figure}.pdf",
+        params:
+            figure=figure,
+            options=spec.get("options", {}),
+        log:
+            f"results/logs/figures/{figure}.log",
+        benchmark:
+            f"results/benchmarks/figures/{figure}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../scripts/figure.py"

@@ -1,0 +1,28 @@
+"""Snakemake glue: DFT and predicted densities on a plane through one test cluster."""
+
+import pandas as pd
+
+from e3hier.density_slice import plane_densities
+from e3hier.io import logged_errors, setup_logging, write_parquet
+from e3hier.samples import load_samples, split_structures
+from e3hier.training import full_prediction, load_predictor
+
+log = setup_logging(snakemake.log[0])
+
+with logged_errors(log):
+    frame = pd.read_parquet(snakemake.input.dataset)
+    structures = list(split_structures(frame))
+    index = snakemake.params.structure_index
+    if index >= len(structures):
+        raise ValueError(f"analysis.density_plane_structure: {index} is past the {len(structures)} test structures")
+    structure, rows = structures[index]
+    sets = {"DFT": rows["coefficient"].to_numpy()}
+    for label, path in zip(snakemake.params.labels, snakemake.input.models):
+        predictor = load_predictor(path)
+        (sample,) = load_samples(rows, predictor.layout, snakemake.params.model)
+        sets[label] = full_prediction(sample, predictor.predict_targets(sample))
+    atoms = rows.groupby("atom").first()
+    planes = plane_densities(list(atoms["element"]), atoms[["x", "y", "z"]].to_numpy(), rows, sets, snakemake.params.dft)
+    planes.insert(0, "structure", structure)
+    write_parquet(snakemake.output[0], planes)
+    log.info("%s: %d points × %d densities", structure, planes["u"].nunique() ** 2, len(sets))

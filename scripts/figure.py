@@ -1,0 +1,31 @@
+"""Snakemake glue: draw one figure from the analysis tables."""
+
+import pandas as pd
+
+from e3hier import figures
+from e3hier.io import logged_errors, setup_logging
+
+log = setup_logging(snakemake.log[0])
+
+with logged_errors(log):
+    tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
+    options = snakemake.params.options
+    name = snakemake.params.figure
+    if name == "epsilon_vs_lmax":
+        fig = figures.epsilon_vs_lmax(tables["models"])
+    elif name == "learning_curves":
+        fig = figures.learning_curves(tables["training"])
+    elif name == "hierarchy":
+        fig = figures.hierarchy(tables["learning"], tables["features"], options["lmax"], options["output"])
+    elif name == "ablation":
+        fig = figures.ablation_heatmap(tables["ablation"], options["lmax"])
+    elif name == "density":
+        fig = figures.density_planes(tables["density_slice"], list(dict.fromkeys(tables["density_slice"]["label"])))
+    elif name == "transfer":
+        fig = figures.transfer(tables["transfer"])
+    elif name == "data_efficiency":
+        fig = figures.data_efficiency(tables["models"])
+    else:
+        raise ValueError(f"unknown figure {name!r}")
+    figures.save_figure(fig, snakemake.output.png, snakemake.output.pdf)
+    log.info("%s written", name)

@@ -1,0 +1,357 @@
+"""Static guard for `--software-deployment-method conda` (no conda needed to run it).
+
+Snakemake runs each rule's script in the conda env named by its `conda:` directive. A
+missing package there does not always fail loudly: the script preamble appends the
+host process's whole sys.path (its site-packages included) as a fallback, so on a
+machine where the host runs Python 3.11 too the import may quietly succeed with the
+host's copy, and fail on the next cluster. These tests check, without conda:
+
+* every rule that runs something declares `conda:`, pointing at an existing env file;
+* every third-party module imported by a rule's script, directly or through the
+  `e3hier` modules it imports (transitively, lazy imports in functions included), is
+  provided by that rule's env;
+* every `name=version` pin of an env agrees with requirements.lock (the venv's pins);
+* the project's own package reaches the envs the way docs/cluster.md says: not
+  installed into them, but imported from the workflow's source tree, because
+  Snakemake puts the Snakefile's directory on the script's sys.path.
+"""
+
+import ast
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "e3hier"
+
+# import name -> conda-forge package name, where they differ
+CONDA_NAME = {
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "torch": "pytorch",
+    "PIL": "pillow",
+    "skimage": "scikit-image",
+    "cv2": "opencv",
+    "jsonschema": "jsonschema",
+}
+# conda-forge package name -> pip distribution name in requirements.lock, where they differ
+PIP_NAME = {"pytorch": "torch"}
+# conda packages that are not Python distributions of the venv, so have no lock entry
+CONDA_ONLY = {"python", "pip"}
+# imported by scripts but supplied by the runner, not the env: the `snakemake` object is
+# injected by the preamble, which imports snakemake from the host's sys.path
+PROVIDED_BY_RUNNER = {"snakemake"}
+ACTION_DIRECTIVES = {"script", "shell", "notebook", "wrapper", "run", "cwl"}
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_rules(path: Path) -> dict:
+    """``{rule: {directive: first value line}}`` of a Snakefile or .smk file.
+
+    Indentation-based: a rule is `rule NAME:` (or `checkpoint NAME:`) at column 0, its
+    directives are the lines one level deeper, a directive's value sits either on its
+    own line or on the next, deeper, line.
+    """
+    rules, current, indent, pending = {}, None, None, None
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#"):
+            continue
+        line = re.sub(r"\s+#[^\"']*$", "", raw).rstrip()  # a trailing comment without quotes in it
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        header = re.match(r"(?:rule|checkpoint)\s+(\w+)\s*:", line)
+        if depth == 0:
+            current, indent, pending = None, None, None
+            if header:
+                current = rules.setdefault(header.group(1), {})
+            continue
+        if current is None:
+            continue
+        if indent is None:
+            indent = depth
+        directive = re.match(r"(\w+)\s*:(.*)$", line.strip())
+        if depth == indent and directive:
+            name, value = directive.group(1), directive.group(2).strip()
+            current[name] = value or None
+            pending = name if not value else None
+        elif pending is not None and depth > indent:
+            current[pending] = line.strip().rstrip(",")
+            pending = None
+    return rules
+
+
+def literal(value: str) -> str:
+    return ast.literal_eval(value.rstrip(","))
+
+
+def rule_files():
+    return [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
+
+
+def all_rules():
+    """``[(file, rule, directives)]`` over the Snakefile and rules/*.smk."""
+    return [(path, name, d) for path in rule_files() for name, d in parse_rules(path).items()]
+
+
+def env_files():
+    return sorted((ROOT / "envs").glob("*.yaml"))
+
+
+def load_env(path: Path) -> dict:
+    """``{conda name: version or None}`` plus ``{"pip:<name>": version}`` for a pip: block."""
+    spec = yaml.safe_load(path.read_text())
+    packages = {}
+    for dep in spec.get("dependencies", []):
+        if isinstance(dep, dict):
+            for entry in dep.get("pip", []):
+                name, _, version = str(entry).partition("==")
+                packages[f"pip:{name.strip()}"] = version.strip() or None
+            continue
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:(==?|>=|<=|>|<|~=|!=)\s*(\S+))?\s*", str(dep))
+        assert match, f"{path.name}: cannot parse dependency {dep!r}"
+        name, op, version = match.groups()
+        assert op in (None, "=", "=="), f"{path.name}: {dep!r}: pin exactly (name=version), not {op!r}"
+        packages[name.lower()] = version
+    return packages
+
+
+def lock_pins() -> dict:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[normalise(name)] = version.strip()
+    return pins
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def _is_import_guard(handler_types) -> bool:
+    names = set()
+    for node in handler_types:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name):
+                names.add(sub.id)
+    return bool(names & {"ImportError", "ModuleNotFoundError"})
+
+
+def module_imports(path: Path, package: str | None = None):
+    """Absolute names imported anywhere in ``path`` (``from . import x`` resolved).
+
+    Imports inside ``try: ... except ImportError`` are optional, so left out.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    optional = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and _is_import_guard([h.type for h in node.handlers if h.type is not None]):
+            for stmt in node.body:
+                optional.update(id(n) for n in ast.walk(stmt))
+    names = []
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = (package or "").split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module
+            names.append(module)
+            # `from pkg import sub` may import a submodule
+            names += [f"{module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return names
+
+
+def package_file(module: str) -> Path | None:
+    """The source file of a module of this project's package, else None."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = ROOT.joinpath(*parts)
+    if (base / "__init__.py").exists():
+        return base / "__init__.py"
+    if base.with_suffix(".py").exists():
+        return base.with_suffix(".py")
+    return None
+
+
+def third_party_imports(script: Path) -> dict:
+    """``{top-level module: [where it is imported]}`` of a script and the package modules it reaches."""
+    found, seen = {}, set()
+    queue = [(script, None, script.relative_to(ROOT).as_posix())]
+    while queue:
+        path, package, label = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in module_imports(path, package):
+            top = name.split(".")[0]
+            if top == PACKAGE:
+                # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):
+                    target = package_file(".".join(parts[:i]))
+                    if target is not None:
+                        pkg = ".".join(parts[:i]) if target.name == "__init__.py" else ".".join(parts[: i - 1])
+                        queue.append((target, pkg, target.relative_to(ROOT).as_posix()))
+            elif top in sys.stdlib_module_names or top in PROVIDED_BY_RUNNER:
+                continue
+            else:
+                found.setdefault(top, []).append(label)
+    return found
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_every_rule_that_runs_something_declares_an_existing_conda_env():
+    problems, checked = [], 0
+    for path, name, directives in all_rules():
+        actions = ACTION_DIRECTIVES & set(directives)
+        if not actions:
+            continue  # a target-only rule such as `all` runs nothing
+        checked += 1
+        where = f"{path.relative_to(ROOT)}: rule {name}"
+        if "run" in actions:
+            problems.append(f"{where}: `run:` blocks execute in the Snakemake process, ignoring `conda:`")
+        if not directives.get("conda"):
+            problems.append(f"{where}: no `conda:` directive")
+            continue
+        env = (path.parent / literal(directives["conda"])).resolve()
+        if not env.is_file() or env.parent != ROOT / "envs":
+            problems.append(f"{where}: conda env {directives['conda']} is not a file in envs/")
+        if "script" in directives and not (path.parent / literal(directives["script"])).is_file():
+            problems.append(f"{where}: script {directives['script']} not found")
+    assert checked >= 6, f"parsed only {checked} rules with an action: is the parser out of date?"
+    assert not problems, "\n".join(problems)
+
+
+def script_rules():
+    for path, name, directives in all_rules():
+        if directives.get("script"):
+            script = (path.parent / literal(directives["script"])).resolve()
+            env = (path.parent / literal(directives["conda"])).resolve() if directives.get("conda") else None
+            yield pytest.param(name, script, env, id=name)
+
+
+@pytest.mark.parametrize(("rule", "script", "env"), list(script_rules()))
+def test_each_script_import_is_provided_by_its_rules_env(rule, script, env):
+    assert env is not None, f"rule {rule} has no conda env"
+    assert script.is_file(), f"rule {rule}: script {script} not found"
+    provided = {name for name in load_env(env) if not name.startswith("pip:")}
+    provided |= {normalise(name[4:]) for name in load_env(env) if name.startswith("pip:")}
+    missing = {
+        module: sorted(set(where))
+        for module, where in third_party_imports(script).items()
+        if CONDA_NAME.get(module, module).lower() not in provided and normalise(module) not in provided
+    }
+    assert not missing, (
+        f"rule {rule} runs {script.relative_to(ROOT)} in {env.relative_to(ROOT)}, which lacks: "
+        + "; ".join(f"{CONDA_NAME.get(m, m)} (import {m} in {', '.join(w)})" for m, w in sorted(missing.items()))
+    )
+
+
+def test_import_scan_follows_the_package_transitively():
+    """The scan itself: train.py reaches torch and e3nn only through e3hier modules."""
+    found = third_party_imports(ROOT / "scripts" / "train.py")
+    assert {"torch", "e3nn", "numpy", "pandas"} <= set(found)
+    assert all(not where.startswith("scripts/") for where in found["e3nn"])
+
+
+@pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
+def test_env_pins_agree_with_requirements_lock(env):
+    lock = lock_pins()
+    problems = []
+    for name, version in load_env(env).items():
+        if name.startswith("pip:"):
+            name = name[4:]
+            pip_name = normalise(name)
+        else:
+            pip_name = normalise(PIP_NAME.get(name, name))
+        if name == "python":
+            assert version, f"{env.name}: pin python"
+            wanted = re.search(r">=\s*(\d+\.\d+)", (ROOT / "pyproject.toml").read_text()).group(1)
+            assert version == wanted, f"{env.name}: python={version}, pyproject requires {wanted}"
+            continue
+        if name in CONDA_ONLY:
+            continue
+        if version is None:
+            problems.append(f"{name}: unpinned (lock has {lock.get(pip_name, 'no entry')})")
+        elif pip_name not in lock:
+            problems.append(f"{name}={version}: not in requirements.lock (add it there, or to CONDA_ONLY)")
+        elif lock[pip_name] != version:
+            problems.append(f"{name}={version}: requirements.lock pins {pip_name}=={lock[pip_name]}")
+    assert not problems, f"{env.name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
+def test_envs_do_not_install_the_project_package(env):
+    """An installed copy would shadow the workflow's own e3hier/ (see the next test) with stale code."""
+    text = env.read_text()
+    assert not re.search(r"(^|[\s\"'/])(-e\s|\.\./|\.\s*$|file:|e3hier)", text.split("dependencies:", 1)[-1], re.M), (
+        f"{env.name} installs the project (pip -e/path/e3hier): Snakemake copies env files to "
+        ".snakemake/conda/<hash>.yaml, so relative paths break, and the copy would go stale"
+    )
+
+
+def test_scripts_import_the_package_from_the_snakefile_directory(tmp_path):
+    """The mechanism by which e3hier reaches every env, checked on a throwaway workflow.
+
+    Snakemake inserts the Snakefile's directory into sys.path when it parses the
+    Snakefile, and the Python-script preamble appends the parsing process's sys.path to
+    the script's (snakemake/script/__init__.py: `sys.path.extend(searchpaths)`). So a
+    package next to the Snakefile imports in a rule's script even when the working
+    directory is elsewhere and the package is installed nowhere: with --sdm conda too,
+    since the preamble is the same whatever interpreter runs the script.
+    """
+    flow = tmp_path / "flow"
+    package = "pkg_" + tmp_path.name.replace("-", "_")
+    (flow / package).mkdir(parents=True)
+    (flow / package / "__init__.py").write_text("WHERE = __file__\n")
+    (flow / "scripts").mkdir()
+    (flow / "scripts" / "probe.py").write_text(
+        textwrap.dedent(f"""
+            import json, sys
+            import {package}
+            with open(snakemake.output[0], "w") as out:
+                json.dump({{"where": {package}.WHERE, "path": sys.path}}, out)
+        """)
+    )
+    (flow / "Snakefile").write_text(
+        textwrap.dedent("""
+            rule probe:
+                output: "probe.json"
+                script: "scripts/probe.py"
+        """)
+    )
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(flow / "Snakefile"), "-d", str(workdir), "--cores", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import json
+
+    probe = json.loads((workdir / "probe.json").read_text())
+    assert Path(probe["where"]).resolve() == (flow / package / "__init__.py").resolve()
+    assert str(flow) in probe["path"]
+    # and in this repository the package sits next to the Snakefile
+    assert (ROOT / "Snakefile").is_file() and (ROOT / PACKAGE / "__init__.py").is_file()

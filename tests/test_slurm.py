@@ -1,0 +1,304 @@
+"""The Slurm and workstation profiles (profiles/), the Slurm one on a real, local Slurm cluster.
+
+`test_tiny_pipeline_through_slurm` starts a one-node Slurm cluster on this machine
+(munged, slurmctld, slurmd from Debian's `munge` and `slurm-wlm`; .ci/run installs them),
+runs the tiny config through `--profile profiles/slurm` and compares the models table
+with that of a plain local run. It is skipped only where Slurm is not installed.
+
+The cluster is private to the test session: its own munge key and socket, its own
+slurm.conf (found through SLURM_CONF), free ports, state in a temporary directory;
+nothing is written under /etc or /run. One detail needs a shim: inside a job, the
+plugin's jobstep executor removes every SLURM_* variable, SLURM_CONF included, before
+it calls `srun`; a real cluster's srun then reads /etc/slurm/slurm.conf, ours would
+find nothing. A two-line `srun` wrapper first on PATH sets SLURM_CONF again.
+"""
+
+import concurrent.futures
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from workflow_helpers import ROOT, TINY, snakemake
+
+PROFILE = ROOT / "profiles" / "slurm"
+WORKSTATION = ROOT / "profiles" / "workstation"
+TARGET = "results/tables/models.parquet"
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+PARTITION = "e3hier"
+
+
+def which(name):
+    return shutil.which(name, path=SBIN_PATH)
+
+
+def run(cmd, env=None, check=True, timeout=60):
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def memory_mb():
+    with open("/proc/meminfo") as meminfo:
+        kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo.read()).group(1))
+    return kib // 1024
+
+
+class LocalSlurm:
+    """A one-node Slurm cluster in ``base``: munged, slurmctld and slurmd, started and stopped."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.cpus = len(os.sched_getaffinity(0))
+        self.node = socket.gethostname().split(".")[0]
+        self.conf = base / "slurm.conf"
+        self.munge_socket = base / "munge" / "munge.socket"
+        self.bin = base / "bin"
+        self.pidfiles = [base / "slurmd.pid", base / "slurmctld.pid", base / "munge" / "munged.pid"]
+
+    @property
+    def env(self):
+        """Environment for Slurm clients, and for Snakemake (sbatch passes it on: --export=ALL)."""
+        env = dict(os.environ)
+        # the venv's python/snakemake for the jobs, then the srun shim
+        env["PATH"] = os.pathsep.join([str(self.bin), str(Path(sys.executable).parent), SBIN_PATH])
+        env["SLURM_CONF"] = str(self.conf)
+        for var in [v for v in env if v.startswith(("SLURM_", "SBATCH_", "SRUN_")) and v != "SLURM_CONF"]:
+            del env[var]  # e.g. when the tests themselves run inside a Slurm job
+        return env
+
+    def start(self):
+        base = self.base
+        base.chmod(0o755)  # munged insists that everyone may traverse to its socket
+        for sub, mode in [("munge", 0o755), ("key", 0o700), ("state", 0o700), ("spool", 0o755), ("log", 0o755),
+                          ("bin", 0o755)]:  # fmt: skip
+            (base / sub).mkdir(mode=mode)
+        key = base / "key" / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o600)
+        run([which("munged"), f"--socket={self.munge_socket}", f"--key-file={key}", "--num-threads=2",
+             f"--log-file={base / 'munge' / 'munged.log'}", f"--pid-file={base / 'munge' / 'munged.pid'}",
+             f"--seed-file={base / 'munge' / 'munged.seed'}"])  # fmt: skip
+
+        ctld_port, slurmd_port = free_ports(2)
+        # RealMemory a bit below the machine's; config_overrides lets a small CI machine
+        # still accept the profile's 8 GB training request (the tiny jobs need far less)
+        real_memory = max(int(memory_mb() * 0.9), 9000)
+        self.conf.write_text(
+            f"""\
+ClusterName=e3hiertest
+SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={self.munge_socket}
+StateSaveLocation={base / 'state'}
+SlurmdSpoolDir={base / 'spool'}
+SlurmctldPidFile={base / 'slurmctld.pid'}
+SlurmdPidFile={base / 'slurmd.pid'}
+SlurmctldLogFile={base / 'log' / 'slurmctld.log'}
+SlurmdLogFile={base / 'log' / 'slurmd.log'}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SlurmdParameters=config_overrides
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+MinJobAge=600
+SchedulerType=sched/backfill
+NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={real_memory} State=UNKNOWN
+PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
+"""
+        )
+        srun = self.bin / "srun"
+        srun.write_text(f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec "{which("srun")}" "$@"\n')
+        srun.chmod(0o755)
+
+        run([which("slurmctld"), "-f", str(self.conf)], env=self.env)
+        run([which("slurmd"), "-f", str(self.conf), "-N", self.node], env=self.env)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            state = run(["sinfo", "-h", "-N", "-o", "%T"], env=self.env, check=False).stdout.strip()
+            if state == "idle":
+                return
+            time.sleep(1)
+        raise RuntimeError(f"the Slurm node did not become idle (state {state!r}):\n{self.logs()}")
+
+    def squeue(self):
+        out = run(["squeue", "--states=all", "--noheader", "--format=%i|%j|%T"], env=self.env).stdout
+        return [line.split("|") for line in out.splitlines() if line.strip()]
+
+    def logs(self, chars=3000):
+        texts = []
+        for path in sorted((self.base / "log").glob("*.log")) + [self.base / "munge" / "munged.log"]:
+            if path.exists():
+                texts.append(f"--- {path.name}\n{path.read_text()[-chars:]}")
+        return "\n".join(texts)
+
+    def stop(self):
+        if self.conf.exists():
+            run(["scancel", f"--user={getpass.getuser()}"], env=self.env, check=False, timeout=30)
+        for pidfile in self.pidfiles:
+            try:
+                pid = int(pidfile.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    if which("slurmctld") is None:
+        pytest.skip("Slurm is not installed (no slurmctld): apt-get install slurm-wlm munge, as .ci/run does")
+    assert os.geteuid() == 0, "the local Slurm cluster runs slurmd as root: run this test as root"
+    cluster = LocalSlurm(Path(tempfile.mkdtemp(prefix="e3hier-slurm-")))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.base, ignore_errors=True)
+
+
+def models_without_timings(workdir: Path) -> pd.DataFrame:
+    table = pd.read_parquet(workdir / TARGET)
+    table = table[[c for c in table.columns if "seconds" not in c]]
+    return table.sort_values(["output", "lmax_hidden", "seed", "n_train"], ignore_index=True)
+
+
+def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
+    # the reference: a plain local run, alongside (the Slurm run mostly waits on polling)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        local = pool.submit(snakemake, tmp_path / "local", TARGET)
+
+        workdir = tmp_path / "slurm"
+        workdir.mkdir()
+        cmd = [
+            sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(ROOT / "config.yaml"), str(TINY),
+            "--profile", str(PROFILE),
+            # the site settings a user gives: our partition; no account (no accounting here).
+            # This replaces the profile's default-resources, placeholders included.
+            "--default-resources", f"slurm_partition={PARTITION}",
+            # at most the node's CPUs per job: caps dft's 4 threads, sizes the dft group job
+            "--cores", str(slurm_cluster.cpus),
+            "--slurm-status-command", "squeue",  # no slurmdbd here, so no sacct
+            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+            "--slurm-keep-successful-logs", "--retries", "0",
+            TARGET,
+        ]  # fmt: skip
+        start = time.time()
+        result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=1500)
+        seconds = time.time() - start
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"snakemake via Slurm failed:\n{output[-6000:]}\n{slurm_cluster.logs()}"
+        local.result()
+
+    # every job went through sbatch: one Slurm job per rule job, one for all the DFT jobs
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    logs = workdir / ".snakemake" / "slurm_logs"
+    # logs are in .snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log, group_<group>…/<jobid>.log
+    by_kind = {}
+    for log in logs.rglob("*.log"):
+        kind = log.relative_to(logs).parts[0]
+        by_kind.setdefault("group_dft" if kind.startswith("group_dft") else kind, []).append(log)
+    counts = {kind: len(files) for kind, files in by_kind.items()}
+    assert counts == {
+        "rule_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": 4, "rule_train": 4,
+        "rule_models_table": 1,
+    }, counts  # fmt: skip
+    assert len(submitted) == sum(counts.values())
+    group_log = by_kind["group_dft"][0].read_text()
+    assert len(re.findall(r"Finished jobid: \d+ \(Rule: dft\)", group_log)) == 9  # tiny: 9 structures
+    assert "--executor slurm-jobstep" in group_log
+    # and Slurm ran them: squeue still lists them (MinJobAge=600), all COMPLETED
+    jobs = {jobid: state for jobid, _, state in slurm_cluster.squeue()}
+    assert {jobs.get(jobid) for jobid in submitted} == {"COMPLETED"}, jobs
+
+    # the same models, numbers included, as the local run
+    slurm_models = models_without_timings(workdir)
+    local_models = models_without_timings(tmp_path / "local")
+    assert len(slurm_models) == 4
+    pd.testing.assert_frame_equal(slurm_models, local_models)
+    print(f"\nSlurm run: {seconds:.0f} s, {len(submitted)} sbatch submissions")
+
+
+# --------------------------------------------------------------------------- dry runs
+
+
+def dry_run(profile, workdir, *configfiles):
+    """A dry run with the profile's own settings (the test helper would pass --cores 2)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(ROOT / "config.yaml"), str(TINY), *map(str, configfiles),
+           "--profile", str(profile), "--dry-run", TARGET]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_profiles_name_only_rules_of_the_workflow():
+    sources = "\n".join(p.read_text() for p in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")])
+    rules = set(re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", sources, re.M))
+    for profile in (PROFILE, WORKSTATION):
+        settings = yaml.safe_load((profile / "config.yaml").read_text())
+        named = set()
+        for key in ("set-threads", "set-resources"):
+            named |= set(settings.get(key) or {})
+        assert named <= rules, f"{profile.name}: unknown rules {named - rules}"
+    groups = set(re.findall(r"^\s+group:\s*\n?\s*[\"'](\w+)[\"']", sources, re.M))
+    assert set(yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]) <= groups, groups
+
+
+def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
+    """No Slurm needed: a dry run shows the profile's threads, resources and dft group."""
+    out = dry_run(PROFILE, tmp_path)
+    assert out.count("Group job dft") == 1  # 9 tiny structures, up to 40 per group
+    dft = re.findall(r"rule dft:\n(.*?)resources: ([^\n]*)", out, re.S)
+    assert len(dft) == 9
+    assert all("threads: 4" in head and "runtime=90" in res and "slurm_partition=<partition>" in res
+               for head, res in dft)  # fmt: skip
+
+
+def test_workstation_profile_lets_one_training_job_hold_the_gpu(tmp_path):
+    cuda = tmp_path / "cuda.yaml"
+    cuda.write_text("train: {device: cuda}\n")
+    out = dry_run(WORKSTATION, tmp_path / "work", cuda)
+    train = re.findall(r"rule train:\n.*?resources: ([^\n]*)", out, re.S)
+    assert len(train) == 4 and all("gpu=1" in res for res in train), train
