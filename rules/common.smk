@@ -10,7 +10,8 @@ min_version("9.0")
 
 validate(config, schema="../e3hier/schemas/config.schema.yaml")
 
-STRUCTURES = wf.structure_manifest(config["structures"], base_dir=workflow.basedir)
+# XYZ globs are relative to the working directory (Snakemake's convention for paths in the config)
+STRUCTURES = wf.structure_manifest(config["structures"])
 SPLITS = wf.splits(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"

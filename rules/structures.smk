@@ -5,7 +5,6 @@ rule structures:
         manifest="results/structures/manifest.tsv",
     params:
         structures=config["structures"],
-        base_dir=workflow.basedir,
     log:
         "results/logs/structures.log",
     benchmark:

@@ -11,7 +11,7 @@ log = setup_logging(snakemake.log[0])
 cfg = snakemake.params.structures
 
 with logged_errors(log):
-    by_split = structures_from_config(cfg, base_dir=snakemake.params.base_dir)
+    by_split = structures_from_config(cfg)
     rows = []
     for split, entries in by_split.items():
         for structure, atoms in entries:

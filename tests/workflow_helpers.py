@@ -1,5 +1,7 @@
 """Running the Snakemake workflow from tests, in a temporary working directory."""
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +12,50 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 
-def snakemake(workdir, *args, configfiles=(), overrides=None, check=True, timeout=900):
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "scripts", "report", "envs", "e3hier/schemas", "tests/configs")
+
+
+def copy_workflow(target) -> Path:
+    """A private copy of the workflow definition (to edit scripts in tests without touching the repo)."""
+    target = Path(target)
+    for name in WORKFLOW_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target / "Snakefile"
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """``{rule: count}`` from the "Job stats" table of a ``snakemake -n`` run."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    stats = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in stats.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def snakemake(workdir, *args, configfiles=(), overrides=None, check=True, timeout=900, snakefile=None):
     """Run the project's workflow with ``workdir`` as working directory; returns the CompletedProcess."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    files = [str(ROOT / "config.yaml"), str(TINY), *map(str, configfiles)]
+    snakefile = Path(snakefile) if snakefile else ROOT / "Snakefile"
+    base = snakefile.parent
+    files = [str(base / "config.yaml"), str(base / "tests" / "configs" / "tiny.yaml"), *map(str, configfiles)]
     if overrides is not None:
         extra = workdir / "override.yaml"
         extra.write_text(yaml.safe_dump(overrides))
         files.append(str(extra))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir),
            "--configfile", *files, "--cores", "2", *args]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

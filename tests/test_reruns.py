@@ -1,0 +1,70 @@
+"""Incremental reruns: each change plans exactly the jobs that depend on it (on a finished tiny run)."""
+
+import shutil
+
+import pytest
+from workflow_helpers import copy_workflow, planned_jobs, snakemake
+
+UPSTREAM = {"structures", "dft", "free_atom", "dataset"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A workflow copy and a finished tiny run made with it."""
+    base = tmp_path_factory.mktemp("rerun")
+    snakefile = copy_workflow(base / "workflow")
+    snakemake(base / "run", snakefile=snakefile)
+    return base
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+    """A private copy of the finished run and its workflow, so each test edits freely."""
+    shutil.copytree(finished, tmp_path / "copy", symlinks=True)
+    base = tmp_path / "copy"
+
+    def plan(overrides=None):
+        return planned_jobs(snakemake(base / "run", "-n", overrides=overrides, snakefile=base / "workflow" / "Snakefile"))
+
+    plan.workflow = base / "workflow"
+    return plan
+
+
+def figure_rules(jobs):
+    return {rule for rule in jobs if rule.startswith("figure_")}
+
+
+def test_second_dry_run_plans_nothing(run):
+    assert run() == {}
+
+
+def test_changing_epochs_retrains_but_keeps_dft(run):
+    jobs = run({"train": {"epochs": 2}})
+    assert jobs["train"] == 4 and "models_table" in jobs and "analysis" in jobs
+    assert not UPSTREAM & set(jobs)
+
+
+def test_adding_lmax_trains_only_the_new_models(run):
+    jobs = run({"train": {"lmax_hidden": [0, 1, 2]}})
+    assert jobs["train"] == 2  # lmax 1 × outputs {scalar, full}
+    assert not UPSTREAM & set(jobs)
+    assert {"models_table", "analysis"} <= set(jobs)
+
+
+def test_changing_the_basis_redoes_dft_and_everything_after(run):
+    jobs = run({"dft": {"basis": "def2-svp"}})
+    assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == 4
+    assert "structures" not in jobs
+
+
+def test_editing_a_figure_script_redraws_only_figures(run):
+    script = run.workflow / "scripts" / "figure.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    jobs = run()
+    assert figure_rules(jobs) and set(jobs) - {"all"} == figure_rules(jobs)
+
+
+def test_changing_an_analysis_option_does_not_retrain(run):
+    jobs = run({"analysis": {"onset_fraction": 0.3}})
+    assert "analysis" in jobs
+    assert "train" not in jobs and not UPSTREAM & set(jobs)
