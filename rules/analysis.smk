@@ -9,9 +9,6 @@ rule analysis:
         ),
     output:
         **{name: f"results/tables/{name}.parquet" for name in ANALYSIS_TABLES},
-    params:
-        model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
-        onset_fraction=config["analysis"]["onset_fraction"],
     log:
         "results/logs/analysis.log",
     benchmark:
@@ -22,6 +19,9 @@ rule analysis:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
+        onset_fraction=config["analysis"]["onset_fraction"],
     script:
         "../scripts/analysis.py"
 
@@ -30,16 +30,9 @@ rule density_slice:
     """DFT and predicted densities on a plane through one test cluster, for the lowest and highest l_max."""
     input:
         dataset="results/dataset/test.parquet",
-        models=expand(
-            "results/models/{point}/model.pt", point=density_slice_points()
-        ),
+        models=expand("results/models/{point}/model.pt", point=density_slice_points()),
     output:
         "results/tables/density_slice.parquet",
-    params:
-        labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
-        structure_index=config["analysis"]["density_plane_structure"],
-        dft=wf.fit_layout_settings(config["dft"]),
-        model=config["model"],
     log:
         "results/logs/density_slice.log",
     benchmark:
@@ -50,5 +43,10 @@ rule density_slice:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
+        structure_index=config["analysis"]["density_plane_structure"],
+        dft=wf.fit_layout_settings(config["dft"]),
+        model=config["model"],
     script:
         "../scripts/density_slice.py"

@@ -15,7 +15,9 @@ STRUCTURES = wf.structure_manifest(config["structures"])
 SPLITS = wf.splits(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"
-TEST_SPLITS = [s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS]
+TEST_SPLITS = [
+    s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
+]
 GRID = Paramspace(wf.training_grid(config["train"]), filename_params="*", param_sep="~")
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 
@@ -27,15 +29,28 @@ wildcard_constraints:
 
 
 def structure_ids(split=None):
-    return [s for s, info in STRUCTURES.items() if split is None or info["split"] == split]
+    return [
+        s for s, info in STRUCTURES.items() if split is None or info["split"] == split
+    ]
 
 
 def dft_mem_mb(wildcards, attempt):
     """Memory for one DFT job: the 3-centre integrals dominate; doubles on each retry."""
-    return wf.dft_mem_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"]) * attempt
+    return (
+        wf.dft_mem_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"])
+        * attempt
+    )
 
 
-ANALYSIS_TABLES = ["training", "learning", "hierarchy", "features", "ablation", "learning_curve", "transfer"]
+ANALYSIS_TABLES = [
+    "training",
+    "learning",
+    "hierarchy",
+    "features",
+    "ablation",
+    "learning_curve",
+    "transfer",
+]
 LMAX_VALUES = sorted(config["train"]["lmax_hidden"])
 
 
@@ -51,7 +66,11 @@ def density_slice_lmax():
 
 
 def density_slice_points():
-    output = "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
+    output = (
+        "full"
+        if "full" in config["train"]["outputs"]
+        else config["train"]["outputs"][-1]
+    )
     return [first_point(lmax, output) for lmax in density_slice_lmax()]
 
 
@@ -59,7 +78,9 @@ def tables(*names):
     return {name: f"results/tables/{name}.parquet" for name in names}
 
 
-HIERARCHY_OUTPUT = "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
+HIERARCHY_OUTPUT = (
+    "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
+)
 FIGURES = {
     "epsilon_vs_lmax": {"category": "Errors", "inputs": tables("models")},
     "learning_curves": {"category": "Training", "inputs": tables("training")},
@@ -82,4 +103,6 @@ if len(config["train"]["n_train"]) > 1:
 
 
 def all_targets():
-    return ["results/tables/models.parquet"] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    return ["results/tables/models.parquet"] + [
+        f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")
+    ]

@@ -8,9 +8,6 @@ rule dataset:
     output:
         dataset="results/dataset/{split}.parquet",
         skipped="results/dataset/{split}.skipped.tsv",
-    params:
-        structure_ids=lambda wc: structure_ids(wc.split),
-        dft=config["dft"],
     log:
         "results/logs/dataset/{split}.log",
     benchmark:
@@ -21,5 +18,8 @@ rule dataset:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        structure_ids=lambda wc: structure_ids(wc.split),
+        dft=config["dft"],
     script:
         "../scripts/dataset.py"

@@ -5,21 +5,21 @@ rule dft:
     output:
         # multiext: required for between-workflow caching of several files
         multiext("results/dft/{structure}", ".parquet", ".json"),
-    params:
-        dft=config["dft"],
-        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     log:
         "results/logs/dft/{structure}.log",
-    # No benchmark: Snakemake forbids it on cached rules; the JSON records wall_seconds.
-    conda:
-        "../envs/dft.yaml"
     cache: "omit-software"
     group:
         "dft"
+    # No benchmark: Snakemake forbids it on cached rules; the JSON records wall_seconds.
+    conda:
+        "../envs/dft.yaml"
     threads: 1
     resources:
         mem_mb=dft_mem_mb,
         runtime=60,
+    params:
+        dft=config["dft"],
+        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     script:
         "../scripts/dft.py"
 
@@ -28,8 +28,6 @@ rule free_atom:
     """Spherical free-atom density of one element on its s fit functions."""
     output:
         "results/reference/{element}.parquet",
-    params:
-        dft=config["dft"],
     log:
         "results/logs/reference/{element}.log",
     benchmark:
@@ -40,5 +38,7 @@ rule free_atom:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        dft=config["dft"],
     script:
         "../scripts/free_atom.py"

@@ -13,9 +13,6 @@ for figure, spec in FIGURES.items():
                 category=spec["category"],
             ),
             pdf=f"results/figures/{figure}.pdf",
-        params:
-            figure=figure,
-            options=spec.get("options", {}),
         log:
             f"results/logs/figures/{figure}.log",
         benchmark:
@@ -26,5 +23,8 @@ for figure, spec in FIGURES.items():
         resources:
             mem_mb=2000,
             runtime=10,
+        params:
+            figure=figure,
+            options=spec.get("options", {}),
         script:
             "../scripts/figure.py"

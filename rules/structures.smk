@@ -3,8 +3,6 @@ rule structures:
     output:
         xyz=expand("results/structures/{structure}.xyz", structure=structure_ids()),
         manifest="results/structures/manifest.tsv",
-    params:
-        structures=config["structures"],
     log:
         "results/logs/structures.log",
     benchmark:
@@ -15,5 +13,7 @@ rule structures:
     resources:
         mem_mb=1000,
         runtime=30,
+    params:
+        structures=config["structures"],
     script:
         "../scripts/structures.py"

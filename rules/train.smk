@@ -11,6 +11,17 @@ rule train:
         summary=f"results/models/{GRID.wildcard_pattern}/summary.json",
         features=f"results/models/{GRID.wildcard_pattern}/features.parquet",
         ablation=f"results/models/{GRID.wildcard_pattern}/ablation.parquet",
+    log:
+        f"results/logs/train/{GRID.wildcard_pattern}.log",
+    benchmark:
+        f"results/benchmarks/train/{GRID.wildcard_pattern}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: config["train"].get("threads", 1)
+    resources:
+        **TRAIN_GPU,
+        mem_mb=4000,
+        runtime=120,
     params:
         point=GRID.instance,
         test_splits=TEST_SPLITS,
@@ -20,17 +31,6 @@ rule train:
         metric=config["metric"],
         # measured during training, so they are training settings too
         probes={k: config["analysis"][k] for k in ("feature_every", "probe_structures")},
-    log:
-        f"results/logs/train/{GRID.wildcard_pattern}.log",
-    benchmark:
-        f"results/benchmarks/train/{GRID.wildcard_pattern}.tsv"
-    conda:
-        "../envs/train.yaml"
-    threads: config["train"].get("threads", 1)
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        **TRAIN_GPU,
     script:
         "../scripts/train.py"
 
