@@ -32,10 +32,12 @@ def free_atom_reference(element: str, settings: dict) -> pd.DataFrame:
     mf.xc = settings["xc"]
     configure_grid(mf.grids, settings["grid"])
     mf.conv_tol = float(settings["conv_tol"])
-    mf.max_cycle = int(settings["max_cycle"])
+    # the reference must exist for the dataset to exist: ``dft.max_cycle`` and ``on_failure``
+    # govern the structures, while a free atom always gets at least 100 cycles
+    mf.max_cycle = max(int(settings["max_cycle"]), 100)
     mf.kernel()
     if not mf.converged:
-        raise SCFNotConverged(f"free-atom SCF of {element} did not converge in {settings['max_cycle']} cycles")
+        raise SCFNotConverged(f"free-atom SCF of {element} did not converge in {mf.max_cycle} cycles")
     dm_total = mf.make_rdm1()
 
     shells = fit_basis(settings["fit_auxbasis"], [element], settings["decontract"])[element]

@@ -32,6 +32,23 @@ def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     return manifest
 
 
+def check_basis_coverage(manifest: dict[str, dict], dft_cfg: dict) -> None:
+    """Fail before any job runs if a structure has an element that the SCF or fit basis lacks.
+
+    The message names the first structure with each missing element.
+    """
+    problems = []
+    for element in elements(manifest):
+        for key in ("basis", "fit_auxbasis"):
+            try:
+                element_basis(dft_cfg[key], element, False)
+            except KeyError:
+                first = next(s for s, info in manifest.items() if element in info["symbols"])
+                problems.append(f"structure {first}: dft.{key} {dft_cfg[key]!r} has no functions for element {element!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def splits(manifest: dict[str, dict]) -> list[str]:
     """Splits that hold at least one structure, in first-seen order."""
     return list(dict.fromkeys(info["split"] for info in manifest.values()))

@@ -12,6 +12,7 @@ validate(config, schema="../e3hier/schemas/config.schema.yaml")
 
 # XYZ globs are relative to the working directory (Snakemake's convention for paths in the config)
 STRUCTURES = wf.structure_manifest(config["structures"])
+wf.check_basis_coverage(STRUCTURES, config["dft"])
 SPLITS = wf.splits(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"

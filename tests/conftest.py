@@ -110,3 +110,14 @@ TINY_TRAIN = {
 }
 
 FIT = {"basis": "cc-pvdz", "fit_auxbasis": "def2-universal-jfit", "decontract": True}
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow_run(tmp_path_factory):
+    """A copy of the workflow (``workflow/``) and a finished tiny run made with it (``run/``), shared by tests."""
+    from workflow_helpers import copy_workflow, snakemake
+
+    base = tmp_path_factory.mktemp("tiny")
+    snakefile = copy_workflow(base / "workflow")
+    snakemake(base / "run", snakefile=snakefile)
+    return base

@@ -3,24 +3,15 @@
 import shutil
 
 import pytest
-from workflow_helpers import copy_workflow, planned_jobs, snakemake
+from workflow_helpers import planned_jobs, snakemake
 
 UPSTREAM = {"structures", "dft", "free_atom", "dataset"}
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A workflow copy and a finished tiny run made with it."""
-    base = tmp_path_factory.mktemp("rerun")
-    snakefile = copy_workflow(base / "workflow")
-    snakemake(base / "run", snakefile=snakefile)
-    return base
-
-
 @pytest.fixture
-def run(finished, tmp_path):
-    """A private copy of the finished run and its workflow, so each test edits freely."""
-    shutil.copytree(finished, tmp_path / "copy", symlinks=True)
+def run(tiny_workflow_run, tmp_path):
+    """A private copy of the finished tiny run and its workflow, so each test edits freely."""
+    shutil.copytree(tiny_workflow_run, tmp_path / "copy", symlinks=True)
     base = tmp_path / "copy"
 
     def plan(overrides=None):

@@ -252,11 +252,15 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     jobs = {jobid: state for jobid, _, state in slurm_cluster.squeue()}
     assert {jobs.get(jobid) for jobid in submitted} == {"COMPLETED"}, jobs
 
-    # the same models, numbers included, as the local run
+    # the same models, numbers included, as the local run. Not to the last bit: the profile
+    # runs PySCF with 2 threads here (dft: 4, capped by --cores), the local run with 1, and
+    # OpenMP sums differ by ~1e-9 in the fitted coefficients, ~1e-7 relative in ε.
     slurm_models = models_without_timings(workdir)
     local_models = models_without_timings(tmp_path / "local")
     assert len(slurm_models) == 4
-    pd.testing.assert_frame_equal(slurm_models, local_models)
+    floats = slurm_models.select_dtypes("float").columns
+    pd.testing.assert_frame_equal(slurm_models.drop(columns=floats), local_models.drop(columns=floats), check_exact=True)
+    pd.testing.assert_frame_equal(slurm_models[floats], local_models[floats], check_exact=False, rtol=1e-5)
     print(f"\nSlurm run: {seconds:.0f} s, {len(submitted)} sbatch submissions")
 
 
@@ -292,7 +296,7 @@ def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
     assert out.count("Group job dft") == 1  # 9 tiny structures, up to 40 per group
     dft = re.findall(r"rule dft:\n(.*?)resources: ([^\n]*)", out, re.S)
     assert len(dft) == 9
-    assert all("threads: 4" in head and "runtime=90" in res and "slurm_partition=<partition>" in res
+    assert all("threads: 4" in head and "runtime=30" in res and "slurm_partition=<partition>" in res
                for head, res in dft)  # fmt: skip
 
 

@@ -12,11 +12,9 @@ WATER_XYZ = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A finished tiny run (shared by the tests that inspect or rerun it)."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir)
-    return workdir
+def tiny_run(tiny_workflow_run):
+    """The working directory of the shared, finished tiny run."""
+    return tiny_workflow_run / "run"
 
 
 def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
