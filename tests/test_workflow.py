@@ -109,3 +109,17 @@ def test_invalid_config_value_names_the_key(tmp_path):
     result = snakemake(tmp_path, "-n", overrides={"dft": {"grid": {"radial_scheme": "spline"}}}, check=False)
     assert_failed_with(result, "radial_scheme", "spline")
     assert not (tmp_path / "results").exists()
+
+
+def test_analysis_tables_figures_and_report(tiny_workflow_run):
+    results = tiny_workflow_run / "run" / "results"
+    for name in ("hierarchy", "ablation", "features", "learning", "transfer", "density_slice"):
+        assert len(pd.read_parquet(results / "tables" / f"{name}.parquet")) > 0, name
+    ablation = pd.read_parquet(results / "tables" / "ablation.parquet")
+    assert set(ablation["lmax_hidden"]) == {2} and set(ablation["zeroed_l"]) == {1, 2}
+    for figure in ("epsilon_vs_lmax", "learning_curves", "hierarchy", "ablation", "density", "transfer"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
+        assert (results / "figures" / f"{figure}.pdf").exists()
+    snakemake(tiny_workflow_run / "run", "--report", "results/report.html",
+              snakefile=tiny_workflow_run / "workflow" / "Snakefile")  # fmt: skip
+    assert "epsilon_vs_lmax.png" in (results / "report.html").read_text(errors="ignore")
