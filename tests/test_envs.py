@@ -17,6 +17,7 @@ host's copy, and fail on the next cluster. These tests check, without conda:
 """
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -37,7 +38,6 @@ CONDA_NAME = {
     "PIL": "pillow",
     "skimage": "scikit-image",
     "cv2": "opencv",
-    "jsonschema": "jsonschema",
 }
 # conda-forge package name -> pip distribution name in requirements.lock, where they differ
 PIP_NAME = {"pytorch": "torch"}
@@ -59,25 +59,27 @@ def normalise(name: str) -> str:
 def parse_rules(path: Path) -> dict:
     """``{rule: {directive: first value line}}`` of a Snakefile or .smk file.
 
-    Indentation-based: a rule is `rule NAME:` (or `checkpoint NAME:`) at column 0, its
-    directives are the lines one level deeper, a directive's value sits either on its
-    own line or on the next, deeper, line.
+    Indentation-based: a rule starts at a `rule NAME:`/`checkpoint NAME:` line, at any
+    depth (rules made in a loop, anonymous `rule:` with a `name:` directive included);
+    its directives are the lines one level deeper, a directive's value sits either on
+    its own line or on the next, deeper, line; the rule ends at the next line that is
+    not deeper than its header.
     """
-    rules, current, indent, pending = {}, None, None, None
-    for raw in path.read_text().splitlines():
+    rules, current, header_depth, indent, pending = {}, None, None, None, None
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
         if raw.lstrip().startswith("#"):
             continue
         line = re.sub(r"\s+#[^\"']*$", "", raw).rstrip()  # a trailing comment without quotes in it
         if not line.strip():
             continue
         depth = len(line) - len(line.lstrip())
-        header = re.match(r"(?:rule|checkpoint)\s+(\w+)\s*:", line)
-        if depth == 0:
-            current, indent, pending = None, None, None
-            if header:
-                current = rules.setdefault(header.group(1), {})
-            continue
+        if current is not None and depth <= header_depth:
+            current = None
+        header = re.fullmatch(r"\s*(?:rule|checkpoint)(?:\s+(\w+))?\s*:", line)
         if current is None:
+            if header:
+                current = rules.setdefault(header.group(1) or f"<anonymous rule, line {number}>", {})
+                header_depth, indent, pending = depth, None, None
             continue
         if indent is None:
             indent = depth
@@ -89,7 +91,12 @@ def parse_rules(path: Path) -> dict:
         elif pending is not None and depth > indent:
             current[pending] = line.strip().rstrip(",")
             pending = None
-    return rules
+    named = {}
+    for name, directives in rules.items():
+        if directives.get("name"):  # e.g. f"figure_{figure}", for messages only
+            name = re.sub(r"^f?[\"']|[\"']$", "", directives["name"])
+        named[name] = directives
+    return named
 
 
 def literal(value: str) -> str:
@@ -303,12 +310,19 @@ def test_env_pins_agree_with_requirements_lock(env):
 
 @pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
 def test_envs_do_not_install_the_project_package(env):
-    """An installed copy would shadow the workflow's own e3hier/ (see the next test) with stale code."""
-    text = env.read_text()
-    assert not re.search(r"(^|[\s\"'/])(-e\s|\.\./|\.\s*$|file:|e3hier)", text.split("dependencies:", 1)[-1], re.M), (
-        f"{env.name} installs the project (pip -e/path/e3hier): Snakemake copies env files to "
-        ".snakemake/conda/<hash>.yaml, so relative paths break, and the copy would go stale"
-    )
+    """An installed copy would shadow the workflow's own e3hier/ (see the next test) with stale code.
+
+    A relative `pip: ["-e ../"]` would not even install it: Snakemake copies env files to
+    .snakemake/conda/<hash>.yaml before creating them, so the path points elsewhere.
+    """
+    entries = []
+    for dep in yaml.safe_load(env.read_text()).get("dependencies", []):
+        entries += [str(e) for e in dep.get("pip", [])] if isinstance(dep, dict) else [str(dep)]
+    offending = [
+        e for e in entries
+        if e.startswith(("-e", "--editable", ".", "/", "file:", "git+")) or normalise(re.split(r"[=<>~!\[ ]", e)[0]) == PACKAGE
+    ]  # fmt: skip
+    assert not offending, f"{env.name} installs the project or a local path: {offending}"
 
 
 def test_scripts_import_the_package_from_the_snakefile_directory(tmp_path):
@@ -348,8 +362,6 @@ def test_scripts_import_the_package_from_the_snakefile_directory(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    import json
-
     probe = json.loads((workdir / "probe.json").read_text())
     assert Path(probe["where"]).resolve() == (flow / package / "__init__.py").resolve()
     assert str(flow) in probe["path"]

@@ -189,12 +189,29 @@ def slurm_cluster():
         pytest.skip("Slurm is not installed (no slurmctld): apt-get install slurm-wlm munge, as .ci/run does")
     assert os.geteuid() == 0, "the local Slurm cluster runs slurmd as root: run this test as root"
     cluster = LocalSlurm(Path(tempfile.mkdtemp(prefix="e3hier-slurm-")))
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")  # so that the daemons are stopped below
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
         shutil.rmtree(cluster.base, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def merged_config() -> dict:
+    """config.yaml with tiny.yaml merged over it, as Snakemake merges config files."""
+
+    def merge(base, extra):
+        for key, value in extra.items():
+            base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+        return base
+
+    return merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text()))
 
 
 def models_without_timings(workdir: Path) -> pd.DataFrame:
@@ -205,7 +222,8 @@ def models_without_timings(workdir: Path) -> pd.DataFrame:
 
 def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     # the reference: a plain local run, alongside (the Slurm run mostly waits on polling)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
         local = pool.submit(snakemake, tmp_path / "local", TARGET)
 
         workdir = tmp_path / "slurm"
@@ -230,6 +248,8 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"snakemake via Slurm failed:\n{output[-6000:]}\n{slurm_cluster.logs()}"
         local.result()
+    finally:
+        pool.shutdown(wait=False)  # on failure, stop the cluster now, not after the local run
 
     # every job went through sbatch: one Slurm job per rule job, one for all the DFT jobs
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
@@ -240,24 +260,31 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
         kind = log.relative_to(logs).parts[0]
         by_kind.setdefault("group_dft" if kind.startswith("group_dft") else kind, []).append(log)
     counts = {kind: len(files) for kind, files in by_kind.items()}
+    config = merged_config()
+    splits = config["structures"]["water_clusters"]["splits"]
+    n_structures = sum(split["count"] for split in splits.values())  # tiny: 9
+    n_models = len(config["train"]["lmax_hidden"]) * len(config["train"]["outputs"]) * len(
+        config["train"]["seeds"]) * len(config["train"]["n_train"])  # fmt: skip
+    per_group = yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]["dft"]
+    assert n_structures <= per_group  # so that all DFT jobs share one Slurm job
     assert counts == {
-        "rule_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": 4, "rule_train": 4,
-        "rule_models_table": 1,
+        "rule_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": len(splits),  # H, O
+        "rule_train": n_models, "rule_models_table": 1,
     }, counts  # fmt: skip
     assert len(submitted) == sum(counts.values())
     group_log = by_kind["group_dft"][0].read_text()
-    assert "9 of 9 steps (100%) done" in group_log  # tiny: 9 structures, all in this one Slurm job
+    assert f"{n_structures} of {n_structures} steps (100%) done" in group_log
     assert "--executor slurm-jobstep" in group_log
     # and Slurm ran them: squeue still lists them (MinJobAge=600), all COMPLETED
     jobs = {jobid: state for jobid, _, state in slurm_cluster.squeue()}
     assert {jobs.get(jobid) for jobid in submitted} == {"COMPLETED"}, jobs
 
     # the same models, numbers included, as the local run. Not to the last bit: the profile
-    # runs PySCF with 2 threads here (dft: 4, capped by --cores), the local run with 1, and
-    # OpenMP sums differ by ~1e-9 in the fitted coefficients, ~1e-7 relative in ε.
+    # runs PySCF with min(4, CPUs) threads (dft: 4, capped by --cores), the local run with 1,
+    # and OpenMP sums then differ by ~1e-9 in the fitted coefficients, ~1e-7 relative in ε.
     slurm_models = models_without_timings(workdir)
     local_models = models_without_timings(tmp_path / "local")
-    assert len(slurm_models) == 4
+    assert len(slurm_models) == n_models
     floats = slurm_models.select_dtypes("float").columns
     pd.testing.assert_frame_equal(slurm_models.drop(columns=floats), local_models.drop(columns=floats), check_exact=True)
     pd.testing.assert_frame_equal(slurm_models[floats], local_models[floats], check_exact=False, rtol=1e-5)
