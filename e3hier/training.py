@@ -2,8 +2,8 @@
 
 The loss is the mean squared error of the block's targets (coefficient − free-atom
 reference), each divided by its shell's scale (``e3hier.samples.shell_scales``).
-Validation ε is integrated on Becke grids every epoch; the best epoch's weights
-are kept (early stopping on validation ε).
+Validation ε is integrated on Becke grids every epoch; the weights of the epoch
+with the lowest validation ε of the predicted block are kept (early stopping on it).
 """
 
 from __future__ import annotations
@@ -206,18 +206,24 @@ class Trainer:
         return [[self.train[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
 
     def train_epoch(self, epoch: int) -> dict:
+        """One pass over the shuffled training batches; the per-l losses are accumulated on the device
+        (one host transfer per epoch; the finiteness check is the only per-step sync)."""
         self.model.train()
-        sums = {l: 0.0 for l in L_COLUMNS}
-        counts = {l: 0 for l in L_COLUMNS}
-        total, n_rows = 0.0, 0
+        n_l = len(L_COLUMNS)
+        sums = torch.zeros(n_l + 1, dtype=torch.float64, device=self.device)  # per l, then l > 4
+        counts = np.zeros(n_l + 1, dtype=np.int64)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        n_rows = 0
         batches = self.batches(epoch)
+        show = self.log_stream is not None
         progress = tqdm(batches, desc=f"{self.name} epoch {epoch}", unit="batch", file=self.log_stream,
-                        mininterval=2.0, leave=False, disable=self.log_stream is None)  # fmt: skip
+                        mininterval=2.0, leave=False, disable=not show)  # fmt: skip
         start = time.perf_counter()
         for batch in progress:
-            graph = {k: v for k, v in pack(batch).items()}
-            graph["atom"], graph["slot"] = graph["atom"].to(self.device), graph["slot"].to(self.device)
-            target = torch.cat([torch.as_tensor(s.target[s.rows]) for s in batch]).to(self.device, self.dtype)
+            graph = pack(batch)
+            if self.device.type != "cpu":
+                graph = {k: v.to(self.device, non_blocking=True) for k, v in graph.items()}
+            target = torch.as_tensor(np.concatenate([s.target[s.rows] for s in batch])).to(self.device, self.dtype)
             scale = torch.cat([self.predictor.row_scales(s) for s in batch])
             residual = self.predictor.scaled_outputs(graph) - target / scale
             loss = residual.pow(2).mean()
@@ -226,17 +232,16 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            squared = residual.detach().pow(2)
-            l_rows = torch.as_tensor(np.concatenate([s.l[s.rows] for s in batch]), device=self.device)
-            for l in L_COLUMNS:
-                mask = l_rows == l
-                if mask.any():
-                    sums[l] += float(squared[mask].sum())
-                    counts[l] += int(mask.sum())
-            total += float(squared.sum())
-            n_rows += len(squared)
-            progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
+            squared = residual.detach().pow(2).double()
+            l_rows = np.minimum(np.concatenate([s.l[s.rows] for s in batch]), n_l)
+            counts += np.bincount(l_rows, minlength=n_l + 1)
+            sums.index_add_(0, torch.as_tensor(l_rows, device=self.device), squared)
+            total += squared.sum()
+            n_rows += len(l_rows)
+            if show:
+                progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
         seconds = time.perf_counter() - start
+        sums, counts, total = sums.tolist(), counts.tolist(), float(total)
         row = {"epoch": epoch, "loss": total / n_rows}
         for l in L_COLUMNS:
             row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
@@ -283,9 +288,11 @@ class Trainer:
             callbacks.append(epoch_callback(epoch, self.model) if epoch_callback else None)
             metrics.append(row)
             self.scheduler.step()
-            if row["val_epsilon"] < best["epsilon"]:
+            # select on the block's own error: outside its block a model predicts nothing, and the
+            # total ε of a partial output is not monotonic in the block's error (errors can cancel)
+            if row["val_epsilon_block"] < best["epsilon"]:
                 state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                best = {"epsilon": float(row["val_epsilon"]), "epoch": epoch, "state": state}
+                best = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
             if self.log_stream is not None:
                 print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
                       f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
