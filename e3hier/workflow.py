@@ -5,6 +5,7 @@ Kept free of Snakemake imports so it is tested like the rest of the package.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from e3hier.basis import element_basis
@@ -58,8 +59,9 @@ def elements(manifest: dict[str, dict]) -> list[str]:
     return sorted({el for info in manifest.values() for el in info["symbols"]})
 
 
+@functools.lru_cache(maxsize=None)
 def n_functions(basis_name: str, element: str, decontract: bool = False) -> int:
-    """Number of spherical functions of ``element`` in a basis."""
+    """Number of spherical functions of ``element`` in a basis (cached: the DAG asks once per DFT job)."""
     return sum(2 * shell[0] + 1 for shell in element_basis(basis_name, element, decontract))
 
 
