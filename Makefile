@@ -25,6 +25,10 @@ reproduce: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# Speed benchmarks (≤ 10 min on 2 cores): results/benchmarks/summary.json, see benchmarks/README.md.
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules

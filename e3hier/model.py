@@ -14,13 +14,17 @@ m-ordered layout (``e3hier.conventions``).
 
 from __future__ import annotations
 
+import math
+import operator
+from collections import defaultdict
+
 import numpy as np
 import torch
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 from e3nn import o3
 from e3nn.math import soft_one_hot_linspace
-from e3nn.nn.models.gate_points_2101 import Network, smooth_cutoff
+from e3nn.nn.models.gate_points_2101 import Convolution, Network, smooth_cutoff
 
 from e3hier.conventions import positions_to_e3nn
 
@@ -70,19 +74,334 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
     return {"edge_src": edge_src, "edge_dst": edge_dst, "edge_attr": edge_attr, "edge_length_embedded": embedded}
 
 
+# ---- faster tensor products (same parameters, same arithmetic) ------------------------------------
+#
+# e3nn generates each tensor product's code as an ``fx.GraphModule``; with torch >= 2.10 it runs eagerly
+# (no TorchScript), so two things of the generated graph cost time in training:
+#
+# - every instruction takes its weights (and every input irrep its features) as a column slice
+#   ``t[:, a:b]``. Autograd turns each slice into a zero-filled gradient of the *whole* tensor plus an
+#   add: for the edge tensor product (per-edge weights, ~100 paths at l_max 4) that was ~1/3 of a
+#   training step (``aten::fill_`` + ``aten::add_``). One ``torch.split`` into the same pieces has a
+#   single, concatenating backward.
+# - outer products built for the general contraction but unused by the specialised code paths stay in
+#   the graph (TorchScript used to drop them); dead-code elimination removes them.
+#
+# Both rewrites keep the forward arithmetic bit for bit (the same views, the same kernels).
+
+
+def _column_slice(node):
+    """``(source, start, stop)`` when ``node`` is ``source[:, start:stop]``, else None."""
+    if node.op != "call_function" or node.target is not operator.getitem:
+        return None
+    source, index = node.args
+    if not (isinstance(source, torch.fx.Node) and isinstance(index, tuple) and len(index) == 2):
+        return None
+    rows, cols = index
+    if rows != slice(None) or not isinstance(cols, slice) or cols.step not in (None, 1):
+        return None
+    if not (isinstance(cols.start, int) and isinstance(cols.stop, int)):
+        return None
+    return source, cols.start, cols.stop
+
+
+def split_column_slices(graph_module: torch.fx.GraphModule, example_inputs) -> int:
+    """Replace the column slices of each 2-D tensor of ``graph_module`` by one ``torch.split``.
+
+    Only slices that tile into non-overlapping pieces are rewritten. Returns how many tensors were split.
+    """
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(graph_module).propagate(*example_inputs)
+    graph = graph_module.graph
+    groups = defaultdict(list)
+    for node in graph.nodes:
+        found = _column_slice(node)
+        if found is not None:
+            groups[found[0]].append((node, found[1], found[2]))
+    changed = 0
+    for source, items in groups.items():
+        meta = source.meta.get("tensor_meta")
+        if len(items) < 2 or meta is None or len(meta.shape) != 2:
+            continue
+        width = int(meta.shape[1])
+        cuts = sorted({0, width} | {a for _, a, _ in items} | {b for _, _, b in items})
+        if cuts[0] < 0 or cuts[-1] > width:
+            continue
+        piece_of = {c: i for i, c in enumerate(cuts)}
+        if any(piece_of[b] != piece_of[a] + 1 for _, a, b in items):
+            continue  # a slice would span several pieces
+        sizes = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+        with graph.inserting_after(source):
+            pieces = graph.call_function(torch.split, (source, sizes), {"dim": 1})
+        for node, a, _ in items:
+            with graph.inserting_after(pieces):
+                piece = graph.call_function(operator.getitem, (pieces, piece_of[a]))
+            node.replace_all_uses_with(piece)
+            graph.erase_node(node)
+        changed += 1
+    graph.lint()
+    graph_module.recompile()
+    return changed
+
+
+def _segment_offsets(irreps: o3.Irreps) -> list[int]:
+    offsets = [0]
+    for mul_ir in irreps:
+        offsets.append(offsets[-1] + mul_ir.dim)
+    return offsets
+
+
+class FusedScalarProduct(o3.FullyConnectedTensorProduct):
+    """``FullyConnectedTensorProduct`` whose second input is scalars only (``sc``, ``lin1``, ``lin2``), batched.
+
+    e3nn evaluates one small contraction per instruction (~100 for ``lin2`` at l_max 4). With scalar
+    ``x2`` every instruction into output segment ``o`` is ``Σ_uv W[u,v,w] x1[z,u,i] x2[z,v]`` (times its
+    path weight / √(2l+1)), so all of them become one matrix product per output segment: the feature
+    segments feeding ``o`` are stacked (they are adjacent in sorted irreps) and the weight blocks
+    taken from one ``split`` of the flat parameter. Same parameters; outputs agree to float rounding.
+    Made by ``fuse_tensor_products`` (class swap of an existing module).
+    """
+
+    @staticmethod
+    def supports(tp) -> bool:
+        return (isinstance(tp, o3.FullyConnectedTensorProduct) and tp.internal_weights and tp.shared_weights
+                and all(ir.l == 0 for _, ir in tp.irreps_in2)
+                and all(ins.connection_mode == "uvw" and ins.has_weight for ins in tp.instructions))  # fmt: skip
+
+    def _prepare(self) -> None:
+        in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
+        off1, off2 = _segment_offsets(in1), _segment_offsets(in2)
+        sizes, groups = [], {i: [] for i in range(len(out))}
+        for ins in self.instructions:
+            size = int(np.prod(ins.path_shape))
+            if size:
+                groups[ins.i_out].append((ins, len(sizes)))
+                sizes.append(size)
+        self._sizes = sizes
+        self._plan = []
+        for i_out, items in groups.items():
+            mul_out, ir_out = out[i_out]
+            if mul_out == 0:
+                continue
+            if not items:
+                self._plan.append((None, (mul_out, ir_out.dim)))
+                continue
+            # runs of adjacent x1 segments sharing one x2 segment: one product each
+            items.sort(key=lambda t: (t[0].i_in2, t[0].i_in1))
+            runs = []
+            for ins, piece in items:
+                alpha = ins.path_weight / ir_out.dim**0.5
+                if runs and runs[-1]["i_in2"] == ins.i_in2 and runs[-1]["i_in1"][-1] + 1 == ins.i_in1:
+                    runs[-1]["i_in1"].append(ins.i_in1)
+                    runs[-1]["pieces"].append((piece, alpha))
+                else:
+                    runs.append({"i_in1": [ins.i_in1], "i_in2": ins.i_in2, "pieces": [(piece, alpha)]})
+            plan = []
+            for run in runs:
+                first, last, i_in2 = run["i_in1"][0], run["i_in1"][-1], run["i_in2"]
+                mul1 = sum(in1[i].mul for i in run["i_in1"])
+                plan.append(((off1[first], off1[last + 1]), (off2[i_in2], off2[i_in2 + 1]), mul1, in2[i_in2].mul,
+                             tuple((piece, float(alpha)) for piece, alpha in run["pieces"])))  # fmt: skip
+            self._plan.append((plan, (mul_out, ir_out.dim)))
+        # x is cut once at every run boundary (slicing it per run would cost a zero-filled gradient each)
+        cuts = sorted({0, in1.dim} | {c for plan, _ in self._plan if plan for (a, b), *_ in plan for c in (a, b)})
+        self._x_sizes = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+        self._x_pieces = {(a, b): (cuts.index(a), cuts.index(b)) for plan, _ in self._plan if plan for (a, b), *_ in plan}
+
+    def forward(self, x, y, weight=None):
+        weight = self._get_weights(weight)
+        batch = x.shape[:-1]
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        pieces = torch.split(weight, self._sizes) if self._sizes else ()
+        x_pieces = torch.split(x, self._x_sizes, dim=1)
+        outputs = []
+        for plan, (mul_out, dim) in self._plan:
+            if plan is None:
+                outputs.append(x.new_zeros(x.shape[0], mul_out * dim))
+                continue
+            result = None
+            for (a1, b1), (a2, b2), mul1, mul2, blocks in plan:
+                i, j = self._x_pieces[(a1, b1)]
+                x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=1)
+                xv = (x1.reshape(-1, mul1, 1, dim) * y[:, None, a2:b2, None]).reshape(-1, mul1 * mul2, dim)
+                w = torch.cat([pieces[k].reshape(-1, mul2, mul_out) * alpha for k, alpha in blocks]) if len(blocks) > 1 \
+                    else pieces[blocks[0][0]].reshape(-1, mul2, mul_out) * blocks[0][1]
+                term = torch.matmul(xv.transpose(1, 2), w.reshape(mul1 * mul2, mul_out))  # (z, dim, w)
+                result = term if result is None else result + term
+            outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
+        out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
+        return out.reshape(*batch, out.shape[-1])
+
+
+class FusedEdgeProduct(o3.TensorProduct):
+    """The convolution's edge tensor product (``uvu``, per-edge weights, one filter of each l), batched.
+
+    e3nn evaluates each of its ~100 paths (l_max 4) separately. Here, for each input segment (u, l1), the
+    Clebsch–Gordan coefficients of all its paths are contracted with the edge's spherical harmonics at
+    once (one matrix product), applied to the segment with one batched product and multiplied by the
+    per-edge path weights (spread over each path's 2l+1 components by a 0/1 matrix); one column
+    permutation gives e3nn's output layout. Same weights and layout; outputs agree to float rounding.
+    Made by ``fuse_tensor_products``.
+    """
+
+    @staticmethod
+    def supports(tp) -> bool:
+        outputs = [ins.i_out for ins in tp.instructions]
+        in1 = [ins.i_in1 for ins in tp.instructions]
+        return (type(tp) is o3.TensorProduct and not tp.shared_weights and not tp.internal_weights
+                and all(mul == 1 for mul, _ in tp.irreps_in2)
+                and all(ins.connection_mode == "uvu" and ins.has_weight for ins in tp.instructions)
+                and in1 == sorted(in1)  # each input segment's weights are contiguous
+                and len(set(outputs)) == len(outputs)
+                and set(outputs) >= {i for i, (mul, _) in enumerate(tp.irreps_out) if mul})  # fmt: skip
+
+    def _prepare(self) -> None:
+        in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
+        off1, off2, off_out = _segment_offsets(in1), _segment_offsets(in2), _segment_offsets(out)
+        by_input, sizes = {}, []
+        for ins in self.instructions:
+            if int(np.prod(ins.path_shape)):
+                by_input.setdefault(ins.i_in1, []).append(ins)
+        permutation = np.zeros(out.dim, dtype=np.int64)
+        self._plan, position = [], 0
+        for i_in1, items in by_input.items():
+            mul, ir1 = in1[i_in1]
+            width = sum(out[ins.i_out].ir.dim for ins in items)
+            cg = np.zeros((in2.dim, ir1.dim, width))
+            spread = np.zeros((len(items), width))
+            k = 0
+            for p, ins in enumerate(items):
+                ir2, ir3 = in2[ins.i_in2].ir, out[ins.i_out].ir
+                w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64).numpy()  # (i, j, k)
+                cg[off2[ins.i_in2] : off2[ins.i_in2 + 1], :, k : k + ir3.dim] = ins.path_weight * w3j.transpose(1, 0, 2)
+                spread[p, k : k + ir3.dim] = 1.0
+                # output segment i_out is (u, d3) row-major
+                u, c = np.meshgrid(np.arange(mul), np.arange(ir3.dim), indexing="ij")
+                permutation[off_out[ins.i_out] + u * ir3.dim + c] = position + u * width + k + c
+                k += ir3.dim
+            name = f"_fused_{i_in1}"
+            dtype = torch.get_default_dtype()
+            self.register_buffer(name + "_cg", torch.as_tensor(cg.reshape(in2.dim, -1), dtype=dtype), persistent=False)
+            self.register_buffer(name + "_spread", torch.as_tensor(spread, dtype=dtype), persistent=False)
+            self._plan.append(((off1[i_in1], off1[i_in1 + 1]), mul, ir1.dim, len(items), width, name))
+            sizes.append(mul * len(items))
+            position += mul * width
+        self._sizes = sizes
+        self.register_buffer("_fused_permutation", torch.as_tensor(permutation), persistent=False)
+
+        self._x_sizes = [mul_ir.dim for mul_ir in in1]
+        self._x_index = [i_in1 for i_in1 in by_input]
+
+    def fused_pieces(self, x, y, weight) -> list:
+        """The output in the fused layout: one (z, u·k) block per input segment (``_fused_permutation`` reorders)."""
+        x_pieces = torch.split(x, self._x_sizes, dim=1)
+        weights = torch.split(weight, self._sizes, dim=1)
+        pieces = []
+        for (_, mul, dim, paths, width, name), i_in1, w in zip(self._plan, self._x_index, weights):
+            coupling = (y @ getattr(self, name + "_cg")).reshape(-1, dim, width)  # (z, i, k): CG · Y per edge
+            product = torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling)  # (z, u, k)
+            w = torch.matmul(w.reshape(-1, paths, mul).transpose(1, 2), getattr(self, name + "_spread"))  # (z, u, k)
+            pieces.append((product * w).reshape(-1, mul * width))
+        return pieces
+
+    def forward(self, x, y, weight=None):
+        weight = self._get_weights(weight)
+        batch = x.shape[:-1]
+        x, y, weight = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]), weight.reshape(-1, weight.shape[-1])
+        out = torch.cat(self.fused_pieces(x, y, weight), dim=1).index_select(1, self._fused_permutation)
+        return out.reshape(*batch, out.shape[-1])
+
+
+class FusedConvolution(Convolution):
+    """``gate_points_2101.Convolution`` with a ``FusedEdgeProduct``: the edge messages are summed onto the
+    nodes in the fused layout, one block at a time, and only the node sums are permuted into e3nn's
+    layout (nodes are ~5× fewer than edges). Same modules and parameters; made by ``fuse_tensor_products``.
+    """
+
+    def forward(self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded) -> torch.Tensor:
+        weight = self.fc(edge_length_embedded)
+        x = node_input
+        s = self.sc(x, node_attr)
+        x = self.lin1(x, node_attr)
+        pieces = self.tp.fused_pieces(x.index_select(0, edge_src), edge_attr, weight)
+        # index_add, not scatter_add with an expanded index: same sums, much cheaper backward (index_select)
+        x = torch.cat([p.new_zeros(x.shape[0], p.shape[1]).index_add(0, edge_dst, p) for p in pieces], dim=1)
+        x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
+        x = self.lin2(x, node_attr)
+        c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
+        m = self.sc.output_mask
+        c_x = (1 - m) + c_x * m
+        return c_s * s + c_x * x
+
+
+def fuse_tensor_products(module: torch.nn.Module) -> dict:
+    """Faster, equivalent evaluation of every e3nn tensor product in ``module``.
+
+    ``FusedScalarProduct`` / ``FusedEdgeProduct`` where they apply (the module's class is swapped, so
+    parameters, buffers and state-dict keys stay e3nn's; the fused constants are non-persistent buffers),
+    and ``FusedConvolution`` around a fused edge product; every other tensor product (the gates'
+    elementwise products) gets dead-code elimination and ``split_column_slices``.
+    Returns how many modules got each treatment.
+    """
+    counts = {"scalar": 0, "edge": 0, "split": 0, "convolution": 0}
+    for tp in list(module.modules()):
+        if not isinstance(tp, o3.TensorProduct):
+            continue
+        if FusedScalarProduct.supports(tp):
+            tp.__class__ = FusedScalarProduct
+            tp._prepare()
+            counts["scalar"] += 1
+        elif FusedEdgeProduct.supports(tp):
+            tp.__class__ = FusedEdgeProduct
+            tp._prepare()
+            counts["edge"] += 1
+        else:
+            counts["split"] += optimise_tensor_products(tp)
+    for conv in module.modules():
+        if type(conv) is Convolution and isinstance(conv.tp, FusedEdgeProduct):
+            conv.__class__ = FusedConvolution
+            counts["convolution"] += 1
+    return counts
+
+
+def optimise_tensor_products(module: torch.nn.Module) -> int:
+    """Apply dead-code elimination and ``split_column_slices`` to every e3nn tensor product in ``module``.
+
+    Parameters, buffers and state-dict keys are untouched. Returns the number of tensor products rewritten.
+    """
+    rewritten = 0
+    for tp in module.modules():
+        graph_module = getattr(tp, "_compiled_main_left_right", None)
+        if not isinstance(tp, o3.TensorProduct) or not isinstance(graph_module, torch.fx.GraphModule):
+            continue  # e.g. TorchScript-compiled (older torch): left as it is
+        numel = tp.weight_numel
+        weight = torch.zeros(numel) if tp.shared_weights else torch.zeros(4, numel)
+        example = (torch.zeros(4, tp.irreps_in1.dim), torch.zeros(4, tp.irreps_in2.dim), weight)
+        graph_module.graph.eliminate_dead_code()
+        graph_module.recompile()
+        split_column_slices(graph_module, example)
+        rewritten += 1
+    return rewritten
+
+
 class DensityNetwork(Network):
     """``gate_points_2101.Network`` whose graph (edges and edge features) is given, not rebuilt.
 
     e3nn's fallback ``radius_graph`` uses ``torch.cdist``, whose rounding
     creates spurious self-edges in larger batches; the graph here comes from
-    ``edge_features`` instead. Parameters and layers are the parent's.
+    ``edge_features`` instead. Parameters, layers and state-dict keys are the
+    parent's. ``kernels`` chooses how the tensor products are evaluated (the
+    model and its outputs are the same, up to float rounding, for all three):
+    ``"fused"`` (default, ``fuse_tensor_products``), ``"split"`` (e3nn's
+    generated code with ``optimise_tensor_products``) or ``"e3nn"`` (as e3nn builds it).
     """
 
     def __init__(self, n_elements: int, lmax_hidden: int, irreps_out: str, num_neighbors: float, num_nodes: float,
                  hidden_multiplicities=MODEL_DEFAULTS["hidden_multiplicities"], layers=MODEL_DEFAULTS["layers"],
                  max_radius=MODEL_DEFAULTS["max_radius"], number_of_basis=MODEL_DEFAULTS["number_of_basis"],
                  radial_layers=MODEL_DEFAULTS["radial_layers"], radial_neurons=MODEL_DEFAULTS["radial_neurons"],
-                 lmax_edge=MODEL_DEFAULTS["lmax_edge"]):  # fmt: skip
+                 lmax_edge=MODEL_DEFAULTS["lmax_edge"], kernels: str = "fused"):  # fmt: skip
         one_hot = o3.Irreps(f"{n_elements}x0e")
         super().__init__(
             irreps_in=one_hot,
@@ -100,6 +419,12 @@ class DensityNetwork(Network):
             reduce_output=False,
         )
         self.lmax_edge = lmax_edge
+        if kernels == "fused":
+            fuse_tensor_products(self)
+        elif kernels == "split":
+            optimise_tensor_products(self)
+        elif kernels != "e3nn":
+            raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
 
     def forward(self, graph: dict) -> torch.Tensor:
         """Per-atom output (n_atoms, irreps_out.dim) of a (packed) graph from ``edge_features``."""

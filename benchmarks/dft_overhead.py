@@ -1,0 +1,147 @@
+"""Benchmark 3: wall time of the DFT rule's work vs a bare PySCF script, on the same water trimer.
+
+Both run in fresh subprocesses (interpreter start and imports included), one thread, alternating.
+- project: ``jobs/dft_project.py`` = ``scripts/dft.py`` without Snakemake: e3hier imports,
+  ``read_structure`` + ``validate_structure``, ``dft_job`` (SCF, fit, fit_error_percent on the SCF grid,
+  function table, provenance versions), ``write_parquet`` + ``write_json`` + log;
+- bare: ``jobs/dft_bare.py``: numpy + PySCF only, the same SCF settings and the same constrained fit,
+  saves the coefficients (.npy).
+The breakdown (imports, and a cProfile of ``dft_job`` in-process when the ratio misses its goal) says
+where the difference goes.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import pstats
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import (OUT, PIPELINE_DIR, PYTHON, ROOT, BENCH, load_config, log, ratio, single_thread_env,
+                               stats, timed_subprocess)  # fmt: skip
+
+GOAL = 1.10
+WORK = OUT / "work"
+PROJECT_IMPORTS = "from pyscf import lib; import e3hier.dft, e3hier.io, e3hier.structures"
+BARE_IMPORTS = "import numpy; from pyscf import df, dft, gto, lib; from pyscf.dft import radi"
+
+
+def trimer_xyz():
+    """A water trimer from a finished run, else a freshly generated one."""
+    for base in (ROOT / "results" / "structures", PIPELINE_DIR / "results" / "structures"):
+        found = sorted(base.glob("w3_*.xyz"))
+        if found:
+            return found[0]
+    from e3hier.structures import generate_water_cluster, write_structure
+
+    path = WORK / "trimer.xyz"
+    write_structure(path, generate_water_cluster(3, seed=0, md_steps=20))
+    return path
+
+
+def _function_seconds(stats_table, filename, function, caller=None) -> float | None:
+    """Cumulative seconds of ``function`` (in a file ending ``filename``), optionally only under ``caller``."""
+    total, found = 0.0, False
+    for (path, _, name), (_, _, _, cumulative, callers) in stats_table.items():
+        if not (path.endswith(filename) and name == function):
+            continue
+        if caller is None:
+            return float(cumulative)
+        for (caller_path, _, caller_name), edge in callers.items():
+            if caller_path.endswith(caller[0]) and caller_name == caller[1]:
+                total, found = total + edge[3], True
+    return float(total) if found else None
+
+
+def profile_dft_job(xyz, settings) -> dict:
+    """Seconds (in-process cProfile) of ``dft_job`` and of its parts, those a bare script lacks marked (extra)."""
+    from e3hier.dft import dft_job
+    from e3hier.structures import read_structure
+
+    atoms = read_structure(xyz)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    dft_job("bench", atoms.get_chemical_symbols(), atoms.get_positions(), settings)
+    profiler.disable()
+    table = pstats.Stats(profiler).stats
+    here = ("dft.py", "reference_density")
+    return {
+        "dft_job (total)": _function_seconds(table, "e3hier/dft.py", "dft_job"),
+        "run_scf (SCF)": _function_seconds(table, "e3hier/dft.py", "run_scf"),
+        "fit_density (fit)": _function_seconds(table, "e3hier/dft.py", "fit_density"),
+        "extra: fit error, eval_ao of all AOs on the SCF grid": _function_seconds(table, "numint.py", "eval_ao", here),
+        "extra: fit error, eval_rho on the SCF grid": _function_seconds(table, "numint.py", "eval_rho", here),
+        "extra: fit error, auxmol.eval_gto on the SCF grid": _function_seconds(table, "eval_gto.py", "eval_gto", here),
+        "extra: function_table": _function_seconds(table, "e3hier/basis.py", "function_table"),
+        "extra: fit_function_integrals (2nd call)": _function_seconds(table, "e3hier/dft.py", "fit_function_integrals", here),
+        "extra: package_versions": _function_seconds(table, "e3hier/io.py", "package_versions"),
+    }
+
+
+WATCHED_IMPORTS = ("pyscf", "numpy", "scipy", "pandas", "pyarrow", "pyarrow.parquet", "ase", "ase.io", "torch",
+                   "e3hier.dft", "e3hier.basis", "e3hier.metric", "e3hier.io", "e3hier.structures")  # fmt: skip
+
+
+def import_profile(env) -> dict:
+    """``python -X importtime`` of the project job's imports: cumulative seconds of the main packages
+    (where first imported; nested ones are included in their importer's time)."""
+    _, result = timed_subprocess([PYTHON, "-X", "importtime", "-c", PROJECT_IMPORTS], env=env)
+    seconds = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if name.strip() in WATCHED_IMPORTS and cumulative.strip().isdigit():
+                seconds[name.strip()] = int(cumulative) / 1e6
+    return seconds
+
+
+def run(repeats: int = 5) -> dict:
+    config = load_config(ROOT / "config.yaml")
+    settings = config["dft"]
+    WORK.mkdir(parents=True, exist_ok=True)
+    xyz = trimer_xyz()
+    settings_path = WORK / "dft_settings.json"
+    settings_path.write_text(json.dumps(settings))
+    env = single_thread_env()
+    project_cmd = [PYTHON, BENCH / "jobs" / "dft_project.py", xyz, WORK / "trimer.parquet", WORK / "trimer.json",
+                   WORK / "trimer.log", settings_path]  # fmt: skip
+    bare_cmd = [PYTHON, BENCH / "jobs" / "dft_bare.py", xyz, WORK / "trimer_bare.npy", settings_path]
+    timed_subprocess([PYTHON, "-c", PROJECT_IMPORTS], env=env)  # warm the file cache for both
+    runs = {"project": [], "bare": []}
+    cpu = {"project": [], "bare": []}
+    for _ in range(repeats):
+        runs["bare"].append(timed_subprocess(bare_cmd, env=env, cpu=cpu["bare"])[0])
+        runs["project"].append(timed_subprocess(project_cmd, env=env, cpu=cpu["project"])[0])
+    table = pd.read_parquet(WORK / "trimer.parquet")
+    bare = np.load(WORK / "trimer_bare.npy")
+    agreement = float(np.abs(table["coefficient"].to_numpy() - bare[table["ao_index"].to_numpy()]).max())
+    out = {
+        "structure": str(xyz.relative_to(ROOT)),
+        "settings": settings,
+        "seconds": {name: stats(r) for name, r in runs.items()},
+        "cpu_seconds": {name: stats(r) for name, r in cpu.items()},
+        "coefficients_max_abs_difference": agreement,
+        "project_summary_wall_seconds": json.loads((WORK / "trimer.json").read_text())["wall_seconds"],
+    }
+    out["ratio"] = ratio(out["seconds"]["project"], out["seconds"]["bare"])
+    out["ratio_cpu"] = ratio(out["cpu_seconds"]["project"], out["cpu_seconds"]["bare"])
+    out["ratio_of_minima"] = out["seconds"]["project"]["min"] / out["seconds"]["bare"]["min"]
+    out["overhead_seconds"] = out["seconds"]["project"]["median"] - out["seconds"]["bare"]["median"]
+    imports, imports_cpu = {"project": [], "bare": []}, {"project": [], "bare": []}
+    for _ in range(3):
+        for name, code in (("bare", BARE_IMPORTS), ("project", PROJECT_IMPORTS)):
+            imports[name].append(timed_subprocess([PYTHON, "-c", code], env=env, cpu=imports_cpu[name])[0])
+    out["imports_seconds"] = {name: stats(r) for name, r in imports.items()}
+    out["imports_cpu_seconds"] = {name: stats(r) for name, r in imports_cpu.items()}
+    out["imports_overhead_seconds"] = out["imports_seconds"]["project"]["median"] - out["imports_seconds"]["bare"]["median"]
+    if max(out["ratio"], out["ratio_cpu"]) > GOAL:
+        from pyscf import lib
+
+        lib.num_threads(1)
+        out["profile_dft_job_seconds"] = profile_dft_job(xyz, settings)
+        out["profile_imports_seconds"] = import_profile(env)
+    log(f"DFT: project {out['seconds']['project']['median']:.2f} s vs bare {out['seconds']['bare']['median']:.2f} s "
+        f"→ ratio {out['ratio']:.3f} (CPU time: {out['ratio_cpu']:.3f}; imports +{out['imports_overhead_seconds']:.2f} s)")  # fmt: skip
+    return out

@@ -1,0 +1,129 @@
+"""Run the e3hier benchmarks (``make bench``) and write ``results/benchmarks/summary.json``.
+
+    python benchmarks/run.py [--only workflow dft epsilon training]
+
+See ``benchmarks/README.md``. Each headline number sits beside the raw timings it came from
+(all repetitions and their medians). Timings on a shared machine are noisy: compare ratios
+measured within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import common  # noqa: E402
+
+ALL = ("workflow", "dft", "epsilon", "training")
+GOALS = {
+    "epsilon_eval_speedup": (">=", 50.0),
+    "epsilon_grid_electron_error": ("<", 1e-3),
+    "dft_overhead_ratio": ("<=", 1.10),
+    "dag_dry_run_seconds": ("<=", 20.0),
+    "noop_rerun_seconds": ("<=", 10.0),
+}
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform()}  # fmt: skip
+
+
+def goal_met(value, rule) -> bool:
+    op, target = rule
+    return {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+
+
+def table(summary: dict) -> str:
+    rows = []
+    if "train" in summary:
+        for key, r in summary["train"]["per_lmax"].items():
+            rate = r["structures_per_second"]
+            eps = r["val_epsilon_after"]
+            rows.append((f"training {key}: structures/s project | e3nn kernels | batch 1 | baseline",
+                         f"{rate['project']['median']:.2f} | {rate['project_e3nn_kernels']['median']:.2f} | "
+                         f"{rate['project_batch1']['median']:.2f} | {rate['baseline']['median']:.2f}", ""))  # fmt: skip
+            rows.append((f"train_speedup {key} (kernels alone {r['kernel_speedup']:.1f}×)", f"{r['speedup']:.1f}×", ""))
+            rows.append((f"val ε after {eps['seen_structures']} structures: project | batch 1 | baseline",
+                         f"{eps['project']:.2f} | {eps['project_batch1']:.2f} | {eps['baseline']:.2f} %",
+                         "met" if eps["project_equal_or_better"] else "NOT met (batch 4)"))  # fmt: skip
+            same = r["val_epsilon_same_optimizer_steps"]
+            rows.append((f"val ε at {same['baseline_optimizer_steps']} optimizer steps: project ({same['epochs']} "
+                         f"epochs, {same['project_train_seconds']:.1f} s) | baseline ({same['baseline_train_seconds']:.1f} s)",
+                         f"{same['project_epsilon']:.2f} | {same['baseline_epsilon']:.2f} %", ""))  # fmt: skip
+    for key, unit in (("epsilon_eval_speedup", "×"), ("epsilon_grid_electron_error", " e"),
+                      ("dft_overhead_ratio", ""), ("dag_dry_run_seconds", " s"), ("noop_rerun_seconds", " s")):  # fmt: skip
+        if key in summary:
+            value = summary[key]
+            text = f"{value:.3g}{unit}"
+            op, target = GOALS[key]
+            rows.append((key, text, f"goal {op} {target:g}: {'met' if goal_met(value, GOALS[key]) else 'NOT met'}"))
+    width = max(len(r[0]) for r in rows) if rows else 10
+    return "\n".join(f"{a:<{width}}  {b:>28}  {c}" for a, b, c in rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=ALL, default=list(ALL))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    common.OUT.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"machine_at_start": machine()}
+
+    if "workflow" in args.only:  # first: it builds the small finished run the training data comes from
+        from benchmarks import workflow
+
+        result = workflow.run()
+        summary["dag_dry_run_seconds"] = result["dag"]["seconds"]["median"]
+        summary["dag_dry_run"] = result["dag"]
+        summary["noop_rerun_seconds"] = result["noop"]["seconds"]["median"]
+        summary["noop_rerun"] = result["noop"]
+    if "dft" in args.only or "epsilon" in args.only:
+        from benchmarks import dft_overhead
+
+        if "dft" in args.only or not (dft_overhead.WORK / "trimer.parquet").exists():
+            result = dft_overhead.run()
+            summary["dft_overhead_ratio"] = result["ratio"]
+            summary["dft_overhead"] = result
+    if "epsilon" in args.only:
+        from benchmarks import dft_overhead, epsilon
+
+        result = epsilon.run(dft_overhead.WORK / "trimer.parquet", dft_overhead.trimer_xyz())
+        summary["epsilon_eval_speedup"] = result["speedup"]
+        summary["epsilon_grid_electron_error"] = result["electron_error"]["grid_float32"]
+        summary["epsilon_eval"] = result
+    if "training" in args.only:
+        from benchmarks import training
+
+        result = training.run()
+        summary["train_speedup"] = {key: r["speedup"] for key, r in result["per_lmax"].items()}
+        summary["train"] = result
+
+    summary["goals"] = {key: {"rule": " ".join(map(str, rule)), "value": summary[key],
+                              "met": goal_met(summary[key], rule)} for key, rule in GOALS.items() if key in summary}  # fmt: skip
+    if "train" in summary:
+        summary["goals"]["val_epsilon_equal_or_better"] = {
+            key: r["val_epsilon_after"]["project_equal_or_better"] for key, r in summary["train"]["per_lmax"].items()
+        }
+    summary["machine_at_end"] = machine()
+    summary["total_seconds"] = time.perf_counter() - start
+    path = common.OUT / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n")
+    print()
+    print(table(summary))
+    print(f"\n{path.relative_to(ROOT)} written in {summary['total_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
