@@ -78,7 +78,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     common.OUT.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"machine_at_start": machine()}
+    path = common.OUT / "summary.json"
+    summary: dict = {}
+    if set(args.only) != set(ALL) and path.exists():  # a partial run updates the last summary
+        summary = json.loads(path.read_text())
+    summary["machine_at_start"] = machine()
+    summary["benchmarks_run"] = list(args.only)
 
     if "workflow" in args.only:  # first: it builds the small finished run the training data comes from
         from benchmarks import workflow
@@ -117,7 +122,6 @@ def main(argv=None) -> int:
         }
     summary["machine_at_end"] = machine()
     summary["total_seconds"] = time.perf_counter() - start
-    path = common.OUT / "summary.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n")
     print()
     print(table(summary))

@@ -10,6 +10,10 @@ Irreps
 
 Positions enter in e3nn's frame (y, z, x), so outputs are in the project's
 m-ordered layout (``e3hier.conventions``).
+
+The tensor products run on fused kernels by default (``DensityNetwork(kernels=...)``, below): the
+same parameters and state-dict keys as e3nn's modules, outputs equal to float rounding, ~2-3× faster
+training steps on CPU (``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -74,7 +78,12 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
     return {"edge_src": edge_src, "edge_dst": edge_dst, "edge_attr": edge_attr, "edge_length_embedded": embedded}
 
 
-# ---- faster tensor products (same parameters, same arithmetic) ------------------------------------
+# ---- faster tensor products (same model, same parameters) ------------------------------------------
+#
+# ``DensityNetwork(kernels=...)``: "fused" (default) evaluates the convolutions' tensor products with
+# ``FusedScalarProduct`` / ``FusedEdgeProduct`` / ``FusedConvolution`` (a few large matrix products
+# instead of one small contraction per path; outputs agree with e3nn's to float rounding, ~1e-7);
+# "split" keeps e3nn's generated code and only applies the two rewrites below (bit-identical).
 #
 # e3nn generates each tensor product's code as an ``fx.GraphModule``; with torch >= 2.10 it runs eagerly
 # (no TorchScript), so two things of the generated graph cost time in training:
