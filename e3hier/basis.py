@@ -110,12 +110,7 @@ def irreps_string(counts: dict[int, int]) -> str:
 def build_mol(symbols, positions_angstrom, basis: str, charge: int = 0, spin: int | None = None) -> gto.Mole:
     """A PySCF molecule. Raises ``KeyError`` naming the element a basis lacks."""
     for el in sorted(set(symbols)):
-        try:
-            shells = gto.basis.load(basis, el)
-        except Exception as err:
-            raise KeyError(f"basis {basis!r} has no functions for element {el!r}") from err
-        if not shells:
-            raise KeyError(f"basis {basis!r} has no functions for element {el!r}")
+        element_basis(basis, el, decontract=False)  # raises KeyError naming the missing element
     atom = [(s, tuple(float(x) for x in p)) for s, p in zip(symbols, positions_angstrom)]
     # spin=None lets PySCF pick the lowest spin consistent with the electron count
     return gto.M(atom=atom, unit="Angstrom", basis=basis, charge=charge, spin=spin, verbose=0)

@@ -93,12 +93,14 @@ def coulomb_pseudo_inverse(metric: np.ndarray, cutoff: float = METRIC_EIGENVALUE
     return (v[:, keep] / w[keep]) @ v[:, keep].T
 
 
-def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: float | None = None):
+def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: float | None = None,
+                integrals: np.ndarray | None = None):
     """Coulomb-metric fit of density matrix ``dm`` onto ``auxmol``'s functions.
 
     d = J⁺ (P|μν) D_μν, then the charge constraint Σ q_P d'_P = N_e by a
     Lagrange multiplier: d' = d + λ J⁺ q. With ``n_electrons=None`` the
-    unconstrained fit is returned. Coefficients are in ``eval_gto`` column order.
+    unconstrained fit is returned. ``integrals`` (q, from ``fit_function_integrals``) may be passed
+    when the caller already has them. Coefficients are in ``eval_gto`` column order.
 
     Returns ``(coefficients, fitted_electrons_before_constraint)``.
     """
@@ -107,7 +109,7 @@ def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: fl
     projection = np.einsum("ijP,ij->P", three_centre, dm)
     j_inv = coulomb_pseudo_inverse(metric)
     d = j_inv @ projection
-    q = fit_function_integrals(auxmol)
+    q = fit_function_integrals(auxmol) if integrals is None else integrals
     fitted = float(q @ d)
     if n_electrons is None:
         return d, fitted
@@ -137,7 +139,8 @@ def reference_density(symbols, positions_angstrom, settings: dict) -> DensityFit
     mf = run_scf(mol, settings)
     dm = mf.make_rdm1()
     auxmol = make_auxmol(mol, fit_basis(settings["fit_auxbasis"], symbols, settings["decontract"]))
-    coeff, fitted = fit_density(mol, dm, auxmol, n_electrons=mol.nelectron)
+    integrals = fit_function_integrals(auxmol)
+    coeff, fitted = fit_density(mol, dm, auxmol, n_electrons=mol.nelectron, integrals=integrals)
 
     # ε of the fit against the exact SCF density on the SCF's own grid
     grids = mf.grids
@@ -147,7 +150,7 @@ def reference_density(symbols, positions_angstrom, settings: dict) -> DensityFit
     fit_error = epsilon_percent(rho_fit, rho_scf, grids.weights, mol.nelectron)
 
     table = function_table(auxmol)
-    table["integral"] = fit_function_integrals(auxmol)[table["ao_index"].to_numpy()]
+    table["integral"] = integrals[table["ao_index"].to_numpy()]
     table["coefficient"] = coeff[table["ao_index"].to_numpy()]
     return DensityFit(
         table=table,
