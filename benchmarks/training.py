@@ -100,7 +100,7 @@ class Baseline:
 def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
     """``trainer`` training ``model`` instead (fresh optimizer and schedule)."""
     trainer.model = trainer.predictor.model = model
-    trainer.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    trainer.optimizer = trainer.make_optimizer(model)
     trainer.scheduler = trainer._scheduler()
     return trainer
 

@@ -211,7 +211,8 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
                 first, last, i_in2 = run["i_in1"][0], run["i_in1"][-1], run["i_in2"]
                 mul1 = sum(in1[i].mul for i in run["i_in1"])
                 plan.append(((off1[first], off1[last + 1]), (off2[i_in2], off2[i_in2 + 1]), mul1, in2[i_in2].mul,
-                             tuple((piece, float(alpha)) for piece, alpha in run["pieces"])))  # fmt: skip
+                             tuple((piece, float(alpha)) for piece, alpha in run["pieces"]),
+                             [in1[i].dim for i in run["i_in1"]]))  # fmt: skip
             self._plan.append((plan, (mul_out, ir_out.dim)))
         # x is cut once at every run boundary (slicing it per run would cost a zero-filled gradient each)
         cuts = sorted({0, in1.dim} | {c for plan, _ in self._plan if plan for (a, b), *_ in plan for c in (a, b)})
@@ -230,13 +231,20 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
                 outputs.append(x.new_zeros(x.shape[0], mul_out * dim))
                 continue
             result = None
-            for (a1, b1), (a2, b2), mul1, mul2, blocks in plan:
+            for (a1, b1), (a2, b2), mul1, mul2, blocks, segment_dims in plan:
                 i, j = self._x_pieces[(a1, b1)]
                 x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=1)
-                xv = (x1.reshape(-1, mul1, 1, dim) * y[:, None, a2:b2, None]).reshape(-1, mul1 * mul2, dim)
-                w = torch.cat([pieces[k].reshape(-1, mul2, mul_out) * alpha for k, alpha in blocks]) if len(blocks) > 1 \
-                    else pieces[blocks[0][0]].reshape(-1, mul2, mul_out) * blocks[0][1]
-                term = torch.matmul(xv.transpose(1, 2), w.reshape(mul1 * mul2, mul_out))  # (z, dim, w)
+                # the path weights scale the (small) inputs, so the weight blocks are used in place, unscaled
+                alphas = [alpha for _, alpha in blocks]
+                y2 = y[:, a2:b2]
+                if len(set(alphas)) == 1:
+                    y2 = y2 * alphas[0]
+                else:  # one block per input segment of the run, in order
+                    segments = torch.split(x1, segment_dims, dim=1)
+                    x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=1)
+                xv = (x1.reshape(-1, mul1, 1, dim) * y2[:, None, :, None]).reshape(-1, mul1 * mul2, dim)
+                w = pieces[blocks[0][0]] if len(blocks) == 1 else torch.cat([pieces[k] for k, _ in blocks])
+                term = torch.matmul(xv.transpose(1, 2), w.view(mul1 * mul2, mul_out))  # (z, dim, w)
                 result = term if result is None else result + term
             outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
         out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
@@ -246,12 +254,12 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
 class FusedEdgeProduct(o3.TensorProduct):
     """The convolution's edge tensor product (``uvu``, per-edge weights, one filter of each l), batched.
 
-    e3nn evaluates each of its ~100 paths (l_max 4) separately. Here, for each input segment (u, l1), the
-    Clebsch–Gordan coefficients of all its paths are contracted with the edge's spherical harmonics at
-    once (one matrix product), applied to the segment with one batched product and multiplied by the
-    per-edge path weights (spread over each path's 2l+1 components by a 0/1 matrix); one column
-    permutation gives e3nn's output layout. Same weights and layout; outputs agree to float rounding.
-    Made by ``fuse_tensor_products``.
+    e3nn evaluates each of its ~100 paths (l_max 4) separately. Here the Clebsch–Gordan coefficients of
+    every path are contracted with the edge's spherical harmonics in one matrix product (all input
+    segments at once), each input segment (u, l1) is coupled to its paths with one batched product, and
+    the per-edge path weights are spread over each path's 2l+1 components by one ``index_select``; one
+    column permutation gives e3nn's output layout. Same weights and layout; outputs agree to float
+    rounding. Made by ``fuse_tensor_products``.
     """
 
     @staticmethod
@@ -268,63 +276,64 @@ class FusedEdgeProduct(o3.TensorProduct):
     def _prepare(self) -> None:
         in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
         off1, off2, off_out = _segment_offsets(in1), _segment_offsets(in2), _segment_offsets(out)
-        by_input, sizes = {}, []
+        by_input = {}
         for ins in self.instructions:
             if int(np.prod(ins.path_shape)):
                 by_input.setdefault(ins.i_in1, []).append(ins)
         permutation = np.zeros(out.dim, dtype=np.int64)
-        self._plan, position = [], 0
+        cgs, spread, self._plan = [], [], []
+        position = weight_offset = 0
         for i_in1, items in by_input.items():
             mul, ir1 = in1[i_in1]
             width = sum(out[ins.i_out].ir.dim for ins in items)
             cg = np.zeros((in2.dim, ir1.dim, width))
-            spread = np.zeros((len(items), width))
+            path_of_column = np.zeros(width, dtype=np.int64)
             k = 0
             for p, ins in enumerate(items):
                 ir2, ir3 = in2[ins.i_in2].ir, out[ins.i_out].ir
                 w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64).numpy()  # (i, j, k)
                 cg[off2[ins.i_in2] : off2[ins.i_in2 + 1], :, k : k + ir3.dim] = ins.path_weight * w3j.transpose(1, 0, 2)
-                spread[p, k : k + ir3.dim] = 1.0
+                path_of_column[k : k + ir3.dim] = p
                 # output segment i_out is (u, d3) row-major
                 u, c = np.meshgrid(np.arange(mul), np.arange(ir3.dim), indexing="ij")
                 permutation[off_out[ins.i_out] + u * ir3.dim + c] = position + u * width + k + c
                 k += ir3.dim
-            name = f"_fused_{i_in1}"
-            dtype = torch.get_default_dtype()
-            self.register_buffer(name + "_cg", torch.as_tensor(cg.reshape(in2.dim, -1), dtype=dtype), persistent=False)
-            self.register_buffer(name + "_spread", torch.as_tensor(spread, dtype=dtype), persistent=False)
-            self._plan.append(((off1[i_in1], off1[i_in1 + 1]), mul, ir1.dim, len(items), width, name))
-            sizes.append(mul * len(items))
+            cgs.append(cg.reshape(in2.dim, -1))
+            # message column (u, k) takes the edge weight of its path p(k) and channel u (e3nn's (p, u) order)
+            spread.append(weight_offset + path_of_column[None, :] * mul + np.arange(mul)[:, None])
+            self._plan.append((i_in1, mul, ir1.dim, width))
             position += mul * width
-        self._sizes = sizes
+            weight_offset += mul * len(items)
+        dtype = torch.get_default_dtype()
+        self._cg_sizes = [cg.shape[1] for cg in cgs]
+        self.register_buffer("_fused_cg", torch.as_tensor(np.concatenate(cgs, axis=1), dtype=dtype), persistent=False)
+        self.register_buffer("_fused_spread", torch.as_tensor(np.concatenate([s.ravel() for s in spread])),
+                             persistent=False)  # fmt: skip
         self.register_buffer("_fused_permutation", torch.as_tensor(permutation), persistent=False)
-
         self._x_sizes = [mul_ir.dim for mul_ir in in1]
-        self._x_index = [i_in1 for i_in1 in by_input]
 
-    def fused_pieces(self, x, y, weight) -> list:
-        """The output in the fused layout: one (z, u·k) block per input segment (``_fused_permutation`` reorders)."""
+    def messages(self, x, y, weight) -> torch.Tensor:
+        """The output in the fused layout, (z, Σ u·k): ``_fused_permutation`` reorders it into e3nn's."""
         x_pieces = torch.split(x, self._x_sizes, dim=1)
-        weights = torch.split(weight, self._sizes, dim=1)
-        pieces = []
-        for (_, mul, dim, paths, width, name), i_in1, w in zip(self._plan, self._x_index, weights):
-            coupling = (y @ getattr(self, name + "_cg")).reshape(-1, dim, width)  # (z, i, k): CG · Y per edge
-            product = torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling)  # (z, u, k)
-            w = torch.matmul(w.reshape(-1, paths, mul).transpose(1, 2), getattr(self, name + "_spread"))  # (z, u, k)
-            pieces.append((product * w).reshape(-1, mul * width))
-        return pieces
+        couplings = torch.split(y @ self._fused_cg, self._cg_sizes, dim=1)  # CG · Y per edge, all segments
+        products = [
+            torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling.reshape(-1, dim, width)).reshape(-1, mul * width)
+            for (i_in1, mul, dim, width), coupling in zip(self._plan, couplings)
+        ]  # (z, u, k) per input segment
+        product = torch.cat(products, dim=1) if len(products) > 1 else products[0]
+        return product * weight.index_select(1, self._fused_spread)
 
     def forward(self, x, y, weight=None):
         weight = self._get_weights(weight)
         batch = x.shape[:-1]
         x, y, weight = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]), weight.reshape(-1, weight.shape[-1])
-        out = torch.cat(self.fused_pieces(x, y, weight), dim=1).index_select(1, self._fused_permutation)
+        out = self.messages(x, y, weight).index_select(1, self._fused_permutation)
         return out.reshape(*batch, out.shape[-1])
 
 
 class FusedConvolution(Convolution):
     """``gate_points_2101.Convolution`` with a ``FusedEdgeProduct``: the edge messages are summed onto the
-    nodes in the fused layout, one block at a time, and only the node sums are permuted into e3nn's
+    nodes in the fused layout, and only the node sums are permuted into e3nn's
     layout (nodes are ~5× fewer than edges). Same modules and parameters; made by ``fuse_tensor_products``.
     """
 
@@ -333,9 +342,9 @@ class FusedConvolution(Convolution):
         x = node_input
         s = self.sc(x, node_attr)
         x = self.lin1(x, node_attr)
-        pieces = self.tp.fused_pieces(x.index_select(0, edge_src), edge_attr, weight)
+        messages = self.tp.messages(x.index_select(0, edge_src), edge_attr, weight)
         # index_add, not scatter_add with an expanded index: same sums, much cheaper backward (index_select)
-        x = torch.cat([p.new_zeros(x.shape[0], p.shape[1]).index_add(0, edge_dst, p) for p in pieces], dim=1)
+        x = messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
         x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
         x = self.lin2(x, node_attr)
         c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)

@@ -152,7 +152,7 @@ class Trainer:
         torch.manual_seed(seed)
         self.model = build_model(self.model_config).to(self.device, self.dtype)
         self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg["lr"])
+        self.optimizer = self.make_optimizer(self.model)
         self.scheduler = self._scheduler()
         self.fingerprint = fingerprint(
             {"model": self.model_config, "train": train_cfg, "seed": seed,
@@ -160,6 +160,11 @@ class Trainer:
         )  # fmt: skip
         for s in train + val:
             s.graph = {k: v.to(self.device) for k, v in s.graph.items()}
+
+    def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Adam:
+        """Adam with ``train.lr``; the fused kernel (one pass over all parameters: ~3× cheaper steps on CPU
+        for ~1M parameters in ~20 tensors, same algorithm)."""
+        return torch.optim.Adam(model.parameters(), lr=self.cfg["lr"], fused=True)
 
     def _scheduler(self):
         kind, epochs = self.cfg["lr_schedule"], self.cfg["epochs"]

@@ -5,10 +5,12 @@ import pytest
 import torch
 from conftest import FIT, TINY_MODEL, synthetic_frame
 
-from e3hier.conventions import random_rotation, rotate_coefficients
+from e3nn import o3
+
+from e3hier.conventions import positions_to_e3nn, random_rotation, rotate_coefficients
 from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork, hidden_irreps, neighbour_list
-from e3hier.samples import load_samples
+from e3hier.model import DensityNetwork, edge_features, hidden_irreps, neighbour_list
+from e3hier.samples import load_samples, pack
 from e3hier.training import Predictor, full_prediction
 
 
@@ -59,3 +61,45 @@ def test_predictions_rotate_with_the_dft_wigner_d(output, lmax):
     assert np.abs(before).max() > 1e-3  # a non-trivial prediction
     expected = rotate_coefficients(before, sample.l, rotation)
     assert np.abs(after - expected).max() < 1e-4
+
+
+@pytest.fixture
+def float64_default():
+    """Build modules in float64 (their constant buffers too, so rounding cannot hide a wrong kernel)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("lmax", [0, 1, 4])
+def test_fused_kernels_compute_e3nns_network(lmax, float64_default):
+    """``kernels="fused"`` (the default) and ``"split"`` evaluate e3nn's own model: same state dict,
+    same outputs and parameter gradients as ``gate_points_2101.Network`` (float64, to rounding)."""
+    from e3nn.nn.models.gate_points_2101 import Network
+
+    frame = synthetic_frame(1, seed=3, n_molecules=4)
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+    (sample,) = load_samples(frame, layout, TINY_MODEL)
+    graph = edge_features(sample.positions, TINY_MODEL["max_radius"], TINY_MODEL["number_of_basis"], 3)
+    graph["one_hot"] = pack([sample])["one_hot"].double()
+    cfg = dict(TINY_MODEL)
+    stock = Network(
+        irreps_in="2x0e", irreps_hidden=hidden_irreps(lmax, cfg.pop("hidden_multiplicities")),
+        irreps_out=layout.irreps, irreps_node_attr="2x0e",
+        irreps_edge_attr=o3.Irreps.spherical_harmonics(cfg.pop("lmax_edge")), num_neighbors=3.0, num_nodes=12.0,
+        reduce_output=False, **cfg,
+    )  # fmt: skip
+    pos = torch.as_tensor(positions_to_e3nn(sample.positions))
+    one_hot = graph["one_hot"]
+    reference = stock({"pos": pos, "x": one_hot, "z": one_hot})
+    reference.pow(2).sum().backward()
+    for kernels in ("fused", "split"):
+        model = DensityNetwork(2, lmax, str(layout.irreps), num_neighbors=3.0, num_nodes=12.0, kernels=kernels,
+                               **TINY_MODEL)  # fmt: skip
+        model.load_state_dict(stock.state_dict())  # strict: the same parameter names and shapes
+        out = model(graph)
+        out.pow(2).sum().backward()
+        assert torch.allclose(out, reference, rtol=0, atol=1e-12), kernels
+        for (name, p), q in zip(model.named_parameters(), stock.parameters()):
+            assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=1e-12), (kernels, name)
