@@ -2,8 +2,8 @@
 
 Both run in fresh subprocesses (interpreter start and imports included), one thread, alternating.
 - project: ``jobs/dft_project.py`` = ``scripts/dft.py`` without Snakemake: e3hier imports,
-  ``read_structure`` + ``validate_structure``, ``dft_job`` (SCF, fit, fit_error_percent on the SCF grid,
-  function table, provenance versions), ``write_parquet`` + ``write_json`` + log;
+  ``read_structure`` + ``validate_structure``, ``dft_job`` (SCF, fit, fit_error_percent on a level-1 Becke
+  grid, function table, provenance versions), ``write_parquet`` + ``write_json`` + log;
 - bare: ``jobs/dft_bare.py``: numpy + PySCF only, the same SCF settings and the same constrained fit,
   saves the coefficients (.npy).
 The breakdown (imports, and a cProfile of ``dft_job`` in-process when the ratio misses its goal) says
@@ -71,11 +71,11 @@ def profile_dft_job(xyz, settings) -> dict:
         "dft_job (total)": _function_seconds(table, "e3hier/dft.py", "dft_job"),
         "run_scf (SCF)": _function_seconds(table, "e3hier/dft.py", "run_scf"),
         "fit_density (fit)": _function_seconds(table, "e3hier/dft.py", "fit_density"),
-        "extra: fit error, eval_ao of all AOs on the SCF grid": _function_seconds(table, "numint.py", "eval_ao", here),
-        "extra: fit error, eval_rho on the SCF grid": _function_seconds(table, "numint.py", "eval_rho", here),
-        "extra: fit error, auxmol.eval_gto on the SCF grid": _function_seconds(table, "eval_gto.py", "eval_gto", here),
-        "extra: function_table": _function_seconds(table, "e3hier/basis.py", "function_table"),
-        "extra: fit_function_integrals (2nd call)": _function_seconds(table, "e3hier/dft.py", "fit_function_integrals", here),
+        "extra: fit error, Becke grid": _function_seconds(table, "e3hier/metric.py", "becke_grid", here),
+        "extra: fit error, eval_ao of all AOs on it": _function_seconds(table, "numint.py", "eval_ao", here),
+        "extra: fit error, eval_rho on it": _function_seconds(table, "numint.py", "eval_rho", here),
+        "extra: fit error, auxmol.eval_gto on it": _function_seconds(table, "eval_gto.py", "eval_gto", here),
+        "extra: function_columns": _function_seconds(table, "e3hier/basis.py", "function_columns"),
         "extra: package_versions": _function_seconds(table, "e3hier/io.py", "package_versions"),
     }
 

@@ -13,7 +13,6 @@ density is always rendered against the function it belongs to.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from pyscf import gto
 
 #: m of each PySCF column of a spherical shell, for l = 1 (x, y, z).
@@ -66,8 +65,12 @@ def make_auxmol(mol: gto.Mole, basis: dict) -> gto.Mole:
     return auxmol
 
 
-def function_table(auxmol: gto.Mole) -> pd.DataFrame:
-    """One row per fit function, in the stored (m-ordered) layout.
+#: Columns of ``function_columns`` / ``function_table``, in order.
+FUNCTION_COLUMNS = ("atom", "element", "l", "shell", "m", "exponent", "ao_index")
+
+
+def function_columns(auxmol: gto.Mole) -> dict[str, np.ndarray]:
+    """One entry per fit function, in the stored (m-ordered) layout, as numpy columns.
 
     Columns: ``atom`` (0-based), ``element``, ``l``, ``shell`` (index of the
     shell among the atom's shells of the same l, from the most compact),
@@ -90,8 +93,20 @@ def function_table(auxmol: gto.Mole) -> pd.DataFrame:
         shell_counter[(atom, l)] = shell + 1
         for k, m in enumerate(pyscf_m_order(l)):
             rows.append((atom, auxmol.atom_pure_symbol(atom), l, shell, m, exponent, int(ao_offsets[ib] + k)))
-    table = pd.DataFrame(rows, columns=["atom", "element", "l", "shell", "m", "exponent", "ao_index"])
-    return table.sort_values(["atom", "l", "shell", "m"], kind="stable").reset_index(drop=True)
+    atom, element, l, shell, m, exponent, ao_index = zip(*rows)
+    columns = {"atom": np.array(atom, dtype=np.int64), "element": np.array(element, dtype=object),
+               "l": np.array(l, dtype=np.int64), "shell": np.array(shell, dtype=np.int64),
+               "m": np.array(m, dtype=np.int64), "exponent": np.array(exponent, dtype=np.float64),
+               "ao_index": np.array(ao_index, dtype=np.int64)}  # fmt: skip
+    order = np.lexsort((columns["m"], columns["shell"], columns["l"], columns["atom"]))  # stable
+    return {name: values[order] for name, values in columns.items()}
+
+
+def function_table(auxmol: gto.Mole):
+    """``function_columns`` as a ``pandas.DataFrame``."""
+    import pandas as pd  # here: the DFT job writes its table without importing pandas (~0.3 s)
+
+    return pd.DataFrame(function_columns(auxmol))
 
 
 def irreps_counts(shells) -> dict[int, int]:

@@ -15,7 +15,6 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -59,9 +58,10 @@ def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def write_parquet(path, frame: pd.DataFrame, metadata: dict | None = None) -> None:
-    """Write ``frame`` to Parquet atomically; ``metadata`` is stored as JSON under the key ``e3hier``."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def write_parquet(path, frame, metadata: dict | None = None) -> None:
+    """Write ``frame`` (a ``pandas.DataFrame`` or a ``pyarrow.Table``) to Parquet atomically; ``metadata``
+    is stored as JSON under the key ``e3hier``."""
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     if metadata is not None:
         existing = table.schema.metadata or {}
         table = table.replace_schema_metadata({**existing, b"e3hier": to_json(metadata).encode()})
