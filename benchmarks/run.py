@@ -53,10 +53,14 @@ def table(summary: dict) -> str:
             rows.append((f"training {key}: structures/s project | e3nn kernels | batch 1 | baseline",
                          f"{rate['project']['median']:.2f} | {rate['project_e3nn_kernels']['median']:.2f} | "
                          f"{rate['project_batch1']['median']:.2f} | {rate['baseline']['median']:.2f}", ""))  # fmt: skip
-            rows.append((f"train_speedup {key} (kernels alone {r['kernel_speedup']:.1f}×)", f"{r['speedup']:.1f}×", ""))
-            rows.append((f"val ε after {eps['seen_structures']} structures: project | batch 1 | baseline",
-                         f"{eps['project']:.2f} | {eps['project_batch1']:.2f} | {eps['baseline']:.2f} %",
-                         "met" if eps["project_equal_or_better"] else "NOT met (batch 4)"))  # fmt: skip
+            rows.append((f"speedup {key}: batch {r['batch_size']} | batch 1 (kernels alone {r['kernel_speedup']:.1f}×)",
+                         f"{r['speedup']:.1f}× | {r['speedup_batch1']:.1f}×", ""))  # fmt: skip
+            rows.append((f"val ε after {eps['seen_structures']} structures, mean of {len(eps['seeds'])} seeds: "
+                         f"batch {r['batch_size']} | batch 1 | baseline",
+                         f"{eps['project']:.2f} | {eps['project_batch1']:.2f} | {eps['baseline']:.2f} %", ""))  # fmt: skip
+            goal = r["goal"]
+            rows.append((f"train_speedup {key} (fastest at equal or better ε: {goal['variant']})", f"{goal['speedup']:.1f}×",
+                         f"goal >= {goal['target']:g}: {'met' if goal['met'] else 'NOT met'}"))  # fmt: skip
             same = r["val_epsilon_same_optimizer_steps"]
             rows.append((f"val ε at {same['baseline_optimizer_steps']} optimizer steps: project ({same['epochs']} "
                          f"epochs, {same['project_train_seconds']:.1f} s) | baseline ({same['baseline_train_seconds']:.1f} s)",
@@ -111,15 +115,13 @@ def main(argv=None) -> int:
         from benchmarks import training
 
         result = training.run()
-        summary["train_speedup"] = {key: r["speedup"] for key, r in result["per_lmax"].items()}
+        summary["train_speedup"] = {key: r["goal"]["speedup"] for key, r in result["per_lmax"].items()}
         summary["train"] = result
 
     summary["goals"] = {key: {"rule": " ".join(map(str, rule)), "value": summary[key],
                               "met": goal_met(summary[key], rule)} for key, rule in GOALS.items() if key in summary}  # fmt: skip
     if "train" in summary:
-        summary["goals"]["val_epsilon_equal_or_better"] = {
-            key: r["val_epsilon_after"]["project_equal_or_better"] for key, r in summary["train"]["per_lmax"].items()
-        }
+        summary["goals"]["train_speedup"] = {key: r["goal"] for key, r in summary["train"]["per_lmax"].items()}
     summary["machine_at_end"] = machine()
     summary["total_seconds"] = time.perf_counter() - start
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n")

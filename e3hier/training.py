@@ -153,7 +153,7 @@ class Trainer:
         self.model = build_model(self.model_config).to(self.device, self.dtype)
         self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
         self.optimizer = self.make_optimizer(self.model)
-        self.scheduler = self._scheduler()
+        self.scheduler = self.make_scheduler(self.optimizer)
         self.fingerprint = fingerprint(
             {"model": self.model_config, "train": train_cfg, "seed": seed,
              "train_set": [s.structure for s in train], "val_set": [s.structure for s in val]}
@@ -166,13 +166,14 @@ class Trainer:
         for ~1M parameters in ~20 tensors, same algorithm)."""
         return torch.optim.Adam(model.parameters(), lr=self.cfg["lr"], fused=True)
 
-    def _scheduler(self):
+    def make_scheduler(self, optimizer: torch.optim.Optimizer):
+        """The ``train.lr_schedule`` of ``optimizer``, stepped once per epoch."""
         kind, epochs = self.cfg["lr_schedule"], self.cfg["epochs"]
         if kind == "exponential":
-            return torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=self.cfg["lr_decay"])
+            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.cfg["lr_decay"])
         if kind == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs, eta_min=self.cfg["lr_min"])
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: 1.0)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=self.cfg["lr_min"])
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self, epoch: int, metrics: list, best: dict, callbacks: list) -> dict:
