@@ -438,14 +438,25 @@ def _read_frames(path: Path) -> list[Atoms]:
     return frames
 
 
-def read_xyz_structures(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, Atoms]]]:
-    """split → [(id, atoms)] from XYZ files (plain or extended) matched by glob patterns.
+def _read_frame(path: Path, frame: int) -> Atoms:
+    """Frame ``frame`` (0-based) of ``path``, or ValueError naming the file."""
+    try:
+        return ase.io.read(path, index=frame)
+    except (IndexError, StopIteration) as err:  # ASE's extxyz reader stops, others index
+        raise ValueError(f"{path}: has no frame {frame}") from err
+    except Exception as err:  # as in _read_frames: name the file and, for XYZ, the line
+        where = _find_bad_xyz_line(path) if path.suffix.lower() in (".xyz", ".extxyz") else None
+        raise ValueError(f"{path}: cannot read structures ({where or 'see ASE error'}); ASE: {err!r}") from err
+
+
+def xyz_frames(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, Path, int, Atoms]]]:
+    """split → [(id, file, frame index, atoms)] of XYZ files (plain or extended) matched by glob patterns.
 
     Patterns are relative to ``base_dir`` and each is expanded in sorted order; a
     split with no patterns (None, []) is empty. A single-frame file's id is its
     stem, frame k of a multi-frame file is ``f"{stem}_{k}"``. Positions in Å.
     """
-    out: dict[str, list[tuple[str, Atoms]]] = {}
+    out: dict[str, list[tuple[str, Path, int, Atoms]]] = {}
     source: dict[str, str] = {}  # id → where it came from, for duplicate errors
     for split, patterns in globs_by_split.items():
         out[split] = []
@@ -457,8 +468,16 @@ def read_xyz_structures(globs_by_split: dict, base_dir=".") -> dict[str, list[tu
                 if sid in source:
                     raise ValueError(f"duplicate structure id {sid!r}: from {source[sid]} and {here}")
                 source[sid] = here
-                out[split].append((sid, atoms))
+                out[split].append((sid, path, k, atoms))
     return out
+
+
+def read_xyz_structures(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, Atoms]]]:
+    """split → [(id, atoms)] from XYZ files (plain or extended) matched by glob patterns (see ``xyz_frames``)."""
+    return {
+        split: [(sid, atoms) for sid, _, _, atoms in entries]
+        for split, entries in xyz_frames(globs_by_split, base_dir).items()
+    }
 
 
 # =============================================================================
@@ -492,6 +511,90 @@ def structures_from_config(structures_cfg: dict, base_dir=".") -> dict[str, list
     if source == "xyz":
         return read_xyz_structures(structures_cfg.get("xyz") or {}, base_dir)
     raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {source!r}")
+
+
+# =============================================================================
+# One structure at a time: recipes (the workflow runs one job per structure)
+# =============================================================================
+#
+# A recipe is a small dict of plain values: everything that determines one
+# structure and nothing else, so the workflow passes it as that structure's job
+# parameters and a change reruns only the structures whose recipe changed.
+#   water clusters: {"source": "water_clusters", "split", "index", "n_molecules",
+#                    "seed" (that structure's own seed), "temperature_K", "md_steps"}
+#   XYZ input:      {"source": "xyz", "split", "path" (the file, as matched), "frame"}
+
+
+def water_cluster_recipes(water_clusters_cfg: dict) -> dict[str, dict]:
+    """id → recipe of every generated cluster of a ``structures.water_clusters`` block, in split order."""
+    cfg = water_clusters_cfg
+    return {
+        sid: {
+            "source": "water_clusters",
+            "split": split,
+            "index": index,
+            "n_molecules": n_molecules,
+            "seed": structure_seed(cfg["seed"], split, index),
+            "temperature_K": cfg["temperature_K"],
+            "md_steps": cfg["md_steps"],
+        }
+        for split, entries in _water_cluster_plan(cfg["splits"]).items()
+        for sid, n_molecules, index in entries
+    }
+
+
+def xyz_recipe(split: str, path, frame: int) -> dict:
+    """Recipe of frame ``frame`` of the XYZ file ``path`` (as matched, e.g. relative to the working directory)."""
+    return {"source": "xyz", "split": split, "path": str(path), "frame": int(frame)}
+
+
+def structure_recipes(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
+    """id → recipe of every structure of the ``structures`` config block, in split order.
+
+    XYZ files are read (to count their frames), clusters are not generated.
+    """
+    source = structures_cfg.get("source")
+    if source == "water_clusters":
+        return water_cluster_recipes(structures_cfg["water_clusters"])
+    if source == "xyz":
+        return {
+            sid: xyz_recipe(split, path, frame)
+            for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir).items()
+            for sid, path, frame, _ in entries
+        }
+    raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {source!r}")
+
+
+def structure_recipe(structures_cfg: dict, structure_id: str, base_dir=".") -> dict:
+    """The recipe of one structure of the ``structures`` config block (ValueError for an unknown id)."""
+    recipes = structure_recipes(structures_cfg, base_dir)
+    if structure_id not in recipes:
+        raise ValueError(f"unknown structure id {structure_id!r}: not in the structures of the config")
+    return recipes[structure_id]
+
+
+def build_structure(recipe: dict, path=None) -> Atoms:
+    """The structure a recipe describes: generate the cluster, or read the frame (Å).
+
+    ``path`` replaces an XYZ recipe's ``path`` (the workflow passes the job's input file).
+    Same recipe → the same atoms as ``structures_from_config`` gives for that id.
+    """
+    if recipe["source"] == "water_clusters":
+        return generate_water_cluster(recipe["n_molecules"], recipe["seed"], recipe["temperature_K"], recipe["md_steps"])
+    if recipe["source"] == "xyz":
+        return _read_frame(Path(path if path is not None else recipe["path"]), recipe["frame"])
+    raise ValueError(f"recipe source must be 'water_clusters' or 'xyz', got {recipe['source']!r}")
+
+
+def structure_rows(structures: list[tuple[str, str, object]]) -> list[dict]:
+    """Manifest rows (structure, split, n_atoms, formula) of written structures, given as (id, split, XYZ file)."""
+    rows = []
+    for structure_id, split, path in structures:
+        atoms = read_structure(path)
+        rows.append(
+            {"structure": structure_id, "split": split, "n_atoms": len(atoms), "formula": atoms.get_chemical_formula()}
+        )
+    return rows
 
 
 # =============================================================================

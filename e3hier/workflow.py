@@ -9,28 +9,67 @@ import functools
 import re
 
 from e3hier.basis import element_basis
-from e3hier.structures import read_xyz_structures, structure_ids_from_config
+from e3hier.structures import water_cluster_recipes, xyz_frames, xyz_recipe
 
 WATER = ("O", "H", "H")
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
-    """``{structure_id: {"split": ..., "symbols": [...]}}`` in split order, from the config alone.
+    """``{structure_id: {"split": ..., "symbols": [...], "recipe": {...}}}`` in split order, from the config alone.
 
-    Generated water clusters are known by their ids (``w{n}_{split}_{i}``);
-    XYZ inputs are read (cheaply) to learn their frames and elements.
+    Generated water clusters are known from their recipes; XYZ inputs are read
+    (cheaply) to learn their frames and elements. ``recipe`` is what the
+    structure's own job needs (``e3hier.structures.build_structure``).
     """
     manifest: dict[str, dict] = {}
     if structures_cfg["source"] == "xyz":
-        for split, entries in read_xyz_structures(structures_cfg.get("xyz") or {}, base_dir=base_dir).items():
-            for structure_id, atoms in entries:
-                manifest[structure_id] = {"split": split, "symbols": atoms.get_chemical_symbols()}
+        for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir=base_dir).items():
+            for structure_id, path, frame, atoms in entries:
+                manifest[structure_id] = {
+                    "split": split,
+                    "symbols": atoms.get_chemical_symbols(),
+                    "recipe": xyz_recipe(split, path, frame),
+                }
         return manifest
-    for split, ids in structure_ids_from_config(structures_cfg, base_dir=base_dir).items():
-        for structure_id in ids:
-            n_molecules = int(re.match(r"w(\d+)_", structure_id).group(1))
-            manifest[structure_id] = {"split": split, "symbols": list(WATER) * n_molecules}
+    if structures_cfg["source"] != "water_clusters":
+        raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {structures_cfg['source']!r}")
+    for structure_id, recipe in water_cluster_recipes(structures_cfg["water_clusters"]).items():
+        manifest[structure_id] = {"split": recipe["split"], "symbols": list(WATER) * recipe["n_molecules"], "recipe": recipe}
     return manifest
+
+
+def literal_pattern(names) -> str:
+    """A regular expression that matches exactly the given strings (one that matches nothing if none).
+
+    For ``wildcard_constraints`` of a rule whose wildcard only takes known values. Written
+    as a character trie, so shared prefixes (``w3_train_0…``) appear once: Snakemake puts
+    the constraint into the rule's output pattern and rescans that text for every job, so
+    2,000 ids as a flat alternation (28 kB) cost seconds of planning, the trie (6 kB) little.
+    """
+    trie: dict = {}
+    for name in set(names):
+        if "{" in name or "}" in name:
+            raise ValueError(f"{name!r}: braces are not allowed in a wildcard value")
+        node = trie
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a name ends here
+    return _trie_pattern(trie) if trie else "(?!)"
+
+
+def _trie_pattern(node: dict) -> str:
+    """Regular expression of the names below ``node`` of ``literal_pattern``'s trie."""
+    end = {"": {}}
+    last = sorted(char for char, child in node.items() if char and child == end)  # chars that end a name
+    alternatives = [re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char and child != end]
+    if len(last) == 1:
+        alternatives.append(re.escape(last[0]))
+    elif last:
+        alternatives.append("[" + "".join(map(re.escape, last)) + "]")
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def check_basis_coverage(manifest: dict[str, dict], dft_cfg: dict) -> None:

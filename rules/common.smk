@@ -14,6 +14,8 @@ validate(config, schema="../e3hier/schemas/config.schema.yaml")
 STRUCTURES = wf.structure_manifest(config["structures"])
 wf.check_basis_coverage(STRUCTURES, config["dft"])
 SPLITS = wf.splits(STRUCTURES)
+# the structure ids, as the only values the per-structure XYZ rule may take
+STRUCTURE_PATTERN = wf.literal_pattern(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"
 TEST_SPLITS = [
@@ -33,6 +35,12 @@ def structure_ids(split=None):
     return [
         s for s, info in STRUCTURES.items() if split is None or info["split"] == split
     ]
+
+
+def structure_source(wildcards):
+    """An XYZ structure's source file ({"source": path}); nothing for a generated cluster."""
+    recipe = STRUCTURES[wildcards.structure]["recipe"]
+    return {"source": recipe["path"]} if recipe["source"] == "xyz" else {}
 
 
 def dft_mem_mb(wildcards, attempt):
@@ -104,6 +112,6 @@ if len(config["train"]["n_train"]) > 1:
 
 
 def all_targets():
-    return ["results/tables/models.parquet"] + [
+    return ["results/structures/manifest.tsv", "results/tables/models.parquet"] + [
         f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")
     ]

@@ -1,19 +1,51 @@
-rule structures:
-    """Generate (seeded water clusters) or read (XYZ files) every structure."""
+rule structure:
+    """Generate (seeded water cluster) or read (XYZ frame) one structure."""
+    input:
+        # an XYZ structure's own source file (none for generated clusters): editing one
+        # file reruns only its structures
+        unpack(structure_source),
     output:
-        xyz=expand("results/structures/{structure}.xyz", structure=structure_ids()),
-        manifest="results/structures/manifest.tsv",
+        xyz="results/structures/{structure}.xyz",
     log:
-        "results/logs/structures.log",
+        "results/logs/structures/{structure}.log",
     benchmark:
-        "results/benchmarks/structures.tsv"
+        "results/benchmarks/structures/{structure}.tsv"
+    wildcard_constraints:
+        structure=STRUCTURE_PATTERN,
+    group:
+        "structures"
     conda:
         "../envs/structures.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=30,
+        runtime=5,
     params:
-        structures=config["structures"],
+        # this structure's recipe only (split, index, n_molecules, its own seed, MD
+        # settings; or split, file and frame), so a change reruns only what it touches
+        recipe=lambda wc: STRUCTURES[wc.structure]["recipe"],
+        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     script:
         "../scripts/structures.py"
+
+
+rule structure_manifest:
+    """One table of every structure: id, split, atom count and formula."""
+    input:
+        xyz=expand("results/structures/{structure}.xyz", structure=structure_ids()),
+    output:
+        "results/structures/manifest.tsv",
+    log:
+        "results/logs/structure_manifest.log",
+    benchmark:
+        "results/benchmarks/structure_manifest.tsv"
+    conda:
+        "../envs/structures.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        splits=[STRUCTURES[s]["split"] for s in structure_ids()],
+    script:
+        "../scripts/structure_manifest.py"

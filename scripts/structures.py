@@ -1,25 +1,14 @@
-"""Snakemake glue: generate or read every structure and write one XYZ file each."""
-
-from pathlib import Path
-
-import pandas as pd
+"""Snakemake glue: build one structure from its recipe, check it and write its XYZ file."""
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.structures import structures_from_config, validate_structure, write_structure
+from e3hier.structures import build_structure, validate_structure, write_structure
 
 log = setup_logging(snakemake.log[0])
-cfg = snakemake.params.structures
+structure = snakemake.wildcards.structure
 
 with logged_errors(log):
-    by_split = structures_from_config(cfg)
-    rows = []
-    for split, entries in by_split.items():
-        for structure, atoms in entries:
-            validate_structure(structure, atoms, min_distance=cfg.get("min_distance_angstrom", 0.5))
-            rows.append({"structure": structure, "split": split, "n_atoms": len(atoms), "formula": atoms.get_chemical_formula()})
-    out_dir = Path(snakemake.output.manifest).parent
-    for split, entries in by_split.items():
-        for structure, atoms in entries:
-            write_structure(out_dir / f"{structure}.xyz", atoms)
-    pd.DataFrame(rows).to_csv(snakemake.output.manifest, sep="\t", index=False)
-    log.info("%d structures written", len(rows))
+    # XYZ input: read the job's input file (the recipe's path, as Snakemake staged it)
+    atoms = build_structure(snakemake.params.recipe, path=snakemake.input.get("source"))
+    validate_structure(structure, atoms, min_distance=snakemake.params.min_distance)
+    write_structure(snakemake.output.xyz, atoms)
+    log.info("%s written: %d atoms, %s", structure, len(atoms), atoms.get_chemical_formula())

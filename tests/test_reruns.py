@@ -5,7 +5,7 @@ import shutil
 import pytest
 from workflow_helpers import planned_jobs, snakemake
 
-UPSTREAM = {"structures", "dft", "free_atom", "dataset"}
+UPSTREAM = {"structure", "structure_manifest", "dft", "free_atom", "dataset"}
 
 
 @pytest.fixture
@@ -45,7 +45,18 @@ def test_adding_lmax_trains_only_the_new_models(run):
 def test_changing_the_basis_redoes_dft_and_everything_after(run):
     jobs = run({"dft": {"basis": "def2-svp"}})
     assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == 4
-    assert "structures" not in jobs
+    assert "structure" not in jobs and "structure_manifest" not in jobs
+
+
+def test_adding_structures_generates_only_the_new_ones(run):
+    jobs = run({"structures": {"water_clusters": {"splits": {"train": {"count": 5}}}}})
+    assert jobs["structure"] == 1 and jobs["dft"] == 1  # w2_train_0004; the other 9 are kept
+    assert jobs["dataset"] == 1 and "structure_manifest" in jobs and "free_atom" not in jobs
+
+
+def test_changing_the_md_settings_regenerates_every_structure(run):
+    jobs = run({"structures": {"water_clusters": {"md_steps": 10}}})
+    assert jobs["structure"] == 9 and jobs["dft"] == 9 and jobs["dataset"] == 4
 
 
 def test_editing_a_figure_script_redraws_only_figures(run):

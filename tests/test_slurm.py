@@ -251,24 +251,25 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     finally:
         pool.shutdown(wait=False)  # on failure, stop the cluster now, not after the local run
 
-    # every job went through sbatch: one Slurm job per rule job, one for all the DFT jobs
+    # every job went through sbatch: one Slurm job per rule job, one for all the DFT jobs, one for all the structures
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
     logs = workdir / ".snakemake" / "slurm_logs"
     # logs are in .snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log, group_<group>…/<jobid>.log
     by_kind = {}
     for log in logs.rglob("*.log"):
         kind = log.relative_to(logs).parts[0]
-        by_kind.setdefault("group_dft" if kind.startswith("group_dft") else kind, []).append(log)
+        group = next((g for g in ("group_dft", "group_structures") if kind.startswith(g)), kind)
+        by_kind.setdefault(group, []).append(log)
     counts = {kind: len(files) for kind, files in by_kind.items()}
     config = merged_config()
     splits = config["structures"]["water_clusters"]["splits"]
     n_structures = sum(split["count"] for split in splits.values())  # tiny: 9
     n_models = len(config["train"]["lmax_hidden"]) * len(config["train"]["outputs"]) * len(
         config["train"]["seeds"]) * len(config["train"]["n_train"])  # fmt: skip
-    per_group = yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]["dft"]
-    assert n_structures <= per_group  # so that all DFT jobs share one Slurm job
+    per_group = yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]
+    assert n_structures <= min(per_group["dft"], per_group["structures"])  # all DFT jobs share one Slurm job, ditto
     assert counts == {
-        "rule_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": len(splits),  # H, O
+        "group_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": len(splits),  # H, O
         "rule_train": n_models, "rule_models_table": 1,
     }, counts  # fmt: skip
     assert len(submitted) == sum(counts.values())
@@ -321,6 +322,7 @@ def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
     """No Slurm needed: a dry run shows the profile's threads, resources and dft group."""
     out = dry_run(PROFILE, tmp_path)
     assert out.count("Group job dft") == 1  # 9 tiny structures, up to 40 per group
+    assert out.count("Group job structures") == 1  # up to 100 per group
     dft = re.findall(r"rule dft:\n(.*?)resources: ([^\n]*)", out, re.S)
     assert len(dft) == 9
     assert all("threads: 4" in head and "runtime=30" in res and "slurm_partition=<partition>" in res

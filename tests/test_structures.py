@@ -9,6 +9,7 @@ from ase.calculators.tip3p import rOH
 from ase.constraints import FixBondLengths
 
 from e3hier import structures as S
+from e3hier import workflow as W
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +195,48 @@ def test_bad_split_specs_and_source():
         S.structure_ids_from_config({"source": "pdb"})
 
 
+def test_recipes_rebuild_the_structures_from_config(tmp_path):
+    """One structure at a time from its recipe: the same atoms, and bytes, as all at once."""
+    cfg = {
+        "source": "water_clusters",
+        "water_clusters": {
+            "seed": 3,
+            "temperature_K": 50.0,
+            "md_steps": 5,
+            "splits": {"train": {"n_molecules": [1, 2], "count": 3}, "test": {"n_molecules": 1, "count": 1}},
+        },
+    }
+    recipes = S.structure_recipes(cfg)
+    all_at_once = S.structures_from_config(cfg)
+    assert list(recipes) == [sid for ids in S.structure_ids_from_config(cfg).values() for sid in ids]
+    assert recipes["w2_train_0001"] == {
+        "source": "water_clusters", "split": "train", "index": 1, "n_molecules": 2,
+        "seed": S.structure_seed(3, "train", 1), "temperature_K": 50.0, "md_steps": 5,
+    }  # fmt: skip
+    for split, entries in all_at_once.items():
+        for sid, atoms in entries:
+            one = S.build_structure(recipes[sid])
+            S.write_structure(tmp_path / "a.xyz", atoms)
+            S.write_structure(tmp_path / "b.xyz", one)
+            assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes(), sid
+    assert S.structure_recipe(cfg, "w1_test_0000") == recipes["w1_test_0000"]
+    with pytest.raises(ValueError, match="'w2_train_0000'"):
+        S.structure_recipe(cfg, "w2_train_0000")  # index 0 has 1 molecule
+
+
+def test_literal_pattern_matches_exactly_the_ids():
+    import re
+
+    ids = ["w3_train_0000", "w4_train_0001", "w3_train_0004", "a", "ab", "a.b", "x-1"]
+    pattern = re.compile(f"(?:{W.literal_pattern(ids)})\\Z")
+    assert all(pattern.match(i) for i in ids)
+    for other in ["w3_train_0001", "w3_train_000", "w3_train_00000", "", "b", "abc", "a_b", "aXb", "x"]:
+        assert not pattern.match(other), other
+    assert not re.match(W.literal_pattern([]), "")
+    with pytest.raises(ValueError, match="braces"):
+        W.literal_pattern(["a{1}"])
+
+
 # --- XYZ input ------------------------------------------------------------------
 
 WATER_XYZ = "3\n{comment}\nO 0.0 0.0 0.0\nH 0.96 0.0 0.0\nH -0.24 0.93 0.0\n"
@@ -228,6 +271,36 @@ def test_read_xyz_ids_and_empty_splits(xyz_dir):
         "train": ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"],
         "val": [],
     }
+
+
+def test_xyz_recipes_read_one_frame(xyz_dir, tmp_path):
+    cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "test": ["test/big.xyz"]}}
+    recipes = S.structure_recipes(cfg, base_dir=xyz_dir)
+    assert recipes["a_multi_1"] == {"source": "xyz", "split": "train", "path": str(xyz_dir / "data" / "a_multi.xyz"), "frame": 1}
+    for split, entries in S.read_xyz_structures(cfg["xyz"], base_dir=xyz_dir).items():
+        for sid, atoms in entries:
+            one = S.build_structure(recipes[sid])
+            S.write_structure(tmp_path / "a.xyz", atoms)
+            S.write_structure(tmp_path / "b.xyz", one)
+            assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes(), sid
+    # the file can be given apart from the recipe (the workflow passes the job's input)
+    moved = tmp_path / "moved.xyz"
+    moved.write_text((xyz_dir / "data" / "a_multi.xyz").read_text())
+    assert S.build_structure(recipes["a_multi_2"], path=moved).positions.tolist() == S.build_structure(
+        recipes["a_multi_2"]
+    ).positions.tolist()
+    with pytest.raises(ValueError, match=r"big\.xyz.*frame 1"):
+        S.build_structure({**recipes["big"], "frame": 1})
+
+
+def test_structure_rows(tmp_path, trimer):
+    S.write_structure(tmp_path / "w3.xyz", trimer)
+    S.write_structure(tmp_path / "h2o.xyz", Atoms("OH2", positions=_water([0, 0, 0])))
+    rows = S.structure_rows([("w3", "train", tmp_path / "w3.xyz"), ("h2o", "test", str(tmp_path / "h2o.xyz"))])
+    assert rows == [
+        {"structure": "w3", "split": "train", "n_atoms": 9, "formula": "H6O3"},
+        {"structure": "h2o", "split": "test", "n_atoms": 3, "formula": "H2O"},
+    ]
 
 
 def test_read_xyz_missing_glob(xyz_dir):

@@ -21,6 +21,10 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
     results = tiny_run / "results"
     ids = [p.stem for p in (results / "structures").glob("*.xyz")]
     assert len(ids) == 9  # 4 train + 2 val + 2 test + 1 test_large
+    manifest = pd.read_csv(results / "structures" / "manifest.tsv", sep="\t")
+    assert sorted(manifest["structure"]) == sorted(ids)
+    assert manifest.groupby("split").size().to_dict() == {"test": 2, "test_large": 1, "train": 4, "val": 2}
+    assert set(manifest["n_atoms"]) == {6, 9} and list(manifest.columns) == ["structure", "split", "n_atoms", "formula"]
     table = pd.read_parquet(results / "dft" / f"{sorted(ids)[0]}.parquet")
     assert {"atom", "element", "l", "m", "exponent", "coefficient"} <= set(table)
     summary = json.loads((results / "dft" / f"{sorted(ids)[0]}.json").read_text())
@@ -41,8 +45,8 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
 
 
 def test_generated_structures_are_byte_identical_across_runs(tiny_run, tmp_path):
-    snakemake(tmp_path, "results/structures/manifest.tsv")
-    for path in (tiny_run / "results" / "structures").glob("*.xyz"):
+    snakemake(tmp_path, "results/structures/manifest.tsv")  # every structure, one job each, and the table
+    for path in (tiny_run / "results" / "structures").glob("*"):
         assert path.read_bytes() == (tmp_path / "results" / "structures" / path.name).read_bytes()
 
 
