@@ -8,8 +8,6 @@ rule dft:
     log:
         "results/logs/dft/{structure}.log",
     cache: "omit-software"
-    group:
-        "dft"
     # No benchmark: Snakemake forbids it on cached rules; the JSON records wall_seconds.
     conda:
         "../envs/dft.yaml"

@@ -12,8 +12,6 @@ rule structure:
         "results/benchmarks/structures/{structure}.tsv"
     wildcard_constraints:
         structure=STRUCTURE_PATTERN,
-    group:
-        "structures"
     conda:
         "../envs/structures.yaml"
     threads: 1

@@ -171,16 +171,14 @@ def test_split_seeds_independent_of_other_splits():
     assert S.structure_seed(5, "train", 0) != S.structure_seed(6, "train", 0)
 
 
+def cluster_config(seed: int, splits: dict) -> dict:
+    """A small, fast ``structures`` block of generated clusters."""
+    return {"source": "water_clusters",
+            "water_clusters": {"seed": seed, "temperature_K": 50.0, "md_steps": 5, "splits": splits}}  # fmt: skip
+
+
 def test_ids_from_config_match_generated():
-    cfg = {
-        "source": "water_clusters",
-        "water_clusters": {
-            "seed": 0,
-            "temperature_K": 50.0,
-            "md_steps": 5,
-            "splits": {"train": {"n_molecules": [1, 2], "count": 3}, "empty": {"n_molecules": 2, "count": 0}},
-        },
-    }
+    cfg = cluster_config(0, {"train": {"n_molecules": [1, 2], "count": 3}, "empty": {"n_molecules": 2, "count": 0}})
     generated = S.structures_from_config(cfg)
     assert {k: [sid for sid, _ in v] for k, v in generated.items()} == S.structure_ids_from_config(cfg)
     assert [len(atoms) for _, atoms in generated["train"]] == [3, 6, 3]
@@ -197,15 +195,7 @@ def test_bad_split_specs_and_source():
 
 def test_recipes_rebuild_the_structures_from_config(tmp_path):
     """One structure at a time from its recipe: the same atoms, and bytes, as all at once."""
-    cfg = {
-        "source": "water_clusters",
-        "water_clusters": {
-            "seed": 3,
-            "temperature_K": 50.0,
-            "md_steps": 5,
-            "splits": {"train": {"n_molecules": [1, 2], "count": 3}, "test": {"n_molecules": 1, "count": 1}},
-        },
-    }
+    cfg = cluster_config(3, {"train": {"n_molecules": [1, 2], "count": 3}, "test": {"n_molecules": 1, "count": 1}})
     recipes = S.structure_recipes(cfg)
     all_at_once = S.structures_from_config(cfg)
     assert list(recipes) == [sid for ids in S.structure_ids_from_config(cfg).values() for sid in ids]
