@@ -34,10 +34,7 @@ from ase import Atoms
 from ase.calculators.tip3p import TIP3P, angleHOH, rOH
 from ase.constraints import FixBondLengths
 from ase.data import chemical_symbols
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.neighborlist import neighbor_list
-from ase.optimize import FIRE
 
 # --- plausibility rules for water clusters (Å, degrees) ---------------------
 OH_RANGE = (0.9, 1.1)
@@ -192,6 +189,11 @@ def _relax_and_sample(
     positions: np.ndarray, temperature_K: float, md_steps: int, rng: np.random.Generator
 ) -> np.ndarray:
     """TIP3P minimisation then Langevin MD of a rigid-water cluster; returns final positions (Å)."""
+    # imported here: jobs that only read structures (DFT, dataset) skip ASE's MD and optimisers (~0.1 s)
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+    from ase.optimize import FIRE
+
     n_molecules = len(positions) // 3
     atoms = Atoms("OH2" * n_molecules, positions=positions, pbc=False)
     atoms.constraints = [RigidWaters(n_molecules)]
