@@ -218,7 +218,17 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
         # x is cut once at every run boundary (slicing it per run would cost a zero-filled gradient each)
         cuts = sorted({0, in1.dim} | {c for plan, _ in self._plan if plan for (a, b), *_ in plan for c in (a, b)})
         self._x_sizes = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
-        self._x_pieces = {(a, b): (cuts.index(a), cuts.index(b)) for plan, _ in self._plan if plan for (a, b), *_ in plan}
+        # per run, derived once: its x pieces, its weight pieces, and its path weights (one scale when
+        # they are all equal, else one per input segment); the forward pass only looks them up
+        self._plan = [
+            (None if plan is None else [
+                ((cuts.index(a1), cuts.index(b1)), y_range, mul1, mul2, tuple(piece for piece, _ in blocks),
+                 blocks[0][1] if len({alpha for _, alpha in blocks}) == 1 else None,
+                 tuple(alpha for _, alpha in blocks), segment_dims)
+                for (a1, b1), y_range, mul1, mul2, blocks, segment_dims in plan
+            ], out_shape)
+            for plan, out_shape in self._plan
+        ]  # fmt: skip
 
     def forward(self, x, y, weight=None):
         weight = self._get_weights(weight)
@@ -232,19 +242,17 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
                 outputs.append(x.new_zeros(x.shape[0], mul_out * dim))
                 continue
             result = None
-            for (a1, b1), (a2, b2), mul1, mul2, blocks, segment_dims in plan:
-                i, j = self._x_pieces[(a1, b1)]
+            for (i, j), (a2, b2), mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
                 x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=1)
                 # the path weights scale the (small) inputs, so the weight blocks are used in place, unscaled
-                alphas = [alpha for _, alpha in blocks]
                 y2 = y[:, a2:b2]
-                if len(set(alphas)) == 1:
-                    y2 = y2 * alphas[0]
+                if scale is not None:
+                    y2 = y2 * scale
                 else:  # one block per input segment of the run, in order
                     segments = torch.split(x1, segment_dims, dim=1)
                     x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=1)
                 xv = (x1.reshape(-1, mul1, 1, dim) * y2[:, None, :, None]).reshape(-1, mul1 * mul2, dim)
-                w = pieces[blocks[0][0]] if len(blocks) == 1 else torch.cat([pieces[k] for k, _ in blocks])
+                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces])
                 term = torch.matmul(xv.transpose(1, 2), w.view(mul1 * mul2, mul_out))  # (z, dim, w)
                 result = term if result is None else result + term
             outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
