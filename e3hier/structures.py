@@ -550,21 +550,27 @@ def xyz_recipe(split: str, path, frame: int) -> dict:
     return {"source": "xyz", "split": split, "path": str(path), "frame": int(frame)}
 
 
-def structure_recipes(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
-    """id → recipe of every structure of the ``structures`` config block, in split order.
+def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, tuple[dict, list[str]]]:
+    """id → (recipe, chemical symbols) of every structure of the ``structures`` config block, in split order.
 
-    XYZ files are read (to count their frames), clusters are not generated.
+    XYZ files are read (to count their frames and learn their elements), clusters are not generated.
     """
     source = structures_cfg.get("source")
     if source == "water_clusters":
-        return water_cluster_recipes(structures_cfg["water_clusters"])
+        return {sid: (recipe, ["O", "H", "H"] * recipe["n_molecules"])
+                for sid, recipe in water_cluster_recipes(structures_cfg["water_clusters"]).items()}  # fmt: skip
     if source == "xyz":
         return {
-            sid: xyz_recipe(split, path, frame)
+            sid: (xyz_recipe(split, path, frame), atoms.get_chemical_symbols())
             for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir).items()
-            for sid, path, frame, _ in entries
+            for sid, path, frame, atoms in entries
         }
     raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {source!r}")
+
+
+def structure_recipes(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
+    """id → recipe of every structure of the ``structures`` config block, in split order."""
+    return {sid: recipe for sid, (recipe, _) in structure_plans(structures_cfg, base_dir).items()}
 
 
 def structure_recipe(structures_cfg: dict, structure_id: str, base_dir=".") -> dict:

@@ -9,9 +9,7 @@ import functools
 import re
 
 from e3hier.basis import element_basis
-from e3hier.structures import water_cluster_recipes, xyz_frames, xyz_recipe
-
-WATER = ("O", "H", "H")
+from e3hier.structures import structure_plans
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
@@ -21,21 +19,10 @@ def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     (cheaply) to learn their frames and elements. ``recipe`` is what the
     structure's own job needs (``e3hier.structures.build_structure``).
     """
-    manifest: dict[str, dict] = {}
-    if structures_cfg["source"] == "xyz":
-        for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir=base_dir).items():
-            for structure_id, path, frame, atoms in entries:
-                manifest[structure_id] = {
-                    "split": split,
-                    "symbols": atoms.get_chemical_symbols(),
-                    "recipe": xyz_recipe(split, path, frame),
-                }
-        return manifest
-    if structures_cfg["source"] != "water_clusters":
-        raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {structures_cfg['source']!r}")
-    for structure_id, recipe in water_cluster_recipes(structures_cfg["water_clusters"]).items():
-        manifest[structure_id] = {"split": recipe["split"], "symbols": list(WATER) * recipe["n_molecules"], "recipe": recipe}
-    return manifest
+    return {
+        structure_id: {"split": recipe["split"], "symbols": symbols, "recipe": recipe}
+        for structure_id, (recipe, symbols) in structure_plans(structures_cfg, base_dir).items()
+    }
 
 
 def literal_pattern(names) -> str:
