@@ -33,7 +33,8 @@ from e3nn.nn.models.gate_points_2101 import Network
 from benchmarks.common import PIPELINE_DIR, ROOT, load_config, log, stats
 from e3hier.conventions import positions_to_e3nn
 from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork, hidden_irreps
+from e3hier.capacity import hidden_irreps, node_attribute_irreps
+from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 from e3hier.training import Predictor, Trainer, build_model, evaluate
 
@@ -68,7 +69,8 @@ def stock_network(model: DensityNetwork, layout: OutputLayout, lmax: int, model_
     n_el = len(layout.elements)
     return Network(
         irreps_in=f"{n_el}x0e", irreps_hidden=hidden_irreps(lmax, model_cfg["hidden_multiplicities"]),
-        irreps_out=layout.irreps, irreps_node_attr=f"{n_el}x0e",
+        irreps_out=layout.irreps,
+        irreps_node_attr=node_attribute_irreps(model_cfg.get("node_attributes", "constant"), n_el),
         irreps_edge_attr=o3.Irreps.spherical_harmonics(model_cfg["lmax_edge"]), layers=model_cfg["layers"],
         max_radius=model_cfg["max_radius"], number_of_basis=model_cfg["number_of_basis"],
         radial_layers=model_cfg["radial_layers"], radial_neurons=model_cfg["radial_neurons"],
@@ -76,10 +78,11 @@ def stock_network(model: DensityNetwork, layout: OutputLayout, lmax: int, model_
     )  # fmt: skip
 
 
-def stock_input(sample, layout) -> dict:
+def stock_input(sample, layout, node_attributes: str = "constant") -> dict:
     one_hot = torch.as_tensor(layout.one_hot(sample.symbols), dtype=torch.float32)
     pos = torch.as_tensor(positions_to_e3nn(sample.positions), dtype=torch.float32)
-    return {"pos": pos, "x": one_hot, "z": one_hot}
+    # no "z": e3nn's Network then uses a constant node attribute, as the study's network does
+    return {"pos": pos, "x": one_hot, **({"z": one_hot} if node_attributes == "one_hot" else {})}
 
 
 class Baseline:
@@ -98,7 +101,7 @@ class Baseline:
         start = time.perf_counter()
         for i in order:
             s = samples[i]
-            out = self.net(stock_input(s, self.layout))
+            out = self.net(stock_input(s, self.layout, self.trainer.model.node_attributes))
             predicted = out[torch.as_tensor(s.atom), torch.as_tensor(s.slot)]
             target = torch.as_tensor(s.target[s.rows], dtype=torch.float32) / self.trainer.predictor.row_scales(s)
             loss = (predicted - target).pow(2).mean()
@@ -120,7 +123,7 @@ def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
 
 def max_output_difference(model, stock: Network, samples, layout) -> float:
     with torch.no_grad():
-        return max(float((model(pack([s])) - stock(stock_input(s, layout))).abs().max()) for s in samples)
+        return max(float((model(pack([s])) - stock(stock_input(s, layout, model.node_attributes))).abs().max()) for s in samples)
 
 
 def load_data(train_frame, val_frame, config: dict):

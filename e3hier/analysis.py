@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from e3hier.findings import contributions, findings_table, lmax_gains
 from e3hier.io import read_json
 from e3hier.training import L_COLUMNS
 
-GRID_COLUMNS = ["lmax_hidden", "output", "seed", "n_train"]
+GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
 
 
 def gather(model_dirs, name: str) -> pd.DataFrame:
@@ -64,6 +65,8 @@ def onset_table(learning: pd.DataFrame, fraction: float) -> pd.DataFrame:
 def learning_curve_slopes(models: pd.DataFrame) -> pd.DataFrame:
     """Slope of log ε_test against log N_train per (output, l_max, seed); empty with fewer than two sizes."""
     rows = []
+    if "capacity" in models:  # the controls are trained at one size only
+        models = models[(models["capacity"] == "study") & (models["channels"] == "study")]
     for key, group in models.groupby(["output", "lmax_hidden", "seed"], sort=True):
         if group["n_train"].nunique() < 2:
             continue
@@ -87,11 +90,15 @@ def hierarchy_tables(model_dirs, onset_fraction: float) -> dict[str, pd.DataFram
     metrics = gather(model_dirs, "metrics")
     learning = learning_per_l(metrics)
     models = pd.DataFrame([read_json(Path(d) / "summary.json") for d in model_dirs])
+    features = gather(model_dirs, "features")
     return {
+        "findings": findings_table(models, features),
+        "lmax_gains": lmax_gains(models),
+        "contributions": contributions(features),
         "training": metrics,
         "learning": learning,
         "hierarchy": onset_table(learning, onset_fraction),
-        "features": gather(model_dirs, "features"),
+        "features": features,
         "ablation": gather(model_dirs, "ablation"),
         "learning_curve": learning_curve_slopes(models),
         "transfer": transfer_table(gather(model_dirs, "eval")),

@@ -5,19 +5,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from e3hier.features import feature_rows, features_table, zero_hidden_orders
+from e3hier.capacity import grid_multiplicities
+from e3hier.features import features_table, probe_rows, zero_hidden_orders
+from e3hier.grid import point_name
 from e3hier.io import write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples, pack
 from e3hier.training import L_COLUMNS, Trainer, evaluate
-
-
-def grid_point_name(lmax: int, output: str, seed: int, ntrain) -> str:
-    """The Paramspace-style folder name of a grid point."""
-    return f"lmax~{lmax}_output~{output}_seed~{seed}_ntrain~{ntrain}"
 
 
 def training_subset(frame: pd.DataFrame, ntrain) -> pd.DataFrame:
@@ -56,42 +54,73 @@ def ablation_rows(predictor, samples, lmax_hidden: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
+    """Output orders the network cannot produce: each convolution couples its input orders with the
+    edge harmonics (l ≤ ``lmax_edge``), so the output convolution reaches l ≤ lmax_hidden + lmax_edge;
+    an unreachable output stays exactly zero (the prediction is the free-atom reference there)."""
+    return [l for l in output_orders if l > lmax_hidden + lmax_edge]
+
+
+def target_sizes(samples, predictor) -> dict:
+    """Per output order l: RMS per component of the training targets (``target_rms_l{l}``) and of what
+    the loss sees after ``train.target_scaling`` (``loss_target_rms_l{l}``)."""
+    sums, scaled, counts = {}, {}, {}
+    for s in samples:
+        target = s.target[s.rows]
+        seen = target / predictor.row_scales(s).double().cpu().numpy()
+        for l in np.unique(s.l[s.rows]):
+            rows = s.l[s.rows] == l
+            sums[l] = sums.get(l, 0.0) + float((target[rows] ** 2).sum())
+            scaled[l] = scaled.get(l, 0.0) + float((seen[rows] ** 2).sum())
+            counts[l] = counts.get(l, 0) + int(rows.sum())
+    out = {}
+    for l in L_COLUMNS:
+        out[f"target_rms_l{l}"] = (sums[l] / counts[l]) ** 0.5 if l in counts else float("nan")
+        out[f"loss_target_rms_l{l}"] = (scaled[l] / counts[l]) ** 0.5 if l in counts else float("nan")
+    return out
+
+
 def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
-                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None) -> dict:  # fmt: skip
+                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None,
+                   reference_lmax: int | None = None) -> dict:  # fmt: skip
     """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
     ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
-    ``point`` holds ``lmax``, ``output``, ``seed`` and ``ntrain``; ``test_paths``
-    maps each test split to its dataset file; ``analysis_cfg`` sets ``feature_every``
-    (epochs) and ``probe_structures`` (first validation structures probed).
-    Returns the summary row of the models table.
+    ``point`` holds ``lmax``, ``output``, ``capacity``, ``channels``, ``seed`` and ``ntrain``;
+    ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_every``
+    (optimiser steps between probes of the hidden features) and ``probe_structures`` (the first
+    validation structures probed); ``reference_lmax`` is the l_max whose parameter count a
+    ``capacity: matched`` point takes. Returns the summary row of the models table.
     """
-    analysis_cfg = analysis_cfg or {"feature_every": 1, "probe_structures": 2}
+    analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
     out_dir = Path(out_dir)
-    point = {"lmax": int(point["lmax"]), "output": str(point["output"]), "seed": int(point["seed"]),
-             "ntrain": str(point["ntrain"])}  # fmt: skip
+    point = {"lmax": int(point["lmax"]), "output": str(point["output"]),
+             "capacity": str(point.get("capacity", "study")), "channels": str(point.get("channels", "study")),
+             "seed": int(point["seed"]), "ntrain": str(point["ntrain"])}  # fmt: skip
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
-    name = grid_point_name(point["lmax"], point["output"], point["seed"], point["ntrain"])
+    name = point_name(point)
     train_frame = training_subset(pd.read_parquet(train_path), point["ntrain"])
     val_frame = pd.read_parquet(val_path)
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point["output"])
+    plan = grid_multiplicities(point["lmax"], point["capacity"], point["channels"],
+                               point["lmax"] if reference_lmax is None else int(reference_lmax), len(elements),
+                               layout.irreps, model_cfg)  # fmt: skip
+    model_cfg = {**model_cfg, "hidden_multiplicities": plan["multiplicities"]}
     dtype = torch.float64 if train_cfg["dtype"] == "float64" else torch.float32
     grid_level = metric_cfg["grid_level"]
     train = load_samples(train_frame, layout, model_cfg, dtype)
     val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level)
 
     trainer = Trainer(name, layout, train, val, point["lmax"], point["seed"], model_cfg, train_cfg,
-                      out_dir / "checkpoint.pt", log_stream)  # fmt: skip
-    probe = pack(val[: analysis_cfg["probe_structures"]])
+                      out_dir / "checkpoint.pt", log_stream, probe_every=analysis_cfg["probe_every"])  # fmt: skip
+    probe_graph = pack(val[: analysis_cfg["probe_structures"]])
 
-    def probe_features(epoch, model):
-        if epoch % analysis_cfg["feature_every"] == 0 or epoch == train_cfg["epochs"]:
-            return feature_rows(epoch, model, probe)
-        return None
+    def probe(step, epoch, model):
+        return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
 
     start = time.perf_counter()
-    metrics, best, callbacks = trainer.fit(probe_features)
+    metrics, best, callbacks = trainer.fit(probe)
     train_seconds = float(metrics["wall_seconds"].iloc[-1])
     trainer.save_model(out_dir / "model.pt", best)
     trainer.model.load_state_dict(best["state"])
@@ -115,12 +144,23 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     write_parquet(out_dir / "features.parquet", features_table(callbacks), metadata=provenance)
     write_parquet(out_dir / "ablation.parquet", ablation, metadata=provenance)
     test = eval_table[eval_table["split"] == "test"] if (eval_table["split"] == "test").any() else eval_table
+    n_params = int(sum(p.numel() for p in trainer.model.parameters()))
+    if n_params != plan["n_params"]:  # the count the capacity control was planned with
+        raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")
     summary = {
         "lmax_hidden": int(point["lmax"]),
         "output": point["output"],
+        "capacity": point["capacity"],
+        "channels": point["channels"],
         "seed": int(point["seed"]),
         "n_train": len(train),
-        "n_params": int(sum(p.numel() for p in trainer.model.parameters())),
+        "n_params": n_params,
+        "target_params": int(plan["target_params"]),
+        "hidden_multiplicities": "/".join(map(str, plan["multiplicities"])),
+        "node_attributes": model_cfg.get("node_attributes", "constant"),
+        "target_scaling": train_cfg["target_scaling"],
+        "unreachable_l": "/".join(map(str, unreachable_orders(point["lmax"], model_cfg["lmax_edge"],
+                                                              sorted(layout.counts)))),  # fmt: skip
         "epsilon_test": float(test["epsilon"].mean()),
         "epsilon_test_block": float(test["epsilon_block"].mean()),
         **{f"epsilon_test_l{l}": float(test[f"epsilon_l{l}"].mean()) for l in L_COLUMNS},
@@ -128,6 +168,8 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
         "epsilon_val_best": float(best["epsilon"]),
         "best_epoch": int(best["epoch"]),
         "epochs": int(metrics["epoch"].iloc[-1]),
+        "steps": int(metrics["step"].iloc[-1]),
+        **target_sizes(train, trainer.predictor),
         "train_seconds": train_seconds,
         "job_seconds": time.perf_counter() - start,
     }

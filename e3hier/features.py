@@ -1,9 +1,15 @@
-"""Hidden features per order l: forward hooks that measure them, weight norms per l-path, and ablation.
+"""Hidden features per order l: the exact split of the output by hidden order, feature sizes, ablation.
 
 The hidden layers are the gated convolutions ``model.layers[:-1]`` of
 ``gate_points_2101.Network``; each emits features with irreps
 ``layer.second.irreps_out`` (e.g. ``125x0e+125x0o+40x1e+...``). A feature of
-order l and multiplicity u is a (u, 2l+1) block; its squared norm sums over m.
+order l and multiplicity u is a (u, 2l+1) block.
+
+Sizes are *per component* (RMS over atoms, channels and the 2l+1 components m), so an order with
+more components is not larger for that reason alone. The output convolution is linear in its input
+features (self-interaction, linear maps and the edge tensor product; no bias, no nonlinearity), so
+its output is exactly the sum of one contribution per hidden order l: the output of the last layer
+fed with only that order's channels (``order_contributions``).
 """
 
 from __future__ import annotations
@@ -25,17 +31,65 @@ def irreps_slices(irreps):
         yield ir.l, ir.p, sl, mul
 
 
-def mean_squared_norms(x: torch.Tensor, irreps) -> dict[tuple[int, int], float]:
-    """Mean over atoms and channels of |x_channel|² (summed over m), per (l, parity)."""
+def component_rms(x: torch.Tensor, irreps) -> dict[tuple[int, int], float]:
+    """RMS over atoms, channels and components m of ``x``, per (l, parity) of its irreps."""
     sums: dict[tuple[int, int], float] = {}
     counts: dict[tuple[int, int], int] = {}
     for l, p, sl, mul in irreps_slices(irreps):
         if mul == 0:
             continue
-        block = x[:, sl].reshape(x.shape[0], mul, 2 * l + 1)
-        sums[(l, p)] = sums.get((l, p), 0.0) + float(block.pow(2).sum())
-        counts[(l, p)] = counts.get((l, p), 0) + x.shape[0] * mul
-    return {key: sums[key] / counts[key] for key in sums}
+        sums[(l, p)] = sums.get((l, p), 0.0) + float(x[:, sl].double().pow(2).sum())
+        counts[(l, p)] = counts.get((l, p), 0) + x.shape[0] * (sl.stop - sl.start)
+    return {key: (sums[key] / counts[key]) ** 0.5 for key in sums}
+
+
+def order_mask(irreps, l: int, like: torch.Tensor) -> torch.Tensor:
+    """1 on the channels of order ``l`` (both parities), 0 elsewhere."""
+    mask = torch.zeros(irreps.dim, dtype=like.dtype, device=like.device)
+    for order, _, sl, _ in irreps_slices(irreps):
+        if order == l:
+            mask[sl] = 1
+    return mask
+
+
+@torch.no_grad()
+def order_contributions(model, graph: dict) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+    """The hidden features of every layer and the output split by hidden order.
+
+    Returns ``(hidden, contributions)``: the outputs of the hidden layers, in order, and
+    ``{l: output of the last layer fed with only order l of the last hidden features}``;
+    the contributions sum to the model's output (the last layer is linear in its input).
+    """
+    x, node_attr, edges = graph["one_hot"], model.node_attr(graph), model.edge_inputs(graph)
+    hidden = []
+    for layer in hidden_layers(model):
+        x = layer(x, node_attr, *edges)
+        hidden.append(x)
+    last = model.layers[-1]
+    irreps = hidden_layers(model)[-1].second.irreps_out if hidden else last.irreps_in
+    orders = sorted({ir.l for _, ir in irreps})
+    contributions = {l: last(x * order_mask(irreps, l, x), node_attr, *edges) for l in orders}
+    return hidden, contributions
+
+
+def probe_rows(model, graph: dict, irreps_out) -> list[dict]:
+    """Sizes on a probe graph: ``contribution`` rows (hidden order l → output, per output order
+    ``l_out`` and over all of it, ``l_out = -1``) and ``feature`` rows (per layer, l, parity)."""
+    was_training = model.training
+    model.eval()
+    hidden, contributions = order_contributions(model, graph)
+    model.train(was_training)
+    rows = []
+    for index, (layer, out) in enumerate(zip(hidden_layers(model), hidden)):
+        for (l, p), value in sorted(component_rms(out, layer.second.irreps_out).items()):
+            rows.append({"kind": "feature", "layer": index, "l": l, "parity": p, "l_out": -1, "value": value})
+    last = len(hidden)
+    for l, part in contributions.items():
+        total = float(part.double().pow(2).mean().sqrt())
+        rows.append({"kind": "contribution", "layer": last, "l": l, "parity": 0, "l_out": -1, "value": total})
+        for (l_out, _), value in sorted(component_rms(part, irreps_out).items()):
+            rows.append({"kind": "contribution", "layer": last, "l": l, "parity": 0, "l_out": l_out, "value": value})
+    return rows
 
 
 @contextlib.contextmanager
@@ -48,53 +102,6 @@ def capture_hidden(model):
     finally:
         for handle in handles:
             handle.remove()
-
-
-@torch.no_grad()
-def feature_norms(model, graph: dict) -> list[dict]:
-    """Rows ``layer, l, parity, mean_sq_norm`` of the hidden features on a (packed) probe graph."""
-    was_training = model.training
-    model.eval()
-    with capture_hidden(model) as outputs:
-        model(graph)
-    model.train(was_training)
-    rows = []
-    for index, (layer, out) in enumerate(zip(hidden_layers(model), outputs)):
-        for (l, p), value in sorted(mean_squared_norms(out, layer.second.irreps_out).items()):
-            rows.append({"layer": index, "l": l, "parity": p, "mean_sq_norm": value})
-    return rows
-
-
-@torch.no_grad()
-def weight_norms(model) -> list[dict]:
-    """RMS weight per l-path of every convolution.
-
-    For the edge tensor product (weights produced per edge by the radial MLP),
-    the path's weights are the last radial layer's columns that feed it. For
-    ``lin2`` (mixing back to the layer's output) they are the path's own weights.
-    Rows: ``layer, kind, l_in, l_filter, l_out, rms``.
-    """
-    rows = []
-    for index, layer in enumerate(model.layers):
-        conv = layer.first if hasattr(layer, "first") else layer
-        radial_last = list(conv.fc.parameters())[-1]  # (neurons, weight_numel)
-        start = 0
-        for ins in conv.tp.instructions:
-            size = int(torch.tensor(ins.path_shape).prod())
-            block = radial_last[:, start : start + size]
-            start += size
-            rows.append({
-                "layer": index, "kind": "edge_tp",
-                "l_in": conv.tp.irreps_in1[ins.i_in1].ir.l, "l_filter": conv.tp.irreps_in2[ins.i_in2].ir.l,
-                "l_out": conv.tp.irreps_out[ins.i_out].ir.l, "rms": float(block.pow(2).mean().sqrt()),
-            })  # fmt: skip
-        for _, ins, weight in conv.lin2.weight_views(yield_instruction=True):
-            rows.append({
-                "layer": index, "kind": "lin2",
-                "l_in": conv.lin2.irreps_in1[ins.i_in1].ir.l, "l_filter": 0,
-                "l_out": conv.lin2.irreps_out[ins.i_out].ir.l, "rms": float(weight.pow(2).mean().sqrt()),
-            })  # fmt: skip
-    return rows
 
 
 @contextlib.contextmanager
@@ -125,24 +132,16 @@ def zero_hidden_orders(model, orders):
             handle.remove()
 
 
-def feature_rows(epoch: int, model, probe_graph: dict) -> dict:
-    """What the training callback stores for one epoch: feature norms and weight norms."""
-    return {"epoch": epoch, "features": feature_norms(model, probe_graph), "weights": weight_norms(model)}
+FEATURE_COLUMNS = ["step", "epoch", "kind", "layer", "l", "parity", "l_out", "value"]
 
 
 def features_table(records: list[dict]) -> pd.DataFrame:
-    """``features.parquet`` from the callback records, one row per measurement.
+    """``features.parquet`` from the probe records (``{"step", "epoch", "rows"}``), one row per size.
 
-    Columns: ``epoch``; ``kind`` (``feature``: mean squared norm of hidden
-    features; ``edge_tp`` / ``lin2``: RMS weight of an l-path); ``layer``; ``l``
-    (order of the feature, or the path's output order); ``parity`` (features;
-    0 for weights); ``l_in``, ``l_filter`` (paths; -1 for features); ``value``.
+    Columns: ``step`` (optimiser steps done; 0 is the random initialisation), ``epoch``, ``kind``
+    (``contribution``: RMS per component of hidden order l's part of the output, over all outputs
+    (``l_out`` -1) or one output order; ``feature``: RMS per component of the hidden features of
+    ``layer``, order l and ``parity``), ``layer``, ``l``, ``parity``, ``l_out``, ``value``.
     """
-    rows = []
-    for record in filter(None, records):
-        epoch = record["epoch"]
-        for f in record["features"]:
-            rows.append((epoch, "feature", f["layer"], f["l"], f["parity"], -1, -1, f["mean_sq_norm"]))
-        for w in record["weights"]:
-            rows.append((epoch, w["kind"], w["layer"], w["l_out"], 0, w["l_in"], w["l_filter"], w["rms"]))
-    return pd.DataFrame(rows, columns=["epoch", "kind", "layer", "l", "parity", "l_in", "l_filter", "value"])
+    rows = [{"step": r["step"], "epoch": r["epoch"], **row} for r in filter(None, records) for row in r["rows"]]
+    return pd.DataFrame(rows, columns=FEATURE_COLUMNS)

@@ -1,7 +1,8 @@
 """The study's figures (seaborn). Each function takes tables and returns a matplotlib Figure.
 
 Colours: orders l always use ``L_PALETTE``; hidden l_max uses ``LMAX_PALETTE``;
-output orders use ``OUTPUT_PALETTE`` — the same in every figure.
+output orders use ``OUTPUT_PALETTE`` — the same in every figure. Lines are means over seeds; every
+band is the 95 % Student-t interval of that mean (``e3hier.statistics.errorbar``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from e3hier.findings import matched_family, study_family  # noqa: E402
 from e3hier.io import atomic_path  # noqa: E402
+from e3hier.statistics import errorbar  # noqa: E402
 
 OUTPUT_ORDER = ["scalar", "vector", "higher", "full"]
 L_PALETTE = dict(zip(range(5), sns.color_palette("colorblind", 5)))
 LMAX_PALETTE = dict(zip(range(5), sns.color_palette("viridis", 5)))
 OUTPUT_PALETTE = dict(zip(OUTPUT_ORDER, sns.color_palette("Set2", 4)))
 EPSILON_LABEL = "density error ε (%)"
+VERDICT_PALETTE = {"supported": "#1b9e77", "not_supported": "#d95f02", "inconclusive": "#7570b3"}
 
 sns.set_theme(context="paper", style="whitegrid")
 
@@ -40,18 +44,42 @@ def outputs_present(frame: pd.DataFrame) -> list[str]:
     return [o for o in OUTPUT_ORDER if o in set(frame["output"])]
 
 
+def study_models(models: pd.DataFrame) -> pd.DataFrame:
+    """The study's grid without its controls (capacity and channels ``study``)."""
+    if "capacity" not in models:
+        return models
+    return models[(models["capacity"] == "study") & (models["channels"] == "study")]
+
+
 def epsilon_vs_lmax(models: pd.DataFrame):
-    """Test ε against hidden l_max, one line per output order; the band spans the seeds.
+    """Test ε against hidden l_max, one line per output order (mean over seeds, 95 % t band).
 
     Left: ε of the whole density (outside its block a model leaves the free-atom reference).
-    Right: ε of the predicted block alone, the number that compares output orders.
+    Right: ε of the predicted block alone, the number that compares output orders; the dashed line is
+    the full output at matched capacity (every l_max at the parameter count of the largest). An open
+    marker flags a model with an output order it cannot reach (l > l_max + lmax_edge: exactly the
+    free-atom reference there).
     """
+    study = study_models(models)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), layout="constrained")
     for ax, column, title in ((axes[0], "epsilon_test", "whole density"), (axes[1], "epsilon_test_block", "predicted block")):
-        sns.lineplot(data=models, x="lmax_hidden", y=column, hue="output", hue_order=outputs_present(models),
-                     palette=OUTPUT_PALETTE, marker="o", errorbar=("pi", 100), ax=ax)  # fmt: skip
+        sns.lineplot(data=study, x="lmax_hidden", y=column, hue="output", hue_order=outputs_present(study),
+                     palette=OUTPUT_PALETTE, marker="o", errorbar=errorbar, ax=ax)  # fmt: skip
         ax.set(xlabel="hidden l_max", ylabel=f"test {EPSILON_LABEL}", yscale="log", title=title,
                xticks=sorted(models["lmax_hidden"].unique()))  # fmt: skip
+        if "unreachable_l" in study:
+            flagged = study[study["unreachable_l"].fillna("").astype(str) != ""]
+            means = flagged.groupby(["output", "lmax_hidden", "unreachable_l"], as_index=False)[column].mean()
+            for _, row in means.iterrows():
+                ax.plot(row["lmax_hidden"], row[column], marker="o", markersize=11, markerfacecolor="none",
+                        markeredgecolor="black", linestyle="none")  # fmt: skip
+                ax.annotate(f"l={row['unreachable_l']} unreachable", (row["lmax_hidden"], row[column]), fontsize=6,
+                            xytext=(6, -2), textcoords="offset points")  # fmt: skip
+    matched = matched_family(models) if "capacity" in models else models.iloc[:0]
+    if matched["capacity"].eq("matched").any():
+        sns.lineplot(data=matched, x="lmax_hidden", y="epsilon_test_block", color=OUTPUT_PALETTE["full"],
+                     linestyle="--", marker="s", errorbar=errorbar, ax=axes[1], label="full, matched capacity")  # fmt: skip
+    for ax in axes:
         ax.legend(title="output", fontsize=7)
     axes[0].axhline(models["epsilon_test_baseline"].mean(), color="grey", linestyle="--", linewidth=1)
     axes[0].annotate("free-atom baseline", (0, models["epsilon_test_baseline"].mean()), fontsize=7, color="grey",
@@ -60,9 +88,10 @@ def epsilon_vs_lmax(models: pd.DataFrame):
 
 
 def learning_curves(metrics: pd.DataFrame):
-    """Validation ε against epoch, one panel per output order, one colour per hidden l_max."""
+    """Validation ε against epoch, one panel per output order, one colour per hidden l_max (study grid)."""
+    metrics = study_models(metrics)
     grid = sns.relplot(data=metrics, x="epoch", y="val_epsilon", hue="lmax_hidden", palette=LMAX_PALETTE,
-                       col="output", col_order=outputs_present(metrics), kind="line", errorbar=("pi", 100),
+                       col="output", col_order=outputs_present(metrics), kind="line", errorbar=errorbar,
                        height=2.6, aspect=1.0, facet_kws={"sharey": False})  # fmt: skip
     grid.set(yscale="log")
     grid.set_axis_labels("epoch", f"validation {EPSILON_LABEL}")
@@ -70,23 +99,81 @@ def learning_curves(metrics: pd.DataFrame):
     return grid.figure
 
 
-def hierarchy(learning: pd.DataFrame, features: pd.DataFrame, lmax: int, output: str = "full"):
-    """ε_l / baseline_l and hidden-feature norm per l against epoch, for one model family (log scales)."""
-    pick = (learning["lmax_hidden"] == lmax) & (learning["output"] == output)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8), layout="constrained")
-    sns.lineplot(data=learning[pick], x="epoch", y="ratio", hue="l", palette=L_PALETTE, errorbar=("pi", 100), ax=left)
-    left.set(yscale="log", ylabel="ε_l / free-atom ε_l (validation)", title=f"error per output order l")
-    left.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    feats = features[(features["kind"] == "feature") & (features["lmax_hidden"] == lmax) & (features["output"] == output)]
-    per_l = feats.groupby(["seed", "epoch", "l"], as_index=False)["value"].mean()
-    sns.lineplot(data=per_l, x="epoch", y="value", hue="l", palette=L_PALETTE, errorbar=("pi", 100), ax=right)
-    right.set(yscale="log", ylabel="mean squared hidden-feature norm", title="hidden features per order l")
-    fig.suptitle(f"{output} output, hidden l_max = {lmax}")
+def hierarchy(contributions: pd.DataFrame, models: pd.DataFrame, output: str = "full"):
+    """Finding 2: each hidden order's share of the output against optimiser step (step 0: random
+    initialisation), mean over seeds with 95 % t bands, for the study's channels and the equal-channel
+    control at the largest l_max; right, the size of the target itself per output order l, as stored
+    and as the loss sees it (``train.target_scaling``), so a hierarchy that only mirrors the target or
+    the loss weighting shows as such."""
+    part = contributions[(contributions["output"] == output) & (contributions["capacity"] == "study")]
+    part = part[part["n_train"] == part["n_train"].max()]
+    lmax = int(part["lmax_hidden"].max())
+    part = part[part["lmax_hidden"] == lmax]
+    panels = [c for c in ("study", "equal") if (part["channels"] == c).any()]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.6 * (len(panels) + 1), 3.4), layout="constrained",
+                             gridspec_kw={"width_ratios": [1.3] * len(panels) + [1]})  # fmt: skip
+    for ax, channels in zip(axes, panels):
+        data = part[part["channels"] == channels]
+        sns.lineplot(data=data, x="step", y="share", hue="l", palette=L_PALETTE, errorbar=errorbar, ax=ax)
+        mults = models[(models["output"] == output) & (models["lmax_hidden"] == lmax) & (models["capacity"] == "study")
+                       & (models["channels"] == channels)]["hidden_multiplicities"]  # fmt: skip
+        ax.set(xlabel="optimiser step", ylabel="share of the output (RMS per component)",
+               title=f"{channels} channels ({mults.iloc[0] if len(mults) else '?'})")  # fmt: skip
+        ax.legend(title="hidden l", fontsize=7)
+    family = study_family(models, output)
+    family = family[family["lmax_hidden"] == lmax]
+    sizes = []
+    for l in range(5):
+        for column, label in ((f"target_rms_l{l}", "target"), (f"loss_target_rms_l{l}", "as the loss sees it")):
+            if column in family and family[column].notna().any():
+                sizes.append({"output l": l, "rms": float(family[column].mean()), "kind": label})
+    ax = axes[-1]
+    if sizes:
+        sns.barplot(data=pd.DataFrame(sizes), x="output l", y="rms", hue="kind", ax=ax, palette="Greys")
+    ax.set(yscale="log", ylabel="target RMS per component", title="size of the target per l")
+    fig.suptitle(f"hidden-order contributions, {output} output, hidden l_max = {lmax}")
+    return fig
+
+
+def hidden_features(features: pd.DataFrame, output: str = "full"):
+    """RMS per component of the hidden features against optimiser step, per layer (columns) and parity
+    (rows), one colour per order l; study model at the largest l_max, mean over seeds with 95 % t bands."""
+    part = features[(features["kind"] == "feature") & (features["output"] == output)]
+    part = part[(part["capacity"] == "study") & (part["channels"] == "study")]
+    part = part[(part["n_train"] == part["n_train"].max())]
+    part = part[part["lmax_hidden"] == part["lmax_hidden"].max()].copy()
+    part["parity"] = part["parity"].map({1: "even", -1: "odd"})
+    grid = sns.relplot(data=part, x="step", y="value", hue="l", palette=L_PALETTE, col="layer", row="parity",
+                       kind="line", errorbar=errorbar, height=2.4, aspect=1.1)  # fmt: skip
+    grid.set(yscale="log")
+    grid.set_axis_labels("optimiser step", "feature RMS per component")
+    return grid.figure
+
+
+def findings(table: pd.DataFrame):
+    """The verdict table as a forest plot: each claim's statistic with its 95 % t interval over seeds,
+    coloured by verdict; the dotted line is the null (0)."""
+    fig, axes = plt.subplots(len(table), 1, figsize=(6.5, 1.0 * len(table) + 0.6), layout="constrained",
+                             squeeze=False)  # fmt: skip
+    for ax, (_, row) in zip(axes[:, 0], table.iterrows()):
+        colour = VERDICT_PALETTE.get(row["verdict"], "grey")
+        low, high = row["ci_low"], row["ci_high"]
+        if np.isfinite(low) and np.isfinite(high):
+            ax.errorbar(row["estimate"], 0, xerr=[[row["estimate"] - low], [high - row["estimate"]]], fmt="o",
+                        color=colour, capsize=4)  # fmt: skip
+        else:
+            ax.plot(row["estimate"], 0, "o", color=colour)
+        ax.axvline(0, color="grey", linestyle=":")
+        ax.set_yticks([])
+        ax.set_title(f"{row['finding']}: {row['verdict']} (n = {row['n_seeds']} seeds) — {row['statistic']}",
+                     fontsize=7, loc="left")  # fmt: skip
     return fig
 
 
 def ablation_heatmap(ablation: pd.DataFrame, lmax: int):
-    """Δε (test, %) when the hidden channels of one order l are zeroed in every layer, per output order."""
+    """Δε (test, %) when the hidden channels of one order l are zeroed in every layer, per output order
+    (study models, mean over seeds)."""
+    ablation = study_models(ablation)
     single = ablation[(ablation["mode"] == "single") & (ablation["lmax_hidden"] == lmax)]
     table = single.groupby(["zeroed_l", "output"])["delta_epsilon"].mean().unstack("output")
     table = table.reindex(columns=[o for o in OUTPUT_ORDER if o in table.columns])
@@ -124,9 +211,10 @@ def density_planes(planes: pd.DataFrame, labels: list[str]):
 
 def data_efficiency(models: pd.DataFrame):
     """Test ε against training-set size (log-log), one panel per output order, one colour per l_max."""
+    models = study_models(models)
     grid = sns.relplot(data=models, x="n_train", y="epsilon_test", hue="lmax_hidden", palette=LMAX_PALETTE,
                        col="output", col_order=outputs_present(models), kind="line", marker="o",
-                       errorbar=("pi", 100), height=2.6)  # fmt: skip
+                       errorbar=errorbar, height=2.6)  # fmt: skip
     grid.set(xscale="log", yscale="log")
     grid.set_axis_labels("training structures", f"test {EPSILON_LABEL}")
     return grid.figure
@@ -134,8 +222,9 @@ def data_efficiency(models: pd.DataFrame):
 
 def transfer(table: pd.DataFrame):
     """Mean ε per test split against hidden l_max: the larger clusters measure transfer."""
+    table = study_models(table)
     grid = sns.relplot(data=table, x="lmax_hidden", y="epsilon", hue="output", hue_order=outputs_present(table),
-                       palette=OUTPUT_PALETTE, col="split", kind="line", marker="o", errorbar=("pi", 100),
+                       palette=OUTPUT_PALETTE, col="split", kind="line", marker="o", errorbar=errorbar,
                        height=2.8)  # fmt: skip
     grid.set(yscale="log")
     grid.set_axis_labels("hidden l_max", EPSILON_LABEL)

@@ -2,7 +2,9 @@
 
 Irreps
 ------
-- node input and node attributes: one-hot of the elements, ``{n_elements}x0e``;
+- node input: one-hot of the elements, ``{n_elements}x0e``;
+- node attributes (``model.node_attributes``): ``constant``, the study's (one scalar 1 per atom, ``0e``),
+  or ``one_hot`` (the element again; ~35-50 % more parameters in the self-interactions);
 - hidden: multiplicities [125, 40, 25, 15, 10] for l = 0..4 in both parities,
   truncated at the grid point's ``lmax_hidden``;
 - edge attributes: spherical harmonics up to l = 3 times a smooth cutoff;
@@ -31,6 +33,7 @@ from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import Gate
 from e3nn.nn.models.gate_points_2101 import Convolution, Network, smooth_cutoff
 
+from e3hier.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.conventions import positions_to_e3nn
 
 #: Defaults of ``model.*`` (the study's architecture).
@@ -42,14 +45,8 @@ MODEL_DEFAULTS = {
     "radial_layers": 1,
     "radial_neurons": 128,
     "lmax_edge": 3,
+    "node_attributes": "constant",
 }
-
-
-def hidden_irreps(lmax_hidden: int, multiplicities=MODEL_DEFAULTS["hidden_multiplicities"]) -> o3.Irreps:
-    """``125x0e+125x0o+40x1e+40x1o+...`` truncated at ``lmax_hidden``."""
-    if lmax_hidden >= len(multiplicities):
-        raise ValueError(f"lmax_hidden {lmax_hidden} needs {lmax_hidden + 1} hidden multiplicities, got {multiplicities}")
-    return o3.Irreps([(multiplicities[l], (l, p)) for l in range(lmax_hidden + 1) for p in (1, -1)])
 
 
 def neighbour_list(positions_angstrom: np.ndarray, max_radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -472,13 +469,13 @@ class DensityNetwork(Network):
                  hidden_multiplicities=MODEL_DEFAULTS["hidden_multiplicities"], layers=MODEL_DEFAULTS["layers"],
                  max_radius=MODEL_DEFAULTS["max_radius"], number_of_basis=MODEL_DEFAULTS["number_of_basis"],
                  radial_layers=MODEL_DEFAULTS["radial_layers"], radial_neurons=MODEL_DEFAULTS["radial_neurons"],
-                 lmax_edge=MODEL_DEFAULTS["lmax_edge"], kernels: str = "fused"):  # fmt: skip
-        one_hot = o3.Irreps(f"{n_elements}x0e")
+                 lmax_edge=MODEL_DEFAULTS["lmax_edge"], node_attributes=MODEL_DEFAULTS["node_attributes"],
+                 kernels: str = "fused"):  # fmt: skip
         super().__init__(
-            irreps_in=one_hot,
+            irreps_in=o3.Irreps(f"{n_elements}x0e"),
             irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),
             irreps_out=o3.Irreps(irreps_out),
-            irreps_node_attr=one_hot,
+            irreps_node_attr=node_attribute_irreps(node_attributes, n_elements),
             irreps_edge_attr=o3.Irreps.spherical_harmonics(lmax_edge),
             layers=layers,
             max_radius=max_radius,
@@ -490,6 +487,7 @@ class DensityNetwork(Network):
             reduce_output=False,
         )
         self.lmax_edge = lmax_edge
+        self.node_attributes = node_attributes
         if kernels == "fused":
             fuse_tensor_products(self)
         elif kernels == "split":
@@ -497,9 +495,19 @@ class DensityNetwork(Network):
         elif kernels != "e3nn":
             raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
 
+    def node_attr(self, graph: dict) -> torch.Tensor:
+        """The node attributes: the element one-hot, or a constant 1 per atom (the study's)."""
+        one_hot = graph["one_hot"]
+        return one_hot if self.node_attributes == "one_hot" else one_hot.new_ones(one_hot.shape[0], 1)
+
+    @staticmethod
+    def edge_inputs(graph: dict) -> tuple:
+        """What every convolution takes besides the node features and attributes."""
+        return graph["edge_src"], graph["edge_dst"], graph["edge_attr"], graph["edge_length_embedded"]
+
     def forward(self, graph: dict) -> torch.Tensor:
         """Per-atom output (n_atoms, irreps_out.dim) of a (packed) graph from ``edge_features``."""
-        x = node_attr = graph["one_hot"]
+        x, node_attr, edges = graph["one_hot"], self.node_attr(graph), self.edge_inputs(graph)
         for layer in self.layers:
-            x = layer(x, node_attr, graph["edge_src"], graph["edge_dst"], graph["edge_attr"], graph["edge_length_embedded"])
+            x = layer(x, node_attr, *edges)
         return x

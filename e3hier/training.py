@@ -1,7 +1,9 @@
 """Training one grid point (hidden l_max × output order × seed × training-set size), with resume.
 
 The loss is the mean squared error of the block's targets (coefficient − free-atom
-reference), each divided by its shell's scale (``e3hier.samples.shell_scales``).
+reference). With ``train.target_scaling: none`` (the study's) every coefficient counts as it is; with
+``shell_rms`` each is divided by its shell's RMS over the training set (``e3hier.samples.shell_scales``),
+which weighs the orders l more evenly.
 Validation ε is integrated on Becke grids every epoch; the weights of the epoch
 with the lowest validation ε of the predicted block are kept (early stopping on it).
 """
@@ -129,9 +131,11 @@ class Trainer:
     """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping."""
 
     def __init__(self, name: str, layout: OutputLayout, train: list[Sample], val: list[Sample], lmax_hidden: int,
-                 seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None):  # fmt: skip
+                 seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None,
+                 probe_every: int = 1):  # fmt: skip
         self.name, self.layout, self.train, self.val = name, layout, train, val
         self.cfg, self.seed = train_cfg, seed
+        self.probe_every = int(probe_every)
         self.checkpoint_path = Path(checkpoint_path)
         self.log_stream = log_stream
         self.device = resolve_device(train_cfg["device"])
@@ -155,7 +159,7 @@ class Trainer:
         self.optimizer = self.make_optimizer(self.model)
         self.scheduler = self.make_scheduler(self.optimizer)
         self.fingerprint = fingerprint(
-            {"model": self.model_config, "train": train_cfg, "seed": seed,
+            {"model": self.model_config, "train": train_cfg, "seed": seed, "probe_every": self.probe_every,
              "train_set": [s.structure for s in train], "val_set": [s.structure for s in val]}
         )  # fmt: skip
         for s in train + val:
@@ -220,9 +224,12 @@ class Trainer:
             self._step_targets[sample.structure] = (target / self.predictor.row_scales(sample), l_rows)
         return self._step_targets[sample.structure]
 
-    def train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int, probe=None, probes: list | None = None) -> dict:
         """One pass over the shuffled training batches; the per-l losses are accumulated on the device
-        (one host transfer per epoch; the finiteness check is the only per-step sync)."""
+        (one host transfer per epoch; the finiteness check is the only per-step sync).
+
+        ``probe(step, epoch, model)`` runs after every ``probe_every`` optimiser steps (counted over the
+        whole run) and its results are appended to ``probes``."""
         self.model.train()
         n_l = len(L_COLUMNS)
         sums = torch.zeros(n_l + 1, dtype=torch.float64, device=self.device)  # per l, then l > 4
@@ -233,6 +240,8 @@ class Trainer:
         show = self.log_stream is not None
         progress = tqdm(batches, desc=f"{self.name} epoch {epoch}", unit="batch", file=self.log_stream,
                         mininterval=2.0, leave=False, disable=not show)  # fmt: skip
+        step = (epoch - 1) * len(batches)  # optimiser steps before this epoch (batches per epoch are fixed)
+        probe_seconds = 0.0
         start = time.perf_counter()
         for batch in progress:
             graph = pack(batch)
@@ -254,13 +263,19 @@ class Trainer:
             n_rows += len(l_rows)
             if show:
                 progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
-        seconds = time.perf_counter() - start
+            step += 1
+            if probe is not None and step % self.probe_every == 0:
+                clock = time.perf_counter()
+                probes.append(probe(step, epoch, self.model))
+                probe_seconds += time.perf_counter() - clock
+        seconds = time.perf_counter() - start - probe_seconds
         sums, counts, total = sums.tolist(), counts.tolist(), float(total)
         row = {"epoch": epoch, "loss": total / n_rows}
         for l in L_COLUMNS:
             row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
         row["structures_per_second"] = len(self.train) / seconds
         row["train_seconds"] = seconds
+        row["step"] = step
         return row
 
     def validate(self) -> dict:
@@ -275,13 +290,13 @@ class Trainer:
         return row
 
     # ---- the loop ----------------------------------------------------------------------------
-    def fit(self, epoch_callback=None) -> tuple[pd.DataFrame, dict, list]:
+    def fit(self, probe=None) -> tuple[pd.DataFrame, dict, list]:
         """Train (resuming if possible).
 
-        ``epoch_callback(epoch, model)`` runs before training (epoch 0) and after
-        every epoch (e.g. hidden-feature probes); its results are checkpointed with
-        the metrics. Returns the metrics table, the best epoch ``{"epsilon", "epoch",
-        "state"}`` and the callback results (one per epoch from 0, ``None`` where it returned nothing).
+        ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
+        random initialisation), every ``probe_every`` optimiser steps and after the last step; its
+        results are checkpointed with the metrics. Returns the metrics table, the best epoch
+        ``{"epsilon", "epoch", "state"}`` and the probe results in step order.
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         resumed = self.load_checkpoint()
@@ -290,16 +305,15 @@ class Trainer:
         else:
             first_epoch, metrics = 1, []
             best = {"epsilon": math.inf, "epoch": 0, "state": None}
-            callbacks = [epoch_callback(0, self.model) if epoch_callback else None]
+            callbacks = [probe(0, 0, self.model)] if probe else []
         clock = time.perf_counter()
         for epoch in range(first_epoch, epochs + 1):
             lr = self.optimizer.param_groups[0]["lr"]
-            row = self.train_epoch(epoch)
+            row = self.train_epoch(epoch, probe, callbacks)
             row.update(self.validate())
             row["lr"] = lr
             row["wall_seconds"] = (metrics[-1]["wall_seconds"] if metrics else 0.0) + time.perf_counter() - clock
             clock = time.perf_counter()
-            callbacks.append(epoch_callback(epoch, self.model) if epoch_callback else None)
             metrics.append(row)
             self.scheduler.step()
             # select on the block's own error: outside its block a model predicts nothing, and the
@@ -311,6 +325,8 @@ class Trainer:
                 print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
                       f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
             stop = self.cfg["patience"] > 0 and epoch - best["epoch"] >= self.cfg["patience"]
+            if probe is not None and (epoch == epochs or stop) and callbacks[-1]["step"] != row["step"]:
+                callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
             if epoch % every == 0 or epoch == epochs or stop:
                 self.save_checkpoint(epoch, metrics, best, callbacks)
             if stop:

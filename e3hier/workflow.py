@@ -9,6 +9,7 @@ import functools
 import re
 
 from e3hier.basis import element_basis
+from e3hier.grid import GRID_AXES
 from e3hier.structures import structure_plans
 
 
@@ -100,23 +101,6 @@ def dft_mem_mb(symbols, dft_cfg: dict) -> int:
     )
     three_centre_mb = 8 * nao * nao * naux / 1e6
     return int(1000 + 3 * three_centre_mb)
-
-
-#: ``train`` keys that span the grid; they are not passed to each training job, so adding
-#: a grid value does not invalidate the models already trained.
-GRID_AXES = ("lmax_hidden", "outputs", "seeds", "n_train")
-
-
-def training_grid(train_cfg: dict):
-    """The grid as a table (columns lmax, output, seed, ntrain), for ``snakemake.utils.Paramspace``."""
-    import itertools
-
-    import pandas as pd
-
-    rows = itertools.product(train_cfg["lmax_hidden"], train_cfg["outputs"], train_cfg["seeds"], train_cfg["n_train"])
-    frame = pd.DataFrame(list(rows), columns=["lmax", "output", "seed", "ntrain"])
-    frame["ntrain"] = frame["ntrain"].astype(str)
-    return frame
 
 
 def per_model_train_settings(train_cfg: dict) -> dict:

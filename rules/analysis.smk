@@ -50,3 +50,28 @@ rule density_slice:
         model=config["model"],
     script:
         "../scripts/density_slice.py"
+
+
+rule findings_report:
+    """The verdict table as HTML (the report's first item) and Markdown (for the README)."""
+    input:
+        "results/tables/findings.parquet",
+    output:
+        html=report(
+            "results/tables/findings.html",
+            caption="../report/findings_table.rst",
+            category="Findings",
+        ),
+        markdown="results/tables/findings.md",
+    log:
+        "results/logs/findings_report.log",
+    benchmark:
+        "results/benchmarks/findings_report.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/findings_report.py"

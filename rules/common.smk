@@ -3,6 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import Paramspace, min_version, validate
 
+from e3hier import grid
 from e3hier import workflow as wf
 
 min_version("9.0")
@@ -21,7 +22,7 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = [
     s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
 ]
-GRID = Paramspace(wf.training_grid(config["train"]), filename_params="*", param_sep="~")
+GRID = Paramspace(grid.training_grid(config["train"]), filename_params="*", param_sep="~")
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 
 
@@ -52,6 +53,9 @@ def dft_mem_mb(wildcards, attempt):
 
 
 ANALYSIS_TABLES = [
+    "findings",
+    "lmax_gains",
+    "contributions",
     "training",
     "learning",
     "hierarchy",
@@ -64,10 +68,12 @@ LMAX_VALUES = sorted(config["train"]["lmax_hidden"])
 
 
 def first_point(lmax, output="full"):
-    """The grid point drawn in single-model figures: first seed, largest training set."""
+    """The grid point drawn in single-model figures: the study's model, first seed, largest training set."""
     t = config["train"]
-    ntrain = "all" if "all" in t["n_train"] else str(max(t["n_train"]))
-    return f"lmax~{lmax}_output~{output}_seed~{t['seeds'][0]}_ntrain~{ntrain}"
+    return grid.point_name(
+        {"lmax": lmax, "output": output, "capacity": "study", "channels": "study",
+         "seed": t["seeds"][0], "ntrain": grid.largest_n_train(t["n_train"])}
+    )
 
 
 def density_slice_lmax():
@@ -91,12 +97,18 @@ HIERARCHY_OUTPUT = (
     "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
 )
 FIGURES = {
+    "findings": {"category": "Findings", "inputs": tables("findings")},
     "epsilon_vs_lmax": {"category": "Errors", "inputs": tables("models")},
     "learning_curves": {"category": "Training", "inputs": tables("training")},
     "hierarchy": {
         "category": "Hierarchy",
-        "inputs": tables("learning", "features"),
-        "options": {"lmax": LMAX_VALUES[-1], "output": HIERARCHY_OUTPUT},
+        "inputs": tables("contributions", "models"),
+        "options": {"output": HIERARCHY_OUTPUT},
+    },
+    "hidden_features": {
+        "category": "Hierarchy",
+        "inputs": tables("features"),
+        "options": {"output": HIERARCHY_OUTPUT},
     },
     "ablation": {
         "category": "Hierarchy",
@@ -112,6 +124,10 @@ if len(config["train"]["n_train"]) > 1:
 
 
 def all_targets():
-    return ["results/structures/manifest.tsv", "results/tables/models.parquet"] + [
+    return [
+        "results/structures/manifest.tsv",
+        "results/tables/models.parquet",
+        "results/tables/findings.html",
+    ] + [
         f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")
     ]

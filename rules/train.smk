@@ -1,5 +1,5 @@
 rule train:
-    """Train and evaluate one grid point (hidden l_max × output order × seed × training size)."""
+    """Train and evaluate one grid point (hidden l_max × output order × capacity × channels × seed × size)."""
     input:
         train=f"results/dataset/{TRAIN_SPLIT}.parquet",
         val=f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
@@ -30,7 +30,9 @@ rule train:
         train=wf.per_model_train_settings(config["train"]),
         metric=config["metric"],
         # measured during training, so they are training settings too
-        probes={k: config["analysis"][k] for k in ("feature_every", "probe_structures")},
+        probes={k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
+        # only a capacity-matched point depends on the grid's largest l_max (its parameter count)
+        reference_lmax=lambda wc: LMAX_VALUES[-1] if wc.capacity == "matched" else None,
     script:
         "../scripts/train.py"
 

@@ -16,7 +16,11 @@ with logged_errors(log):
     elif name == "learning_curves":
         fig = figures.learning_curves(tables["training"])
     elif name == "hierarchy":
-        fig = figures.hierarchy(tables["learning"], tables["features"], options["lmax"], options["output"])
+        fig = figures.hierarchy(tables["contributions"], tables["models"], options["output"])
+    elif name == "hidden_features":
+        fig = figures.hidden_features(tables["features"], options["output"])
+    elif name == "findings":
+        fig = figures.findings(tables["findings"])
     elif name == "ablation":
         fig = figures.ablation_heatmap(tables["ablation"], options["lmax"])
     elif name == "density":

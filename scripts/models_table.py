@@ -8,6 +8,6 @@ log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
     table = pd.DataFrame([read_json(p) for p in snakemake.input])
-    table = table.sort_values(["output", "lmax_hidden", "seed", "n_train"], ignore_index=True)
+    table = table.sort_values(["output", "capacity", "channels", "lmax_hidden", "seed", "n_train"], ignore_index=True)
     write_parquet(snakemake.output[0], table)
     log.info("%d models", len(table))

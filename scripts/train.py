@@ -21,5 +21,6 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:
         Path(snakemake.output.model).parent,
         log_stream=progress,
         analysis_cfg=snakemake.params.probes,
+        reference_lmax=snakemake.params.reference_lmax,
     )
     log.info("done: %s", result["summary"])

@@ -72,8 +72,8 @@ def float64_default():
     torch.set_default_dtype(previous)
 
 
-@pytest.mark.parametrize("lmax", [0, 1, 4])
-def test_fused_kernels_compute_e3nns_network(lmax, float64_default):
+@pytest.mark.parametrize("lmax, node_attributes", [(0, "constant"), (1, "one_hot"), (4, "constant"), (4, "one_hot")])
+def test_fused_kernels_compute_e3nns_network(lmax, node_attributes, float64_default):
     """``kernels="fused"`` (the default) and ``"split"`` evaluate e3nn's own model: same state dict,
     same outputs and parameter gradients as ``gate_points_2101.Network`` (float64, to rounding)."""
     from e3nn.nn.models.gate_points_2101 import Network
@@ -84,19 +84,21 @@ def test_fused_kernels_compute_e3nns_network(lmax, float64_default):
     graph = edge_features(sample.positions, TINY_MODEL["max_radius"], TINY_MODEL["number_of_basis"], 3)
     graph["one_hot"] = pack([sample])["one_hot"].double()
     cfg = dict(TINY_MODEL)
+    # the study's network has no node attributes: e3nn then uses a constant 1 (0e) per atom
     stock = Network(
         irreps_in="2x0e", irreps_hidden=hidden_irreps(lmax, cfg.pop("hidden_multiplicities")),
-        irreps_out=layout.irreps, irreps_node_attr="2x0e",
+        irreps_out=layout.irreps, irreps_node_attr="2x0e" if node_attributes == "one_hot" else None,
         irreps_edge_attr=o3.Irreps.spherical_harmonics(cfg.pop("lmax_edge")), num_neighbors=3.0, num_nodes=12.0,
         reduce_output=False, **cfg,
     )  # fmt: skip
     pos = torch.as_tensor(positions_to_e3nn(sample.positions))
     one_hot = graph["one_hot"]
-    reference = stock({"pos": pos, "x": one_hot, "z": one_hot})
+    inputs = {"pos": pos, "x": one_hot, **({"z": one_hot} if node_attributes == "one_hot" else {})}
+    reference = stock(inputs)
     reference.pow(2).sum().backward()
     for kernels in ("fused", "split"):
         model = DensityNetwork(2, lmax, str(layout.irreps), num_neighbors=3.0, num_nodes=12.0, kernels=kernels,
-                               **TINY_MODEL)  # fmt: skip
+                               node_attributes=node_attributes, **TINY_MODEL)  # fmt: skip
         model.load_state_dict(stock.state_dict())  # strict: the same parameter names and shapes
         out = model(graph)
         out.pow(2).sum().backward()

@@ -42,7 +42,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_
     reference = make_trainer(synthetic_splits, tmp_path / "ref.pt")
     ref_metrics, _, _ = reference.fit()
 
-    def crash_at_epoch_3(epoch, model):
+    def crash_at_epoch_3(step, epoch, model):  # a probe that dies mid-epoch, after the epoch-2 checkpoint
         if epoch == 3:
             raise KeyboardInterrupt("killed")
 
@@ -133,3 +133,10 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     predictor = load_predictor(tmp_path / "model.pt")
     assert str(predictor.layout.irreps) == str(result["trainer"].layout.irreps)
     assert not (tmp_path / "checkpoint.pt").exists()
+    # hidden-feature probes: step 0 (initialisation), every probe_every steps, and the last step
+    features = pd.read_parquet(tmp_path / "features.parquet")
+    steps = sorted(set(features["step"]))
+    assert steps == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] and summary["steps"] == 12  # 4 epochs × 3 batches
+    contributions = features[(features["kind"] == "contribution") & (features["l_out"] == -1)]
+    assert sorted(set(contributions["l"])) == [0, 1] and (contributions["value"] > 0).all()
+    assert summary["capacity"] == "study" and summary["n_params"] == summary["target_params"]

@@ -1,0 +1,243 @@
+"""The study's findings as numbers: one row per claim, with a statistic over seeds, its interval and a verdict.
+
+Every statistic is computed per seed on models that share the data, the splits and the initial-weight
+seed (paired), then summarised by ``e3hier.statistics.t_interval``; the verdict is
+``e3hier.statistics.verdict``. Errors are the test ε of the predicted block (``epsilon_test_block``:
+for the full output, the whole density). Where a claim picks "the best l_max", it picks it on the mean
+*validation* ε, so the test error that measures the claim did not choose it.
+
+- 1a: full output, study capacity: relative ε gain from l_max 0 to the best l_max > 0 (> 0 if it holds).
+- 1b: the same with every l_max at the parameter count of the largest (``capacity: matched``).
+- 2a: slope over hidden order l of log(per-component RMS of order l's contribution to the output), after
+  training minus at initialisation, in the equal-channel control (< 0 if contributions fall with l more
+  steeply than initialisation and channel counts make them).
+- 2b: slope over l of the optimiser steps at which order l's contribution first reaches 90 % of its
+  final value (> 0 if higher orders switch on later).
+- 3: relative ε gain from l_max 0 to 2, mean of the vector and higher outputs minus the scalar output
+  (> 0 if non-scalar outputs gain more from non-scalar hidden features).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from e3hier.statistics import t_interval, verdict
+
+FINDING_COLUMNS = ["finding", "claim", "statistic", "estimate", "ci_low", "ci_high", "n_seeds", "verdict"]
+ERROR = "epsilon_test_block"
+#: A hidden order has "switched on" when its contribution first reaches this fraction of its final value.
+SWITCH_ON_FRACTION = 0.9
+
+
+def study_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
+    """The study's models of one output (study capacity and channels), at the largest training size."""
+    pick = (models["output"] == output) & (models["capacity"] == "study") & (models["channels"] == "study")
+    part = models[pick]
+    return part[part["n_train"] == part["n_train"].max()] if len(part) else part
+
+
+def matched_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
+    """Capacity-matched models of one output, with the study's model at the reference (largest) l_max,
+    which is its own match."""
+    study = study_family(models, output)
+    matched = models[(models["output"] == output) & (models["capacity"] == "matched") & (models["channels"] == "study")]
+    if matched.empty or study.empty:
+        return matched
+    reference = study[study["lmax_hidden"] == study["lmax_hidden"].max()]
+    return pd.concat([matched, reference], ignore_index=True)
+
+
+def best_lmax(family: pd.DataFrame) -> int | None:
+    """The l_max > 0 with the lowest mean validation ε (None if there is none)."""
+    above = family[family["lmax_hidden"] > 0]
+    if above.empty:
+        return None
+    return int(above.groupby("lmax_hidden")["epsilon_val_best"].mean().idxmin())
+
+
+def paired_gains(family: pd.DataFrame, lmax_from: int, lmax_to: int) -> pd.Series:
+    """Per seed: 1 - ε(lmax_to) / ε(lmax_from), over the seeds that have both."""
+    by = family.pivot_table(index="seed", columns="lmax_hidden", values=ERROR, aggfunc="mean")
+    if lmax_from not in by or lmax_to not in by:
+        return pd.Series(dtype=float)
+    return (1 - by[lmax_to] / by[lmax_from]).dropna()
+
+
+def finding_row(finding: str, claim: str, statistic: str, per_seed, direction: int) -> dict:
+    """One verdict-table row from the per-seed values of a statistic."""
+    values = np.asarray(list(per_seed), dtype=float)
+    estimate, low, high = t_interval(values)
+    return {
+        "finding": finding, "claim": claim, "statistic": statistic, "estimate": estimate,
+        "ci_low": low, "ci_high": high, "n_seeds": int(np.isfinite(values).sum()),
+        "verdict": verdict(low, high, direction),
+    }  # fmt: skip
+
+
+def lmax_gain_row(finding: str, family: pd.DataFrame, capacity: str) -> dict:
+    best = best_lmax(family)
+    gains = paired_gains(family, 0, best) if best is not None else []
+    return finding_row(
+        finding,
+        f"Full output, {capacity} capacity: the best hidden l_max > 0 (l_max {best}, chosen on validation ε) "
+        "has a lower test ε than l_max 0.",
+        f"relative test ε gain 1 - ε(l_max {best}) / ε(l_max 0), paired by seed",
+        gains,
+        +1,
+    )
+
+
+def contributions(features: pd.DataFrame) -> pd.DataFrame:
+    """Per model and probe step: each hidden order's contribution to the whole output (RMS per
+    component) and its share of their sum."""
+    rows = features[(features["kind"] == "contribution") & (features["l_out"] == -1)]
+    keys = [c for c in features.columns if c not in ("kind", "layer", "l", "parity", "l_out", "value", "epoch")]
+    table = rows[keys + ["epoch", "l", "value"]].rename(columns={"value": "rms"}).copy()
+    table["share"] = table["rms"] / table.groupby(keys)["rms"].transform("sum")
+    return table.reset_index(drop=True)
+
+
+def _hierarchy_model(contribution: pd.DataFrame, channels: str) -> pd.DataFrame:
+    """Contributions of the full-output models at the largest l_max with the given channels."""
+    part = contribution[(contribution["output"] == "full") & (contribution["capacity"] == "study")
+                        & (contribution["channels"] == channels)]  # fmt: skip
+    if part.empty:
+        return part
+    part = part[part["n_train"] == part["n_train"].max()]
+    return part[part["lmax_hidden"] == part["lmax_hidden"].max()]
+
+
+def _slope(x, y) -> float:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(y)
+    return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 and len(set(x[ok])) >= 2 else math.nan
+
+
+def contribution_slopes(model: pd.DataFrame) -> pd.DataFrame:
+    """Per seed: slope of log contribution over l at initialisation (step 0) and after training (last step)."""
+    rows = []
+    for seed, group in model.groupby("seed"):
+        first, last = group[group["step"] == group["step"].min()], group[group["step"] == group["step"].max()]
+        rows.append({"seed": seed, "initial": _slope(first["l"], np.log(first["rms"])),
+                     "trained": _slope(last["l"], np.log(last["rms"]))})  # fmt: skip
+    return pd.DataFrame(rows, columns=["seed", "initial", "trained"])
+
+
+def switch_on_steps(model: pd.DataFrame, fraction: float = SWITCH_ON_FRACTION) -> pd.DataFrame:
+    """Per seed and order l: the first probe step at which the contribution reaches ``fraction`` of its
+    value at the last step."""
+    rows = []
+    for (seed, l), group in model.groupby(["seed", "l"]):
+        group = group.sort_values("step")
+        final = group["rms"].iloc[-1]
+        reached = group[group["rms"] >= fraction * final]
+        rows.append({"seed": seed, "l": l, "switch_on_step": float(reached["step"].iloc[0])})
+    return pd.DataFrame(rows, columns=["seed", "l", "switch_on_step"])
+
+
+def output_gain_contrast(models: pd.DataFrame, lmax_to: int = 2) -> tuple[pd.Series, int | None]:
+    """Per seed: mean relative gain (l_max 0 → ``lmax_to``) of the vector and higher outputs minus that
+    of the scalar output; ``lmax_to`` falls back to the nearest l_max > 0 of the grid."""
+    available = sorted(set(models["lmax_hidden"]) - {0})
+    if not available or not {0}.issubset(set(models["lmax_hidden"])):
+        return pd.Series(dtype=float), None
+    lmax_to = min(available, key=lambda l: (abs(l - lmax_to), l))
+    gains = {o: paired_gains(study_family(models, o), 0, lmax_to) for o in ("scalar", "vector", "higher")}
+    if any(g.empty for g in gains.values()):
+        return pd.Series(dtype=float), lmax_to
+    frame = pd.DataFrame(gains).dropna()
+    return (frame[["vector", "higher"]].mean(axis=1) - frame["scalar"]), lmax_to
+
+
+def findings_table(models: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2b, 3."""
+    rows = [
+        lmax_gain_row("1a", study_family(models), "study"),
+        lmax_gain_row("1b", matched_family(models), "matched"),
+    ]
+    contribution = contributions(features) if len(features) else pd.DataFrame()
+    equal = _hierarchy_model(contribution, "equal") if len(contribution) else contribution
+    control = "equal-channel" if len(equal) else "study-channel (no equal-channel control in this grid)"
+    if not len(equal) and len(contribution):
+        equal = _hierarchy_model(contribution, "study")
+    slopes = contribution_slopes(equal) if len(equal) else pd.DataFrame(columns=["trained", "initial"])
+    rows.append(finding_row(
+        "2a",
+        f"The per-component contribution of hidden order l to the output falls with l more steeply after "
+        f"training than at initialisation, in the {control} model (full output, largest l_max).",
+        "slope of log contribution over l, trained minus initial, paired by seed",
+        slopes["trained"] - slopes["initial"],
+        -1,
+    ))  # fmt: skip
+    study = _hierarchy_model(contribution, "study") if len(contribution) else contribution
+    switch = switch_on_steps(study) if len(study) else pd.DataFrame(columns=["seed", "l", "switch_on_step"])
+    per_seed = [_slope(g["l"], g["switch_on_step"]) for _, g in switch.groupby("seed")]
+    rows.append(finding_row(
+        "2b",
+        f"Hidden orders switch on in order of l: higher orders reach {SWITCH_ON_FRACTION:.0%} of their final "
+        "contribution later (study model, full output, largest l_max).",
+        f"slope over l of the optimiser step reaching {SWITCH_ON_FRACTION:.0%} of the final contribution",
+        per_seed,
+        +1,
+    ))  # fmt: skip
+    contrast, lmax_to = output_gain_contrast(models)
+    rows.append(finding_row(
+        "3",
+        f"The gain from hidden l_max 0 to {lmax_to} differs between output orders: the vector and higher "
+        "outputs gain more than the scalar output.",
+        f"relative test ε gain (l_max 0 → {lmax_to}), mean of vector and higher minus scalar, paired by seed",
+        contrast,
+        +1,
+    ))  # fmt: skip
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
+def lmax_gains(models: pd.DataFrame) -> pd.DataFrame:
+    """Per model family (output, capacity, channels, training size) and l_max: mean test ε of the block
+    with its interval, and the paired relative gain over l_max 0 with its interval."""
+    rows = []
+    keys = ["output", "capacity", "channels", "n_train"]
+    families = [(key, g) for key, g in models.groupby(keys)]
+    for output in models["output"].unique():  # the matched family includes its reference model
+        family = matched_family(models, output)
+        if family["capacity"].eq("matched").any():
+            families = [(k, g) for k, g in families if not (k[0] == output and k[1] == "matched")]
+            families.append(((output, "matched", "study", family["n_train"].max()), family))
+    for key, family in families:
+        for lmax, group in family.groupby("lmax_hidden"):
+            mean, low, high = t_interval(group[ERROR])
+            gain, gain_low, gain_high = t_interval(paired_gains(family, 0, lmax)) if lmax else (0.0, 0.0, 0.0)
+            rows.append({**dict(zip(keys, key)), "lmax_hidden": lmax, "n_seeds": group["seed"].nunique(),
+                         "n_params": float(group["n_params"].mean()), "epsilon": mean, "epsilon_ci_low": low,
+                         "epsilon_ci_high": high, "gain": gain, "gain_ci_low": gain_low,
+                         "gain_ci_high": gain_high})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _formatted(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.copy()
+    for column in ("estimate", "ci_low", "ci_high"):
+        out[column] = out[column].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.3g}")
+    out["95 % CI"] = "[" + out["ci_low"] + ", " + out["ci_high"] + "]"
+    return out[["finding", "verdict", "claim", "statistic", "estimate", "95 % CI", "n_seeds"]]
+
+
+def findings_markdown(table: pd.DataFrame) -> str:
+    """The verdict table as a Markdown table (what the README shows)."""
+    out = _formatted(table)
+    lines = ["| " + " | ".join(out.columns) + " |", "|" + "---|" * len(out.columns)]
+    lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |" for row in out.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def findings_html(table: pd.DataFrame) -> str:
+    """The verdict table as a standalone HTML page (the report's first item)."""
+    body = _formatted(table).to_html(index=False, border=0, justify="left")
+    style = "body{font-family:sans-serif;font-size:13px}td,th{padding:4px 8px;vertical-align:top;text-align:left}"
+    rule = ("Interval: 95 % Student-t over seeds of a per-seed (paired) statistic. Verdict: supported if the "
+            "interval excludes 0 in the claimed direction, not_supported if it excludes 0 in the other "
+            "direction, inconclusive otherwise.")  # fmt: skip
+    return f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}<p>{rule}</p></body></html>\n"
