@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: venv reproduce report test lint bench clean
+.PHONY: venv reproduce study report test lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 reproduce: venv
 	$(SNAKEMAKE)
 	$(SNAKEMAKE) --report results/report.html
+
+# The study tier (≤ 90 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
+study: venv
+	$(SNAKEMAKE) --configfile config.yaml config.study.yaml
+	$(SNAKEMAKE) --configfile config.yaml config.study.yaml --report results/report.html
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -113,12 +113,20 @@ def shell_scales(samples: list[Sample], layout: OutputLayout, scaling: str) -> n
     """Target scale per (element, output slot): RMS of the target over the training set per shell.
 
     One number per shell (all m of a shell share it), so scaling keeps the
-    output equivariant. ``scaling="none"`` gives ones. Unused slots get 1.
+    output equivariant. ``scaling="none"`` gives ones (the study's unscaled loss); ``"global_rms"`` one
+    RMS over every block target (the same weighting over coefficients as ``none``, the loss divided by a
+    constant, so Adam sees the same problem with outputs of unit size). Unused slots get 1.
     """
     n_el, dim = len(layout.elements), layout.irreps.dim
     scales = np.ones((n_el, dim))
     if scaling == "none":
         return scales
+    if scaling == "global_rms":  # one number for every coefficient: the loss weighs them as unscaled MSE does
+        block = np.concatenate([s.target[s.rows] for s in samples]) if samples else np.zeros(0)
+        rms = float(np.sqrt(np.mean(block**2))) if len(block) else 1.0
+        return scales * (rms if rms > 1e-8 else 1.0)
+    if scaling != "shell_rms":
+        raise ValueError(f"train.target_scaling: {scaling!r} is not one of 'none', 'global_rms', 'shell_rms'")
     sums, counts = np.zeros((n_el, dim)), np.zeros((n_el, dim))
     element_index = {el: i for i, el in enumerate(layout.elements)}
     for s in samples:
