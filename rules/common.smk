@@ -22,7 +22,9 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = [
     s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
 ]
-GRID = Paramspace(grid.training_grid(config["train"]), filename_params="*", param_sep="~")
+GRID = Paramspace(
+    grid.training_grid(config["train"]), filename_params="*", param_sep="~"
+)
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 
 
@@ -71,8 +73,14 @@ def first_point(lmax, output="full"):
     """The grid point drawn in single-model figures: the study's model, first seed, largest training set."""
     t = config["train"]
     return grid.point_name(
-        {"lmax": lmax, "output": output, "capacity": "study", "channels": "study",
-         "seed": t["seeds"][0], "ntrain": grid.largest_n_train(t["n_train"])}
+        {
+            "lmax": lmax,
+            "output": output,
+            "capacity": "study",
+            "channels": "study",
+            "seed": t["seeds"][0],
+            "ntrain": grid.largest_n_train(t["n_train"]),
+        }
     )
 
 
@@ -128,6 +136,4 @@ def all_targets():
         "results/structures/manifest.tsv",
         "results/tables/models.parquet",
         "results/tables/findings.html",
-    ] + [
-        f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")
-    ]
+    ] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]

@@ -32,18 +32,21 @@ def test_pure_noise_is_inconclusive():
     assert verdict(float("nan"), float("nan"), 1) == "inconclusive"
 
 
-def synthetic_models(gain_by_output: dict, noise: float, seeds=range(5), rng=None) -> pd.DataFrame:
-    """A models table whose test ε falls with l_max by a given relative gain per output."""
+def synthetic_models(gain_by_output: dict, noise: float, seeds=range(5), rng=None, val_gain_by_output=None):
+    """A models table whose test ε falls with l_max by a given relative gain per output (validation ε by
+    ``val_gain_by_output``, or like the test ε)."""
     rng = rng or np.random.default_rng(2)
+    val_gain_by_output = val_gain_by_output or gain_by_output
     rows = []
     for output, gain in gain_by_output.items():
         for seed in seeds:
             base = 1.0 + 0.1 * rng.normal()
             for lmax in range(3):
                 eps = base * (1 - gain * min(lmax, 2) / 2) * (1 + noise * rng.normal())
+                val = base * (1 - val_gain_by_output[output] * min(lmax, 2) / 2) * (1 + noise * rng.normal())
                 for capacity in ("study", "matched") if output == "full" and lmax < 2 else ("study",):
                     rows.append({"lmax_hidden": lmax, "output": output, "capacity": capacity, "channels": "study",
-                                 "seed": seed, "n_train": 32, "epsilon_test_block": eps, "epsilon_val_best": eps,
+                                 "seed": seed, "n_train": 32, "epsilon_test_block": eps, "epsilon_val_best": val,
                                  "n_params": 1000})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -76,12 +79,17 @@ def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
 
 
 def test_findings_table_is_not_supported_or_inconclusive_when_the_data_say_so():
-    models = synthetic_models({"full": -0.3, "scalar": 0.5, "vector": 0.1, "higher": 0.1}, noise=0.01)
+    # the output that gains most on validation (vector) gains least on test: finding 3 does not replicate
+    test_gains = {"full": -0.3, "scalar": 0.5, "vector": 0.1, "higher": 0.3}
+    val_gains = {"full": -0.3, "scalar": 0.1, "vector": 0.5, "higher": 0.3}
+    models = synthetic_models(test_gains, noise=0.01, val_gain_by_output=val_gains)
     table = findings_table(models, synthetic_contributions(falls=0.0)).set_index("finding")
     assert table.loc["1a", "verdict"] == "not_supported" and table.loc["3", "verdict"] == "not_supported"
+    assert "vector output, which gains most on validation" in table.loc["3", "claim"]
     noisy = synthetic_models({"full": 0.0, "scalar": 0.0, "vector": 0.0, "higher": 0.0}, noise=0.2,
                              rng=np.random.default_rng(5))  # fmt: skip
-    assert findings_table(noisy, synthetic_contributions(0.5)).set_index("finding").loc["1a", "verdict"] == "inconclusive"
+    table = findings_table(noisy, synthetic_contributions(0.5)).set_index("finding")
+    assert table.loc["1a", "verdict"] == "inconclusive" and table.loc["3", "verdict"] == "inconclusive"
 
 
 def test_switch_on_step_is_the_first_probe_at_90_percent_of_the_final_value():
@@ -109,3 +117,20 @@ def test_training_grid_adds_the_controls_at_the_largest_size():
     equal = grid[grid["channels"] == "equal"]
     assert set(equal["lmax"]) == {4} and set(equal["output"]) == {"full"}
     assert not grid.duplicated().any()
+
+
+def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
+    from e3hier.findings import epsilon_markdown, findings_markdown, main
+
+    models = synthetic_models({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5}, noise=0.01)
+    findings = findings_table(models, synthetic_contributions(falls=0.8))
+    findings.to_parquet(tmp_path / "findings.parquet")
+    lmax_gains(models).to_parquet(tmp_path / "lmax_gains.parquet")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- findings:begin -->\nold\n<!-- findings:end -->\n"
+                      "<!-- epsilon:begin -->\nold\n<!-- epsilon:end -->\nend\n")  # fmt: skip
+    main([str(readme), str(tmp_path)])
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert findings_markdown(findings) in text and "| 1a | supported |" in text
+    assert epsilon_markdown(lmax_gains(models)) in text and "full, matched capacity" in text

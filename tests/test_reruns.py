@@ -29,22 +29,33 @@ def test_second_dry_run_plans_nothing(run):
     assert run() == {}
 
 
+# the tiny grid: l_max {0, 2} × outputs {scalar, full} × seeds {0, 1}, the full output's matched-capacity
+# l_max 0 and its equal-channel l_max 2, for both seeds: 8 + 2 + 2 models
+TINY_MODELS = 12
+
+
 def test_changing_epochs_retrains_but_keeps_dft(run):
     jobs = run({"train": {"epochs": 2}})
-    assert jobs["train"] == 4 and "models_table" in jobs and "analysis" in jobs
+    assert jobs["train"] == TINY_MODELS and "models_table" in jobs and "analysis" in jobs
     assert not UPSTREAM & set(jobs)
 
 
 def test_adding_lmax_trains_only_the_new_models(run):
     jobs = run({"train": {"lmax_hidden": [0, 1, 2]}})
-    assert jobs["train"] == 2  # lmax 1 × outputs {scalar, full}
+    assert jobs["train"] == 6  # lmax 1 × outputs {scalar, full} × 2 seeds, and its matched-capacity full output
     assert not UPSTREAM & set(jobs)
     assert {"models_table", "analysis"} <= set(jobs)
 
 
+def test_adding_a_larger_lmax_retrains_the_matched_models_too(run):
+    jobs = run({"train": {"lmax_hidden": [0, 2, 3]}})
+    # l_max 3 × 2 outputs × 2 seeds, matched l_max 0 and 2 (new reference), equal channels at l_max 3
+    assert jobs["train"] == 4 + 4 + 2
+
+
 def test_changing_the_basis_redoes_dft_and_everything_after(run):
     jobs = run({"dft": {"basis": "def2-svp"}})
-    assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == 4
+    assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == TINY_MODELS
     assert "structure" not in jobs and "structure_manifest" not in jobs
 
 

@@ -31,6 +31,8 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, TINY, snakemake
 
+from e3hier.grid import training_grid
+
 PROFILE = ROOT / "profiles" / "slurm"
 WORKSTATION = ROOT / "profiles" / "workstation"
 TARGET = "results/tables/models.parquet"
@@ -217,7 +219,7 @@ def merged_config() -> dict:
 def models_without_timings(workdir: Path) -> pd.DataFrame:
     table = pd.read_parquet(workdir / TARGET)
     table = table[[c for c in table.columns if "seconds" not in c]]
-    return table.sort_values(["output", "lmax_hidden", "seed", "n_train"], ignore_index=True)
+    return table.sort_values(["output", "capacity", "channels", "lmax_hidden", "seed", "n_train"], ignore_index=True)
 
 
 def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
@@ -264,8 +266,7 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     config = merged_config()
     splits = config["structures"]["water_clusters"]["splits"]
     n_structures = sum(split["count"] for split in splits.values())  # tiny: 9
-    n_models = len(config["train"]["lmax_hidden"]) * len(config["train"]["outputs"]) * len(
-        config["train"]["seeds"]) * len(config["train"]["n_train"])  # fmt: skip
+    n_models = len(training_grid(config["train"]))  # the study's grid and its controls
     per_group = yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]
     assert n_structures <= min(per_group["dft"], per_group["structures"])  # all DFT jobs share one Slurm job, ditto
     assert counts == {
@@ -336,4 +337,4 @@ def test_workstation_profile_lets_one_training_job_hold_the_gpu(tmp_path):
     cuda.write_text("train: {device: cuda}\n")
     out = dry_run(WORKSTATION, tmp_path / "work", cuda)
     train = re.findall(r"rule train:\n.*?resources: ([^\n]*)", out, re.S)
-    assert len(train) == 4 and all("gpu=1" in res for res in train), train
+    assert len(train) == len(training_grid(merged_config()["train"])) and all("gpu=1" in res for res in train), train

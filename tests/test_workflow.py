@@ -37,7 +37,7 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
     assert (dataset["target"] == dataset["coefficient"] - dataset["reference"]).all()
     assert read_parquet_metadata(results / "dataset" / "train.parquet")["dft"]["basis"] == "cc-pvdz"
     models = pd.read_parquet(results / "tables" / "models.parquet")
-    assert len(models) == 4  # lmax {0, 2} × outputs {scalar, full}
+    assert len(models) == 12  # lmax {0, 2} × outputs {scalar, full} × seeds {0, 1}, plus 2 × 2 control models
     for column in ("lmax_hidden", "output", "seed", "n_train", "n_params", "epsilon_test", "epsilon_test_block",
                    "epsilon_test_l0", "epsilon_test_l4", "epsilon_val_best", "epochs", "train_seconds"):  # fmt: skip
         assert column in models
@@ -117,13 +117,22 @@ def test_invalid_config_value_names_the_key(tmp_path):
 
 def test_analysis_tables_figures_and_report(tiny_workflow_run):
     results = tiny_workflow_run / "run" / "results"
-    for name in ("hierarchy", "ablation", "features", "learning", "transfer", "density_slice"):
+    for name in ("hierarchy", "ablation", "features", "learning", "transfer", "density_slice", "findings",
+                 "lmax_gains", "contributions"):  # fmt: skip
         assert len(pd.read_parquet(results / "tables" / f"{name}.parquet")) > 0, name
+    findings = pd.read_parquet(results / "tables" / "findings.parquet")
+    assert list(findings["finding"]) == ["1a", "1b", "2a", "2b", "3"]
+    assert set(findings["verdict"]) <= {"supported", "not_supported", "inconclusive"}
+    models = pd.read_parquet(results / "tables" / "models.parquet")
+    assert set(models["capacity"]) == {"study", "matched"} and set(models["channels"]) == {"study", "equal"}
+    assert (results / "tables" / "findings.html").read_text().count("<tr>") == 6
     ablation = pd.read_parquet(results / "tables" / "ablation.parquet")
     assert set(ablation["lmax_hidden"]) == {2} and set(ablation["zeroed_l"]) == {1, 2}
-    for figure in ("epsilon_vs_lmax", "learning_curves", "hierarchy", "ablation", "density", "transfer"):
+    for figure in ("findings", "epsilon_vs_lmax", "learning_curves", "hierarchy", "hidden_features", "ablation",
+                   "density", "transfer"):  # fmt: skip
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
         assert (results / "figures" / f"{figure}.pdf").exists()
     snakemake(tiny_workflow_run / "run", "--report", "results/report.html",
               snakefile=tiny_workflow_run / "workflow" / "Snakefile")  # fmt: skip
-    assert "epsilon_vs_lmax.png" in (results / "report.html").read_text(errors="ignore")
+    report = (results / "report.html").read_text(errors="ignore")
+    assert "epsilon_vs_lmax.png" in report and "findings.html" in report
