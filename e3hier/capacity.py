@@ -109,8 +109,12 @@ def scaled(multiplicities, lmax_hidden: int, factor: float) -> list[int]:
 
 def _solve(count_of, target: int, low: float, high: float):
     """The argument of ``count_of`` (increasing) whose count is closest to ``target``, by bisection."""
-    while count_of(high) < target:
+    for _ in range(40):
+        if count_of(high) >= target:
+            break
         high *= 2
+    else:
+        raise ValueError(f"no channel count reaches {target} parameters")
     for _ in range(60):
         middle = (low + high) / 2
         low, high = (middle, high) if count_of(middle) < target else (low, middle)
