@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from e3hier.findings import contributions, findings_table, lmax_gains
+from e3hier.findings import contributions, findings_table, lmax_gains, study_models
 from e3hier.io import read_json
 from e3hier.training import L_COLUMNS
 
@@ -65,8 +65,7 @@ def onset_table(learning: pd.DataFrame, fraction: float) -> pd.DataFrame:
 def learning_curve_slopes(models: pd.DataFrame) -> pd.DataFrame:
     """Slope of log ε_test against log N_train per (output, l_max, seed); empty with fewer than two sizes."""
     rows = []
-    if "capacity" in models:  # the controls are trained at one size only
-        models = models[(models["capacity"] == "study") & (models["channels"] == "study")]
+    models = study_models(models)  # the controls are trained at one size only
     for key, group in models.groupby(["output", "lmax_hidden", "seed"], sort=True):
         if group["n_train"].nunique() < 2:
             continue
@@ -91,10 +90,11 @@ def hierarchy_tables(model_dirs, onset_fraction: float) -> dict[str, pd.DataFram
     learning = learning_per_l(metrics)
     models = pd.DataFrame([read_json(Path(d) / "summary.json") for d in model_dirs])
     features = gather(model_dirs, "features")
+    contribution = contributions(features)
     return {
-        "findings": findings_table(models, features),
+        "findings": findings_table(models, contribution),
         "lmax_gains": lmax_gains(models),
-        "contributions": contributions(features),
+        "contributions": contribution,
         "training": metrics,
         "learning": learning,
         "hierarchy": onset_table(learning, onset_fraction),

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from e3hier.findings import matched_family, study_family  # noqa: E402
+from e3hier.findings import hierarchy_models, matched_family, study_family, study_models  # noqa: E402
 from e3hier.io import atomic_path  # noqa: E402
 from e3hier.statistics import errorbar  # noqa: E402
 
@@ -42,13 +42,6 @@ def save_figure(fig, png_path, pdf_path=None, dpi: int = 150) -> None:
 
 def outputs_present(frame: pd.DataFrame) -> list[str]:
     return [o for o in OUTPUT_ORDER if o in set(frame["output"])]
-
-
-def study_models(models: pd.DataFrame) -> pd.DataFrame:
-    """The study's grid without its controls (capacity and channels ``study``)."""
-    if "capacity" not in models:
-        return models
-    return models[(models["capacity"] == "study") & (models["channels"] == "study")]
 
 
 def epsilon_vs_lmax(models: pd.DataFrame):
@@ -105,10 +98,8 @@ def hierarchy(contributions: pd.DataFrame, models: pd.DataFrame, output: str = "
     control at the largest l_max; right, the size of the target itself per output order l, as stored
     and as the loss sees it (``train.target_scaling``), so a hierarchy that only mirrors the target or
     the loss weighting shows as such."""
-    part = contributions[(contributions["output"] == output) & (contributions["capacity"] == "study")]
-    part = part[part["n_train"] == part["n_train"].max()]
+    part = pd.concat([hierarchy_models(contributions, channels, output) for channels in ("study", "equal")])
     lmax = int(part["lmax_hidden"].max())
-    part = part[part["lmax_hidden"] == lmax]
     panels = [c for c in ("study", "equal") if (part["channels"] == c).any()]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.6 * (len(panels) + 1), 3.4), layout="constrained",
                              gridspec_kw={"width_ratios": [1.3] * len(panels) + [1]})  # fmt: skip
@@ -138,10 +129,7 @@ def hierarchy(contributions: pd.DataFrame, models: pd.DataFrame, output: str = "
 def hidden_features(features: pd.DataFrame, output: str = "full"):
     """RMS per component of the hidden features against optimiser step, per layer (columns) and parity
     (rows), one colour per order l; study model at the largest l_max, mean over seeds with 95 % t bands."""
-    part = features[(features["kind"] == "feature") & (features["output"] == output)]
-    part = part[(part["capacity"] == "study") & (part["channels"] == "study")]
-    part = part[(part["n_train"] == part["n_train"].max())]
-    part = part[part["lmax_hidden"] == part["lmax_hidden"].max()].copy()
+    part = hierarchy_models(features[features["kind"] == "feature"], "study", output).copy()
     part["parity"] = part["parity"].map({1: "even", -1: "odd"})
     grid = sns.relplot(data=part, x="step", y="value", hue="l", palette=L_PALETTE, col="layer", row="parity",
                        kind="line", errorbar=errorbar, height=2.4, aspect=1.1)  # fmt: skip

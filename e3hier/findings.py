@@ -33,11 +33,21 @@ ERROR = "epsilon_test_block"
 SWITCH_ON_FRACTION = 0.9
 
 
+def study_models(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the study's grid, without its controls (capacity and channels ``study``)."""
+    if "capacity" not in frame:
+        return frame
+    return frame[(frame["capacity"] == "study") & (frame["channels"] == "study")]
+
+
+def largest_training_set(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the largest training size (the controls are trained at that size only)."""
+    return frame[frame["n_train"] == frame["n_train"].max()] if len(frame) else frame
+
+
 def study_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
     """The study's models of one output (study capacity and channels), at the largest training size."""
-    pick = (models["output"] == output) & (models["capacity"] == "study") & (models["channels"] == "study")
-    part = models[pick]
-    return part[part["n_train"] == part["n_train"].max()] if len(part) else part
+    return largest_training_set(study_models(models[models["output"] == output]))
 
 
 def matched_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
@@ -101,14 +111,12 @@ def contributions(features: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def _hierarchy_model(contribution: pd.DataFrame, channels: str) -> pd.DataFrame:
-    """Contributions of the full-output models at the largest l_max with the given channels."""
-    part = contribution[(contribution["output"] == "full") & (contribution["capacity"] == "study")
-                        & (contribution["channels"] == channels)]  # fmt: skip
-    if part.empty:
-        return part
-    part = part[part["n_train"] == part["n_train"].max()]
-    return part[part["lmax_hidden"] == part["lmax_hidden"].max()]
+def hierarchy_models(frame: pd.DataFrame, channels: str, output: str = "full") -> pd.DataFrame:
+    """Rows (probes or contributions) of the models that measure finding 2: one output at study capacity,
+    the given channels, the largest training size and the largest l_max."""
+    part = frame[(frame["output"] == output) & (frame["capacity"] == "study") & (frame["channels"] == channels)]
+    part = largest_training_set(part)
+    return part[part["lmax_hidden"] == part["lmax_hidden"].max()] if len(part) else part
 
 
 def _slope(x, y) -> float:
@@ -165,17 +173,17 @@ def output_gain_contrast(models: pd.DataFrame, lmax_to: int = 2) -> tuple[pd.Ser
     return gains[most] - gains[least], lmax_to, (most, least)
 
 
-def findings_table(models: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2b, 3."""
+def findings_table(models: pd.DataFrame, contribution: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2b, 3, from the models
+    table and the per-order contributions (``contributions``)."""
     rows = [
         lmax_gain_row("1a", study_family(models), "study"),
         lmax_gain_row("1b", matched_family(models), "matched"),
     ]
-    contribution = contributions(features) if len(features) else pd.DataFrame()
-    equal = _hierarchy_model(contribution, "equal") if len(contribution) else contribution
+    equal = hierarchy_models(contribution, "equal") if len(contribution) else contribution
     control = "equal-channel" if len(equal) else "study-channel (no equal-channel control in this grid)"
     if not len(equal) and len(contribution):
-        equal = _hierarchy_model(contribution, "study")
+        equal = hierarchy_models(contribution, "study")
     slopes = contribution_slopes(equal) if len(equal) else pd.DataFrame(columns=["trained", "initial"])
     rows.append(finding_row(
         "2a",
@@ -185,7 +193,7 @@ def findings_table(models: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame
         slopes["trained"] - slopes["initial"],
         -1,
     ))  # fmt: skip
-    study = _hierarchy_model(contribution, "study") if len(contribution) else contribution
+    study = hierarchy_models(contribution, "study") if len(contribution) else contribution
     switch = switch_on_steps(study) if len(study) else pd.DataFrame(columns=["seed", "l", "switch_on_step"])
     per_seed = [_slope(g["l"], g["switch_on_step"]) for _, g in switch.groupby("seed")]
     rows.append(finding_row(
@@ -261,7 +269,7 @@ def findings_html(table: pd.DataFrame) -> str:
 
 def epsilon_markdown(gains: pd.DataFrame) -> str:
     """Test ε of the predicted block per hidden l_max (rows) and model family (columns): mean [95 % t interval]."""
-    gains = gains[gains["n_train"] == gains["n_train"].max()]
+    gains = largest_training_set(gains)
     order = {"scalar": 0, "vector": 1, "higher": 2, "full": 3}
     families = sorted({(o, c, ch) for o, c, ch in gains[["output", "capacity", "channels"]].itertuples(index=False)},
                       key=lambda f: (f[1] != "study", f[2] != "study", order.get(f[0], 9)))  # fmt: skip

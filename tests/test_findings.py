@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e3hier.findings import FINDING_COLUMNS, findings_table, lmax_gains, switch_on_steps
+from e3hier.findings import FINDING_COLUMNS, contributions, findings_table, lmax_gains, switch_on_steps
 from e3hier.grid import training_grid
 from e3hier.statistics import t_interval, verdict
 
@@ -51,7 +51,7 @@ def synthetic_models(gain_by_output: dict, noise: float, seeds=range(5), rng=Non
     return pd.DataFrame(rows)
 
 
-def synthetic_contributions(falls: float, seeds=range(5)) -> pd.DataFrame:
+def synthetic_probes(falls: float, seeds=range(5)) -> pd.DataFrame:
     """Probe rows whose trained contributions fall with l as exp(-falls·l) and switch on at step 10·(l+1)."""
     rows = []
     for channels in ("study", "equal"):
@@ -64,6 +64,11 @@ def synthetic_contributions(falls: float, seeds=range(5)) -> pd.DataFrame:
                                  "seed": seed, "n_train": 32, "step": step, "epoch": 1, "kind": "contribution",
                                  "layer": 2, "l": l, "parity": 0, "l_out": -1, "value": value})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def synthetic_contributions(falls: float, seeds=range(5)) -> pd.DataFrame:
+    """The contributions table of ``synthetic_probes``."""
+    return contributions(synthetic_probes(falls, seeds))
 
 
 def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
@@ -93,8 +98,7 @@ def test_findings_table_is_not_supported_or_inconclusive_when_the_data_say_so():
 
 
 def test_switch_on_step_is_the_first_probe_at_90_percent_of_the_final_value():
-    steps = switch_on_steps(synthetic_contributions(0.5).query("channels == 'study' and seed == 0")
-                            .rename(columns={"value": "rms"}))  # fmt: skip
+    steps = switch_on_steps(synthetic_contributions(0.5).query("channels == 'study' and seed == 0"))
     # value = 0.01 + final·min(1, step / (10(l+1))): 90 % of (final + 0.01) is reached at step ≈ 9(l+1)
     assert list(steps["switch_on_step"]) == [10.0, 20.0, 30.0]
 
