@@ -93,18 +93,6 @@ def probe_rows(model, graph: dict, irreps_out) -> list[dict]:
 
 
 @contextlib.contextmanager
-def capture_hidden(model):
-    """Record each hidden layer's output during a forward pass: yields a list filled as layers run."""
-    outputs: list[torch.Tensor] = []
-    handles = [layer.register_forward_hook(lambda mod, inp, out: outputs.append(out.detach())) for layer in hidden_layers(model)]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextlib.contextmanager
 def zero_hidden_orders(model, orders):
     """Zero the hidden channels of the given orders l (both parities) in every hidden layer's output."""
     orders = set(orders)

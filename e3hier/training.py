@@ -1,8 +1,9 @@
 """Training one grid point (hidden l_max × output order × seed × training-set size), with resume.
 
 The loss is the mean squared error of the block's targets (coefficient − free-atom
-reference). With ``train.target_scaling: none`` (the study's) every coefficient counts as it is; with
-``shell_rms`` each is divided by its shell's RMS over the training set (``e3hier.samples.shell_scales``),
+reference). With ``train.target_scaling: none`` (the study's) every coefficient counts as it is;
+``global_rms`` divides them all by one number (the same weighting, outputs in units of the targets' RMS);
+``shell_rms`` divides each by its shell's RMS over the training set (``e3hier.samples.shell_scales``),
 which weighs the orders l more evenly.
 Validation ε is integrated on Becke grids every epoch; the weights of the epoch
 with the lowest validation ε of the predicted block are kept (early stopping on it).
