@@ -15,6 +15,7 @@ from e3hier.grid import point_name
 from e3hier.io import write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples, pack
+from e3hier.ensemble import EnsembleTrainer
 from e3hier.training import L_COLUMNS, Trainer, evaluate
 
 
@@ -80,6 +81,13 @@ def target_sizes(samples, predictor) -> dict:
     return out
 
 
+def normalise_point(point: dict) -> dict:
+    """A grid point with every key of ``e3hier.grid.POINT_KEYS`` in its type (capacity, channels: study)."""
+    return {"lmax": int(point["lmax"]), "output": str(point["output"]),
+            "capacity": str(point.get("capacity", "study")), "channels": str(point.get("channels", "study")),
+            "seed": int(point["seed"]), "ntrain": str(point["ntrain"])}  # fmt: skip
+
+
 def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
                    train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None,
                    reference_lmax: int | None = None) -> dict:  # fmt: skip
@@ -92,13 +100,21 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     validation structures probed); ``reference_lmax`` is the l_max whose parameter count a
     ``capacity: matched`` point takes. Returns the summary row of the models table.
     """
+    return run_grid_points([point], train_path, val_path, test_paths, dft_cfg, model_cfg, train_cfg, metric_cfg,
+                           [out_dir], log_stream, analysis_cfg, reference_lmax)[0]  # fmt: skip
+
+
+def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
+                    train_cfg: dict, metric_cfg: dict, out_dirs: list, log_stream=None, analysis_cfg=None,
+                    reference_lmax: int | None = None) -> list[dict]:  # fmt: skip
+    """``run_grid_point`` for grid points that differ only in their seed, trained together in one
+    ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
     analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
-    out_dir = Path(out_dir)
-    point = {"lmax": int(point["lmax"]), "output": str(point["output"]),
-             "capacity": str(point.get("capacity", "study")), "channels": str(point.get("channels", "study")),
-             "seed": int(point["seed"]), "ntrain": str(point["ntrain"])}  # fmt: skip
+    points = [normalise_point(point) for point in points]
+    if len({tuple((k, v) for k, v in p.items() if k != "seed") for p in points}) != 1:
+        raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
+    point, out_dirs = points[0], [Path(d) for d in out_dirs]
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
-    name = point_name(point)
     train_frame = training_subset(pd.read_parquet(train_path), point["ntrain"])
     val_frame = pd.read_parquet(val_path)
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
@@ -111,33 +127,58 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     grid_level = metric_cfg["grid_level"]
     train = load_samples(train_frame, layout, model_cfg, dtype)
     val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level)
-
-    trainer = Trainer(name, layout, train, val, point["lmax"], point["seed"], model_cfg, train_cfg,
-                      out_dir / "checkpoint.pt", log_stream, probe_every=analysis_cfg["probe_every"])  # fmt: skip
     probe_graph = pack(val[: analysis_cfg["probe_structures"]])
 
     def probe(step, epoch, model):
         return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
 
+    trainers = [Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
+                        out_dir / "checkpoint.pt", log_stream, probe_every=analysis_cfg["probe_every"])
+                for p, out_dir in zip(points, out_dirs)]  # fmt: skip
     start = time.perf_counter()
-    metrics, best, callbacks = trainer.fit(probe)
-    train_seconds = float(metrics["wall_seconds"].iloc[-1])
-    trainer.save_model(out_dir / "model.pt", best)
-    trainer.model.load_state_dict(best["state"])
-
-    evaluations, ablation = [], ablation_rows(trainer.predictor, [], 0)
+    if len(trainers) == 1:
+        fitted = [trainers[0].fit(probe)]
+    else:
+        ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
+        fitted = ensemble.fit([probe] * len(trainers))
+    test_samples = {}
     for split, path in test_paths.items():
         samples = load_samples(pd.read_parquet(path), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
                                grid_level=grid_level)  # fmt: skip
         for s in samples:
-            s.graph = {k: v.to(trainer.device) for k, v in s.graph.items()}
+            s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}
+        test_samples[split] = samples
+    results = []
+    for p, trainer, out_dir, (metrics, best, callbacks) in zip(points, trainers, out_dirs, fitted):
+        summary = finish_grid_point(p, trainer, metrics, best, callbacks, test_samples, plan, out_dir)
+        summary["ensemble_size"] = len(trainers)
+        summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
+        write_json(out_dir / "summary.json", summary)
+        results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
+    if len(trainers) > 1:
+        ensemble.checkpoint_path.unlink(missing_ok=True)
+    for out_dir in out_dirs:
+        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return results
+
+
+def finish_grid_point(point: dict, trainer: Trainer, metrics: pd.DataFrame, best: dict, callbacks: list,
+                      test_samples: dict, plan: dict, out_dir: Path) -> dict:  # fmt: skip
+    """Save the best model of one trained grid point, evaluate it on the test splits (and the ablation on
+    ``test``) and write its tables; returns its summary row (``summary.json`` is written by the caller)."""
+    name = point_name(point)
+    train_seconds = float(metrics["wall_seconds"].iloc[-1])
+    trainer.save_model(out_dir / "model.pt", best)
+    trainer.model.load_state_dict(best["state"])
+    evaluations, ablation = [], ablation_rows(trainer.predictor, [], 0)
+    for split, samples in test_samples.items():
         errors = evaluate(trainer.predictor, samples)
         errors.insert(0, "split", split)
         evaluations.append(errors)
         if split == "test":
             ablation = ablation_rows(trainer.predictor, samples, point["lmax"])
     eval_table = pd.concat(evaluations, ignore_index=True)
-
+    model_cfg, train_cfg, layout = trainer.model_config["model"], trainer.cfg, trainer.layout
     provenance = {"grid_point": point, "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
     write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)
     write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
@@ -147,13 +188,13 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     n_params = int(sum(p.numel() for p in trainer.model.parameters()))
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")
-    summary = {
+    return {
         "lmax_hidden": int(point["lmax"]),
         "output": point["output"],
         "capacity": point["capacity"],
         "channels": point["channels"],
         "seed": int(point["seed"]),
-        "n_train": len(train),
+        "n_train": len(trainer.train),
         "n_params": n_params,
         "target_params": int(plan["target_params"]),
         "hidden_multiplicities": "/".join(map(str, plan["multiplicities"])),
@@ -169,10 +210,6 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
         "best_epoch": int(best["epoch"]),
         "epochs": int(metrics["epoch"].iloc[-1]),
         "steps": int(metrics["step"].iloc[-1]),
-        **target_sizes(train, trainer.predictor),
+        **target_sizes(trainer.train, trainer.predictor),
         "train_seconds": train_seconds,
-        "job_seconds": time.perf_counter() - start,
     }
-    write_json(out_dir / "summary.json", summary)
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
-    return {"summary": summary, "callbacks": callbacks, "trainer": trainer}

@@ -17,7 +17,7 @@ import pandas as pd
 
 #: ``train`` keys that span the grid; they are not passed to each training job, so adding
 #: a grid value does not invalidate the models already trained.
-GRID_AXES = ("lmax_hidden", "outputs", "seeds", "n_train", "matched_capacity", "equal_channels")
+GRID_AXES = ("lmax_hidden", "outputs", "seeds", "n_train", "matched_capacity", "equal_channels", "ensemble_size")
 
 #: Folder keys of a grid point, in the order of its folder name (``lmax~2_output~full_...``).
 POINT_KEYS = ("lmax", "output", "capacity", "channels", "seed", "ntrain")
@@ -48,3 +48,16 @@ def training_grid(train_cfg: dict) -> pd.DataFrame:
 def point_name(point: dict) -> str:
     """The Paramspace folder name of a grid point (``lmax~2_output~full_capacity~study_..._ntrain~all``)."""
     return "_".join(f"{key}~{point[key]}" for key in POINT_KEYS)
+
+
+def seed_blocks(seeds: list, ensemble_size: int) -> list[list]:
+    """The seeds trained together in one job (``train.ensemble_size``): consecutive runs of the
+    configured seed list, ``ensemble_size`` at a time. Appending seeds to the list touches only its
+    last, incomplete block, so the models of the full blocks are kept on a rerun."""
+    size = max(1, int(ensemble_size))
+    return [list(seeds[k : k + size]) for k in range(0, len(seeds), size)]
+
+
+def block_name(point: dict, seeds: list) -> str:
+    """The name of one ensemble job: the grid point's name with its block of seeds (``seed~0-1-2``)."""
+    return point_name({**point, "seed": "-".join(map(str, seeds))})

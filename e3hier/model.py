@@ -229,6 +229,8 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
 
     def forward(self, x, y, weight=None):
         weight = self._get_weights(weight)
+        if weight.dim() == 2:  # an ensemble (``e3hier.ensemble``): one weight row per member
+            return self.forward_members(x, y, weight)
         batch = x.shape[:-1]
         x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
         pieces = torch.split(weight, self._sizes) if self._sizes else ()
@@ -255,6 +257,39 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
             outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
         out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
         return out.reshape(*batch, out.shape[-1])
+
+    def forward_members(self, x, y, weight):
+        """``forward`` of K models at once: inputs (K, nodes, dim), weights (K, weight_numel).
+
+        The same plan as ``forward``; each product becomes one batched product over the members
+        (``bmm``: member k's nodes with member k's weight block).
+        """
+        members, nodes = x.shape[0], x.shape[1]
+        pieces = torch.split(weight, self._sizes, dim=1) if self._sizes else ()
+        x_pieces = torch.split(x, self._x_sizes, dim=2)
+        outputs = []
+        for plan, (mul_out, dim) in self._plan:
+            if plan is None:
+                outputs.append(x.new_zeros(members, nodes, mul_out * dim))
+                continue
+            result = None
+            for (i, j), (a2, b2), mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
+                x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=2)
+                y2 = y[:, :, a2:b2]
+                if scale is not None:
+                    y2 = y2 * scale
+                else:
+                    segments = torch.split(x1, segment_dims, dim=2)
+                    x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=2)
+                xv = (x1.reshape(members, nodes, mul1, 1, dim) * y2[:, :, None, :, None]).reshape(
+                    members, nodes, mul1 * mul2, dim
+                )
+                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces], 1)
+                xv = xv.transpose(2, 3).reshape(members, nodes * dim, mul1 * mul2)
+                term = torch.bmm(xv, w.view(members, mul1 * mul2, mul_out))  # (K, nodes·dim, w)
+                result = term if result is None else result + term
+            outputs.append(result.view(members, nodes, dim, mul_out).transpose(2, 3).reshape(members, nodes, -1))
+        return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
 
 
 class FusedEdgeProduct(o3.TensorProduct):
@@ -348,10 +383,15 @@ class FusedConvolution(Convolution):
         x = node_input
         s = self.sc(x, node_attr)
         x = self.lin1(x, node_attr)
+        nodes = x.shape[:-1]
+        if x.dim() == 3:  # an ensemble: the members' nodes one after another, edge indices offset to match
+            x, edge_attr, weight = x.flatten(0, 1), edge_attr.flatten(0, 1), weight.flatten(0, 1)
         messages = self.tp.messages(x.index_select(0, edge_src), edge_attr, weight)
         # index_add, not scatter_add with an expanded index: same sums, much cheaper backward (index_select)
         x = messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
         x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
+        if len(nodes) == 2:
+            x = x.view(*nodes, x.shape[-1])
         x = self.lin2(x, node_attr)
         c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
         m = self.sc.output_mask
@@ -498,7 +538,7 @@ class DensityNetwork(Network):
     def node_attr(self, graph: dict) -> torch.Tensor:
         """The node attributes: the element one-hot, or a constant 1 per atom (the study's)."""
         one_hot = graph["one_hot"]
-        return one_hot if self.node_attributes == "one_hot" else one_hot.new_ones(one_hot.shape[0], 1)
+        return one_hot if self.node_attributes == "one_hot" else one_hot.new_ones(*one_hot.shape[:-1], 1)
 
     @staticmethod
     def edge_inputs(graph: dict) -> tuple:

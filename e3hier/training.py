@@ -128,6 +128,18 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def epoch_row(epoch: int, sums: list, counts: list, n_structures: int, seconds: float, step: int) -> dict:
+    """The metrics of one training epoch from the squared residuals summed per l (``sums``, ``counts``:
+    l = 0..4, then l > 4): the loss (mean over every block row) and its part per l."""
+    row = {"epoch": epoch, "loss": sum(sums) / sum(counts)}
+    for l in L_COLUMNS:
+        row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
+    row["structures_per_second"] = n_structures / seconds
+    row["train_seconds"] = seconds
+    row["step"] = step
+    return row
+
+
 class Trainer:
     """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping."""
 
@@ -235,8 +247,6 @@ class Trainer:
         n_l = len(L_COLUMNS)
         sums = torch.zeros(n_l + 1, dtype=torch.float64, device=self.device)  # per l, then l > 4
         counts = torch.zeros(n_l + 1, dtype=torch.long, device=self.device)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        n_rows = 0
         batches = self.batches(epoch)
         show = self.log_stream is not None
         progress = tqdm(batches, desc=f"{self.name} epoch {epoch}", unit="batch", file=self.log_stream,
@@ -260,8 +270,6 @@ class Trainer:
             squared = residual.detach().pow(2).double()
             counts += torch.bincount(l_rows, minlength=n_l + 1)
             sums.index_add_(0, l_rows, squared)
-            total += squared.sum()
-            n_rows += len(l_rows)
             if show:
                 progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
             step += 1
@@ -270,14 +278,7 @@ class Trainer:
                 probes.append(probe(step, epoch, self.model))
                 probe_seconds += time.perf_counter() - clock
         seconds = time.perf_counter() - start - probe_seconds
-        sums, counts, total = sums.tolist(), counts.tolist(), float(total)
-        row = {"epoch": epoch, "loss": total / n_rows}
-        for l in L_COLUMNS:
-            row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
-        row["structures_per_second"] = len(self.train) / seconds
-        row["train_seconds"] = seconds
-        row["step"] = step
-        return row
+        return epoch_row(epoch, sums.tolist(), counts.tolist(), len(self.train), seconds, step)
 
     def validate(self) -> dict:
         errors = evaluate(self.predictor, self.val)
@@ -291,6 +292,38 @@ class Trainer:
         return row
 
     # ---- the loop ----------------------------------------------------------------------------
+    def start_run(self, probe=None) -> dict:
+        """A fresh run's record: no metrics, no best epoch, and the probe of the initial weights (step 0)."""
+        return {"metrics": [], "best": {"epsilon": math.inf, "epoch": 0, "state": None},
+                "callbacks": [probe(0, 0, self.model)] if probe else [], "stopped": False}  # fmt: skip
+
+    def finish_epoch(self, run: dict, row: dict, lr: float, started: float, probe=None) -> bool:
+        """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
+
+        ``row`` is ``train_epoch``'s; the validation ε, ``lr`` and the cumulative ``wall_seconds`` (training
+        and validation since ``started``, a ``time.perf_counter()``) are added.
+        """
+        epoch = row["epoch"]
+        row.update(self.validate())
+        row["lr"] = lr
+        wall_seconds = time.perf_counter() - started
+        row["wall_seconds"] = (run["metrics"][-1]["wall_seconds"] if run["metrics"] else 0.0) + wall_seconds
+        run["metrics"].append(row)
+        # select on the block's own error: outside its block a model predicts nothing, and the
+        # total ε of a partial output is not monotonic in the block's error (errors can cancel)
+        if row["val_epsilon_block"] < run["best"]["epsilon"]:
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            run["best"] = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
+        if self.log_stream is not None:
+            print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
+                  f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
+        stop = self.cfg["patience"] > 0 and epoch - run["best"]["epoch"] >= self.cfg["patience"]
+        callbacks = run["callbacks"]
+        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks[-1]["step"] != row["step"]:
+            callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
+        run["stopped"] = stop
+        return stop
+
     def fit(self, probe=None) -> tuple[pd.DataFrame, dict, list]:
         """Train (resuming if possible).
 
@@ -302,37 +335,21 @@ class Trainer:
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         resumed = self.load_checkpoint()
         if resumed:
-            first_epoch, metrics, best, callbacks = resumed[0] + 1, resumed[1], resumed[2], resumed[3]
+            first_epoch = resumed[0] + 1
+            run = {"metrics": resumed[1], "best": resumed[2], "callbacks": resumed[3], "stopped": False}
         else:
-            first_epoch, metrics = 1, []
-            best = {"epsilon": math.inf, "epoch": 0, "state": None}
-            callbacks = [probe(0, 0, self.model)] if probe else []
-        clock = time.perf_counter()
+            first_epoch, run = 1, self.start_run(probe)
         for epoch in range(first_epoch, epochs + 1):
+            started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
-            row = self.train_epoch(epoch, probe, callbacks)
-            row.update(self.validate())
-            row["lr"] = lr
-            row["wall_seconds"] = (metrics[-1]["wall_seconds"] if metrics else 0.0) + time.perf_counter() - clock
-            clock = time.perf_counter()
-            metrics.append(row)
+            row = self.train_epoch(epoch, probe, run["callbacks"])
             self.scheduler.step()
-            # select on the block's own error: outside its block a model predicts nothing, and the
-            # total ε of a partial output is not monotonic in the block's error (errors can cancel)
-            if row["val_epsilon_block"] < best["epsilon"]:
-                state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                best = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
-            if self.log_stream is not None:
-                print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
-                      f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
-            stop = self.cfg["patience"] > 0 and epoch - best["epoch"] >= self.cfg["patience"]
-            if probe is not None and (epoch == epochs or stop) and callbacks[-1]["step"] != row["step"]:
-                callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
+            stop = self.finish_epoch(run, row, lr, started, probe)
             if epoch % every == 0 or epoch == epochs or stop:
-                self.save_checkpoint(epoch, metrics, best, callbacks)
+                self.save_checkpoint(epoch, run["metrics"], run["best"], run["callbacks"])
             if stop:
                 break
-        return pd.DataFrame(metrics), best, callbacks
+        return pd.DataFrame(run["metrics"]), run["best"], run["callbacks"]
 
     def save_model(self, path, best: dict) -> None:
         """``model.pt``: best-epoch state dict + the config to rebuild it (loads with weights_only=True)."""

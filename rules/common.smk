@@ -26,6 +26,13 @@ GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
+ENSEMBLE_SIZE = config["train"].get("ensemble_size", 1)
+SEED_BLOCKS = grid.seed_blocks(config["train"]["seeds"], ENSEMBLE_SIZE)
+TRAIN_INPUT = {
+    "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
+    "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
+    "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
+}
 
 
 wildcard_constraints:
@@ -47,9 +54,13 @@ def structure_source(wildcards):
 
 
 def dft_mem_mb(wildcards, attempt):
-    """Memory for one DFT job: the 3-centre integrals dominate; doubles on each retry."""
+    """Memory (MB) for one DFT job: e3hier.dft's estimate of its peak from the structure's elements
+    and the dft block (SCF blocks, the fit's blocked integrals, the fit-error grid; docs/cluster.md,
+    "DFT memory"); doubles on each retry."""
+    from e3hier.dft import structure_memory_mb
+
     return (
-        wf.dft_mem_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"])
+        structure_memory_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"])
         * attempt
     )
 
@@ -137,3 +148,43 @@ def all_targets():
         "results/tables/models.parquet",
         "results/tables/findings.html",
     ] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+
+
+
+def member_patterns(seeds):
+    """The model folders of a block of seeds: the grid's wildcard pattern with each seed filled in."""
+    return [GRID.wildcard_pattern.replace("{seed}", str(seed)) for seed in seeds]
+
+
+def block_pattern(seeds):
+    """The log and benchmark name of a block's job (``..._seed~0-1-2_...``)."""
+    return GRID.wildcard_pattern.replace("{seed}", "-".join(map(str, seeds)))
+
+
+def model_outputs(patterns):
+    """A training job's files by kind: one path each for one grid point (a pattern), a list with one
+    path per seed for a block of seeds (a list of patterns)."""
+    files = {
+        "model": "model.pt",
+        "metrics": "metrics.parquet",
+        "evaluation": "eval.parquet",
+        "summary": "summary.json",
+        "features": "features.parquet",
+        "ablation": "ablation.parquet",
+    }
+    if isinstance(patterns, str):
+        return {kind: f"results/models/{patterns}/{name}" for kind, name in files.items()}
+    return {
+        kind: [f"results/models/{p}/{name}" for p in patterns]
+        for kind, name in files.items()
+    }
+
+
+def block_points(seeds):
+    """The grid points of a block's job: the job's wildcards with each seed."""
+    return lambda wildcards: [{**dict(wildcards), "seed": seed} for seed in seeds]
+
+
+def reference_lmax(wildcards):
+    """Only a capacity-matched point depends on the grid's largest l_max (its parameter count)."""
+    return LMAX_VALUES[-1] if wildcards.capacity == "matched" else None

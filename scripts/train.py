@@ -1,16 +1,17 @@
-"""Snakemake glue: train and evaluate one grid point."""
+"""Snakemake glue: train and evaluate one grid point, or a block of its seeds together."""
 
 from pathlib import Path
 
-from e3hier.experiment import run_grid_point
+from e3hier.experiment import run_grid_points
 from e3hier.io import logged_errors, setup_logging
 
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log), open(snakemake.log[0], "a") as progress:
-    point = dict(snakemake.params.point)
-    result = run_grid_point(
-        point,
+    models = snakemake.output.model
+    models = [models] if isinstance(models, str) else list(models)
+    results = run_grid_points(
+        [dict(point) for point in snakemake.params.points],
         snakemake.input.train,
         snakemake.input.val,
         dict(zip(snakemake.params.test_splits, snakemake.input.tests)),
@@ -18,9 +19,10 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:
         snakemake.params.model,
         snakemake.params.train,
         snakemake.params.metric,
-        Path(snakemake.output.model).parent,
+        [Path(model).parent for model in models],
         log_stream=progress,
         analysis_cfg=snakemake.params.probes,
         reference_lmax=snakemake.params.reference_lmax,
     )
-    log.info("done: %s", result["summary"])
+    for result in results:
+        log.info("done: %s", result["summary"])

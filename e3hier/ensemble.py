@@ -1,0 +1,216 @@
+"""Training the seeds of one grid point together (``train.ensemble_size``): one job, one batched step.
+
+A training step of one small model is mostly dispatch: thousands of tiny operations. K models of
+the same architecture (the seeds of a grid point: same data, same settings, different initial
+weights and data order) can share that cost. ``MemberNetworks`` stacks their parameters along a
+leading member axis and runs the fused kernels once for all of them (``FusedScalarProduct.
+forward_members``; the edge products work on the members' edges one after another); each member's
+batch is its own, padded to the largest member's nodes and edges (padding nodes carry zeros and
+no edges, padding edges have zero spherical harmonics, so neither reaches a real node).
+
+Each seed keeps its own result. Its parameters stay a view of its row of the stacked tensors, so its
+own ``Trainer`` validates, probes, checkpoints and saves it exactly as when it is trained alone; the
+loss is the sum of the members' own mean squared errors (each member's gradient is its own), and
+Adam is elementwise, so a member follows the trajectory of the same seed trained alone up to float
+rounding (``tests/test_ensemble.py``). The cost for incremental reruns: a job trains a block of
+seeds, so adding a seed to a block retrains that block (``e3hier.grid.seed_blocks``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from e3nn.nn.models.gate_points_2101 import Convolution
+
+from e3hier.io import atomic_path
+from e3hier.samples import pack
+from e3hier.training import L_COLUMNS, Trainer, TrainingDiverged, epoch_row
+
+GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
+
+
+class MemberNetworks(torch.nn.Module):
+    """K networks of one architecture evaluated at once: parameters stacked as (K, ...).
+
+    After construction each member model's parameters are views of its row of the stacked
+    parameters, so an update of the stack (the ensemble's optimiser) is an update of every member,
+    and loading a member's state dict writes into the stack.
+    """
+
+    def __init__(self, models: list[torch.nn.Module]):
+        super().__init__()
+        self.members = len(models)
+        self.network = copy.deepcopy(models[0])
+        if any(type(m) is Convolution for m in self.network.modules()):
+            raise ValueError("ensemble training needs the fused kernels (model kernels='fused')")
+        member_parameters = [dict(m.named_parameters()) for m in models]
+        for name, _ in list(self.network.named_parameters()):
+            stacked = torch.stack([params[name].detach() for params in member_parameters])
+            module_name, _, attribute = name.rpartition(".")
+            owner = self.network.get_submodule(module_name) if module_name else self.network
+            setattr(owner, attribute, torch.nn.Parameter(stacked))
+        stacked = dict(self.network.named_parameters())
+        for k, params in enumerate(member_parameters):
+            for name, param in params.items():
+                param.data = stacked[name].data[k]
+
+    def forward(self, graph: dict) -> torch.Tensor:
+        """Outputs (K, nodes, irreps_out.dim) of a ``pack_members`` graph."""
+        return self.network(graph)
+
+
+def pack_members(graphs: list[dict]) -> dict:
+    """One graph of K members' packed batches: node tensors (K, max nodes, ·), edge features (K, max
+    edges, ·) padded with zeros, and edge and output-row indices into the members' nodes laid one after
+    another (member k's node i is row k·max nodes + i)."""
+    nodes = max(g["one_hot"].shape[0] for g in graphs)
+    edges = max(g["edge_src"].shape[0] for g in graphs)
+
+    def padded(tensor, size):
+        return torch.nn.functional.pad(tensor, (0, 0, 0, size - tensor.shape[0]))
+
+    out = {"one_hot": torch.stack([padded(g["one_hot"], nodes) for g in graphs])}
+    for key in GRAPH_EDGE_KEYS:
+        out[key] = torch.stack([padded(g[key], edges) for g in graphs])
+    for key in ("edge_src", "edge_dst"):  # padding edges join a member's first node to itself, with no message
+        out[key] = torch.cat([torch.nn.functional.pad(g[key], (0, edges - len(g[key]))) + k * nodes
+                              for k, g in enumerate(graphs)])  # fmt: skip
+    out["atom"] = torch.cat([g["atom"] + k * nodes for k, g in enumerate(graphs)])
+    out["slot"] = torch.cat([g["slot"] for g in graphs])
+    return out
+
+
+class EnsembleTrainer:
+    """The ``Trainer``s of K seeds of one grid point, trained together (see the module docstring).
+
+    Each member ``Trainer`` keeps its data order (``batches``), targets, validation, early stopping,
+    probes and ``save_model``; this class owns the stacked network, one Adam over it and the schedule.
+    """
+
+    def __init__(self, trainers: list[Trainer], checkpoint_path):
+        if len({t.fingerprint for t in trainers}) != len(trainers):
+            raise ValueError("ensemble members must differ (their seeds)")
+        self.trainers = trainers
+        self.checkpoint_path = Path(checkpoint_path)
+        self.network = MemberNetworks([t.model for t in trainers])
+        lead = trainers[0]
+        self.cfg, self.device = lead.cfg, lead.device
+        self.optimizer = lead.make_optimizer(self.network)
+        self.scheduler = lead.make_scheduler(self.optimizer)
+
+    @property
+    def name(self) -> str:
+        return "+".join(t.name for t in self.trainers)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, runs: list[dict]) -> None:
+        state = {
+            "fingerprints": [t.fingerprint for t in self.trainers],
+            "epoch": epoch,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "runs": runs,
+        }
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self):
+        """``(epoch, runs)`` if a checkpoint of exactly these members exists."""
+        if not self.checkpoint_path.exists():
+            return None
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if state.get("fingerprints") != [t.fingerprint for t in self.trainers]:
+            return None
+        with torch.no_grad():  # in place: the members' parameters are views of the stack
+            for name, param in self.network.named_parameters():
+                param.copy_(state["network"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        return state["epoch"], state["runs"]
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, runs: list[dict], probes: list) -> list[dict]:
+        """One pass over every member's shuffled batches, one optimiser step for all members per batch.
+
+        Returns one ``train_epoch`` row per member (the epoch's seconds are the ensemble's)."""
+        self.network.train()
+        members, n_l = len(self.trainers), len(L_COLUMNS)
+        sums = torch.zeros(members * (n_l + 1), dtype=torch.float64, device=self.device)
+        counts = torch.zeros(members * (n_l + 1), dtype=torch.long, device=self.device)
+        batches = [t.batches(epoch) for t in self.trainers]
+        step = (epoch - 1) * len(batches[0])
+        every = self.trainers[0].probe_every
+        probe_seconds = 0.0
+        start = time.perf_counter()
+        for member_batches in zip(*batches):
+            graph = pack_members([pack(batch) for batch in member_batches])
+            if self.device.type != "cpu":
+                graph = {k: v.to(self.device, non_blocking=True) for k, v in graph.items()}
+            targets, l_rows, sizes = [], [], []
+            for k, (trainer, batch) in enumerate(zip(self.trainers, member_batches)):
+                for sample in batch:
+                    target, rows_l = trainer.step_targets(sample)
+                    targets.append(target)
+                    l_rows.append(rows_l + k * (n_l + 1))
+                sizes.append(sum(len(trainer.step_targets(sample)[0]) for sample in batch))
+            target, l_rows = torch.cat(targets), torch.cat(l_rows)
+            output = self.network(graph)
+            residual = output.flatten(0, 1)[graph["atom"], graph["slot"]] - target
+            losses = torch.stack([part.pow(2).mean() for part in residual.split(sizes)])
+            loss = losses.sum()  # each member's gradient is that of its own mean squared error
+            if not torch.isfinite(loss):
+                bad = [self.trainers[k].name for k in torch.nonzero(~torch.isfinite(losses)).flatten().tolist()]
+                raise TrainingDiverged(f"grid point(s) {', '.join(bad)}: loss is not finite at epoch {epoch}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            counts += torch.bincount(l_rows, minlength=members * (n_l + 1))
+            sums.index_add_(0, l_rows, residual.detach().pow(2).double())
+            step += 1
+            if probes is not None and step % every == 0:
+                clock = time.perf_counter()
+                for trainer, run, probe in zip(self.trainers, runs, probes):
+                    if probe is not None and not run["stopped"]:
+                        run["callbacks"].append(probe(step, epoch, trainer.model))
+                probe_seconds += time.perf_counter() - clock
+        seconds = time.perf_counter() - start - probe_seconds
+        sums, counts = sums.view(members, -1).tolist(), counts.view(members, -1).tolist()
+        return [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.trainers)]
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self, probes: list | None = None) -> list[tuple[pd.DataFrame, dict, list]]:
+        """Train every member (resuming if possible); ``probes[k]`` is member k's probe (see ``Trainer.fit``).
+
+        A member whose early stopping ends its run keeps the record of that epoch (its best state,
+        metrics and probes); the others train on. Returns ``Trainer.fit``'s triple per member.
+        """
+        probes = probes or [None] * len(self.trainers)
+        epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
+        resumed = self.load_checkpoint()
+        if resumed:
+            first_epoch, runs = resumed[0] + 1, resumed[1]
+        else:
+            first_epoch = 1
+            runs = [t.start_run(probe) for t, probe in zip(self.trainers, probes)]
+        for epoch in range(first_epoch, epochs + 1):
+            started = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            rows = self.train_epoch(epoch, runs, probes)
+            self.scheduler.step()
+            active = [k for k, run in enumerate(runs) if not run["stopped"]]
+            for k in active:
+                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, probes[k])
+            wall = runs[active[-1]]["metrics"][-1]["wall_seconds"] if active else 0.0
+            for k in active:  # one clock for the ensemble: each member's wall time is the job's
+                runs[k]["metrics"][-1]["wall_seconds"] = wall
+            done = all(run["stopped"] for run in runs)
+            if epoch % every == 0 or epoch == epochs or done:
+                self.save_checkpoint(epoch, runs)
+            if done:
+                break
+        return [(pd.DataFrame(run["metrics"]), run["best"], run["callbacks"]) for run in runs]

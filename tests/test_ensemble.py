@@ -1,0 +1,111 @@
+"""Seeds trained together (``train.ensemble_size``) keep the result of each seed trained alone."""
+
+import pandas as pd
+import pytest
+import torch
+from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
+
+from e3hier.ensemble import EnsembleTrainer, MemberNetworks, pack_members
+from e3hier.experiment import run_grid_point, run_grid_points
+from e3hier.grid import block_name, seed_blocks
+from e3hier.layout import OutputLayout
+from e3hier.model import DensityNetwork
+from e3hier.samples import load_samples, pack
+from e3hier.training import Trainer
+
+TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
+POINT = {"lmax": 1, "output": "full", "seed": 0, "ntrain": "all"}
+
+
+def layout():
+    return OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+
+
+def test_members_evaluated_together_equal_each_model_alone():
+    """Members of different sizes (padding) and their own weights: each output is the model's own."""
+    lay = layout()
+    graphs = [pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
+              for n, m in ((1, 1), (2, 2), (1, 3))]  # fmt: skip
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(DensityNetwork(2, 2, str(lay.irreps), 3.0, 6.0, **TINY_MODEL))
+    alone = [model(graph) for model, graph in zip(models, graphs)]
+    together = MemberNetworks(models)(pack_members(graphs))
+    for k, out in enumerate(alone):
+        torch.testing.assert_close(together[k, : out.shape[0]], out, rtol=1e-5, atol=1e-6)
+    # the members' parameters are views of their rows of the stack: an update of the stack reaches them
+    stack = MemberNetworks(models)
+    name, stacked = next(iter(stack.network.named_parameters()))
+    with torch.no_grad():
+        stacked[1].zero_()
+    assert dict(models[1].named_parameters())[name].abs().sum() == 0
+    assert dict(models[0].named_parameters())[name].abs().sum() > 0
+
+
+def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):
+    lay = layout()
+    train = load_samples(pd.read_parquet(splits["train"]), lay, TINY_MODEL)
+    val = load_samples(pd.read_parquet(splits["val"]), lay, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
+    return [Trainer(f"seed-{s}", lay, train, val, 1, s, TINY_MODEL, train_cfg, tmp_path / f"{s}.pt") for s in seeds]
+
+
+def test_seeds_trained_together_equal_seeds_trained_alone(synthetic_splits, tmp_path):
+    """Same initialisation, data order and optimiser: the same trajectory up to float rounding."""
+    together = run_grid_points([dict(POINT, seed=s) for s in (3, 5)], synthetic_splits["train"],
+                               synthetic_splits["val"], {"test": synthetic_splits["test"]}, FIT, TINY_MODEL,
+                               TINY_TRAIN, {"grid_level": 0}, [tmp_path / "a3", tmp_path / "a5"])  # fmt: skip
+    for seed, result in zip((3, 5), together):
+        alone = run_grid_point(dict(POINT, seed=seed), synthetic_splits["train"], synthetic_splits["val"],
+                               {"test": synthetic_splits["test"]}, FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0},
+                               tmp_path / f"b{seed}")  # fmt: skip
+        a = pd.read_parquet(tmp_path / f"a{seed}" / "metrics.parquet").drop(columns=TIMING)
+        b = pd.read_parquet(tmp_path / f"b{seed}" / "metrics.parquet").drop(columns=TIMING)
+        pd.testing.assert_frame_equal(a, b, rtol=1e-4)
+        state_a = torch.load(tmp_path / f"a{seed}" / "model.pt", weights_only=True)["state_dict"]
+        state_b = torch.load(tmp_path / f"b{seed}" / "model.pt", weights_only=True)["state_dict"]
+        for key in state_b:
+            torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-4, atol=1e-5)
+        fa = pd.read_parquet(tmp_path / f"a{seed}" / "features.parquet")
+        fb = pd.read_parquet(tmp_path / f"b{seed}" / "features.parquet")
+        pd.testing.assert_frame_equal(fa, fb, rtol=1e-3)
+        assert result["summary"]["ensemble_size"] == 2 and alone["summary"]["ensemble_size"] == 1
+        assert result["summary"]["seed"] == seed
+        assert abs(result["summary"]["epsilon_test"] - alone["summary"]["epsilon_test"]) < 1e-4
+    # the two seeds really differ: the comparison above is not of one model with itself
+    a3 = torch.load(tmp_path / "a3" / "model.pt", weights_only=True)["state_dict"]
+    a5 = torch.load(tmp_path / "a5" / "model.pt", weights_only=True)["state_dict"]
+    assert any(not torch.allclose(a3[k], a5[k]) for k in a3)
+    assert not (tmp_path / "a3" / "ensemble_checkpoint.pt").exists()
+
+
+def test_ensemble_resumes_from_its_checkpoint(synthetic_splits, tmp_path):
+    reference = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "r", (1, 2)), tmp_path / "ref.pt")
+    expected = reference.fit()
+
+    def crash_at_epoch_3(step, epoch, model):  # dies mid-epoch, after the epoch-2 checkpoint
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+        return {"step": step, "epoch": epoch, "rows": []}
+
+    path = tmp_path / "ensemble.pt"
+    with pytest.raises(KeyboardInterrupt):
+        EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "c", (1, 2)), path).fit([crash_at_epoch_3] * 2)
+    resumed = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "d", (1, 2)), path)
+    results = resumed.fit()
+    for (metrics, best, _), (ref_metrics, ref_best, _) in zip(results, expected):
+        assert list(metrics["epoch"]) == [1, 2, 3, 4]
+        pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), ref_metrics.drop(columns=TIMING))
+        for key, value in ref_best["state"].items():
+            assert torch.equal(value, best["state"][key])
+    # another set of members does not take this checkpoint
+    other = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "e", (1, 3)), path)
+    assert other.load_checkpoint() is None
+
+
+def test_seed_blocks_keep_full_blocks_when_seeds_are_appended():
+    assert seed_blocks([0, 1, 2, 3, 4], 2) == [[0, 1], [2, 3], [4]]
+    assert seed_blocks([0, 1, 2, 3, 4, 5], 2)[:2] == seed_blocks([0, 1, 2, 3, 4], 2)[:2]
+    assert seed_blocks([7, 3], 1) == [[7], [3]]
+    point = {"lmax": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "ntrain": "all"}
+    assert block_name(point, [0, 1]) == "lmax~2_output~full_capacity~study_channels~study_seed~0-1_ntrain~all"
