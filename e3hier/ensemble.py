@@ -22,13 +22,14 @@ import copy
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.io import atomic_path
 from e3hier.samples import pack
-from e3hier.training import L_COLUMNS, Trainer, TrainingDiverged, epoch_row
+from e3hier.training import L_COLUMNS, Trainer, TrainingDiverged, epoch_row, structure_errors, validation_row
 
 GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
 
@@ -182,6 +183,25 @@ class EnsembleTrainer:
         sums, counts = sums.view(members, -1).tolist(), counts.view(members, -1).tolist()
         return [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.trainers)]
 
+    # ---- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, samples) -> list[pd.DataFrame]:
+        """``training.evaluate`` of every member at once: one stacked forward pass per structure, and each
+        structure's ε grid read once for all members. One table per member."""
+        self.network.eval()
+        members, layout = len(self.trainers), self.trainers[0].layout
+        tables = [[] for _ in range(members)]
+        for sample in samples:
+            graph = pack_members([pack([sample])] * members)
+            out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
+            scales = torch.stack([t.predictor.row_scales(sample) for t in self.trainers])
+            targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows)
+            predicted = np.repeat(sample.reference[:, None], members, axis=1)
+            predicted[sample.rows] += targets.T
+            for k, row in enumerate(structure_errors(sample, predicted, layout)):
+                tables[k].append({"structure": sample.structure, "n_atoms": sample.n_atoms, **row})
+        return [pd.DataFrame(rows) for rows in tables]
+
     # ---- the loop ----------------------------------------------------------------------------
     def fit(self, probes: list | None = None) -> list[tuple[pd.DataFrame, dict, list]]:
         """Train every member (resuming if possible); ``probes[k]`` is member k's probe (see ``Trainer.fit``).
@@ -203,8 +223,9 @@ class EnsembleTrainer:
             rows = self.train_epoch(epoch, runs, probes)
             self.scheduler.step()
             active = [k for k, run in enumerate(runs) if not run["stopped"]]
+            validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
             for k in active:
-                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, probes[k])
+                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, probes[k], validation[k])
             wall = runs[active[-1]]["metrics"][-1]["wall_seconds"] if active else 0.0
             for k in active:  # one clock for the ensemble: each member's wall time is the job's
                 runs[k]["metrics"][-1]["wall_seconds"] = wall

@@ -30,29 +30,34 @@ def training_subset(frame: pd.DataFrame, ntrain) -> pd.DataFrame:
     return frame[frame["structure"].isin(set(ids[:ntrain]))]
 
 
-def ablation_rows(predictor, samples, lmax_hidden: int) -> pd.DataFrame:
+def ablation_rows(evaluate_models, model, samples, lmax_hidden: int) -> list[pd.DataFrame]:
     """Test ε with the hidden channels of one order l zeroed in every layer (``single``), or all orders ≥ l
-    (``cumulative``), for l = 1..lmax_hidden; Δε against the intact model, in total and per output l."""
+    (``cumulative``), for l = 1..lmax_hidden; Δε against the intact model, in total and per output l.
+
+    ``evaluate_models(samples)`` gives one ``evaluate`` table per model of ``model`` (one network, or a
+    ``MemberNetworks`` stack); one ablation table per model.
+    """
     columns = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
     if lmax_hidden == 0 or not samples:
-        return pd.DataFrame(columns=columns)
+        return [pd.DataFrame(columns=columns) for _ in evaluate_models([])]
 
     def mean_errors():
-        table = evaluate(predictor, samples)
-        return {"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
+        return [{"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
+                for table in evaluate_models(samples)]  # fmt: skip
 
     intact = mean_errors()
-    rows = []
+    rows = [[] for _ in intact]
     for zeroed in range(1, lmax_hidden + 1):
         for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1))):
-            with zero_hidden_orders(predictor.model, orders):
+            with zero_hidden_orders(model, orders):
                 ablated = mean_errors()
-            row = {"zeroed_l": zeroed, "mode": mode, "epsilon": ablated["epsilon"]}
-            row["delta_epsilon"] = ablated["epsilon"] - intact["epsilon"]
-            for l in L_COLUMNS:
-                row[f"delta_epsilon_l{l}"] = ablated[f"epsilon_l{l}"] - intact[f"epsilon_l{l}"]
-            rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
+            for k, (before, after) in enumerate(zip(intact, ablated)):
+                row = {"zeroed_l": zeroed, "mode": mode, "epsilon": after["epsilon"]}
+                row["delta_epsilon"] = after["epsilon"] - before["epsilon"]
+                for l in L_COLUMNS:
+                    row[f"delta_epsilon_l{l}"] = after[f"epsilon_l{l}"] - before[f"epsilon_l{l}"]
+                rows[k].append(row)
+    return [pd.DataFrame(r, columns=columns) for r in rows]
 
 
 def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
@@ -138,19 +143,36 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     start = time.perf_counter()
     if len(trainers) == 1:
         fitted = [trainers[0].fit(probe)]
+        model = trainers[0].model
+
+        def evaluate_models(samples):
+            return [evaluate(trainers[0].predictor, samples)]
     else:
         ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
         fitted = ensemble.fit([probe] * len(trainers))
-    test_samples = {}
+        model, evaluate_models = ensemble.network.network, ensemble.evaluate
+    for trainer, (_, best, _) in zip(trainers, fitted):
+        trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
+        trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
+    evaluations, ablations = [[] for _ in trainers], None
     for split, path in test_paths.items():
         samples = load_samples(pd.read_parquet(path), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
                                grid_level=grid_level)  # fmt: skip
         for s in samples:
             s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}
-        test_samples[split] = samples
+        for k, errors in enumerate(evaluate_models(samples)):
+            errors.insert(0, "split", split)
+            evaluations[k].append(errors)
+        if split == "test":
+            ablations = ablation_rows(evaluate_models, model, samples, point["lmax"])
+    if ablations is None:
+        ablations = ablation_rows(evaluate_models, model, [], 0)
     results = []
-    for p, trainer, out_dir, (metrics, best, callbacks) in zip(points, trainers, out_dirs, fitted):
-        summary = finish_grid_point(p, trainer, metrics, best, callbacks, test_samples, plan, out_dir)
+    for p, trainer, out_dir, (metrics, best, callbacks), evaluation, ablation in zip(
+        points, trainers, out_dirs, fitted, evaluations, ablations
+    ):
+        eval_table = pd.concat(evaluation, ignore_index=True)
+        summary = finish_grid_point(p, trainer, metrics, best, callbacks, eval_table, ablation, plan, out_dir)
         summary["ensemble_size"] = len(trainers)
         summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
         write_json(out_dir / "summary.json", summary)
@@ -163,21 +185,11 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
 
 
 def finish_grid_point(point: dict, trainer: Trainer, metrics: pd.DataFrame, best: dict, callbacks: list,
-                      test_samples: dict, plan: dict, out_dir: Path) -> dict:  # fmt: skip
-    """Save the best model of one trained grid point, evaluate it on the test splits (and the ablation on
-    ``test``) and write its tables; returns its summary row (``summary.json`` is written by the caller)."""
+                      eval_table: pd.DataFrame, ablation: pd.DataFrame, plan: dict, out_dir: Path) -> dict:  # fmt: skip
+    """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
+    its summary row (``summary.json`` is written by the caller)."""
     name = point_name(point)
     train_seconds = float(metrics["wall_seconds"].iloc[-1])
-    trainer.save_model(out_dir / "model.pt", best)
-    trainer.model.load_state_dict(best["state"])
-    evaluations, ablation = [], ablation_rows(trainer.predictor, [], 0)
-    for split, samples in test_samples.items():
-        errors = evaluate(trainer.predictor, samples)
-        errors.insert(0, "split", split)
-        evaluations.append(errors)
-        if split == "test":
-            ablation = ablation_rows(trainer.predictor, samples, point["lmax"])
-    eval_table = pd.concat(evaluations, ignore_index=True)
     model_cfg, train_cfg, layout = trainer.model_config["model"], trainer.cfg, trainer.layout
     provenance = {"grid_point": point, "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
     write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)

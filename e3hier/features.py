@@ -103,7 +103,7 @@ def zero_hidden_orders(model, orders):
         def zero(mod, inp, out):
             key = (out.device, out.dtype)
             if key not in masks:
-                mask = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
+                mask = torch.ones(out.shape[-1], dtype=out.dtype, device=out.device)
                 for l, _, sl, _ in irreps_slices(layer.second.irreps_out):
                     if l in orders:
                         mask[sl] = 0

@@ -58,9 +58,10 @@ class DensityGrid:
         """ρ on the grid (electrons/bohr³)."""
         return sum(self.density_by_l(coefficients).values())
 
-    def integrate_abs(self, rho: np.ndarray) -> float:
-        """100·∫|ρ| dr / N_e: ε (%) of a density difference."""
-        return float(100.0 * np.dot(self.weights, np.abs(rho)) / self.n_electrons)
+    def integrate_abs(self, rho: np.ndarray):
+        """100·∫|ρ| dr / N_e: ε (%) of a density difference; one per column for (points, K) densities."""
+        value = 100.0 * np.dot(self.weights, np.abs(rho)) / self.n_electrons
+        return float(value) if np.ndim(value) == 0 else value.astype(float)
 
     def epsilon(self, predicted: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
         """ε (%) of ``predicted`` against ``reference``; ``mask`` keeps only some functions (e.g. one l)."""
@@ -72,13 +73,14 @@ class DensityGrid:
     def epsilon_by_l(self, predicted: np.ndarray, reference: np.ndarray, block_orders=()) -> dict:
         """ε (%) in total, of the functions of ``block_orders`` together (key ``"block"``), and per l (int keys).
 
-        ε_l is the error of the density of l's functions alone, normalised by N_e.
+        ε_l is the error of the density of l's functions alone, normalised by N_e. With (functions, K)
+        coefficients (K models' predictions) every value is an array of K: one pass over the collocation.
         """
         pieces = self.density_by_l(np.asarray(predicted) - np.asarray(reference))
         out: dict = {l: self.integrate_abs(rho) for l, rho in pieces.items()}
         out["total"] = self.integrate_abs(sum(pieces.values()))
         block = [rho for l, rho in pieces.items() if l in set(block_orders)]
-        out["block"] = self.integrate_abs(sum(block)) if block else 0.0
+        out["block"] = self.integrate_abs(sum(block)) if block else out["total"] * 0.0
         return out
 
     def electrons(self, coefficients: np.ndarray) -> float:

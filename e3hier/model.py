@@ -35,6 +35,7 @@ from e3nn.nn.models.gate_points_2101 import Convolution, Network, smooth_cutoff
 
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.conventions import positions_to_e3nn
+from e3hier.scalar_linear import scalar_linear
 
 #: Defaults of ``model.*`` (the study's architecture).
 MODEL_DEFAULTS = {
@@ -378,11 +379,17 @@ class FusedConvolution(Convolution):
     layout (nodes are ~5× fewer than edges). Same modules and parameters; made by ``fuse_tensor_products``.
     """
 
+    #: Set by ``DensityNetwork`` for constant node attributes (the study's): the attribute is 1 on every
+    #: atom, so ``sc``, ``lin1`` and ``lin2`` are linear maps of the features (``e3hier.scalar_linear``).
+    constant_attributes = False
+
     def forward(self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded) -> torch.Tensor:
         weight = self.fc(edge_length_embedded)
         x = node_input
-        s = self.sc(x, node_attr)
-        x = self.lin1(x, node_attr)
+        if self.constant_attributes:
+            s, x = scalar_linear(self.sc, x), scalar_linear(self.lin1, x)
+        else:
+            s, x = self.sc(x, node_attr), self.lin1(x, node_attr)
         nodes = x.shape[:-1]
         if x.dim() == 3:  # an ensemble: the members' nodes one after another, edge indices offset to match
             x, edge_attr, weight = x.flatten(0, 1), edge_attr.flatten(0, 1), weight.flatten(0, 1)
@@ -392,7 +399,7 @@ class FusedConvolution(Convolution):
         x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
         if len(nodes) == 2:
             x = x.view(*nodes, x.shape[-1])
-        x = self.lin2(x, node_attr)
+        x = scalar_linear(self.lin2, x) if self.constant_attributes else self.lin2(x, node_attr)
         c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
         m = self.sc.output_mask
         c_x = (1 - m) + c_x * m
@@ -530,6 +537,10 @@ class DensityNetwork(Network):
         self.node_attributes = node_attributes
         if kernels == "fused":
             fuse_tensor_products(self)
+            for conv in self.modules():
+                if isinstance(conv, FusedConvolution) and node_attributes == "constant":
+                    conv.constant_attributes = all(isinstance(tp, FusedScalarProduct)
+                                                   for tp in (conv.sc, conv.lin1, conv.lin2))  # fmt: skip
         elif kernels == "split":
             optimise_tensor_products(self)
         elif kernels != "e3nn":

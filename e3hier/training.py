@@ -99,23 +99,33 @@ def full_prediction(sample: Sample, predicted_block_targets: np.ndarray) -> np.n
     return coefficients
 
 
-def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict:
-    """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e)."""
+def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict | list[dict]:
+    """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e).
+
+    ``predicted`` is one model's coefficients (functions,), or K models' (functions, K): then one row
+    per model, from one pass over the structure's ε grid.
+    """
     block_orders = [l for l in np.unique(sample.l) if layout.in_block(l)]
-    errors = sample.grid.epsilon_by_l(predicted, sample.coefficient, block_orders)
+    errors = sample.grid.epsilon_by_l(predicted, sample.coefficient[:, None] if predicted.ndim == 2
+                                      else sample.coefficient, block_orders)  # fmt: skip
     if sample.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
         sample.baseline = sample.grid.epsilon_by_l(sample.reference, sample.coefficient, block_orders)
-    row = {
-        "epsilon": errors["total"],
-        "epsilon_block": errors["block"],
-        "epsilon_baseline": sample.baseline["total"],
-        "epsilon_baseline_block": sample.baseline["block"],
-        "electron_error": float(sample.integral @ predicted - sample.n_electrons),
-    }
-    for l in L_COLUMNS:
-        row[f"epsilon_l{l}"] = errors.get(l, float("nan"))
-        row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
-    return row
+    electrons = sample.integral @ predicted - sample.n_electrons
+    rows = []
+    for k in range(1 if predicted.ndim == 1 else predicted.shape[1]):
+        pick = (lambda v: v) if predicted.ndim == 1 else (lambda v, k=k: v[k])
+        row = {
+            "epsilon": pick(errors["total"]),
+            "epsilon_block": pick(errors["block"]),
+            "epsilon_baseline": sample.baseline["total"],
+            "epsilon_baseline_block": sample.baseline["block"],
+            "electron_error": float(pick(electrons)),
+        }
+        for l in L_COLUMNS:
+            row[f"epsilon_l{l}"] = pick(errors[l]) if l in errors else float("nan")
+            row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
+        rows.append({key: float(value) for key, value in row.items()})
+    return rows[0] if predicted.ndim == 1 else rows
 
 
 def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
@@ -126,6 +136,18 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
         predicted = full_prediction(s, predictor.predict_targets(s))
         rows.append({"structure": s.structure, "n_atoms": s.n_atoms, **structure_errors(s, predicted, predictor.layout)})
     return pd.DataFrame(rows)
+
+
+def validation_row(errors: pd.DataFrame) -> dict:
+    """The validation columns of an epoch's metrics from ``evaluate``'s table of the validation split."""
+    row = {"val_epsilon": float(errors["epsilon"].mean()), "val_epsilon_block": float(errors["epsilon_block"].mean())}
+    for l in L_COLUMNS:
+        row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
+    # the free-atom (zero-prediction) baseline, against which learning per l is measured
+    row["val_baseline"] = float(errors["epsilon_baseline"].mean())
+    for l in L_COLUMNS:
+        row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
+    return row
 
 
 def epoch_row(epoch: int, sums: list, counts: list, n_structures: int, seconds: float, step: int) -> dict:
@@ -281,15 +303,7 @@ class Trainer:
         return epoch_row(epoch, sums.tolist(), counts.tolist(), len(self.train), seconds, step)
 
     def validate(self) -> dict:
-        errors = evaluate(self.predictor, self.val)
-        row = {"val_epsilon": float(errors["epsilon"].mean()), "val_epsilon_block": float(errors["epsilon_block"].mean())}
-        for l in L_COLUMNS:
-            row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
-        # the free-atom (zero-prediction) baseline, against which learning per l is measured
-        row["val_baseline"] = float(errors["epsilon_baseline"].mean())
-        for l in L_COLUMNS:
-            row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
-        return row
+        return validation_row(evaluate(self.predictor, self.val))
 
     # ---- the loop ----------------------------------------------------------------------------
     def start_run(self, probe=None) -> dict:
@@ -297,14 +311,15 @@ class Trainer:
         return {"metrics": [], "best": {"epsilon": math.inf, "epoch": 0, "state": None},
                 "callbacks": [probe(0, 0, self.model)] if probe else [], "stopped": False}  # fmt: skip
 
-    def finish_epoch(self, run: dict, row: dict, lr: float, started: float, probe=None) -> bool:
+    def finish_epoch(self, run: dict, row: dict, lr: float, started: float, probe=None, validation=None) -> bool:
         """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
 
         ``row`` is ``train_epoch``'s; the validation ε, ``lr`` and the cumulative ``wall_seconds`` (training
-        and validation since ``started``, a ``time.perf_counter()``) are added.
+        and validation since ``started``, a ``time.perf_counter()``) are added. ``validation``: the
+        validation row if it was computed already (``validation_row``).
         """
         epoch = row["epoch"]
-        row.update(self.validate())
+        row.update(self.validate() if validation is None else validation)
         row["lr"] = lr
         wall_seconds = time.perf_counter() - started
         row["wall_seconds"] = (run["metrics"][-1]["wall_seconds"] if run["metrics"] else 0.0) + wall_seconds
