@@ -1,9 +1,17 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from pyscf import df
 
 from e3hier.basis import build_mol, fit_basis, make_auxmol
 from e3hier.conventions import random_rotation, rotate_coefficients
-from e3hier.dft import SCFNotConverged, dft_job, fit_function_integrals, reference_density
+from e3hier.dft import (SCFNotConverged, arrow_column, aux_shell_blocks, coulomb_pseudo_inverse, dft_job,
+                        fit_density, fit_function_integrals, fit_projection, reference_density,
+                        structure_memory_mb)  # fmt: skip
 from e3hier.metric import becke_grid
 
 
@@ -63,3 +71,86 @@ def test_unconverged_scf_raises_naming_the_structure(water, dft_settings):
 def test_missing_element_names_structure_and_element(dft_settings):
     with pytest.raises(KeyError, match=r"structure odd.*'Rn'"):
         dft_job("odd", ["Rn"], np.zeros((1, 3)), dft_settings)
+
+
+def s1_fit(mol, dm, auxmol):
+    """The fit as it was first written: the full (μν|P) tensor (``aosym="s1"``) contracted with D."""
+    projection = np.einsum("ijP,ij->P", df.incore.aux_e2(mol, auxmol, intor="int3c2e", aosym="s1"), dm)
+    j_inv = coulomb_pseudo_inverse(auxmol.intor("int2c2e"))
+    q = fit_function_integrals(auxmol)
+    d = j_inv @ projection
+    j_inv_q = j_inv @ q
+    return projection, d + (mol.nelectron - q @ d) / (q @ j_inv_q) * j_inv_q
+
+
+@pytest.mark.parametrize("block_mb", [None, 0.05])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_blocked_packed_fit_equals_the_full_tensor_fit(water_dimer, block_mb, symmetric):
+    symbols, pos = water_dimer
+    mol = build_mol(symbols, pos, "cc-pvdz")
+    auxmol = make_auxmol(mol, fit_basis("def2-universal-jfit", symbols, True))
+    x = np.random.default_rng(3).normal(size=(mol.nao, mol.nao)) / mol.nao
+    dm = x @ x.T if symmetric else x  # any D: Σ (μν|P) D_μν only sees its symmetric part
+    options = {} if block_mb is None else {"block_mb": block_mb}
+    if block_mb is not None:
+        assert len(aux_shell_blocks(mol, auxmol, block_mb)) > 10
+    projection_s1, coefficients_s1 = s1_fit(mol, dm, auxmol)
+    np.testing.assert_allclose(fit_projection(mol, dm, auxmol, **options), projection_s1, rtol=0, atol=1e-12)
+    coefficients, _ = fit_density(mol, dm, auxmol, n_electrons=mol.nelectron, **options)
+    np.testing.assert_allclose(coefficients, coefficients_s1, rtol=0, atol=1e-10)
+
+
+def test_arrow_columns_equal_pa_array():
+    """The function table is built without ``pa.array`` (which imports pandas): same arrays, same types."""
+    import pyarrow as pa
+
+    columns = {"element": np.array(["O", "H", "Na", ""], dtype=object), "l": np.array([0, 1, 2, 3], dtype=np.int64),
+               "exponent": np.array([0.5, 1e-3, 2.0, np.pi])}  # fmt: skip
+    for values in columns.values():
+        built = arrow_column(values)
+        assert built.equals(pa.array(values)) and built.type == pa.array(values).type
+        built.validate(full=True)
+
+
+MEMORY_JOB = """
+import json, sys
+import e3hier.dft as dft
+from pyscf import lib
+symbols, positions, settings, budget = json.loads(sys.argv[1])
+lib.num_threads(1)
+if budget is not None:
+    dft.SCF_MAX_MEMORY_MB = budget
+dft.reference_density(symbols, positions, settings)
+# this image's own peak: a forked child's ru_maxrss also counts the parent's resident memory at the fork
+print("pandas" in sys.modules, next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.parametrize("case", ["dimer", "trimer_scf_budget"])
+def test_memory_estimate_bounds_the_measured_peak(case, water_dimer, default_config):
+    """The dft rule's ``mem_mb`` is above the job's measured peak RSS, and not far above: a water dimer
+    with the tiny run's grid (the fixed baseline dominates), and a trimer on the default grid whose SCF
+    budget (260 MB) is tight enough that PySCF shrinks its XC blocks to fit, as at paper scale."""
+    from e3hier.structures import generate_water_cluster
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("the peak is read from /proc (Linux)")
+    settings = dict(default_config["dft"])
+    if case == "dimer":
+        symbols, positions = water_dimer
+        settings.update(grid={"radial": 30, "angular": 86, "prune": True, "radial_scheme": "treutler"},
+                        conv_tol=1e-8)  # fmt: skip
+        budget = None
+    else:
+        atoms = generate_water_cluster(3, seed=0, md_steps=0)
+        symbols, positions = atoms.get_chemical_symbols(), atoms.get_positions()
+        budget = 260
+    payload = json.dumps([list(symbols), np.asarray(positions).tolist(), settings, budget])
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", MEMORY_JOB, payload], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    pandas_imported, peak_kb = result.stdout.split()[-2:]
+    peak = int(peak_kb) / 1024
+    assert pandas_imported == "False"  # the job has no use for it (0.25 s, 40 MB)
+    estimate = structure_memory_mb(symbols, settings, scf_max_memory_mb=budget)
+    assert peak < estimate < 3 * peak, (peak, estimate)
