@@ -34,6 +34,32 @@ from e3hier.training import L_COLUMNS, Trainer, TrainingDiverged, epoch_row, str
 GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
 
 
+def clone_structure(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` with parameters of its own and everything else shared (buffers, e3nn's generated
+    code, the fused kernels' plans): milliseconds, where building or deep-copying a network takes ~1 s."""
+    clone = module.__class__.__new__(module.__class__)
+    clone.__dict__ = {key: value.copy() if isinstance(value, dict) else value for key, value in module.__dict__.items()}
+    clone._modules = {name: clone_structure(child) if child is not None and any(True for _ in child.parameters())
+                      else child for name, child in module._modules.items()}  # fmt: skip
+    clone._parameters = {name: None if p is None else torch.nn.Parameter(p.detach().clone(), p.requires_grad)
+                         for name, p in module._parameters.items()}  # fmt: skip
+    return clone
+
+
+@torch.no_grad()
+def member_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The network ``build_model`` makes after ``torch.manual_seed(seed)``, from one already built.
+
+    e3nn draws every parameter from ``torch.randn`` of its shape, in the order of ``parameters()`` (its
+    other random numbers come from a generator of its own), so drawing them again reproduces a fresh
+    build exactly (``tests/test_ensemble.py``)."""
+    clone = clone_structure(model)
+    torch.manual_seed(seed)
+    for param in clone.parameters():
+        param.copy_(torch.randn(param.shape))
+    return clone
+
+
 class MemberNetworks(torch.nn.Module):
     """K networks of one architecture evaluated at once: parameters stacked as (K, ...).
 
@@ -135,9 +161,10 @@ class EnsembleTrainer:
         return state["epoch"], state["runs"]
 
     # ---- one epoch ---------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, runs: list[dict], probes: list) -> list[dict]:
+    def train_epoch(self, epoch: int, runs: list[dict], probe=None) -> list[dict]:
         """One pass over every member's shuffled batches, one optimiser step for all members per batch.
 
+        ``probe(step, epoch, network)`` of the stacked network gives one result per member (see ``fit``).
         Returns one ``train_epoch`` row per member (the epoch's seconds are the ensemble's)."""
         self.network.train()
         members, n_l = len(self.trainers), len(L_COLUMNS)
@@ -173,11 +200,11 @@ class EnsembleTrainer:
             counts += torch.bincount(l_rows, minlength=members * (n_l + 1))
             sums.index_add_(0, l_rows, residual.detach().pow(2).double())
             step += 1
-            if probes is not None and step % every == 0:
+            if probe is not None and step % every == 0:
                 clock = time.perf_counter()
-                for trainer, run, probe in zip(self.trainers, runs, probes):
-                    if probe is not None and not run["stopped"]:
-                        run["callbacks"].append(probe(step, epoch, trainer.model))
+                for run, result in zip(runs, probe(step, epoch, self.network.network)):
+                    if not run["stopped"]:
+                        run["callbacks"].append(result)
                 probe_seconds += time.perf_counter() - clock
         seconds = time.perf_counter() - start - probe_seconds
         sums, counts = sums.view(members, -1).tolist(), counts.view(members, -1).tolist()
@@ -186,46 +213,58 @@ class EnsembleTrainer:
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, samples) -> list[pd.DataFrame]:
-        """``training.evaluate`` of every member at once: one stacked forward pass per structure, and each
-        structure's ε grid read once for all members. One table per member."""
+        """``training.evaluate`` of every member at once: one stacked forward pass over all the structures,
+        and each structure's ε grid read once for all members. One table per member."""
         self.network.eval()
         members, layout = len(self.trainers), self.trainers[0].layout
         tables = [[] for _ in range(members)]
+        if not samples:
+            return [pd.DataFrame() for _ in range(members)]
+        graph = pack_members([pack(samples)] * members)
+        out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
+        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
+        targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows of all structures)
+        start = 0
         for sample in samples:
-            graph = pack_members([pack([sample])] * members)
-            out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
-            scales = torch.stack([t.predictor.row_scales(sample) for t in self.trainers])
-            targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows)
             predicted = np.repeat(sample.reference[:, None], members, axis=1)
-            predicted[sample.rows] += targets.T
+            predicted[sample.rows] += targets[:, start : start + len(sample.rows)].T
+            start += len(sample.rows)
             for k, row in enumerate(structure_errors(sample, predicted, layout)):
                 tables[k].append({"structure": sample.structure, "n_atoms": sample.n_atoms, **row})
         return [pd.DataFrame(rows) for rows in tables]
 
     # ---- the loop ----------------------------------------------------------------------------
-    def fit(self, probes: list | None = None) -> list[tuple[pd.DataFrame, dict, list]]:
-        """Train every member (resuming if possible); ``probes[k]`` is member k's probe (see ``Trainer.fit``).
+    def fit(self, probe=None) -> list[tuple[pd.DataFrame, dict, list]]:
+        """Train every member (resuming if possible); returns ``Trainer.fit``'s triple per member.
 
-        A member whose early stopping ends its run keeps the record of that epoch (its best state,
-        metrics and probes); the others train on. Returns ``Trainer.fit``'s triple per member.
+        ``probe(step, epoch, network)`` probes the stacked network and returns one result per member, at
+        the steps ``Trainer.fit`` probes one model. A member whose early stopping ends its run keeps the
+        record of that epoch (its best state, metrics and probes); the others train on.
         """
-        probes = probes or [None] * len(self.trainers)
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         resumed = self.load_checkpoint()
         if resumed:
             first_epoch, runs = resumed[0] + 1, resumed[1]
         else:
             first_epoch = 1
-            runs = [t.start_run(probe) for t, probe in zip(self.trainers, probes)]
+            runs = [t.start_run() for t in self.trainers]
+            for run, result in zip(runs, probe(0, 0, self.network.network) if probe else []):
+                run["callbacks"].append(result)
         for epoch in range(first_epoch, epochs + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
-            rows = self.train_epoch(epoch, runs, probes)
+            rows = self.train_epoch(epoch, runs, probe)
             self.scheduler.step()
             active = [k for k, run in enumerate(runs) if not run["stopped"]]
             validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
             for k in active:
-                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, probes[k], validation[k])
+                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
+            ended = [k for k in active if (runs[k]["stopped"] or epoch == epochs)
+                     and runs[k]["callbacks"] and runs[k]["callbacks"][-1]["step"] != rows[k]["step"]]  # fmt: skip
+            if probe is not None and ended:  # each trained model, always probed
+                results = probe(rows[0]["step"], epoch, self.network.network)
+                for k in ended:
+                    runs[k]["callbacks"].append(results[k])
             wall = runs[active[-1]]["metrics"][-1]["wall_seconds"] if active else 0.0
             for k in active:  # one clock for the ensemble: each member's wall time is the job's
                 runs[k]["metrics"][-1]["wall_seconds"] = wall

@@ -15,7 +15,7 @@ from e3hier.grid import point_name
 from e3hier.io import write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples, pack
-from e3hier.ensemble import EnsembleTrainer
+from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.training import L_COLUMNS, Trainer, evaluate
 
 
@@ -137,9 +137,11 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     def probe(step, epoch, model):
         return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
 
-    trainers = [Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
-                        out_dir / "checkpoint.pt", log_stream, probe_every=analysis_cfg["probe_every"])
-                for p, out_dir in zip(points, out_dirs)]  # fmt: skip
+    trainers = []
+    for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
+        model = member_model(trainers[0].model, p["seed"]) if trainers else None
+        trainers.append(Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
+                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model))  # fmt: skip
     start = time.perf_counter()
     if len(trainers) == 1:
         fitted = [trainers[0].fit(probe)]
@@ -149,7 +151,13 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
             return [evaluate(trainers[0].predictor, samples)]
     else:
         ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
-        fitted = ensemble.fit([probe] * len(trainers))
+        members_graph = pack_members([probe_graph] * len(trainers))
+
+        def probe_members(step, epoch, network):
+            rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
+            return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
+
+        fitted = ensemble.fit(probe_members)
         model, evaluate_models = ensemble.network.network, ensemble.evaluate
     for trainer, (_, best, _) in zip(trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)

@@ -72,13 +72,24 @@ def order_contributions(model, graph: dict) -> tuple[list[torch.Tensor], dict[in
     return hidden, contributions
 
 
-def probe_rows(model, graph: dict, irreps_out) -> list[dict]:
+def probe_rows(model, graph: dict, irreps_out, members: int | None = None) -> list[dict] | list[list[dict]]:
     """Sizes on a probe graph: ``contribution`` rows (hidden order l → output, per output order
-    ``l_out`` and over all of it, ``l_out = -1``) and ``feature`` rows (per layer, l, parity)."""
+    ``l_out`` and over all of it, ``l_out = -1``) and ``feature`` rows (per layer, l, parity).
+
+    ``members``: ``model`` is the network of K stacked models (``e3hier.ensemble``) and ``graph`` the
+    probe graph of each member; one list of rows per member."""
     was_training = model.training
     model.eval()
     hidden, contributions = order_contributions(model, graph)
     model.train(was_training)
+    if members is None:
+        return size_rows(model, hidden, contributions, irreps_out)
+    return [size_rows(model, [h[k] for h in hidden], {l: c[k] for l, c in contributions.items()}, irreps_out)
+            for k in range(members)]  # fmt: skip
+
+
+def size_rows(model, hidden: list, contributions: dict, irreps_out) -> list[dict]:
+    """``probe_rows`` of one model from its hidden features and output contributions (nodes, dim)."""
     rows = []
     for index, (layer, out) in enumerate(zip(hidden_layers(model), hidden)):
         for (l, p), value in sorted(component_rms(out, layer.second.irreps_out).items()):

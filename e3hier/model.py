@@ -20,11 +20,13 @@ training steps on CPU (``benchmarks/``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 from collections import defaultdict
 
 import numpy as np
+import e3nn
 import torch
 from ase import Atoms
 from ase.neighborlist import neighbor_list
@@ -500,6 +502,21 @@ def optimise_tensor_products(module: torch.nn.Module) -> int:
     return rewritten
 
 
+@contextlib.contextmanager
+def e3nn_code_generation(optimized: bool):
+    """e3nn's code generation for tensor products, with its einsum optimisation on or off meanwhile.
+
+    The fused kernels replace the generated code of the products they take over, so optimising it
+    (``opt_einsum_fx``, ~60 % of building a network: ~1.5-2.5 s per training job) is wasted there.
+    """
+    saved = e3nn.get_optimization_defaults()["optimize_einsums"]
+    e3nn.set_optimization_defaults(optimize_einsums=optimized)
+    try:
+        yield
+    finally:
+        e3nn.set_optimization_defaults(optimize_einsums=saved)
+
+
 class DensityNetwork(Network):
     """``gate_points_2101.Network`` whose graph (edges and edge features) is given, not rebuilt.
 
@@ -518,6 +535,24 @@ class DensityNetwork(Network):
                  radial_layers=MODEL_DEFAULTS["radial_layers"], radial_neurons=MODEL_DEFAULTS["radial_neurons"],
                  lmax_edge=MODEL_DEFAULTS["lmax_edge"], node_attributes=MODEL_DEFAULTS["node_attributes"],
                  kernels: str = "fused"):  # fmt: skip
+        with e3nn_code_generation(optimized=kernels != "fused"):
+            self._build(n_elements, lmax_hidden, irreps_out, num_neighbors, num_nodes, hidden_multiplicities, layers,
+                        max_radius, number_of_basis, radial_layers, radial_neurons, lmax_edge, node_attributes)  # fmt: skip
+        self.lmax_edge = lmax_edge
+        self.node_attributes = node_attributes
+        if kernels == "fused":
+            fuse_tensor_products(self)
+            for conv in self.modules():
+                if isinstance(conv, FusedConvolution) and node_attributes == "constant":
+                    conv.constant_attributes = all(isinstance(tp, FusedScalarProduct)
+                                                   for tp in (conv.sc, conv.lin1, conv.lin2))  # fmt: skip
+        elif kernels == "split":
+            optimise_tensor_products(self)
+        elif kernels != "e3nn":
+            raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
+
+    def _build(self, n_elements, lmax_hidden, irreps_out, num_neighbors, num_nodes, hidden_multiplicities, layers,
+               max_radius, number_of_basis, radial_layers, radial_neurons, lmax_edge, node_attributes) -> None:  # fmt: skip
         super().__init__(
             irreps_in=o3.Irreps(f"{n_elements}x0e"),
             irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),
@@ -533,18 +568,6 @@ class DensityNetwork(Network):
             num_nodes=num_nodes,
             reduce_output=False,
         )
-        self.lmax_edge = lmax_edge
-        self.node_attributes = node_attributes
-        if kernels == "fused":
-            fuse_tensor_products(self)
-            for conv in self.modules():
-                if isinstance(conv, FusedConvolution) and node_attributes == "constant":
-                    conv.constant_attributes = all(isinstance(tp, FusedScalarProduct)
-                                                   for tp in (conv.sc, conv.lin1, conv.lin2))  # fmt: skip
-        elif kernels == "split":
-            optimise_tensor_products(self)
-        elif kernels != "e3nn":
-            raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
 
     def node_attr(self, graph: dict) -> torch.Tensor:
         """The node attributes: the element one-hot, or a constant 1 per atom (the study's)."""

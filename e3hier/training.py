@@ -167,7 +167,9 @@ class Trainer:
 
     def __init__(self, name: str, layout: OutputLayout, train: list[Sample], val: list[Sample], lmax_hidden: int,
                  seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None,
-                 probe_every: int = 1):  # fmt: skip
+                 probe_every: int = 1, model: DensityNetwork | None = None):  # fmt: skip
+        """``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
+        by default it is built here from ``torch.manual_seed(seed)``."""
         self.name, self.layout, self.train, self.val = name, layout, train, val
         self.cfg, self.seed = train_cfg, seed
         self.probe_every = int(probe_every)
@@ -189,7 +191,7 @@ class Trainer:
             "dtype": train_cfg["dtype"],
         }
         torch.manual_seed(seed)
-        self.model = build_model(self.model_config).to(self.device, self.dtype)
+        self.model = (build_model(self.model_config) if model is None else model).to(self.device, self.dtype)
         self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
         self.optimizer = self.make_optimizer(self.model)
         self.scheduler = self.make_scheduler(self.optimizer)

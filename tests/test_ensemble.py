@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
 
-from e3hier.ensemble import EnsembleTrainer, MemberNetworks, pack_members
+from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
 from e3hier.layout import OutputLayout
@@ -86,11 +86,11 @@ def test_ensemble_resumes_from_its_checkpoint(synthetic_splits, tmp_path):
     def crash_at_epoch_3(step, epoch, model):  # dies mid-epoch, after the epoch-2 checkpoint
         if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return {"step": step, "epoch": epoch, "rows": []}
+        return [{"step": step, "epoch": epoch, "rows": []}] * 2
 
     path = tmp_path / "ensemble.pt"
     with pytest.raises(KeyboardInterrupt):
-        EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "c", (1, 2)), path).fit([crash_at_epoch_3] * 2)
+        EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "c", (1, 2)), path).fit(crash_at_epoch_3)
     resumed = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "d", (1, 2)), path)
     results = resumed.fit()
     for (metrics, best, _), (ref_metrics, ref_best, _) in zip(results, expected):
@@ -109,3 +109,25 @@ def test_seed_blocks_keep_full_blocks_when_seeds_are_appended():
     assert seed_blocks([7, 3], 1) == [[7], [3]]
     point = {"lmax": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "ntrain": "all"}
     assert block_name(point, [0, 1]) == "lmax~2_output~full_capacity~study_channels~study_seed~0-1_ntrain~all"
+
+
+@pytest.mark.parametrize("lmax", [0, 2, 4])
+def test_member_model_equals_a_fresh_build_for_its_seed(lmax):
+    """A member's weights are drawn again on a clone of the first member: exactly what a build gives."""
+    lay = layout()
+    torch.manual_seed(0)
+    first = DensityNetwork(2, lmax, str(lay.irreps), 3.0, 6.0, **TINY_MODEL)
+    torch.manual_seed(7)
+    fresh = DensityNetwork(2, lmax, str(lay.irreps), 3.0, 6.0, **TINY_MODEL)
+    member = member_model(first, 7)
+    assert list(member.state_dict()) == list(fresh.state_dict())
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(member.state_dict()[key], value), key
+    # its own parameters: the first model is untouched, and a change of the member stays in the member
+    assert not torch.equal(next(first.parameters()), next(member.parameters()))
+    with torch.no_grad():
+        next(member.parameters()).zero_()
+    assert next(first.parameters()).abs().sum() > 0
+    graph = pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL))
+    member.load_state_dict(fresh.state_dict())
+    torch.testing.assert_close(member(graph), fresh(graph))
