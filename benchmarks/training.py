@@ -44,8 +44,9 @@ EPSILON_SEEDS = (0, 1, 2)
 #: "Equal" validation ε (relative): the project at batch 1 and the baseline run the same recipe (one model,
 #: outputs equal to ~1e-7, the same Adam and lr schedule); their ε agree to ~1e-6 after 32 steps.
 EPSILON_TOLERANCE = 1e-3
-#: Training speedup goal (issue: ≥ 3× at equal or better validation ε after the same seen structures).
-GOAL = 3.0
+#: Training speedup goal (issue 11: ≥ 4× at equal or better validation ε after the same seen structures,
+#: from the fastest of the EPOCHS timed epochs of each variant: the minimum over 3 runs).
+GOAL = 4.0
 
 
 def dataset_frames():
@@ -232,10 +233,13 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
         "n_train": len(train), "n_val": len(val), "batch_size": train_cfg["batch_size"],
         "epoch_seconds": {name: stats(runs) for name, runs in seconds.items()},
         "structures_per_second": rates,
-        "speedup": rates["project"]["median"] / rates["baseline"]["median"],
-        "speedup_batch1": rates["project_batch1"]["median"] / rates["baseline"]["median"],
-        "speedup_e3nn_kernels": rates["project_e3nn_kernels"]["median"] / rates["baseline"]["median"],
-        "kernel_speedup": rates["project"]["median"] / rates["project_e3nn_kernels"]["median"],
+        # each from the fastest of the timed epochs (the minimum of EPOCHS runs); medians beside them
+        "speedup": rates["project"]["max"] / rates["baseline"]["max"],
+        "speedup_batch1": rates["project_batch1"]["max"] / rates["baseline"]["max"],
+        "speedup_e3nn_kernels": rates["project_e3nn_kernels"]["max"] / rates["baseline"]["max"],
+        "kernel_speedup": rates["project"]["max"] / rates["project_e3nn_kernels"]["max"],
+        "speedup_of_medians": rates["project"]["median"] / rates["baseline"]["median"],
+        "speedup_batch1_of_medians": rates["project_batch1"]["median"] / rates["baseline"]["median"],
         "val_epsilon_after": {"epochs": EVAL_AFTER, "seen_structures": EVAL_AFTER * len(train), "seeds": list(EPSILON_SEEDS),
                               "per_seed": per_seed, **{name: float(np.mean(v)) for name, v in per_seed.items()},
                               "baseline_free_atom": epsilon["baseline_free_atom"], "tolerance": EPSILON_TOLERANCE},
