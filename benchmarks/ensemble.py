@@ -26,7 +26,7 @@ from benchmarks.training import dataset_frames
 from e3hier import workflow as wf
 
 K = 5
-EPOCHS = 6
+EPOCHS = 4
 BATCH_SIZE = 1  # the study's recipe (and config.paper.yaml's)
 N_TEST = 4
 #: Goal (issue 11): ≥ 2.5× models per core-hour at K = 5.
