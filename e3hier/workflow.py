@@ -14,16 +14,35 @@ from e3hier.structures import structure_plans
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
-    """``{structure_id: {"split": ..., "symbols": [...], "recipe": {...}}}`` in split order, from the config alone.
+    """``{structure_id: {"split", "symbols", "charge", "multiplicity", "recipe"}}`` in split order, from the config alone.
 
-    Generated water clusters are known from their recipes; XYZ inputs are read
-    (cheaply) to learn their frames and elements. ``recipe`` is what the
-    structure's own job needs (``e3hier.structures.build_structure``).
+    Generated water clusters are known from their recipes (neutral singlets); XYZ inputs
+    are read (cheaply) to learn their frames, elements, charges and multiplicities, and
+    refused, naming the file, when periodic or when charge and multiplicity do not fit.
+    ``recipe`` is what the structure's own job needs (``e3hier.structures.build_structure``).
     """
     return {
-        structure_id: {"split": recipe["split"], "symbols": symbols, "recipe": recipe}
-        for structure_id, (recipe, symbols) in structure_plans(structures_cfg, base_dir).items()
+        structure_id: {"split": plan["recipe"]["split"], **plan}
+        for structure_id, plan in structure_plans(structures_cfg, base_dir).items()
     }
+
+
+def check_single_charge(manifest: dict[str, dict], splits) -> None:
+    """Fail before any job runs if the structures of ``splits`` (those a model is trained, validated or
+    tested on) have different charges: the network has no charge input, so it cannot tell them apart.
+
+    The message names each charge with its count and first structure.
+    """
+    by_charge: dict[int, list[str]] = {}
+    for structure_id, info in manifest.items():
+        if info["split"] in splits:
+            by_charge.setdefault(info["charge"], []).append(structure_id)
+    if len(by_charge) > 1:
+        found = ", ".join(f"charge {charge:+d}: {len(ids)} (first {ids[0]})" for charge, ids in sorted(by_charge.items()))
+        raise ValueError(
+            f"structures of splits {sorted(splits)} have different charges ({found}): the network has no "
+            "charge input, so train, validate and test on structures of one charge (the 'charge=' of the XYZ files)"
+        )
 
 
 def literal_pattern(names) -> str:

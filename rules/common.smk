@@ -22,6 +22,11 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = [
     s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
 ]
+# the network has no charge input: every structure it sees must carry the same charge
+wf.check_single_charge(
+    STRUCTURES,
+    [TRAIN_SPLIT, config["train"].get("val_split", "val"), *TEST_SPLITS],
+)
 GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
@@ -59,8 +64,11 @@ def dft_mem_mb(wildcards, attempt):
     "DFT memory"); doubles on each retry."""
     from e3hier.dft import structure_memory_mb
 
+    info = STRUCTURES[wildcards.structure]
     return (
-        structure_memory_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"])
+        structure_memory_mb(
+            info["symbols"], config["dft"], unrestricted=info["multiplicity"] > 1
+        )
         * attempt
     )
 
