@@ -1,6 +1,7 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
 from e3hier import grid
@@ -38,6 +39,18 @@ TRAIN_INPUT = {
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
     "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
 }
+
+
+onstart:
+    # Slurm accepts a job wider than every node of its partition and leaves it pending forever
+    # (reason PartitionConfig): compare the nodes' CPUs (sinfo) with the jobs' before any is
+    # submitted (docs/cluster.md). A workflow has one onstart handler: add to this one.
+    if (
+        workflow.executor_plugin is not None
+        and workflow.executor_plugin.name == "slurm"
+    ):
+        for warning in wf.check_slurm_node_sizes(wf.slurm_job_requests(workflow)):
+            logger.warning(f"Slurm node-size check: {warning}")
 
 
 wildcard_constraints:
