@@ -299,6 +299,7 @@ def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_clus
     """The profile's `cores` above the node's CPUs: Slurm would queue the group jobs forever (PartitionConfig);
     the workflow stops before its first sbatch and says which --cores fits."""
     cpus = slurm_cluster.cpus
+    before = slurm_cluster.squeue()  # the session's cluster lists finished jobs of other tests for 600 s
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
            "--configfile", str(ROOT / "config.yaml"), str(TINY), "--profile", str(PROFILE),
            "--default-resources", f"slurm_partition={PARTITION}", "--cores", str(cpus + 2),
@@ -309,7 +310,7 @@ def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_clus
     for needle in (f"partition '{PARTITION}': its largest node has {cpus} CPUs", f"dft ({cpus + 2})",
                    f"structure ({cpus + 2})", "PartitionConfig", f"--cores {cpus}"):  # fmt: skip
         assert needle in output, f"{needle!r} not in output:\n{output[-3000:]}"
-    assert "submitted with SLURM jobid" not in output and not slurm_cluster.squeue()
+    assert "submitted with SLURM jobid" not in output and slurm_cluster.squeue() == before
 
 
 # --------------------------------------------------------------------------- node sizes, no Slurm needed
