@@ -16,7 +16,9 @@ integral       float    ∫χ dr of the function (non-zero for s functions only)
 coefficient    float    fitted density coefficient (PySCF-normalised function)
 reference      float    free-atom (spherical) coefficient, 0 for l > 0
 target         float    coefficient − reference: what the model learns
-n_electrons    int      electrons of the structure
+n_electrons    int      electrons of the structure: Σ Z − charge
+charge         int      net charge of the structure, e (0 unless its XYZ says so)
+multiplicity   int      2S + 1 (1: RKS; > 1: UKS, the fit is of the total density)
 =============  =======  ===========================================================
 
 Group by ``l`` (or by ``structure, l``) to work per order. The Parquet metadata
@@ -29,24 +31,40 @@ import pandas as pd
 
 from e3hier.io import read_json
 from e3hier.reference import attach_reference
+from e3hier.structures import DEFAULT_CHARGE, DEFAULT_MULTIPLICITY, charge_and_multiplicity, electron_count
 
 DATASET_COLUMNS = [
     "structure", "atom", "element", "x", "y", "z", "l", "shell", "m", "exponent", "ao_index",
-    "integral", "coefficient", "reference", "target", "n_electrons",
+    "integral", "coefficient", "reference", "target", "n_electrons", "charge", "multiplicity",
 ]  # fmt: skip
 
 
-def structure_rows(structure_id: str, atoms, dft_table: pd.DataFrame, references: pd.DataFrame, n_electrons: int):
-    """The dataset rows of one structure: its fit table, positions and free-atom reference."""
+def structure_rows(structure_id: str, atoms, dft_table: pd.DataFrame, references: pd.DataFrame, n_electrons: int,
+                   charge: int = DEFAULT_CHARGE, multiplicity: int = DEFAULT_MULTIPLICITY):  # fmt: skip
+    """The dataset rows of one structure: its fit table, positions and free-atom reference.
+
+    ``n_electrons``, ``charge`` and ``multiplicity`` are the DFT summary's; ValueError naming the
+    structure when they disagree with its structure file (a DFT result of an earlier version of it).
+    """
     symbols = atoms.get_chemical_symbols()
     if len(symbols) != int(dft_table["atom"].max()) + 1 or list(dft_table.groupby("atom")["element"].first()) != symbols:
         raise ValueError(f"structure {structure_id}: DFT table atoms do not match the structure file")
+    file_charge, file_multiplicity = charge_and_multiplicity(atoms, f"structure {structure_id}")
+    file_electrons = electron_count(symbols, file_charge)
+    if (int(charge), int(multiplicity), int(n_electrons)) != (file_charge, file_multiplicity, file_electrons):
+        raise ValueError(
+            f"structure {structure_id}: the DFT result has charge {charge}, multiplicity {multiplicity} and "
+            f"{n_electrons} electrons, the structure file charge {file_charge}, multiplicity {file_multiplicity} "
+            f"and {file_electrons} electrons: delete results/dft/{structure_id}.* and rerun"
+        )
     rows = attach_reference(dft_table, references)
     positions = atoms.get_positions()
     for axis, name in enumerate("xyz"):
         rows[name] = positions[rows["atom"].to_numpy(), axis]
     rows["structure"] = structure_id
     rows["n_electrons"] = int(n_electrons)
+    rows["charge"] = int(charge)
+    rows["multiplicity"] = int(multiplicity)
     return rows[DATASET_COLUMNS]
 
 
@@ -62,9 +80,11 @@ def assemble_split(entries, references: pd.DataFrame) -> tuple[pd.DataFrame, lis
         if summary.get("skipped"):
             skipped.append(structure_id)
             continue
+        # summaries of earlier versions have no charge / multiplicity: those ran neutral singlets
         frames.append(
-            structure_rows(structure_id, atoms, pd.read_parquet(table_path), references, summary["n_electrons"])
-        )
+            structure_rows(structure_id, atoms, pd.read_parquet(table_path), references, summary["n_electrons"],
+                           summary.get("charge", DEFAULT_CHARGE), summary.get("multiplicity", DEFAULT_MULTIPLICITY))
+        )  # fmt: skip
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in DATASET_COLUMNS}), skipped
     return pd.concat(frames, ignore_index=True), skipped

@@ -62,6 +62,9 @@ BASELINE_MB = 200
 #: n_ao × n_ao matrices alive during the SCF: overlap, core Hamiltonian, density, Fock, J, K, XC
 #: potential, orbitals, and DIIS's 8 Fock and 8 error vectors.
 SCF_MATRICES = 40
+#: An unrestricted (UKS, open-shell) SCF keeps each of those matrices once per spin (Fock, density,
+#: orbitals, exchange, XC potential, DIIS vectors).
+UNRESTRICTED_MATRIX_FACTOR = 2
 #: Doubles per SCF grid point: coordinates and weight, and as much again while the Becke partition builds them.
 SCF_GRID_DOUBLES = 8
 #: n_aux × n_aux matrices of the fit alive at once: the metric, its eigenvectors, LAPACK's workspace
@@ -87,8 +90,9 @@ MEMORY_MARGIN = 1.1
 
 
 def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int, n_grid_fit_error: int, *,
-                     hybrid: bool = True, ao_components: int = 4, scf_max_memory_mb: float | None = None,
-                     fit_block_mb: float | None = None, fit_error_block_points: int | None = None) -> dict[str, float]:
+                     hybrid: bool = True, ao_components: int = 4, unrestricted: bool = False,
+                     scf_max_memory_mb: float | None = None, fit_block_mb: float | None = None,
+                     fit_error_block_points: int | None = None) -> dict[str, float]:
     """Peak memory (MB) of one DFT job (``reference_density``) by term, and its ``total``.
 
     The phases run one after another and free their arrays (the SCF's DF tensor and grid too), so the
@@ -103,8 +107,9 @@ def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int,
     - ``fit_error``: the level-1 grid and the AO and fit-function values of one block of its points.
     ``fit`` and ``fit_error`` also count the density matrix (three n_ao² arrays with its temporaries).
 
-    ``ao_components`` is 1 for an LDA functional and 4 (value and gradient) for a GGA or meta-GGA. The
-    budgets default to this module's ``SCF_MAX_MEMORY_MB``, ``FIT_BLOCK_MB`` and ``FIT_ERROR_BLOCK_POINTS``.
+    ``ao_components`` is 1 for an LDA functional and 4 (value and gradient) for a GGA or meta-GGA;
+    ``unrestricted`` (an open-shell UKS SCF) counts the SCF's n_ao² matrices once per spin
+    (``UNRESTRICTED_MATRIX_FACTOR``); the fit sees only the total density matrix. The budgets default to this module's ``SCF_MAX_MEMORY_MB``, ``FIT_BLOCK_MB`` and ``FIT_ERROR_BLOCK_POINTS``.
     """
     scf_max_memory_mb = SCF_MAX_MEMORY_MB if scf_max_memory_mb is None else scf_max_memory_mb
     fit_block_mb = FIT_BLOCK_MB if fit_block_mb is None else fit_block_mb
@@ -112,7 +117,7 @@ def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int,
     mb = 8 / 1e6  # one double
     n_pair = n_ao * (n_ao + 1) // 2
     t = {"baseline": float(BASELINE_MB)}
-    t["scf_matrices"] = SCF_MATRICES * n_ao**2 * mb
+    t["scf_matrices"] = SCF_MATRICES * (UNRESTRICTED_MATRIX_FACTOR if unrestricted else 1) * n_ao**2 * mb
     t["scf_grid"] = SCF_GRID_DOUBLES * n_grid_scf * mb
     resident = t["baseline"] + t["scf_matrices"] + t["scf_grid"]
     df_tensor = n_aux_scf * n_pair * mb
@@ -225,7 +230,8 @@ def configure_grid(grids, grid: dict) -> None:
 
 
 def run_scf(mol: gto.Mole, settings: dict, unrestricted: bool = False):
-    """Density-fitted (U)KS SCF with the ``dft`` config block. Returns the converged object.
+    """Density-fitted (U)KS SCF with the ``dft`` config block: RKS, or UKS with ``unrestricted`` (the
+    same density fitting, grid and convergence settings). Returns the converged object.
 
     Raises ``SCFNotConverged`` when it does not converge.
     """
@@ -342,6 +348,16 @@ def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: fl
     return d + lam * j_inv_q, fitted
 
 
+def total_density_matrix(dm: np.ndarray) -> np.ndarray:
+    """The total (spin-summed) density matrix: RKS's ``make_rdm1`` as it is, UKS's (α, β) pair summed."""
+    dm = np.asarray(dm)
+    return dm[0] + dm[1] if dm.ndim == 3 else dm
+
+
+#: Names ``DensityFit.scf_method`` may take: the kind of Kohn–Sham SCF that ran (PySCF's class).
+SCF_METHODS = ("UKS", "ROKS", "RKS")
+
+
 @dataclass
 class DensityFit:
     """A structure's SCF result and fitted density (coefficients in the stored, m-ordered layout)."""
@@ -351,6 +367,9 @@ class DensityFit:
     converged: bool
     scf_cycles: int
     n_electrons: int
+    charge: int
+    multiplicity: int
+    scf_method: str  # one of SCF_METHODS
     fitted_electrons: float
     fit_error_percent: float
     wall_seconds: float
@@ -392,13 +411,20 @@ def arrow_column(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
 
 
-def reference_density(symbols, positions_angstrom, settings: dict) -> DensityFit:
-    """SCF + constrained density fit of one closed-shell structure, with the ``dft`` config block."""
+def reference_density(symbols, positions_angstrom, settings: dict, charge: int = 0,
+                      multiplicity: int = 1) -> DensityFit:  # fmt: skip
+    """SCF + constrained density fit of one structure, with the ``dft`` config block.
+
+    ``charge`` (e) and ``multiplicity`` (2S + 1) set the electrons: a singlet runs RKS, an open shell
+    (multiplicity > 1) UKS. The fit, its charge constraint (Σ Z − charge electrons) and its error
+    are of the total density, α + β.
+    """
     start = time.perf_counter()
-    mol = build_mol(symbols, positions_angstrom, settings["basis"])
-    mf = run_scf(mol, settings)
-    dm = mf.make_rdm1()
+    mol = build_mol(symbols, positions_angstrom, settings["basis"], charge=int(charge), spin=int(multiplicity) - 1)
+    mf = run_scf(mol, settings, unrestricted=multiplicity > 1)
+    dm = total_density_matrix(mf.make_rdm1())
     energy, converged, scf_cycles = float(mf.e_tot), bool(mf.converged), int(mf.scf_cycles)
+    scf_method = next(name for name in SCF_METHODS if mf.istype(name))
     # the SCF's DF tensor and grid are not needed by the fit: free them before it (``dft_memory_mb``)
     mf.with_df.reset()
     mf.grids.reset()
@@ -417,24 +443,33 @@ def reference_density(symbols, positions_angstrom, settings: dict) -> DensityFit
         converged=converged,
         scf_cycles=scf_cycles,
         n_electrons=int(mol.nelectron),
+        charge=int(mol.charge),
+        multiplicity=int(mol.spin) + 1,
+        scf_method=scf_method,
         fitted_electrons=fitted,
         fit_error_percent=fit_error,
         wall_seconds=time.perf_counter() - start,
     )
 
 
-def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict) -> tuple:
+def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict, charge: int = 0,
+            multiplicity: int = 1) -> tuple:  # fmt: skip
     """One structure's DFT rule: ``(function table with coefficients (``pyarrow.Table``), summary dict)``.
 
-    With ``settings["on_failure"] == "skip"`` a non-converged SCF gives an empty
+    ``charge`` and ``multiplicity`` as in ``reference_density`` (ValueError naming the structure when
+    they do not fit its electron count); the summary records both. With
+    ``settings["on_failure"] == "skip"`` a non-converged SCF gives an empty
     table and a summary with ``skipped: true``; with ``error`` it raises,
     naming the structure.
     """
     from e3hier.io import package_versions
+    from e3hier.structures import check_charge_multiplicity
 
-    base = {"structure": structure_id, "settings": settings, "versions": package_versions()}
+    check_charge_multiplicity(symbols, charge, multiplicity, f"structure {structure_id}")
+    base = {"structure": structure_id, "charge": int(charge), "multiplicity": int(multiplicity),
+            "settings": settings, "versions": package_versions()}  # fmt: skip
     try:
-        fit = reference_density(symbols, positions_angstrom, settings)
+        fit = reference_density(symbols, positions_angstrom, settings, charge, multiplicity)
     except SCFNotConverged as err:
         if settings["on_failure"] != "skip":
             raise SCFNotConverged(f"structure {structure_id}: {err}") from err
@@ -449,6 +484,7 @@ def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict) -> t
         "converged": fit.converged,
         "scf_cycles": fit.scf_cycles,
         "n_electrons": fit.n_electrons,
+        "scf_method": fit.scf_method,
         "fitted_electrons": fit.fitted_electrons,
         "fit_error_percent": fit.fit_error_percent,
         "n_functions": int(fit.table.num_rows),

@@ -14,7 +14,7 @@ from e3hier.features import features_table, probe_rows, zero_hidden_orders
 from e3hier.grid import point_name
 from e3hier.io import write_json, write_parquet
 from e3hier.layout import OutputLayout
-from e3hier.samples import load_samples, pack
+from e3hier.samples import CHARGE_COLUMNS, check_single_charge, load_samples, pack
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.training import L_COLUMNS, Trainer, evaluate
 
@@ -122,6 +122,9 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
     train_frame = training_subset(pd.read_parquet(train_path), point["ntrain"])
     val_frame = pd.read_parquet(val_path)
+    # the network has no charge input: refuse mixed charges before any training (test splits: a few columns)
+    check_single_charge({"train": train_frame, "val": val_frame, **{
+        split: pd.read_parquet(path, columns=CHARGE_COLUMNS) for split, path in test_paths.items()}})  # fmt: skip
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point["output"])
     plan = grid_multiplicities(point["lmax"], point["capacity"], point["channels"],

@@ -88,10 +88,12 @@ class DensityGrid:
         return float(self.weights @ self.density(coefficients))
 
 
-def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: int, dtype=np.float64) -> DensityGrid:
+def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: int, dtype=np.float64,
+                 n_electrons: float | None = None) -> DensityGrid:  # fmt: skip
     """Grid + collocation for one structure whose functions are listed in ``table`` (stored order).
 
-    ``table`` needs the ``ao_index`` and ``l`` columns of ``e3hier.basis.function_table``.
+    ``table`` needs the ``ao_index`` and ``l`` columns of ``e3hier.basis.function_table``. ε is divided
+    by ``n_electrons`` (the dataset's, Σ Z − charge; default: Σ Z, a neutral structure).
     """
     mol = build_mol(symbols, positions_angstrom, dft_settings["basis"])
     auxmol = make_auxmol(mol, fit_basis(dft_settings["fit_auxbasis"], symbols, dft_settings["decontract"]))
@@ -100,4 +102,5 @@ def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: 
     # of its transpose) and cast them, instead of fancy-indexing across it (~0.3 s per trimer, most of a
     # training job's set-up)
     chi = auxmol.eval_gto("GTOval_sph", coords).T[np.asarray(table["ao_index"])].astype(dtype).T
-    return DensityGrid(weights.astype(dtype), chi, np.asarray(table["l"]), mol.nelectron)
+    return DensityGrid(weights.astype(dtype), chi, np.asarray(table["l"]),
+                       mol.nelectron if n_electrons is None else n_electrons)  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from pyscf import gto
 
 from e3hier.layout import OutputLayout
 from e3hier.metric import DensityGrid, density_grid
@@ -79,6 +80,43 @@ def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, mod
     )
 
 
+#: The columns ``structure_charges`` reads: enough to tell each structure's charge from its atoms.
+CHARGE_COLUMNS = ["structure", "atom", "element", "n_electrons"]
+
+
+def structure_charges(frame: pd.DataFrame) -> pd.Series:
+    """Net charge (e) of every structure of a dataset table, in dataset order: Σ Z of its atoms − ``n_electrons``.
+
+    Needs only ``CHARGE_COLUMNS``, so it also tells the charge of tables written before the ``charge``
+    column existed.
+    """
+    if frame.empty:
+        return pd.Series(dtype="int64", name="charge")
+    atoms = frame.drop_duplicates(["structure", "atom"])
+    protons = atoms["element"].map(gto.charge).groupby(atoms["structure"], sort=False).sum()
+    electrons = atoms.groupby("structure", sort=False)["n_electrons"].first()
+    return (protons - electrons).astype("int64").rename("charge")
+
+
+def check_single_charge(frames: dict[str, pd.DataFrame]) -> int | None:
+    """The one charge of every structure in ``frames`` (split → dataset table), None when all are empty.
+
+    ValueError naming each split and charge (with a structure) when they differ: the network has no
+    charge input, so one model cannot learn structures of different charges.
+    """
+    found: dict[int, str] = {}
+    for split, frame in frames.items():
+        for structure_id, charge in structure_charges(frame).items():
+            found.setdefault(int(charge), f"{structure_id} (split {split})")
+    if len(found) > 1:
+        listing = ", ".join(f"charge {charge:+d}: {where}" for charge, where in sorted(found.items()))
+        raise ValueError(
+            f"the training job's structures have different charges ({listing}): the network has no charge "
+            "input; train, validate and test on structures of one charge"
+        )
+    return next(iter(found), None)
+
+
 def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dtype=torch.float32,
                  with_grid: bool = False, dft_cfg: dict | None = None, grid_level: int = 1) -> list[Sample]:  # fmt: skip
     """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each."""
@@ -86,7 +124,8 @@ def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dty
     for structure_id, rows in split_structures(frame):
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
         if with_grid:
-            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=np.float32)
+            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=np.float32,
+                                       n_electrons=sample.n_electrons)  # fmt: skip
         samples.append(sample)
     return samples
 

@@ -33,7 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.tip3p import TIP3P, angleHOH, rOH
 from ase.constraints import FixBondLengths
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 from ase.neighborlist import neighbor_list
 
 # --- plausibility rules for water clusters (Å, degrees) ---------------------
@@ -57,6 +57,12 @@ OPT_STEPS = 200
 OPT_MAXSTEP = 0.1  # Å; FIRE's default 0.2 Å is large next to 0.96 Å rigid bonds
 MD_TIMESTEP_FS = 1.0
 MD_FRICTION_PER_FS = 0.02
+
+# --- charge and spin (extended-XYZ comment line, ``Atoms.info``) --------------
+CHARGE_KEY = "charge"  # net charge, e
+MULTIPLICITY_KEY = "multiplicity"  # 2S + 1
+DEFAULT_CHARGE = 0
+DEFAULT_MULTIPLICITY = 1
 
 
 # =============================================================================
@@ -373,6 +379,85 @@ def generate_water_clusters(
 
 
 # =============================================================================
+# Charge, spin and periodicity
+# =============================================================================
+
+
+def electron_count(symbols, charge: int = DEFAULT_CHARGE) -> int:
+    """Electrons of a structure: Σ Z of its atoms − ``charge``."""
+    return sum(atomic_numbers[symbol] for symbol in symbols) - int(charge)
+
+
+def _integer_info(atoms: Atoms, key: str, default: int, where: str) -> int:
+    """``atoms.info[key]`` as an int (``default`` when absent); ValueError naming ``where`` unless it is a whole number."""
+    value = atoms.info.get(key, default)
+    if isinstance(value, (bool, np.bool_)):  # ASE reads a bare word of the comment line as True
+        raise ValueError(
+            f"{where}: the comment line has the word {key!r} without a value: write '{key}=<integer>', "
+            f"or reword the comment"
+        )
+    if isinstance(value, np.generic):
+        value = value.item()  # ASE's numpy scalars, shown as plain numbers in the message
+    if not isinstance(value, (int, float)) or not np.isfinite(value) or float(value) != int(value):
+        raise ValueError(f"{where}: {key}={value!r} in the comment line is not an integer")
+    return int(value)
+
+
+def check_charge_multiplicity(symbols, charge: int, multiplicity: int, where: str) -> None:
+    """Raise ValueError naming ``where`` unless ``multiplicity`` (2S + 1) fits the electron count Σ Z − ``charge``.
+
+    N electrons allow 2S = N mod 2, N mod 2 + 2, ..., N unpaired electrons: an even count needs an
+    odd multiplicity (singlet, triplet, ...), an odd count an even one (doublet, quartet, ...).
+    """
+    n_electrons = electron_count(symbols, charge)
+    hint = f"set '{CHARGE_KEY}=' and '{MULTIPLICITY_KEY}=' in the extended-XYZ comment line"
+    if n_electrons < 1:
+        raise ValueError(f"{where}: {CHARGE_KEY}={charge} leaves {n_electrons} electrons ({hint})")
+    if multiplicity < 1:
+        raise ValueError(f"{where}: {MULTIPLICITY_KEY}={multiplicity} is below 1 ({hint})")
+    if (multiplicity - 1) % 2 != n_electrons % 2:
+        odd = n_electrons % 2 == 1
+        raise ValueError(
+            f"{where}: {n_electrons} electrons ({CHARGE_KEY}={charge}) cannot have {MULTIPLICITY_KEY}={multiplicity}: "
+            f"an {'odd' if odd else 'even'} electron count needs an {'even' if odd else 'odd'} multiplicity ({hint})"
+        )
+    if multiplicity - 1 > n_electrons:
+        raise ValueError(
+            f"{where}: {MULTIPLICITY_KEY}={multiplicity} needs {multiplicity - 1} unpaired electrons, "
+            f"the structure has {n_electrons} ({CHARGE_KEY}={charge}; {hint})"
+        )
+
+
+def charge_and_multiplicity(atoms: Atoms, where: str) -> tuple[int, int]:
+    """``(charge, multiplicity)`` of a structure, from its extended-XYZ comment line (``atoms.info``).
+
+    The keys are ``charge`` (e) and ``multiplicity`` (2S + 1); without them a structure is a neutral
+    singlet (``DEFAULT_CHARGE``, ``DEFAULT_MULTIPLICITY``). Raises ValueError naming ``where`` (a file, a
+    frame or a structure id) when one is not an integer or they do not fit the electron count
+    (``check_charge_multiplicity``).
+    """
+    charge = _integer_info(atoms, CHARGE_KEY, DEFAULT_CHARGE, where)
+    multiplicity = _integer_info(atoms, MULTIPLICITY_KEY, DEFAULT_MULTIPLICITY, where)
+    check_charge_multiplicity(atoms.get_chemical_symbols(), charge, multiplicity, where)
+    return charge, multiplicity
+
+
+def check_not_periodic(atoms: Atoms, where: str) -> None:
+    """Raise ValueError naming ``where`` if the structure is periodic: ``pbc`` true along an axis, or a cell
+    (``Lattice=`` in an extended-XYZ comment line). The DFT treats every structure as an isolated molecule."""
+    found = []
+    if atoms.pbc.any():
+        found.append("pbc=\"" + " ".join("T" if p else "F" for p in atoms.pbc) + "\"")
+    if atoms.cell.rank > 0:
+        found.append("a cell (Lattice=)")
+    if found:
+        raise ValueError(
+            f"{where}: periodic input ({' and '.join(found)}) is not supported: structures are computed as "
+            "isolated molecules; remove 'Lattice=' and 'pbc=' from the comment line"
+        )
+
+
+# =============================================================================
 # XYZ input
 # =============================================================================
 
@@ -457,6 +542,9 @@ def xyz_frames(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, 
     Patterns are relative to ``base_dir`` and each is expanded in sorted order; a
     split with no patterns (None, []) is empty. A single-frame file's id is its
     stem, frame k of a multi-frame file is ``f"{stem}_{k}"``. Positions in Å.
+    Periodic frames, and frames whose ``charge`` / ``multiplicity`` do not fit their
+    electron count, are refused (ValueError naming the file and, in a multi-frame
+    file, the frame).
     """
     out: dict[str, list[tuple[str, Path, int, Atoms]]] = {}
     source: dict[str, str] = {}  # id → where it came from, for duplicate errors
@@ -465,6 +553,9 @@ def xyz_frames(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, 
         for path in _expand_globs(split, patterns, base_dir):
             frames = _read_frames(path)
             for k, atoms in enumerate(frames):
+                where = str(path) if len(frames) == 1 else f"{path} (frame {k})"
+                check_not_periodic(atoms, where)
+                charge_and_multiplicity(atoms, where)
                 sid = path.stem if len(frames) == 1 else f"{path.stem}_{k}"
                 here = f"{path} (split {split!r})"
                 if sid in source:
@@ -550,27 +641,35 @@ def xyz_recipe(split: str, path, frame: int) -> dict:
     return {"source": "xyz", "split": split, "path": str(path), "frame": int(frame)}
 
 
-def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, tuple[dict, list[str]]]:
-    """id → (recipe, chemical symbols) of every structure of the ``structures`` config block, in split order.
+def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
+    """id → ``{"recipe", "symbols", "charge", "multiplicity"}`` of every structure of the ``structures``
+    config block, in split order.
 
-    XYZ files are read (to count their frames and learn their elements), clusters are not generated.
+    XYZ files are read (to count their frames and learn their elements, charges and
+    multiplicities; ``xyz_frames`` refuses bad ones), clusters are not generated: they
+    are neutral singlets.
     """
     source = structures_cfg.get("source")
     if source == "water_clusters":
-        return {sid: (recipe, ["O", "H", "H"] * recipe["n_molecules"])
-                for sid, recipe in water_cluster_recipes(structures_cfg["water_clusters"]).items()}  # fmt: skip
-    if source == "xyz":
         return {
-            sid: (xyz_recipe(split, path, frame), atoms.get_chemical_symbols())
-            for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir).items()
-            for sid, path, frame, atoms in entries
-        }
+            sid: {"recipe": recipe, "symbols": ["O", "H", "H"] * recipe["n_molecules"],
+                  "charge": DEFAULT_CHARGE, "multiplicity": DEFAULT_MULTIPLICITY}
+            for sid, recipe in water_cluster_recipes(structures_cfg["water_clusters"]).items()
+        }  # fmt: skip
+    if source == "xyz":
+        plans = {}
+        for split, entries in xyz_frames(structures_cfg.get("xyz") or {}, base_dir).items():
+            for sid, path, frame, atoms in entries:
+                charge, multiplicity = charge_and_multiplicity(atoms, str(path))
+                plans[sid] = {"recipe": xyz_recipe(split, path, frame), "symbols": atoms.get_chemical_symbols(),
+                              "charge": charge, "multiplicity": multiplicity}  # fmt: skip
+        return plans
     raise ValueError(f"structures.source must be 'water_clusters' or 'xyz', got {source!r}")
 
 
 def structure_recipes(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     """id → recipe of every structure of the ``structures`` config block, in split order."""
-    return {sid: recipe for sid, (recipe, _) in structure_plans(structures_cfg, base_dir).items()}
+    return {sid: plan["recipe"] for sid, plan in structure_plans(structures_cfg, base_dir).items()}
 
 
 def structure_recipe(structures_cfg: dict, structure_id: str, base_dir=".") -> dict:
@@ -612,12 +711,15 @@ def structure_rows(structures: list[tuple[str, str, object]]) -> list[dict]:
 
 def validate_structure(structure_id: str, atoms: Atoms, min_distance: float = 0.5, allowed_elements=None) -> None:
     """Raise ValueError naming ``structure_id`` if two atoms are closer than ``min_distance`` (Å),
-    a position is not finite, or (when ``allowed_elements`` is a set of symbols) an element is not allowed.
+    a position is not finite, (when ``allowed_elements`` is a set of symbols) an element is not allowed,
+    the structure is periodic, or its charge and multiplicity do not fit its electron count.
     """
     if len(atoms) == 0:
         raise ValueError(f"{structure_id}: structure has no atoms")
     if not np.isfinite(atoms.positions).all():
         raise ValueError(f"{structure_id}: non-finite positions")
+    check_not_periodic(atoms, structure_id)
+    charge_and_multiplicity(atoms, structure_id)
     if allowed_elements is not None:
         bad = sorted(set(atoms.get_chemical_symbols()) - set(allowed_elements))
         if bad:
@@ -638,12 +740,18 @@ def validate_structure(structure_id: str, atoms: Atoms, min_distance: float = 0.
 def write_structure(path, atoms: Atoms) -> None:
     """Write ``atoms`` as extended XYZ (Å), atomically; same atoms → same bytes.
 
-    Only species, positions, cell and pbc are written: calculator results,
-    ``info`` and extra arrays could differ between runs and would break
-    byte-identical outputs (and the workflow's change detection).
+    Only species, positions, cell, pbc and a charge or multiplicity other than the
+    defaults (0, 1) are written: calculator results, the rest of ``info`` and extra
+    arrays could differ between runs and would break byte-identical outputs (and the
+    workflow's change detection). A neutral singlet's file is as it always was.
     """
     path = Path(path)
     clean = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions(), cell=atoms.cell, pbc=atoms.pbc)
+    charge, multiplicity = charge_and_multiplicity(atoms, str(path))
+    if charge != DEFAULT_CHARGE:
+        clean.info[CHARGE_KEY] = charge
+    if multiplicity != DEFAULT_MULTIPLICITY:
+        clean.info[MULTIPLICITY_KEY] = multiplicity
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory, so os.replace is an atomic rename: readers never see half a file.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -657,7 +765,7 @@ def write_structure(path, atoms: Atoms) -> None:
 
 
 def read_structure(path) -> Atoms:
-    """Read one structure written by ``write_structure`` (positions in Å)."""
+    """Read one structure written by ``write_structure`` (positions in Å; a charge or multiplicity in ``info``)."""
     frames = ase.io.read(path, index=":", format="extxyz")
     if len(frames) != 1:
         raise ValueError(f"{path}: expected exactly one structure, found {len(frames)}")

@@ -1,6 +1,7 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
 from e3hier import grid
@@ -22,6 +23,11 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = [
     s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
 ]
+# the network has no charge input: every structure it sees must carry the same charge
+wf.check_single_charge(
+    STRUCTURES,
+    [TRAIN_SPLIT, config["train"].get("val_split", "val"), *TEST_SPLITS],
+)
 GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
@@ -33,6 +39,18 @@ TRAIN_INPUT = {
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
     "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
 }
+
+
+onstart:
+    # Slurm accepts a job wider than every node of its partition and leaves it pending forever
+    # (reason PartitionConfig): compare the nodes' CPUs (sinfo) with the jobs' before any is
+    # submitted (docs/cluster.md). A workflow has one onstart handler: add to this one.
+    if (
+        workflow.executor_plugin is not None
+        and workflow.executor_plugin.name == "slurm"
+    ):
+        for warning in wf.check_slurm_node_sizes(wf.slurm_job_requests(workflow)):
+            logger.warning(f"Slurm node-size check: {warning}")
 
 
 wildcard_constraints:
@@ -59,8 +77,11 @@ def dft_mem_mb(wildcards, attempt):
     "DFT memory"); doubles on each retry."""
     from e3hier.dft import structure_memory_mb
 
+    info = STRUCTURES[wildcards.structure]
     return (
-        structure_memory_mb(STRUCTURES[wildcards.structure]["symbols"], config["dft"])
+        structure_memory_mb(
+            info["symbols"], config["dft"], unrestricted=info["multiplicity"] > 1
+        )
         * attempt
     )
 

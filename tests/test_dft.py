@@ -10,7 +10,7 @@ from pyscf import df
 from e3hier.basis import build_mol, fit_basis, make_auxmol
 from e3hier.conventions import random_rotation, rotate_coefficients
 from e3hier.dft import (SCFNotConverged, arrow_column, aux_shell_blocks, coulomb_pseudo_inverse, dft_job,
-                        fit_density, fit_function_integrals, fit_projection, reference_density,
+                        dft_memory_terms, fit_density, fit_function_integrals, fit_projection, reference_density,
                         structure_memory_mb)  # fmt: skip
 from e3hier.metric import becke_grid
 
@@ -71,6 +71,59 @@ def test_unconverged_scf_raises_naming_the_structure(water, dft_settings):
 def test_missing_element_names_structure_and_element(dft_settings):
     with pytest.raises(KeyError, match=r"structure odd.*'Rn'"):
         dft_job("odd", ["Rn"], np.zeros((1, 3)), dft_settings)
+
+
+OH_RADICAL = (["O", "H"], np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.97]]))
+LIGHT_GRID = {"radial": 30, "angular": 86, "prune": True, "radial_scheme": "treutler"}
+
+
+@pytest.fixture(scope="module")
+def light_settings(default_config):
+    return dict(default_config["dft"], grid=LIGHT_GRID, conv_tol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def radical_job(light_settings):
+    """The OH radical, a doublet: (function table, summary) of its DFT job."""
+    return dft_job("oh", *OH_RADICAL, light_settings, charge=0, multiplicity=2)
+
+
+def test_open_shell_runs_uks_and_fits_the_total_density(radical_job):
+    table, summary = radical_job
+    assert summary["scf_method"] == "UKS" and summary["converged"]
+    assert (summary["charge"], summary["multiplicity"], summary["n_electrons"]) == (0, 2, 9)
+    # before the charge constraint: the fit of α + β holds 9 electrons (one spin alone: 5 or 4)
+    assert abs(summary["fitted_electrons"] - 9) < 0.05
+    assert summary["fit_error_percent"] < 2.0  # against the total SCF density
+    # the constrained fit integrates to the electron count on an independent fine grid
+    symbols, pos = OH_RADICAL
+    mol = build_mol(symbols, pos, "cc-pvdz", spin=1)
+    auxmol = make_auxmol(mol, fit_basis("def2-universal-jfit", symbols, True))
+    coords, weights = becke_grid(mol, 5)
+    chi = auxmol.eval_gto("GTOval_sph", coords)[:, table["ao_index"].to_numpy()]
+    assert abs(weights @ chi @ table["coefficient"].to_numpy() - 9) < 1e-6
+
+
+def test_charged_structure_has_sum_z_minus_charge_electrons(water, light_settings):
+    _, summary = dft_job("h2o_plus", *water, light_settings, charge=1, multiplicity=2)
+    assert (summary["charge"], summary["multiplicity"], summary["n_electrons"]) == (1, 2, 9)
+    assert summary["scf_method"] == "UKS" and abs(summary["fitted_electrons"] - 9) < 0.05
+    assert summary["fit_error_percent"] < 2.0
+
+
+def test_closed_shell_runs_rks_and_records_a_neutral_singlet(monomer_fit):
+    assert (monomer_fit.scf_method, monomer_fit.charge, monomer_fit.multiplicity) == ("RKS", 0, 1)
+
+
+def test_charge_spin_mismatch_is_refused_naming_the_structure(light_settings):
+    with pytest.raises(ValueError, match=r"structure oh: 9 electrons \(charge=0\) cannot have multiplicity=1"):
+        dft_job("oh", *OH_RADICAL, light_settings)
+
+
+def test_memory_estimate_counts_both_spins_of_an_open_shell_scf():
+    closed = dft_memory_terms(100, 300, 400, 50_000, 20_000)
+    open_shell = dft_memory_terms(100, 300, 400, 50_000, 20_000, unrestricted=True)
+    assert open_shell["scf_matrices"] == 2 * closed["scf_matrices"] and open_shell["total"] > closed["total"]
 
 
 def s1_fit(mol, dm, auxmol):

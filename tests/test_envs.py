@@ -10,7 +10,10 @@ host's copy, and fail on the next cluster. These tests check, without conda:
 * every third-party module imported by a rule's script, directly or through the
   `e3hier` modules it imports (transitively, lazy imports in functions included), is
   provided by that rule's env;
-* every `name=version` pin of an env agrees with requirements.lock (the venv's pins);
+* every env takes only `python` (pinned to pyproject's) and `pip` from conda-forge, and
+  every other package from PyPI, in its `pip:` section, pinned `name==version` to exactly
+  the version of requirements.lock (the venv's pins): those are the versions the tests
+  ran with, and PyPI serves them, which no conda channel reachable here could confirm;
 * the project's own package reaches the envs the way docs/cluster.md says: not
   installed into them, but imported from the workflow's source tree, because
   Snakemake puts the Snakefile's directory on the script's sys.path.
@@ -30,19 +33,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "e3hier"
 
-# import name -> conda-forge package name, where they differ
-CONDA_NAME = {
+# import name -> PyPI distribution name, where they differ
+DIST_NAME = {
     "yaml": "pyyaml",
     "sklearn": "scikit-learn",
-    "torch": "pytorch",
     "PIL": "pillow",
     "skimage": "scikit-image",
-    "cv2": "opencv",
+    "cv2": "opencv-python",
 }
-# conda-forge package name -> pip distribution name in requirements.lock, where they differ
-PIP_NAME = {"pytorch": "torch"}
-# conda packages that are not Python distributions of the venv, so have no lock entry
+# the only packages an env takes from conda-forge: the interpreter and the installer
 CONDA_ONLY = {"python", "pip"}
+# pip options an env's pip: section may hold (e.g. the PyTorch index of a CUDA build, docs/cluster.md)
+PIP_OPTIONS = ("--extra-index-url", "--index-url", "--find-links")
+# `name==version` and nothing else: extras allowed, no ranges, no local build labels, no markers
+PIP_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]*)(?:\[[A-Za-z0-9_,.\-]+\])?==([A-Za-z0-9_.!]+)")
 # imported by scripts but supplied by the runner, not the env: the `snakemake` object is
 # injected by the preamble, which imports snakemake from the host's sys.path
 PROVIDED_BY_RUNNER = {"snakemake"}
@@ -116,21 +120,36 @@ def env_files():
     return sorted((ROOT / "envs").glob("*.yaml"))
 
 
-def load_env(path: Path) -> dict:
-    """``{conda name: version or None}`` plus ``{"pip:<name>": version}`` for a pip: block."""
-    spec = yaml.safe_load(path.read_text())
-    packages = {}
-    for dep in spec.get("dependencies", []):
+def env_entries(path: Path) -> tuple[list[str], list[str]]:
+    """``(conda entries, pip entries)`` of an env file, as written (pip options included)."""
+    conda, pip = [], []
+    for dep in yaml.safe_load(path.read_text()).get("dependencies", []):
         if isinstance(dep, dict):
-            for entry in dep.get("pip", []):
-                name, _, version = str(entry).partition("==")
-                packages[f"pip:{name.strip()}"] = version.strip() or None
+            pip += [str(entry).strip() for entry in dep.get("pip", [])]
+        else:
+            conda.append(str(dep).strip())
+    return conda, pip
+
+
+def conda_package(entry: str) -> tuple[str, str | None, str | None]:
+    """``(name, operator, version)`` of a conda dependency such as ``python=3.11`` or ``pip``."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(?:(==?|>=|<=|>|<|~=|!=)\s*(\S+))?", entry)
+    assert match, f"cannot parse conda dependency {entry!r}"
+    name, op, version = match.groups()
+    return name.lower(), op, version
+
+
+def load_env(path: Path) -> dict:
+    """``{conda name: version or None}`` plus ``{"pip:<name>": version or None}`` of the pip: section
+    (pip options left out; a pip entry that is not ``name==version`` gets None)."""
+    conda, pip = env_entries(path)
+    packages = {name: version for name, _, version in map(conda_package, conda)}
+    for entry in pip:
+        if entry.startswith(PIP_OPTIONS):
             continue
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:(==?|>=|<=|>|<|~=|!=)\s*(\S+))?\s*", str(dep))
-        assert match, f"{path.name}: cannot parse dependency {dep!r}"
-        name, op, version = match.groups()
-        assert op in (None, "=", "=="), f"{path.name}: {dep!r}: pin exactly (name=version), not {op!r}"
-        packages[name.lower()] = version
+        pin = PIP_PIN.fullmatch(entry)
+        name = pin.group(1) if pin else re.split(r"[\s\[=<>~!;@]", entry, maxsplit=1)[0]
+        packages[f"pip:{normalise(name)}"] = pin.group(2) if pin else None
     return packages
 
 
@@ -262,16 +281,15 @@ def script_rules():
 def test_each_script_import_is_provided_by_its_rules_env(rule, script, env):
     assert env is not None, f"rule {rule} has no conda env"
     assert script.is_file(), f"rule {rule}: script {script} not found"
-    provided = {name for name in load_env(env) if not name.startswith("pip:")}
-    provided |= {normalise(name[4:]) for name in load_env(env) if name.startswith("pip:")}
+    provided = {normalise(name.removeprefix("pip:")) for name in load_env(env)}
     missing = {
         module: sorted(set(where))
         for module, where in third_party_imports(script).items()
-        if CONDA_NAME.get(module, module).lower() not in provided and normalise(module) not in provided
+        if normalise(DIST_NAME.get(module, module)) not in provided
     }
     assert not missing, (
         f"rule {rule} runs {script.relative_to(ROOT)} in {env.relative_to(ROOT)}, which lacks: "
-        + "; ".join(f"{CONDA_NAME.get(m, m)} (import {m} in {', '.join(w)})" for m, w in sorted(missing.items()))
+        + "; ".join(f"{DIST_NAME.get(m, m)} (import {m} in {', '.join(w)})" for m, w in sorted(missing.items()))
     )
 
 
@@ -282,30 +300,65 @@ def test_import_scan_follows_the_package_transitively():
     assert all(not where.startswith("scripts/") for where in found["e3nn"])
 
 
+def pin_problems(env: Path, lock: dict) -> list[str]:
+    """What keeps ``env`` from being created from exactly the lock's versions, one line per problem:
+    a conda package other than python and pip, python not pinned to pyproject's version, a pip
+    entry that is not ``name==version``, a package the lock lacks or pins to another version."""
+    conda, pip = env_entries(env)
+    problems = []
+    for entry in conda:
+        name, op, version = conda_package(entry)
+        if name == "python":
+            wanted = re.search(r">=\s*(\d+\.\d+)", (ROOT / "pyproject.toml").read_text()).group(1)
+            if op not in ("=", "==") or version != wanted:
+                problems.append(f"conda {entry!r}: pin python={wanted} (pyproject's requires-python)")
+        elif name not in CONDA_ONLY:
+            problems.append(f"conda {entry!r}: only python and pip come from conda-forge; "
+                            f"put {name} under pip: as {name}=={lock.get(normalise(name), '<lock version>')}")  # fmt: skip
+    if not pip:
+        problems.append("no pip: section (the env's packages come from PyPI)")
+    for entry in pip:
+        if entry.startswith(PIP_OPTIONS):
+            continue
+        pin = PIP_PIN.fullmatch(entry)
+        if pin is None:
+            problems.append(f"pip {entry!r}: pin exactly, name==version")
+            continue
+        name, version = normalise(pin.group(1)), pin.group(2)
+        if name not in lock:
+            problems.append(f"pip {entry!r}: not in requirements.lock (pin it there first)")
+        elif lock[name] != version:
+            problems.append(f"pip {entry!r}: requirements.lock pins {name}=={lock[name]}")
+    return problems
+
+
 @pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
 def test_env_pins_agree_with_requirements_lock(env):
-    lock = lock_pins()
-    problems = []
-    for name, version in load_env(env).items():
-        if name.startswith("pip:"):
-            name = name[4:]
-            pip_name = normalise(name)
-        else:
-            pip_name = normalise(PIP_NAME.get(name, name))
-        if name == "python":
-            assert version, f"{env.name}: pin python"
-            wanted = re.search(r">=\s*(\d+\.\d+)", (ROOT / "pyproject.toml").read_text()).group(1)
-            assert version == wanted, f"{env.name}: python={version}, pyproject requires {wanted}"
-            continue
-        if name in CONDA_ONLY:
-            continue
-        if version is None:
-            problems.append(f"{name}: unpinned (lock has {lock.get(pip_name, 'no entry')})")
-        elif pip_name not in lock:
-            problems.append(f"{name}={version}: not in requirements.lock (add it there, or to CONDA_ONLY)")
-        elif lock[pip_name] != version:
-            problems.append(f"{name}={version}: requirements.lock pins {pip_name}=={lock[pip_name]}")
+    problems = pin_problems(env, lock_pins())
     assert not problems, f"{env.name}:\n  " + "\n  ".join(problems)
+
+
+def test_pin_check_reports_every_disagreement(tmp_path):
+    """The check itself: an env that strays from the lock in each way it can is reported line by line."""
+    wanted = re.search(r">=\s*(\d+\.\d+)", (ROOT / "pyproject.toml").read_text()).group(1)
+    lock = {"numpy": "2.4.6", "torch": "2.13.0", "pyscf": "2.14.0", "e3nn": "0.6.0", "pandas": "3.1.1"}
+    env = tmp_path / "env.yaml"
+    good = {"channels": ["conda-forge"], "dependencies": [f"python={wanted}", "pip", {"pip": [
+        "--extra-index-url https://download.pytorch.org/whl/cu126", "numpy==2.4.6", "torch==2.13.0"]}]}  # fmt: skip
+    env.write_text(yaml.safe_dump(good))
+    assert pin_problems(env, lock) == []
+    bad = {"channels": ["conda-forge"], "dependencies": ["python=3.10", "pip", "pytorch=2.13.0", {"pip": [
+        "numpy==2.4.5", "torch", "pyscf>=2.14.0", "e3nn==0.6.0+cu126", "tqdm==4.70.1", "pandas==3.1.1"]}]}  # fmt: skip
+    env.write_text(yaml.safe_dump(bad))
+    problems = pin_problems(env, lock)
+    expected = ["python=3.10", "'pytorch=2.13.0': only python and pip", "'numpy==2.4.5': requirements.lock pins numpy==2.4.6",
+                "'torch': pin exactly", "'pyscf>=2.14.0': pin exactly", "'e3nn==0.6.0+cu126': pin exactly",
+                "'tqdm==4.70.1': not in requirements.lock"]  # fmt: skip
+    assert len(problems) == len(expected), problems
+    for problem, needle in zip(problems, expected):
+        assert needle in problem, (needle, problem)
+    env.write_text(yaml.safe_dump({"dependencies": [f"python={wanted}", "numpy=2.4.6"]}))
+    assert any("no pip: section" in p for p in pin_problems(env, lock))
 
 
 @pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)

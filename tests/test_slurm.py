@@ -15,6 +15,7 @@ find nothing. A two-line `srun` wrapper first on PATH sets SLURM_CONF again.
 
 import concurrent.futures
 import getpass
+import json
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, TINY, snakemake
 
+from e3hier import workflow as wf
 from e3hier.grid import training_grid
 
 PROFILE = ROOT / "profiles" / "slurm"
@@ -291,6 +293,121 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     pd.testing.assert_frame_equal(slurm_models.drop(columns=floats), local_models.drop(columns=floats), check_exact=True)
     pd.testing.assert_frame_equal(slurm_models[floats], local_models[floats], check_exact=False, rtol=1e-5)
     print(f"\nSlurm run: {seconds:.0f} s, {len(submitted)} sbatch submissions")
+
+
+def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_cluster, tmp_path):
+    """The profile's `cores` above the node's CPUs: Slurm would queue the group jobs forever (PartitionConfig);
+    the workflow stops before its first sbatch and says which --cores fits."""
+    cpus = slurm_cluster.cpus
+    before = slurm_cluster.squeue()  # the session's cluster lists finished jobs of other tests for 600 s
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(ROOT / "config.yaml"), str(TINY), "--profile", str(PROFILE),
+           "--default-resources", f"slurm_partition={PARTITION}", "--cores", str(cpus + 2),
+           "--slurm-status-command", "squeue", TARGET]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for needle in (f"partition '{PARTITION}': its largest node has {cpus} CPUs", f"dft ({cpus + 2})",
+                   f"structure ({cpus + 2})", "PartitionConfig", f"--cores {cpus}"):  # fmt: skip
+        assert needle in output, f"{needle!r} not in output:\n{output[-3000:]}"
+    assert "submitted with SLURM jobid" not in output and slurm_cluster.squeue() == before
+
+
+# --------------------------------------------------------------------------- node sizes, no Slurm needed
+
+SINFO = """\
+debug* 2
+debug* 2
+big 64
+big 128+
+gpu 16
+this line is not a node
+"""
+
+
+def fake_sinfo(stdout="", returncode=0, error=None):
+    """A ``subprocess.run`` stand-in for ``e3hier.workflow.SINFO_NODE_CPUS``."""
+
+    def run(cmd, **kwargs):
+        assert tuple(cmd) == wf.SINFO_NODE_CPUS
+        if error is not None:
+            raise error
+        return subprocess.CompletedProcess(cmd, returncode, stdout, "sinfo: error: no controller" if returncode else "")
+
+    return run
+
+
+def test_sinfo_node_cpus_are_parsed_per_partition():
+    assert wf.parse_sinfo_cpus(SINFO) == ({"debug": 2, "big": 128, "gpu": 16}, "debug")
+    assert wf.parse_sinfo_cpus("") == ({}, None)
+
+
+def test_jobs_wider_than_every_node_of_their_partition_are_refused():
+    requests = {None: {"dft": 4, "structure": 4, "dataset": 1}, "gpu": {"train": 8}, "big": {"free_atom": 4}}
+    with pytest.raises(ValueError) as err:
+        wf.check_slurm_node_sizes(requests, run=fake_sinfo(SINFO))
+    message = str(err.value)
+    assert ("partition 'debug': its largest node has 2 CPUs, but jobs of rules dft (4), structure (4) ask for more"
+            in message and "PartitionConfig" in message and "--cores 2" in message)  # fmt: skip
+    assert "dataset" not in message  # 1 CPU fits
+    assert "'gpu'" not in message and "'big'" not in message  # 16 and 128 CPUs: room enough
+    # exactly the node's size fits
+    assert wf.check_slurm_node_sizes({None: {"dft": 2}, "big": {"train": 128}}, run=fake_sinfo(SINFO)) == []
+
+
+def test_unknown_partition_or_unusable_sinfo_only_warns():
+    [warning] = wf.check_slurm_node_sizes({"<partition>": {"dft": 4}}, run=fake_sinfo(SINFO))
+    assert "'<partition>'" in warning and "big, debug, gpu" in warning
+    [warning] = wf.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(returncode=1))
+    assert "exited with 1" in warning and "no controller" in warning
+    [warning] = wf.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(error=FileNotFoundError("sinfo")))
+    assert "node sizes not checked" in warning
+
+
+REQUESTS_FLOW = """
+import json
+from e3hier import workflow as wf
+
+onstart:
+    requests = wf.slurm_job_requests(workflow)
+    with open("requests.json", "w") as out:
+        json.dump({str(k): v for k, v in requests.items()}, out)
+
+rule all:
+    input: "c.txt"
+
+rule a:
+    output: "a.txt"
+    threads: 6
+    shell: "touch {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    threads: 2
+    shell: "touch {output}"
+
+rule c:
+    input: "b.txt"
+    output: "c.txt"
+    threads: 16
+    resources: slurm_partition="big"
+    shell: "touch {output}"
+"""
+
+
+def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
+    """What each partition is asked for, read from a workflow's settings (a throwaway workflow, run locally)."""
+    (tmp_path / "Snakefile").write_text(REQUESTS_FLOW)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--cores", "4",
+           "--groups", "b=small", "--default-resources", "slurm_partition=debug", "--set-threads", "a=3",
+           "--set-resources", "a:slurm_partition=mid"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    requests = json.loads((tmp_path / "requests.json").read_text())
+    # a: set-threads 3 (on its own partition); b: 2 threads, but grouped: a group job asks for `cores`;
+    # c: 16 threads capped at `cores`, on the partition the rule names
+    assert requests == {"mid": {"a": 3}, "debug": {"b": 4}, "big": {"c": 4}}
 
 
 # --------------------------------------------------------------------------- dry runs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -358,3 +360,99 @@ def test_write_read_roundtrip_is_clean_and_atomic(tmp_path, trimer):
     assert not back.pbc.any() and back.info == {}
     S.write_structure(path, back)  # overwriting an existing file works and is stable
     assert path.read_bytes() == (tmp_path / "plain.xyz").read_bytes()
+
+
+# --- charge, spin and periodicity -----------------------------------------------
+
+OH_XYZ = "2\n{comment}\nO 0.0 0.0 0.0\nH 0.0 0.0 0.97\n"
+
+
+def test_charge_and_multiplicity_read_from_the_comment_line_with_defaults(tmp_path):
+    (tmp_path / "water.xyz").write_text(WATER_XYZ.format(comment="plain xyz"))
+    (tmp_path / "oh.xyz").write_text(OH_XYZ.format(comment="multiplicity=2"))
+    (tmp_path / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
+    (tmp_path / "oh_minus.xyz").write_text(OH_XYZ.format(comment='Properties=species:S:1:pos:R:3 charge=-1 pbc="F F F"'))
+    manifest = W.structure_manifest({"source": "xyz", "xyz": {"train": ["*.xyz"]}}, base_dir=tmp_path)
+    found = {sid: (info["charge"], info["multiplicity"]) for sid, info in manifest.items()}
+    assert found == {"h2o_plus": (1, 2), "oh": (0, 2), "oh_minus": (-1, 1), "water": (0, 1)}
+    # generated clusters are neutral singlets
+    clusters = W.structure_manifest({"source": "water_clusters", "water_clusters": {
+        "seed": 0, "temperature_K": 50.0, "md_steps": 0, "splits": {"train": {"n_molecules": 2, "count": 2}}}})  # fmt: skip
+    assert {(info["charge"], info["multiplicity"]) for info in clusters.values()} == {(0, 1)}
+    assert S.electron_count(["O", "H", "H"], 1) == 9
+
+
+def test_charge_and_multiplicity_travel_through_the_structure_file(tmp_path, trimer):
+    (tmp_path / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
+    atoms = S.build_structure(S.xyz_recipe("train", tmp_path / "h2o_plus.xyz", 0))
+    S.write_structure(tmp_path / "out.xyz", atoms)
+    assert S.charge_and_multiplicity(S.read_structure(tmp_path / "out.xyz"), "out") == (1, 2)
+    # a neutral singlet's file carries neither key: generated clusters' files stay as they were
+    S.write_structure(tmp_path / "w3.xyz", trimer)
+    assert "charge" not in (tmp_path / "w3.xyz").read_text() and "multiplicity" not in (tmp_path / "w3.xyz").read_text()
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("oh.xyz", OH_XYZ.format(comment="OH radical"), r"9 electrons \(charge=0\) cannot have multiplicity=1"),
+        ("water.xyz", WATER_XYZ.format(comment="multiplicity=2"), r"10 electrons .* multiplicity=2: an even electron"),
+        ("cation.xyz", WATER_XYZ.format(comment="charge=1"), r"9 electrons \(charge=1\) cannot have multiplicity=1"),
+        ("high.xyz", OH_XYZ.format(comment="multiplicity=12"), r"multiplicity=12 needs 11 unpaired electrons, the structure has 9"),
+        ("bare_ion.xyz", "1\ncharge=1\nH 0 0 0\n", r"charge=1 leaves 0 electrons"),
+        ("bare.xyz", WATER_XYZ.format(comment="water, no charge"), r"the word 'charge' without a value"),
+        ("half.xyz", WATER_XYZ.format(comment="charge=0.5"), r"charge=0\.5 in the comment line is not an integer"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.endswith(".xyz") else "",
+)
+def test_charge_spin_mismatch_is_refused_naming_the_file(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        W.structure_manifest({"source": "xyz", "xyz": {"train": ["*.xyz"]}}, base_dir=tmp_path)
+    assert str(tmp_path / name) in str(err.value)
+
+
+def test_parity_mismatch_in_one_frame_names_the_frame(tmp_path):
+    (tmp_path / "traj.xyz").write_text(OH_XYZ.format(comment="multiplicity=2") + OH_XYZ.format(comment="frame 1"))
+    with pytest.raises(ValueError, match=r"traj\.xyz \(frame 1\): 9 electrons"):
+        S.structure_plans({"source": "xyz", "xyz": {"train": ["traj.xyz"]}}, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "comment, found",
+    [
+        ('Lattice="8 0 0 0 8 0 0 0 8" Properties=species:S:1:pos:R:3', 'pbc="T T T" and a cell'),
+        ('pbc="T F F"', 'pbc="T F F"'),
+        ('Lattice="8 0 0 0 8 0 0 0 8" pbc="F F F"', r"\(a cell \(Lattice=\)\)"),
+    ],
+)
+def test_periodic_input_is_refused_naming_the_file(tmp_path, comment, found):
+    (tmp_path / "box.xyz").write_text(WATER_XYZ.format(comment=comment))
+    with pytest.raises(ValueError, match="periodic input") as err:
+        W.structure_manifest({"source": "xyz", "xyz": {"train": ["*.xyz"]}}, base_dir=tmp_path)
+    assert str(tmp_path / "box.xyz") in str(err.value)
+    assert re.search(found, str(err.value)), str(err.value)
+
+
+def test_validate_structure_refuses_periodic_and_odd_structures():
+    water = Atoms("OH2", positions=_water([0, 0, 0]))
+    S.validate_structure("w", water)
+    with pytest.raises(ValueError, match="w: periodic input"):
+        S.validate_structure("w", Atoms("OH2", positions=_water([0, 0, 0]), cell=[9, 9, 9], pbc=True))
+    with pytest.raises(ValueError, match="oh: 9 electrons"):
+        S.validate_structure("oh", Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]))
+    radical = Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]], info={"multiplicity": 2})
+    S.validate_structure("oh", radical)
+
+
+def test_training_on_mixed_charges_is_refused_before_any_job(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    (tmp_path / "train" / "water.xyz").write_text(WATER_XYZ.format(comment=""))
+    (tmp_path / "test" / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
+    manifest = W.structure_manifest({"source": "xyz", "xyz": {"train": ["train/*.xyz"], "test": ["test/*.xyz"]}},
+                                    base_dir=tmp_path)  # fmt: skip
+    with pytest.raises(ValueError, match=r"different charges \(charge \+0: 1 \(first water\), charge \+1: 1 "
+                                         r"\(first h2o_plus\)\).*no charge input"):  # fmt: skip
+        W.check_single_charge(manifest, ["train", "val", "test"])
+    W.check_single_charge(manifest, ["train", "val"])  # a split no model sees may differ

@@ -89,7 +89,7 @@ def test_close_atoms_fail_naming_the_structure(tmp_path):
 
 
 def test_element_missing_from_basis_fails_naming_structure_and_element(tmp_path):
-    override = xyz_config(tmp_path, {"radon.xyz": "2\nr\nRn 0 0 0\nH 0 0 3.0\n"})
+    override = xyz_config(tmp_path, {"radon.xyz": "3\nr\nRn 0 0 0\nH 0 0 3.0\nH 0 3.0 0\n"})
     result = snakemake(tmp_path, "results/dft/radon.parquet", overrides=override, check=False)
     assert_failed_with(result, "structure radon", "'Rn'")
     assert not (tmp_path / "results" / "dft" / "radon.parquet").exists()
