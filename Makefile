@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: venv reproduce study report test lint bench clean
+.PHONY: venv reproduce study report test lint bench plan clean
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,12 @@ test: venv
 # Speed benchmarks (≤ 10 min on 2 cores): results/benchmarks/summary.json, see benchmarks/README.md.
 bench: venv
 	$(BIN)/python benchmarks/run.py
+
+# Cost plan of a config before running it (docs/plan.md): core-hours, peak memory, GPU-hours per rule.
+#   make plan CONFIG="config.yaml config.paper.yaml"   (the config files in merge order)
+CONFIG ?= config.yaml
+plan: venv
+	$(BIN)/python -m e3hier.plan --configfile $(CONFIG)
 
 lint: venv
 	$(BIN)/snakemake --lint
