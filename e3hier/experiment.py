@@ -141,7 +141,8 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
         model = member_model(trainers[0].model, p["seed"]) if trainers else None
         trainers.append(Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
-                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model))  # fmt: skip
+                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model,
+                                settings={"probe_structures": analysis_cfg["probe_structures"]}))  # fmt: skip
     start = time.perf_counter()
     if len(trainers) == 1:
         fitted = [trainers[0].fit(probe)]

@@ -22,13 +22,36 @@ import pyarrow.parquet as pq
 PROVENANCE_PACKAGES = ("e3hier", "pyscf", "numpy", "scipy", "torch", "e3nn", "ase", "pandas", "pyarrow")
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files an earlier, killed writer of ``path`` left beside it (``.name.*.tmp``).
+
+    Only one job writes a given output, so a leftover is never in use."""
+    stale = list(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The output gets the mode a new file gets under the umask (0644 under umask 022), not ``mkstemp``'s
+    private 0600, so colleagues on a cluster can read it; temporaries of a killed earlier writer go first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
