@@ -5,8 +5,10 @@ Kept free of Snakemake imports so it is tested like the rest of the package.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
+from pathlib import Path
 
 from e3hier.basis import element_basis
 from e3hier.grid import GRID_AXES
@@ -122,3 +124,32 @@ def training_uses_gpu(train_cfg: dict) -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def code_files(script, package: str = "e3hier") -> list[str]:
+    """The modules of ``package`` a workflow script runs: its imports, and theirs, found in the source
+    (sorted absolute paths). A rule lists them as inputs, so editing a module reruns exactly the jobs
+    whose code changed (Snakemake itself only tracks the script file)."""
+    script = Path(script).resolve()
+    root = script.parent.parent  # scripts/ sits beside the package
+    found: set[Path] = set()
+    pending = [script]
+    while pending:
+        for name in imported_modules(pending.pop(), package):
+            module = root / (name.replace(".", "/") + ".py")
+            if module.is_file() and module not in found:
+                found.add(module)
+                pending.append(module)
+    return sorted(map(str, found))
+
+
+@functools.lru_cache(maxsize=None)
+def imported_modules(path: Path, package: str) -> tuple[str, ...]:
+    """Dotted names ``path`` imports from ``package`` (``from a.b import c`` gives a.b and a.b.c)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names if alias.name.split(".")[0] == package]
+    return tuple(names)

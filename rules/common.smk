@@ -1,4 +1,5 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
+import os
 from pathlib import Path
 
 from snakemake.utils import Paramspace, min_version, validate
@@ -26,12 +27,22 @@ GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
+
+
+def code_inputs(script):
+    """The package modules a script runs (inputs: editing one reruns the jobs that run it), as paths
+    relative to the working directory, so a moved or copied workflow and run keep their records."""
+    modules = wf.code_files(Path(workflow.basedir) / "scripts" / script)
+    return [os.path.relpath(module) for module in modules]
+
+
 ENSEMBLE_SIZE = config["train"].get("ensemble_size", 1)
 SEED_BLOCKS = grid.seed_blocks(config["train"]["seeds"], ENSEMBLE_SIZE)
 TRAIN_INPUT = {
     "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
     "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
+    "code": code_inputs("train.py"),
 }
 
 
@@ -150,7 +161,6 @@ def all_targets():
     ] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
 
 
-
 def member_patterns(seeds):
     """The model folders of a block of seeds: the grid's wildcard pattern with each seed filled in."""
     return [GRID.wildcard_pattern.replace("{seed}", str(seed)) for seed in seeds]
@@ -173,7 +183,9 @@ def model_outputs(patterns):
         "ablation": "ablation.parquet",
     }
     if isinstance(patterns, str):
-        return {kind: f"results/models/{patterns}/{name}" for kind, name in files.items()}
+        return {
+            kind: f"results/models/{patterns}/{name}" for kind, name in files.items()
+        }
     return {
         kind: [f"results/models/{p}/{name}" for p in patterns]
         for kind, name in files.items()

@@ -68,7 +68,10 @@ else:
 rule models_table:
     """One row per trained model: test ε in total, of the block and per l."""
     input:
-        expand(f"results/models/{{point}}/summary.json", point=GRID.instance_patterns),
+        summaries=expand(
+            f"results/models/{{point}}/summary.json", point=GRID.instance_patterns
+        ),
+        code=code_inputs("models_table.py"),
     output:
         "results/tables/models.parquet",
     log:

@@ -8,7 +8,7 @@ from e3hier.io import logged_errors, setup_logging
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
-    tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
+    tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items() if name != "code"}
     options = snakemake.params.options
     name = snakemake.params.figure
     if name == "epsilon_vs_lmax":
