@@ -77,8 +77,31 @@ def write_json(path, payload: dict) -> None:
         tmp.write_text(to_json(payload) + "\n")
 
 
+#: How to recover from an unreadable output of an earlier run.
+RECOVER = "it is probably truncated or corrupted (an interrupted earlier run, a full disk): delete it and rerun"
+
+
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON file written by ``write_json``; an unreadable one is reported with its path and the way out."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read as JSON ({error}); {RECOVER}") from error
+
+
+def read_table(path, columns=None):
+    """A Parquet table as a ``pandas.DataFrame``; an unreadable file is reported with its path and the way
+    out, and ``columns`` (if given) must all be there."""
+    import pandas as pd  # here: the DFT job writes Parquet without importing pandas
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as error:
+        raise ValueError(f"{path}: cannot be read as Parquet ({error}); {RECOVER}") from error
+    missing = [c for c in columns or () if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} are missing (a table of another version or kind?); {RECOVER}")
+    return frame
 
 
 def write_parquet(path, frame, metadata: dict | None = None) -> None:

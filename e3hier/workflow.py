@@ -153,3 +153,40 @@ def imported_modules(path: Path, package: str) -> tuple[str, ...]:
         elif isinstance(node, ast.Import):
             names += [alias.name for alias in node.names if alias.name.split(".")[0] == package]
     return tuple(names)
+
+
+def check_training_config(config: dict, manifest: dict[str, dict], train_split: str = "train") -> None:
+    """Refuse, before any job, a training set-up that would fail late or silently: each error names its key.
+
+    - the training split, ``train.val_split`` and every ``train.test_splits`` entry must name a split that
+      holds structures (a typo would otherwise be dropped, or fail after training);
+    - every ``train.n_train`` size must fit in the training split;
+    - ``model.hidden_multiplicities`` needs one entry per order up to the largest ``train.lmax_hidden``;
+    - every element of an evaluated split must occur in the training or validation split (the network has
+      no input for an element it never saw).
+    """
+    train_cfg, problems = config["train"], []
+    counts = {split: 0 for split in splits(manifest)}
+    for info in manifest.values():
+        counts[info["split"]] += 1
+    available = ", ".join(f"{split} ({n})" for split, n in counts.items()) or "none"
+    named = [("the training split", train_split), ("train.val_split", train_cfg.get("val_split", "val"))]
+    named += [("train.test_splits", split) for split in train_cfg.get("test_splits", ["test", "test_large"])]
+    for key, split in named:
+        if not counts.get(split):
+            problems.append(f"{key}: split {split!r} holds no structures (splits with structures: {available})")
+    sizes = [n for n in train_cfg["n_train"] if n != "all" and int(n) > counts.get(train_split, 0)]
+    if sizes:
+        problems.append(f"train.n_train: {sizes} larger than the training split ({counts.get(train_split, 0)} structures)")
+    multiplicities = config["model"]["hidden_multiplicities"]
+    if len(multiplicities) < max(train_cfg["lmax_hidden"]) + 1:
+        problems.append(f"model.hidden_multiplicities: {len(multiplicities)} entries (l = 0..{len(multiplicities) - 1}), "
+                        f"train.lmax_hidden goes to {max(train_cfg['lmax_hidden'])}")  # fmt: skip
+    seen = {el for info in manifest.values() if info["split"] in {train_split, named[1][1]} for el in info["symbols"]}
+    for _, split in named[2:]:
+        unseen = sorted({el for info in manifest.values() if info["split"] == split for el in info["symbols"]} - seen)
+        if unseen:
+            problems.append(f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
+                            "validation structure has (the network has no input for them)")  # fmt: skip
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))

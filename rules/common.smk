@@ -20,9 +20,7 @@ SPLITS = wf.splits(STRUCTURES)
 STRUCTURE_PATTERN = wf.literal_pattern(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"
-TEST_SPLITS = [
-    s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
-]
+TEST_SPLITS = config["train"].get("test_splits", ["test", "test_large"])
 GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
@@ -31,13 +29,27 @@ TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 
 def code_inputs(script):
     """The package modules a script runs (inputs: editing one reruns the jobs that run it), as paths
-    relative to the working directory, so a moved or copied workflow and run keep their records."""
+    relative to the working directory, so a moved or copied workflow and run keep their records.
+    """
     modules = wf.code_files(Path(workflow.basedir) / "scripts" / script)
     return [os.path.relpath(module) for module in modules]
 
 
 ENSEMBLE_SIZE = config["train"].get("ensemble_size", 1)
 SEED_BLOCKS = grid.seed_blocks(config["train"]["seeds"], ENSEMBLE_SIZE)
+
+
+def training_inputs(wildcards):
+    """A training job's inputs, once the training set-up passed ``wf.check_training_config``: a
+    mistake in it stops the run while the DAG is built (before any job), naming the key; a run
+    that trains nothing (e.g. a dataset target) is not held to it."""
+    if not TRAINING_CHECKED:
+        wf.check_training_config(config, STRUCTURES, TRAIN_SPLIT)
+        TRAINING_CHECKED.append(True)
+    return TRAIN_INPUT
+
+
+TRAINING_CHECKED = []
 TRAIN_INPUT = {
     "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",

@@ -34,3 +34,23 @@ def test_temporaries_of_a_killed_writer_are_removed(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("done")
     assert target.read_text() == "done" and not list(tmp_path.glob(".table.parquet.*.tmp"))
+
+
+def test_truncated_outputs_of_an_earlier_run_are_named_with_the_way_out(tmp_path):
+    import pandas as pd
+
+    from e3hier.io import read_json, read_table, write_json
+
+    table = tmp_path / "train.parquet"
+    pd.DataFrame({"structure": ["a"], "x": [1.0]}).to_parquet(table)
+    table.write_bytes(table.read_bytes()[:-20])
+    with pytest.raises(ValueError, match=r"train.parquet: cannot be read as Parquet .* delete it and rerun"):
+        read_table(table)
+    summary = tmp_path / "summary.json"
+    write_json(summary, {"a": 1})
+    summary.write_text(summary.read_text()[:5])
+    with pytest.raises(ValueError, match=r"summary.json: cannot be read as JSON .* delete it and rerun"):
+        read_json(summary)
+    pd.DataFrame({"structure": ["a"]}).to_parquet(table)
+    with pytest.raises(ValueError, match=r"columns \['coefficient'\] are missing"):
+        read_table(table, ["structure", "coefficient"])
