@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+# e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
+SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
 
 .PHONY: venv reproduce study report test lint bench plan clean
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.findings import contributions, findings_table, lmax_gains, study_models
-from e3hier.io import read_json
+from e3hier.io import read_json, read_table
 from e3hier.training import L_COLUMNS
 
 GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
@@ -19,7 +19,7 @@ def gather(model_dirs, name: str) -> pd.DataFrame:
     frames = []
     for folder in map(Path, model_dirs):
         summary = read_json(folder / "summary.json")
-        frame = pd.read_parquet(folder / f"{name}.parquet")
+        frame = read_table(folder / f"{name}.parquet")
         for i, column in enumerate(GRID_COLUMNS):
             frame.insert(i, column, summary[column])
         frames.append(frame)

@@ -29,7 +29,8 @@ from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.io import atomic_path
 from e3hier.samples import pack
-from e3hier.training import L_COLUMNS, Trainer, TrainingDiverged, epoch_row, structure_errors, validation_row
+from e3hier.training import (L_COLUMNS, Trainer, TrainingDiverged, epoch_row, read_checkpoint, structure_errors,
+                             validation_row)
 
 GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
 
@@ -148,10 +149,9 @@ class EnsembleTrainer:
 
     def load_checkpoint(self):
         """``(epoch, runs)`` if a checkpoint of exactly these members exists."""
-        if not self.checkpoint_path.exists():
-            return None
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        if state.get("fingerprints") != [t.fingerprint for t in self.trainers]:
+        state = read_checkpoint(self.checkpoint_path, self.device,
+                                {"fingerprints": [t.fingerprint for t in self.trainers]})  # fmt: skip
+        if state is None:
             return None
         with torch.no_grad():  # in place: the members' parameters are views of the stack
             for name, param in self.network.named_parameters():

@@ -12,7 +12,8 @@ import torch
 from e3hier.capacity import grid_multiplicities
 from e3hier.features import features_table, probe_rows, zero_hidden_orders
 from e3hier.grid import point_name
-from e3hier.io import write_json, write_parquet
+from e3hier.dataset import DATASET_COLUMNS
+from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.samples import CHARGE_COLUMNS, check_single_charge, load_samples, pack
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
@@ -120,11 +121,15 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
-    train_frame = training_subset(pd.read_parquet(train_path), point["ntrain"])
-    val_frame = pd.read_parquet(val_path)
+    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point["ntrain"])
+    val_frame = read_table(val_path, DATASET_COLUMNS)
+    for path, frame in ((train_path, train_frame), (val_path, val_frame)):
+        if frame.empty:
+            raise ValueError(f"{path}: no structures (were all of the split's structures skipped? see its "
+                             ".skipped.tsv and dft.on_failure)")  # fmt: skip
     # the network has no charge input: refuse mixed charges before any training (test splits: a few columns)
     check_single_charge({"train": train_frame, "val": val_frame, **{
-        split: pd.read_parquet(path, columns=CHARGE_COLUMNS) for split, path in test_paths.items()}})  # fmt: skip
+        split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()}})  # fmt: skip
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point["output"])
     plan = grid_multiplicities(point["lmax"], point["capacity"], point["channels"],
@@ -144,7 +149,8 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
         model = member_model(trainers[0].model, p["seed"]) if trainers else None
         trainers.append(Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
-                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model))  # fmt: skip
+                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model,
+                                settings={"probe_structures": analysis_cfg["probe_structures"]}))  # fmt: skip
     start = time.perf_counter()
     if len(trainers) == 1:
         fitted = [trainers[0].fit(probe)]
@@ -167,7 +173,7 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
         trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
     evaluations, ablations = [[] for _ in trainers], None
     for split, path in test_paths.items():
-        samples = load_samples(pd.read_parquet(path), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
+        samples = load_samples(read_table(path, DATASET_COLUMNS), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
                                grid_level=grid_level)  # fmt: skip
         for s in samples:
             s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}

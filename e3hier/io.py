@@ -22,13 +22,36 @@ import pyarrow.parquet as pq
 PROVENANCE_PACKAGES = ("e3hier", "pyscf", "numpy", "scipy", "torch", "e3nn", "ase", "pandas", "pyarrow")
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files an earlier, killed writer of ``path`` left beside it (``.name.*.tmp``).
+
+    Only one job writes a given output, so a leftover is never in use."""
+    stale = list(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The output gets the mode a new file gets under the umask (0644 under umask 022), not ``mkstemp``'s
+    private 0600, so colleagues on a cluster can read it; temporaries of a killed earlier writer go first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -54,8 +77,31 @@ def write_json(path, payload: dict) -> None:
         tmp.write_text(to_json(payload) + "\n")
 
 
+#: How to recover from an unreadable output of an earlier run.
+RECOVER = "it is probably truncated or corrupted (an interrupted earlier run, a full disk): delete it and rerun"
+
+
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON file written by ``write_json``; an unreadable one is reported with its path and the way out."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read as JSON ({error}); {RECOVER}") from error
+
+
+def read_table(path, columns=None):
+    """A Parquet table as a ``pandas.DataFrame``; an unreadable file is reported with its path and the way
+    out, and ``columns`` (if given) must all be there."""
+    import pandas as pd  # here: the DFT job writes Parquet without importing pandas
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as error:
+        raise ValueError(f"{path}: cannot be read as Parquet ({error}); {RECOVER}") from error
+    missing = [c for c in columns or () if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} are missing (a table of another version or kind?); {RECOVER}")
+    return frame
 
 
 def write_parquet(path, frame, metadata: dict | None = None) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import pickle
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from e3hier.model import DensityNetwork
 from e3hier.samples import Sample, pack, shell_scales
 
 L_COLUMNS = range(5)  # per-l columns of the tables: l = 0..4
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -64,6 +68,45 @@ def build_model(model_config: dict) -> DensityNetwork:
 def fingerprint(payload: dict) -> str:
     """Stable hash of the settings a checkpoint belongs to."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_hash(samples: list[Sample]) -> str:
+    """A content hash of the data a model is trained and selected on: per structure its id, elements,
+    positions, coefficients, free-atom reference and orders, and the ε grid's size and weights (so a new
+    DFT setting, grid level or dataset gives another hash even with the same structure ids)."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(s.structure.encode())
+        digest.update("".join(s.symbols).encode())
+        for array in (s.positions, s.coefficient, s.reference, s.l):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        if s.grid is not None:
+            digest.update(np.ascontiguousarray(s.grid.weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
+#: What ``torch.load`` raises on a truncated or corrupted checkpoint file.
+CORRUPT_CHECKPOINT_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError,
+                             zipfile.BadZipFile)  # fmt: skip
+
+
+def read_checkpoint(path: Path, device, expected: dict):
+    """The checkpoint at ``path`` if it exists, loads and holds ``expected`` (e.g. its fingerprint), else None.
+
+    A corrupted or truncated file (a job killed while the file system lost its last write, a disk filled up)
+    or one of other settings or data is removed with a warning, and training starts again."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        problem = next((f"its {key} differs" for key, value in expected.items() if state.get(key) != value), None)
+    except CORRUPT_CHECKPOINT_ERRORS as error:
+        problem = f"it cannot be read ({type(error).__name__}: {error})"
+    if problem is None:
+        return state
+    log.warning("checkpoint %s discarded, %s: training starts again", path, problem)
+    path.unlink(missing_ok=True)
+    return None
 
 
 class Predictor:
@@ -140,7 +183,9 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
 
 def validation_row(errors: pd.DataFrame) -> dict:
     """The validation columns of an epoch's metrics from ``evaluate``'s table of the validation split."""
-    row = {"val_epsilon": float(errors["epsilon"].mean()), "val_epsilon_block": float(errors["epsilon_block"].mean())}
+    # NaN on one structure makes the epoch's ε NaN (pandas would skip it): a model that predicts NaN is broken
+    row = {"val_epsilon": float(errors["epsilon"].mean(skipna=False)),
+           "val_epsilon_block": float(errors["epsilon_block"].mean(skipna=False))}  # fmt: skip
     for l in L_COLUMNS:
         row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
     # the free-atom (zero-prediction) baseline, against which learning per l is measured
@@ -167,9 +212,10 @@ class Trainer:
 
     def __init__(self, name: str, layout: OutputLayout, train: list[Sample], val: list[Sample], lmax_hidden: int,
                  seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None,
-                 probe_every: int = 1, model: DensityNetwork | None = None):  # fmt: skip
+                 probe_every: int = 1, model: DensityNetwork | None = None, settings: dict | None = None):  # fmt: skip
         """``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
-        by default it is built here from ``torch.manual_seed(seed)``."""
+        by default it is built here from ``torch.manual_seed(seed)``. ``settings``: anything else the
+        result depends on (e.g. the probed structures), for the checkpoint's fingerprint."""
         self.name, self.layout, self.train, self.val = name, layout, train, val
         self.cfg, self.seed = train_cfg, seed
         self.probe_every = int(probe_every)
@@ -197,7 +243,8 @@ class Trainer:
         self.scheduler = self.make_scheduler(self.optimizer)
         self.fingerprint = fingerprint(
             {"model": self.model_config, "train": train_cfg, "seed": seed, "probe_every": self.probe_every,
-             "train_set": [s.structure for s in train], "val_set": [s.structure for s in val]}
+             "train_set": [s.structure for s in train], "val_set": [s.structure for s in val],
+             "data": data_hash(train + val), **(settings or {})}
         )  # fmt: skip
         for s in train + val:
             s.graph = {k: v.to(self.device) for k, v in s.graph.items()}
@@ -236,10 +283,8 @@ class Trainer:
 
     def load_checkpoint(self):
         """Resume state ``(epoch, metrics, best, callbacks)`` if a checkpoint of these exact settings exists."""
-        if not self.checkpoint_path.exists():
-            return None
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        if state.get("fingerprint") != self.fingerprint:
+        state = read_checkpoint(self.checkpoint_path, self.device, {"fingerprint": self.fingerprint})
+        if state is None:
             return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -322,6 +367,9 @@ class Trainer:
         """
         epoch = row["epoch"]
         row.update(self.validate() if validation is None else validation)
+        if not math.isfinite(row["val_epsilon_block"]):
+            raise TrainingDiverged(f"grid point {self.name}: validation ε is {row['val_epsilon_block']} at epoch "
+                                   f"{epoch} (the model predicts non-finite coefficients on the validation split)")  # fmt: skip
         row["lr"] = lr
         wall_seconds = time.perf_counter() - started
         row["wall_seconds"] = (run["metrics"][-1]["wall_seconds"] if run["metrics"] else 0.0) + wall_seconds

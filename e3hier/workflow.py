@@ -5,9 +5,11 @@ Kept free of Snakemake imports so it is tested like the rest of the package.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import subprocess
+from pathlib import Path
 
 from e3hier.basis import element_basis
 from e3hier.grid import GRID_AXES
@@ -253,3 +255,67 @@ def check_slurm_node_sizes(requests: dict, run=subprocess.run) -> list[str]:
     if errors:
         raise ValueError("Slurm jobs would never start: " + "; ".join(errors))
     return warnings
+def code_files(script, package: str = "e3hier") -> list[str]:
+    """The modules of ``package`` a workflow script runs: its imports, and theirs, found in the source
+    (sorted absolute paths). A rule lists them as inputs, so editing a module reruns exactly the jobs
+    whose code changed (Snakemake itself only tracks the script file)."""
+    script = Path(script).resolve()
+    root = script.parent.parent  # scripts/ sits beside the package
+    found: set[Path] = set()
+    pending = [script]
+    while pending:
+        for name in imported_modules(pending.pop(), package):
+            module = root / (name.replace(".", "/") + ".py")
+            if module.is_file() and module not in found:
+                found.add(module)
+                pending.append(module)
+    return sorted(map(str, found))
+
+
+@functools.lru_cache(maxsize=None)
+def imported_modules(path: Path, package: str) -> tuple[str, ...]:
+    """Dotted names ``path`` imports from ``package`` (``from a.b import c`` gives a.b and a.b.c)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names if alias.name.split(".")[0] == package]
+    return tuple(names)
+
+
+def check_training_config(config: dict, manifest: dict[str, dict], train_split: str = "train") -> None:
+    """Refuse, before any job, a training set-up that would fail late or silently: each error names its key.
+
+    - the training split, ``train.val_split`` and every ``train.test_splits`` entry must name a split that
+      holds structures (a typo would otherwise be dropped, or fail after training);
+    - every ``train.n_train`` size must fit in the training split;
+    - ``model.hidden_multiplicities`` needs one entry per order up to the largest ``train.lmax_hidden``;
+    - every element of an evaluated split must occur in the training or validation split (the network has
+      no input for an element it never saw).
+    """
+    train_cfg, problems = config["train"], []
+    counts = {split: 0 for split in splits(manifest)}
+    for info in manifest.values():
+        counts[info["split"]] += 1
+    available = ", ".join(f"{split} ({n})" for split, n in counts.items()) or "none"
+    named = [("the training split", train_split), ("train.val_split", train_cfg.get("val_split", "val"))]
+    named += [("train.test_splits", split) for split in train_cfg.get("test_splits", ["test", "test_large"])]
+    for key, split in named:
+        if not counts.get(split):
+            problems.append(f"{key}: split {split!r} holds no structures (splits with structures: {available})")
+    sizes = [n for n in train_cfg["n_train"] if n != "all" and int(n) > counts.get(train_split, 0)]
+    if sizes:
+        problems.append(f"train.n_train: {sizes} larger than the training split ({counts.get(train_split, 0)} structures)")
+    multiplicities = config["model"]["hidden_multiplicities"]
+    if len(multiplicities) < max(train_cfg["lmax_hidden"]) + 1:
+        problems.append(f"model.hidden_multiplicities: {len(multiplicities)} entries (l = 0..{len(multiplicities) - 1}), "
+                        f"train.lmax_hidden goes to {max(train_cfg['lmax_hidden'])}")  # fmt: skip
+    seen = {el for info in manifest.values() if info["split"] in {train_split, named[1][1]} for el in info["symbols"]}
+    for _, split in named[2:]:
+        unseen = sorted({el for info in manifest.values() if info["split"] == split for el in info["symbols"]} - seen)
+        if unseen:
+            problems.append(f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
+                            "validation structure has (the network has no input for them)")  # fmt: skip
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))

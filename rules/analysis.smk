@@ -7,6 +7,7 @@ rule analysis:
             point=GRID.instance_patterns,
             name=["metrics", "features", "ablation", "eval"],
         ),
+        code=code_inputs("analysis.py"),
     output:
         **{name: f"results/tables/{name}.parquet" for name in ANALYSIS_TABLES},
     log:
@@ -31,6 +32,7 @@ rule density_slice:
     input:
         dataset="results/dataset/test.parquet",
         models=expand("results/models/{point}/model.pt", point=density_slice_points()),
+        code=code_inputs("density_slice.py"),
     output:
         "results/tables/density_slice.parquet",
     log:
@@ -56,6 +58,7 @@ rule findings_report:
     """The verdict table as HTML (the report's first item) and Markdown (for the README)."""
     input:
         "results/tables/findings.parquet",
+        code=code_inputs("findings_report.py"),
     output:
         html=report(
             "results/tables/findings.html",

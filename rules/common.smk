@@ -1,4 +1,5 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
+import os
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -20,9 +21,7 @@ SPLITS = wf.splits(STRUCTURES)
 STRUCTURE_PATTERN = wf.literal_pattern(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"
-TEST_SPLITS = [
-    s for s in config["train"].get("test_splits", ["test", "test_large"]) if s in SPLITS
-]
+TEST_SPLITS = config["train"].get("test_splits", ["test", "test_large"])
 # the network has no charge input: every structure it sees must carry the same charge
 wf.check_single_charge(
     STRUCTURES,
@@ -32,12 +31,36 @@ GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
+
+
+def code_inputs(script):
+    """The package modules a script runs (inputs: editing one reruns the jobs that run it), as paths
+    relative to the working directory, so a moved or copied workflow and run keep their records.
+    """
+    modules = wf.code_files(Path(workflow.basedir) / "scripts" / script)
+    return [os.path.relpath(module) for module in modules]
+
+
 ENSEMBLE_SIZE = config["train"].get("ensemble_size", 1)
 SEED_BLOCKS = grid.seed_blocks(config["train"]["seeds"], ENSEMBLE_SIZE)
+
+
+def training_inputs(wildcards):
+    """A training job's inputs, once the training set-up passed ``wf.check_training_config``: a
+    mistake in it stops the run while the DAG is built (before any job), naming the key; a run
+    that trains nothing (e.g. a dataset target) is not held to it."""
+    if not TRAINING_CHECKED:
+        wf.check_training_config(config, STRUCTURES, TRAIN_SPLIT)
+        TRAINING_CHECKED.append(True)
+    return TRAIN_INPUT
+
+
+TRAINING_CHECKED = []
 TRAIN_INPUT = {
     "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
     "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
+    "code": code_inputs("train.py"),
 }
 
 
@@ -171,7 +194,6 @@ def all_targets():
     ] + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
 
 
-
 def member_patterns(seeds):
     """The model folders of a block of seeds: the grid's wildcard pattern with each seed filled in."""
     return [GRID.wildcard_pattern.replace("{seed}", str(seed)) for seed in seeds]
@@ -194,7 +216,9 @@ def model_outputs(patterns):
         "ablation": "ablation.parquet",
     }
     if isinstance(patterns, str):
-        return {kind: f"results/models/{patterns}/{name}" for kind, name in files.items()}
+        return {
+            kind: f"results/models/{patterns}/{name}" for kind, name in files.items()
+        }
     return {
         kind: [f"results/models/{p}/{name}" for p in patterns]
         for kind, name in files.items()

@@ -5,6 +5,7 @@ rule dataset:
         tables=lambda wc: expand("results/dft/{s}.parquet", s=structure_ids(wc.split)),
         summaries=lambda wc: expand("results/dft/{s}.json", s=structure_ids(wc.split)),
         references=expand("results/reference/{element}.parquet", element=ELEMENTS),
+        code=code_inputs("dataset.py"),
     output:
         dataset="results/dataset/{split}.parquet",
         skipped="results/dataset/{split}.skipped.tsv",

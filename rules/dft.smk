@@ -2,6 +2,7 @@ rule dft:
     """SCF of one structure and the Coulomb-metric fit of its density."""
     input:
         xyz="results/structures/{structure}.xyz",
+        code=code_inputs("dft.py"),
     output:
         # multiext: required for between-workflow caching of several files
         multiext("results/dft/{structure}", ".parquet", ".json"),
@@ -24,6 +25,8 @@ rule dft:
 
 rule free_atom:
     """Spherical free-atom density of one element on its s fit functions."""
+    input:
+        code=code_inputs("free_atom.py"),
     output:
         "results/reference/{element}.parquet",
     log:

@@ -6,6 +6,7 @@ for figure, spec in FIGURES.items():
             f"figure_{figure}"
         input:
             **spec["inputs"],
+            code=code_inputs("figure.py"),
         output:
             png=report(
                 f"results/figures/{figure}.png",

@@ -4,6 +4,7 @@ rule structure:
         # an XYZ structure's own source file (none for generated clusters): editing one
         # file reruns only its structures
         unpack(structure_source),
+        code=code_inputs("structures.py"),
     output:
         xyz="results/structures/{structure}.xyz",
     log:
@@ -31,6 +32,7 @@ rule structure_manifest:
     """One table of every structure: id, split, atom count and formula."""
     input:
         xyz=expand("results/structures/{structure}.xyz", structure=structure_ids()),
+        code=code_inputs("structure_manifest.py"),
     output:
         "results/structures/manifest.tsv",
     log:

@@ -14,7 +14,7 @@ if ENSEMBLE_SIZE == 1:
     rule train:
         """Train and evaluate one grid point (hidden l_max × output order × capacity × channels × seed × size)."""
         input:
-            **TRAIN_INPUT,
+            unpack(training_inputs),
         output:
             **model_outputs(GRID.wildcard_pattern),
         log:
@@ -43,7 +43,7 @@ else:
             name:
                 f"train_ensemble_seeds_{'_'.join(map(str, block))}"
             input:
-                **TRAIN_INPUT,
+                unpack(training_inputs),
             output:
                 **model_outputs(member_patterns(block)),
             log:
@@ -68,7 +68,10 @@ else:
 rule models_table:
     """One row per trained model: test ε in total, of the block and per l."""
     input:
-        expand(f"results/models/{{point}}/summary.json", point=GRID.instance_patterns),
+        summaries=expand(
+            f"results/models/{{point}}/summary.json", point=GRID.instance_patterns
+        ),
+        code=code_inputs("models_table.py"),
     output:
         "results/tables/models.parquet",
     log:

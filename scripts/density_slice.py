@@ -1,16 +1,15 @@
 """Snakemake glue: DFT and predicted densities on a plane through one test cluster."""
 
-import pandas as pd
 
 from e3hier.density_slice import plane_densities
-from e3hier.io import logged_errors, setup_logging, write_parquet
+from e3hier.io import logged_errors, read_table, setup_logging, write_parquet
 from e3hier.samples import load_samples, split_structures
 from e3hier.training import full_prediction, load_predictor
 
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
-    frame = pd.read_parquet(snakemake.input.dataset)
+    frame = read_table(snakemake.input.dataset)
     structures = list(split_structures(frame))
     index = snakemake.params.structure_index
     if index >= len(structures):

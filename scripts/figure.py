@@ -1,14 +1,13 @@
 """Snakemake glue: draw one figure from the analysis tables."""
 
-import pandas as pd
 
 from e3hier import figures
-from e3hier.io import logged_errors, setup_logging
+from e3hier.io import logged_errors, read_table, setup_logging
 
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
-    tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
+    tables = {name: read_table(path) for name, path in snakemake.input.items() if name != "code"}
     options = snakemake.params.options
     name = snakemake.params.figure
     if name == "epsilon_vs_lmax":

@@ -1,14 +1,13 @@
 """Snakemake glue: the verdict table as HTML and Markdown."""
 
-import pandas as pd
 
 from e3hier.findings import findings_html, findings_markdown
-from e3hier.io import atomic_path, logged_errors, setup_logging
+from e3hier.io import atomic_path, logged_errors, read_table, setup_logging
 
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
-    table = pd.read_parquet(snakemake.input[0])
+    table = read_table(snakemake.input[0])
     for path, text in ((snakemake.output.html, findings_html(table)), (snakemake.output.markdown, findings_markdown(table))):
         with atomic_path(path) as tmp:
             tmp.write_text(text)

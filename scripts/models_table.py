@@ -7,7 +7,7 @@ from e3hier.io import logged_errors, read_json, setup_logging, write_parquet
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
-    table = pd.DataFrame([read_json(p) for p in snakemake.input])
+    table = pd.DataFrame([read_json(p) for p in snakemake.input.summaries])
     table = table.sort_values(["output", "capacity", "channels", "lmax_hidden", "seed", "n_train"], ignore_index=True)
     write_parquet(snakemake.output[0], table)
     log.info("%d models", len(table))

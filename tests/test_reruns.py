@@ -77,6 +77,31 @@ def test_editing_a_figure_script_redraws_only_figures(run):
     assert figure_rules(jobs) and set(jobs) - {"all"} == figure_rules(jobs)
 
 
+def edit(module):
+    """Append a comment to a module of the workflow's copy of the package (a newer file, new content)."""
+    module.write_text(module.read_text() + "\n# edited\n")
+
+
+def test_editing_the_figures_module_redraws_only_figures(run):
+    edit(run.workflow / "e3hier" / "figures.py")
+    jobs = run()
+    assert figure_rules(jobs) and set(jobs) - {"all"} == figure_rules(jobs)
+
+
+def test_editing_the_model_retrains_and_redoes_everything_after(run):
+    edit(run.workflow / "e3hier" / "model.py")
+    jobs = run()
+    assert jobs["train"] == TINY_MODELS and {"models_table", "analysis", "density_slice"} <= set(jobs)
+    assert figure_rules(jobs) and not UPSTREAM & set(jobs)
+
+
+def test_editing_the_dft_redoes_dft_and_everything_after(run):
+    edit(run.workflow / "e3hier" / "dft.py")
+    jobs = run()
+    assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == TINY_MODELS
+    assert "structure" not in jobs and "structure_manifest" not in jobs
+
+
 def test_changing_an_analysis_option_does_not_retrain(run):
     jobs = run({"analysis": {"onset_fraction": 0.3}})
     assert "analysis" in jobs

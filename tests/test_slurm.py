@@ -425,7 +425,7 @@ def dry_run(profile, workdir, *configfiles):
 
 def test_profiles_name_only_rules_of_the_workflow():
     sources = "\n".join(p.read_text() for p in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")])
-    rules = set(re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", sources, re.M))
+    rules = set(re.findall(r"^\s*(?:rule|checkpoint)\s+(\w+)\s*:", sources, re.M))
     for profile in (PROFILE, WORKSTATION):
         settings = yaml.safe_load((profile / "config.yaml").read_text())
         named = set()

@@ -57,10 +57,40 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(synthetic_splits, tmp_path):
-    make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()
+    make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()  # leaves its final checkpoint
     other = dict(TINY_TRAIN, lr=0.005)
     metrics, _, _ = make_trainer(synthetic_splits, tmp_path / "ckpt.pt", other).fit()
     assert list(metrics["epoch"]) == [1, 2, 3, 4]
+    assert metrics["lr"].iloc[0] == 0.005  # trained again: a resumed run would return the finished one's metrics
+
+
+def test_checkpoint_of_other_data_is_not_resumed(synthetic_splits, tmp_path):
+    """Same settings and structure ids, other data (e.g. another dft.xc): the fingerprint's content hash."""
+    first, _, _ = make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()
+    changed = dict(synthetic_splits, val=tmp_path / "val.parquet")
+    frame = pd.read_parquet(synthetic_splits["val"])
+    frame["coefficient"] *= 1.01
+    frame.to_parquet(changed["val"])
+    metrics, _, _ = make_trainer(changed, tmp_path / "ckpt.pt").fit()
+    assert not np.allclose(metrics["val_epsilon"], first["val_epsilon"])
+
+
+def test_corrupted_checkpoint_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog):
+    reference, _, _ = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit()
+    path = tmp_path / "ckpt.pt"
+    make_trainer(synthetic_splits, path).fit()
+    path.write_bytes(path.read_bytes()[:200])  # truncated, as by a full disk
+    with caplog.at_level("WARNING"):
+        metrics, _, _ = make_trainer(synthetic_splits, path).fit()
+    assert "discarded" in caplog.text and str(path) in caplog.text
+    pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), reference.drop(columns=TIMING))
+
+
+def test_validation_without_finite_epsilon_names_grid_point_and_epoch(synthetic_splits, tmp_path):
+    trainer = make_trainer(synthetic_splits, tmp_path / "nan-val.pt")
+    trainer.val[0].reference = trainer.val[0].reference * np.nan
+    with pytest.raises(TrainingDiverged, match=r"grid point test-point: validation ε is nan at epoch 1"):
+        trainer.fit()
 
 
 def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):

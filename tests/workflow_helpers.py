@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "scripts", "report", "envs", "e3hier/schemas", "tests/configs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "scripts", "report", "envs", "e3hier", "tests/configs")
 
 
 def copy_workflow(target) -> Path:
