@@ -69,6 +69,7 @@ def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
             table[name] = pos[table["atom"].to_numpy(), axis]
         table["structure"] = f"s{seed}_{i:03d}"
         table["n_electrons"] = mol.nelectron
+        table["charge"], table["multiplicity"] = 0, 1
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
 
