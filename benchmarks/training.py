@@ -30,7 +30,10 @@ import torch
 from e3nn import o3
 from e3nn.nn.models.gate_points_2101 import Network
 
+import pyarrow.parquet as pq
+
 from benchmarks.common import PIPELINE_DIR, ROOT, load_config, log, stats
+from e3hier.dataset import DATASET_COLUMNS
 from e3hier.conventions import positions_to_e3nn
 from e3hier.layout import OutputLayout
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
@@ -54,6 +57,8 @@ def dataset_frames():
     else from the benchmark's small run."""
     for base in (ROOT / "results" / "dataset", PIPELINE_DIR / "results" / "dataset"):
         if (base / "train.parquet").exists() and (base / "val.parquet").exists():
+            if not set(DATASET_COLUMNS) <= set(pq.read_schema(base / "train.parquet").names):
+                continue  # a dataset of an earlier version of the workflow
             frames = []
             for split, count in (("train", N_TRAIN), ("val", N_VAL)):
                 frame = pd.read_parquet(base / f"{split}.parquet")
