@@ -114,17 +114,6 @@ def n_functions(basis_name: str, element: str, decontract: bool = False) -> int:
     return sum(2 * shell[0] + 1 for shell in element_basis(basis_name, element, decontract))
 
 
-def dft_mem_mb(symbols, dft_cfg: dict) -> int:
-    """Memory estimate (MB) of one DFT job: the (μν|P) tensors of the SCF and of the fit dominate."""
-    nao = sum(n_functions(dft_cfg["basis"], el) for el in symbols)
-    naux = max(
-        sum(n_functions(dft_cfg["scf_auxbasis"], el) for el in symbols),
-        sum(n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in symbols),
-    )
-    three_centre_mb = 8 * nao * nao * naux / 1e6
-    return int(1000 + 3 * three_centre_mb)
-
-
 def per_model_train_settings(train_cfg: dict) -> dict:
     """``train`` without the grid axes: what one training job depends on."""
     return {k: v for k, v in train_cfg.items() if k not in GRID_AXES}

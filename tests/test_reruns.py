@@ -102,6 +102,12 @@ def test_editing_the_dft_redoes_dft_and_everything_after(run):
     assert "structure" not in jobs and "structure_manifest" not in jobs
 
 
+def test_ensembles_train_blocks_of_seeds_in_one_job_each(run):
+    jobs = run({"train": {"ensemble_size": 2}})  # the tiny grid's seeds [0, 1]: one block
+    assert jobs["train_ensemble_seeds_0_1"] == TINY_MODELS // 2 and "train" not in jobs
+    assert not UPSTREAM & set(jobs)
+
+
 def test_changing_an_analysis_option_does_not_retrain(run):
     jobs = run({"analysis": {"onset_fraction": 0.3}})
     assert "analysis" in jobs
