@@ -34,31 +34,26 @@ PROJECT_IMPORTS = "from pyscf import lib; import e3hier.dft, e3hier.io, e3hier.s
 BARE_IMPORTS = "import numpy; from pyscf import df, dft, gto, lib; from pyscf.dft import radi"
 
 
-def trimer_xyz():
-    """A water trimer from a finished run, else a freshly generated one."""
+def water_cluster_xyz(n_molecules: int, name: str):
+    """A water cluster of ``n_molecules`` from a finished run, else a freshly generated one (seed 0)."""
     for base in (ROOT / "results" / "structures", PIPELINE_DIR / "results" / "structures"):
-        found = sorted(base.glob("w3_*.xyz"))
+        found = sorted(base.glob(f"w{n_molecules}_*.xyz"))
         if found:
             return found[0]
     from e3hier.structures import generate_water_cluster, write_structure
 
-    path = WORK / "trimer.xyz"
-    write_structure(path, generate_water_cluster(3, seed=0, md_steps=20))
+    path = WORK / f"{name}.xyz"
+    if not path.exists():
+        write_structure(path, generate_water_cluster(n_molecules, seed=0, md_steps=20))
     return path
+
+
+def trimer_xyz():
+    return water_cluster_xyz(3, "trimer")
 
 
 def tetramer_xyz():
-    """A water tetramer from a finished run, else a freshly generated one (seed 0)."""
-    for base in (ROOT / "results" / "structures", PIPELINE_DIR / "results" / "structures"):
-        found = sorted(base.glob("w4_*.xyz"))
-        if found:
-            return found[0]
-    from e3hier.structures import generate_water_cluster, write_structure
-
-    path = WORK / "tetramer.xyz"
-    if not path.exists():
-        write_structure(path, generate_water_cluster(4, seed=0, md_steps=20))
-    return path
+    return water_cluster_xyz(4, "tetramer")
 
 
 def goal_settings() -> dict:

@@ -181,11 +181,13 @@ class EnsembleTrainer:
                 graph = {k: v.to(self.device, non_blocking=True) for k, v in graph.items()}
             targets, l_rows, sizes = [], [], []
             for k, (trainer, batch) in enumerate(zip(self.trainers, member_batches)):
+                size = 0
                 for sample in batch:
                     target, rows_l = trainer.step_targets(sample)
                     targets.append(target)
                     l_rows.append(rows_l + k * (n_l + 1))
-                sizes.append(sum(len(trainer.step_targets(sample)[0]) for sample in batch))
+                    size += len(target)
+                sizes.append(size)
             target, l_rows = torch.cat(targets), torch.cat(l_rows)
             output = self.network(graph)
             residual = output.flatten(0, 1)[graph["atom"], graph["slot"]] - target

@@ -149,23 +149,22 @@ def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout
     per model, from one pass over the structure's ε grid.
     """
     block_orders = [l for l in np.unique(sample.l) if layout.in_block(l)]
-    errors = sample.grid.epsilon_by_l(predicted, sample.coefficient[:, None] if predicted.ndim == 2
-                                      else sample.coefficient, block_orders)  # fmt: skip
+    columns = predicted[:, None] if predicted.ndim == 1 else predicted  # one column per model
+    errors = sample.grid.epsilon_by_l(columns, sample.coefficient[:, None], block_orders)
     if sample.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
         sample.baseline = sample.grid.epsilon_by_l(sample.reference, sample.coefficient, block_orders)
-    electrons = sample.integral @ predicted - sample.n_electrons
+    electrons = sample.integral @ columns - sample.n_electrons
     rows = []
-    for k in range(1 if predicted.ndim == 1 else predicted.shape[1]):
-        pick = (lambda v: v) if predicted.ndim == 1 else (lambda v, k=k: v[k])
+    for k in range(columns.shape[1]):
         row = {
-            "epsilon": pick(errors["total"]),
-            "epsilon_block": pick(errors["block"]),
+            "epsilon": errors["total"][k],
+            "epsilon_block": errors["block"][k],
             "epsilon_baseline": sample.baseline["total"],
             "epsilon_baseline_block": sample.baseline["block"],
-            "electron_error": float(pick(electrons)),
+            "electron_error": electrons[k],
         }
         for l in L_COLUMNS:
-            row[f"epsilon_l{l}"] = pick(errors[l]) if l in errors else float("nan")
+            row[f"epsilon_l{l}"] = errors[l][k] if l in errors else float("nan")
             row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
         rows.append({key: float(value) for key, value in row.items()})
     return rows[0] if predicted.ndim == 1 else rows

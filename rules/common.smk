@@ -1,4 +1,5 @@
 # Shared helpers: config validation, structure ids, narrow params, resources.
+import functools
 import os
 from pathlib import Path
 
@@ -49,13 +50,15 @@ def training_inputs(wildcards):
     """A training job's inputs, once the training set-up passed ``wf.check_training_config``: a
     mistake in it stops the run while the DAG is built (before any job), naming the key; a run
     that trains nothing (e.g. a dataset target) is not held to it."""
-    if not TRAINING_CHECKED:
-        wf.check_training_config(config, STRUCTURES, TRAIN_SPLIT)
-        TRAINING_CHECKED.append(True)
+    check_training_setup()
     return TRAIN_INPUT
 
 
-TRAINING_CHECKED = []
+@functools.cache
+def check_training_setup():
+    wf.check_training_config(config, STRUCTURES, TRAIN_SPLIT)
+
+
 TRAIN_INPUT = {
     "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",

@@ -1,12 +1,13 @@
 """Running the Snakemake workflow from tests, in a temporary working directory."""
 
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from e3hier.plan import job_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -33,15 +34,7 @@ def planned_jobs(result) -> dict[str, int]:
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
         return {}
-    stats = text.split("Job stats:", 1)[1]
-    jobs = {}
-    for line in stats.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            jobs[match.group(1)] = int(match.group(2))
-    return jobs
+    return job_counts(text)
 
 
 def snakemake(workdir, *args, configfiles=(), overrides=None, check=True, timeout=900, snakefile=None):
