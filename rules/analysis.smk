@@ -13,7 +13,7 @@ rule analysis:
     log:
         "results/logs/analysis.log",
     benchmark:
-        "results/benchmarks/analysis.tsv"
+        "results/rule_benchmarks/analysis.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -38,7 +38,7 @@ rule density_slice:
     log:
         "results/logs/density_slice.log",
     benchmark:
-        "results/benchmarks/density_slice.tsv"
+        "results/rule_benchmarks/density_slice.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -69,7 +69,7 @@ rule findings_report:
     log:
         "results/logs/findings_report.log",
     benchmark:
-        "results/benchmarks/findings_report.tsv"
+        "results/rule_benchmarks/findings_report.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -12,7 +12,7 @@ rule dataset:
     log:
         "results/logs/dataset/{split}.log",
     benchmark:
-        "results/benchmarks/dataset/{split}.tsv"
+        "results/rule_benchmarks/dataset/{split}.tsv"
     conda:
         "../envs/dataset.yaml"
     threads: 1

@@ -32,7 +32,7 @@ rule free_atom:
     log:
         "results/logs/reference/{element}.log",
     benchmark:
-        "results/benchmarks/reference/{element}.tsv"
+        "results/rule_benchmarks/reference/{element}.tsv"
     conda:
         "../envs/dft.yaml"
     threads: 1

@@ -17,7 +17,7 @@ for figure, spec in FIGURES.items():
         log:
             f"results/logs/figures/{figure}.log",
         benchmark:
-            f"results/benchmarks/figures/{figure}.tsv"
+            f"results/rule_benchmarks/figures/{figure}.tsv"
         conda:
             "../envs/analysis.yaml"
         threads: 1

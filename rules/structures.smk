@@ -10,7 +10,7 @@ rule structure:
     log:
         "results/logs/structures/{structure}.log",
     benchmark:
-        "results/benchmarks/structures/{structure}.tsv"
+        "results/rule_benchmarks/structures/{structure}.tsv"
     wildcard_constraints:
         structure=STRUCTURE_PATTERN,
     conda:
@@ -38,7 +38,7 @@ rule structure_manifest:
     log:
         "results/logs/structure_manifest.log",
     benchmark:
-        "results/benchmarks/structure_manifest.tsv"
+        "results/rule_benchmarks/structure_manifest.tsv"
     conda:
         "../envs/structures.yaml"
     threads: 1

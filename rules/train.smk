@@ -20,7 +20,7 @@ if ENSEMBLE_SIZE == 1:
         log:
             f"results/logs/train/{GRID.wildcard_pattern}.log",
         benchmark:
-            f"results/benchmarks/train/{GRID.wildcard_pattern}.tsv"
+            f"results/rule_benchmarks/train/{GRID.wildcard_pattern}.tsv"
         conda:
             "../envs/train.yaml"
         threads: config["train"].get("threads", 1)
@@ -49,7 +49,7 @@ else:
             log:
                 f"results/logs/train/{block_pattern(block)}.log",
             benchmark:
-                f"results/benchmarks/train/{block_pattern(block)}.tsv"
+                f"results/rule_benchmarks/train/{block_pattern(block)}.tsv"
             conda:
                 "../envs/train.yaml"
             threads: config["train"].get("threads", 1)
@@ -77,7 +77,7 @@ rule models_table:
     log:
         "results/logs/models_table.log",
     benchmark:
-        "results/benchmarks/models_table.tsv"
+        "results/rule_benchmarks/models_table.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
