@@ -51,7 +51,7 @@ def run_job(spec: dict, path: Path) -> float:
 
 
 def run_lmax(lmax: int, folder: Path, base: dict) -> dict:
-    points = [{"lmax": lmax, "output": "full", "seed": seed, "ntrain": "all"} for seed in range(K)]
+    points = [{"lmax_hidden": lmax, "output": "full", "seed": seed, "n_train": "all"} for seed in range(K)]
     separate, epsilon = [], {"separate": [], "together": []}
     for point in points:
         out = folder / f"l{lmax}_alone_{point['seed']}"

@@ -11,24 +11,24 @@ import torch
 
 from e3hier.capacity import grid_multiplicities
 from e3hier.features import features_table, probe_rows, zero_hidden_orders
-from e3hier.grid import point_name
+from e3hier.grid import GridPoint
 from e3hier.dataset import DATASET_COLUMNS
 from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
-from e3hier.samples import CHARGE_COLUMNS, check_single_charge, load_samples, pack
+from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.training import L_COLUMNS, Trainer, evaluate
 
 
-def training_subset(frame: pd.DataFrame, ntrain) -> pd.DataFrame:
-    """The first ``ntrain`` training structures (``"all"``: every one), in dataset order."""
+def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
+    """The first ``n_train`` training structures (``"all"``: every one), in dataset order."""
     ids = list(dict.fromkeys(frame["structure"]))
-    if ntrain == "all":
+    if n_train == "all":
         return frame
-    ntrain = int(ntrain)
-    if ntrain > len(ids):
-        raise ValueError(f"train.n_train: {ntrain} structures requested, the training split has {len(ids)}")
-    return frame[frame["structure"].isin(set(ids[:ntrain]))]
+    n_train = int(n_train)
+    if n_train > len(ids):
+        raise ValueError(f"train.n_train: {n_train} structures requested, the training split has {len(ids)}")
+    return frame[frame["structure"].isin(set(ids[:n_train]))]
 
 
 def ablation_rows(evaluate_models, model, samples, lmax_hidden: int) -> list[pd.DataFrame]:
@@ -87,20 +87,13 @@ def target_sizes(samples, predictor) -> dict:
     return out
 
 
-def normalise_point(point: dict) -> dict:
-    """A grid point with every key of ``e3hier.grid.POINT_KEYS`` in its type (capacity, channels: study)."""
-    return {"lmax": int(point["lmax"]), "output": str(point["output"]),
-            "capacity": str(point.get("capacity", "study")), "channels": str(point.get("channels", "study")),
-            "seed": int(point["seed"]), "ntrain": str(point["ntrain"])}  # fmt: skip
-
-
 def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
                    train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None,
                    reference_lmax: int | None = None) -> dict:  # fmt: skip
     """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
     ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
-    ``point`` holds ``lmax``, ``output``, ``capacity``, ``channels``, ``seed`` and ``ntrain``;
+    ``point`` holds the fields of ``e3hier.grid.GridPoint`` (``capacity``, ``channels``: ``study`` if absent);
     ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_every``
     (optimiser steps between probes of the hidden features) and ``probe_structures`` (the first
     validation structures probed); ``reference_lmax`` is the l_max whose parameter count a
@@ -116,12 +109,12 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     """``run_grid_point`` for grid points that differ only in their seed, trained together in one
     ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
     analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
-    points = [normalise_point(point) for point in points]
-    if len({tuple((k, v) for k, v in p.items() if k != "seed") for p in points}) != 1:
+    points = [GridPoint.from_mapping(point) for point in points]
+    if len({p.with_seed(0) for p in points}) != 1:
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
-    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point["ntrain"])
+    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)
     val_frame = read_table(val_path, DATASET_COLUMNS)
     for path, frame in ((train_path, train_frame), (val_path, val_frame)):
         if frame.empty:
@@ -131,12 +124,12 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     check_single_charge({"train": train_frame, "val": val_frame, **{
         split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()}})  # fmt: skip
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
-    layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point["output"])
-    plan = grid_multiplicities(point["lmax"], point["capacity"], point["channels"],
-                               point["lmax"] if reference_lmax is None else int(reference_lmax), len(elements),
+    layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point.output)
+    plan = grid_multiplicities(point.lmax_hidden, point.capacity, point.channels,
+                               point.lmax_hidden if reference_lmax is None else int(reference_lmax), len(elements),
                                layout.irreps, model_cfg)  # fmt: skip
     model_cfg = {**model_cfg, "hidden_multiplicities": plan["multiplicities"]}
-    dtype = torch.float64 if train_cfg["dtype"] == "float64" else torch.float32
+    dtype = TORCH_DTYPES[train_cfg["dtype"]]
     grid_level = metric_cfg["grid_level"]
     train = load_samples(train_frame, layout, model_cfg, dtype)
     val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level)
@@ -147,8 +140,8 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
 
     trainers = []
     for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
-        model = member_model(trainers[0].model, p["seed"]) if trainers else None
-        trainers.append(Trainer(point_name(p), layout, train, val, p["lmax"], p["seed"], model_cfg, train_cfg,
+        model = member_model(trainers[0].model, p.seed) if trainers else None
+        trainers.append(Trainer(p.name, layout, train, val, p.lmax_hidden, p.seed, model_cfg, train_cfg,
                                 out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model,
                                 settings={"probe_structures": analysis_cfg["probe_structures"]}))  # fmt: skip
     start = time.perf_counter()
@@ -181,7 +174,7 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
             errors.insert(0, "split", split)
             evaluations[k].append(errors)
         if split == "test":
-            ablations = ablation_rows(evaluate_models, model, samples, point["lmax"])
+            ablations = ablation_rows(evaluate_models, model, samples, point.lmax_hidden)
     if ablations is None:
         ablations = ablation_rows(evaluate_models, model, [], 0)
     results = []
@@ -201,14 +194,14 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     return results
 
 
-def finish_grid_point(point: dict, trainer: Trainer, metrics: pd.DataFrame, best: dict, callbacks: list,
+def finish_grid_point(point: GridPoint, trainer: Trainer, metrics: pd.DataFrame, best: dict, callbacks: list,
                       eval_table: pd.DataFrame, ablation: pd.DataFrame, plan: dict, out_dir: Path) -> dict:  # fmt: skip
     """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
     its summary row (``summary.json`` is written by the caller)."""
-    name = point_name(point)
+    name = point.name
     train_seconds = float(metrics["wall_seconds"].iloc[-1])
     model_cfg, train_cfg, layout = trainer.model_config["model"], trainer.cfg, trainer.layout
-    provenance = {"grid_point": point, "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
+    provenance = {"grid_point": point.as_dict(), "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
     write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)
     write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
     write_parquet(out_dir / "features.parquet", features_table(callbacks), metadata=provenance)
@@ -218,18 +211,18 @@ def finish_grid_point(point: dict, trainer: Trainer, metrics: pd.DataFrame, best
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")
     return {
-        "lmax_hidden": int(point["lmax"]),
-        "output": point["output"],
-        "capacity": point["capacity"],
-        "channels": point["channels"],
-        "seed": int(point["seed"]),
+        "lmax_hidden": point.lmax_hidden,
+        "output": point.output,
+        "capacity": point.capacity,
+        "channels": point.channels,
+        "seed": point.seed,
         "n_train": len(trainer.train),
         "n_params": n_params,
         "target_params": int(plan["target_params"]),
         "hidden_multiplicities": "/".join(map(str, plan["multiplicities"])),
         "node_attributes": model_cfg.get("node_attributes", "constant"),
         "target_scaling": train_cfg["target_scaling"],
-        "unreachable_l": "/".join(map(str, unreachable_orders(point["lmax"], model_cfg["lmax_edge"],
+        "unreachable_l": "/".join(map(str, unreachable_orders(point.lmax_hidden, model_cfg["lmax_edge"],
                                                               sorted(layout.counts)))),  # fmt: skip
         "epsilon_test": float(test["epsilon"].mean()),
         "epsilon_test_block": float(test["epsilon_block"].mean()),

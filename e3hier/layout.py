@@ -15,7 +15,7 @@ from e3nn import o3
 
 from e3hier.basis import PARITY_LETTER, fit_basis, irreps_counts
 
-#: ``train.outputs`` → the orders l it predicts.
+#: ``train.output`` → the orders l it predicts.
 OUTPUT_ORDERS = {
     "scalar": lambda l: l == 0,
     "vector": lambda l: l == 1,
@@ -38,7 +38,7 @@ class OutputLayout:
     @classmethod
     def from_basis(cls, basis_name: str, elements, decontract: bool, output: str) -> "OutputLayout":
         if output not in OUTPUT_ORDERS:
-            raise ValueError(f"train.outputs: unknown output order {output!r}; choose from {sorted(OUTPUT_ORDERS)}")
+            raise ValueError(f"train.output: unknown output order {output!r}; choose from {sorted(OUTPUT_ORDERS)}")
         basis = fit_basis(basis_name, elements, decontract)
         union: dict[int, int] = {}
         for shells in basis.values():

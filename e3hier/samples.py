@@ -18,6 +18,10 @@ from e3hier.metric import DensityGrid, density_grid
 from e3hier.model import edge_features
 
 
+#: ``train.dtype`` → the torch type of the network, its inputs and its targets.
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
 @dataclass
 class Sample:
     """One structure. Row arrays follow the dataset's function rows (stored order).

@@ -43,7 +43,7 @@ def code_inputs(script):
 
 
 ENSEMBLE_SIZE = config["train"].get("ensemble_size", 1)
-SEED_BLOCKS = grid.seed_blocks(config["train"]["seeds"], ENSEMBLE_SIZE)
+SEED_BLOCKS = grid.seed_blocks(config["train"]["seed"], ENSEMBLE_SIZE)
 
 
 def training_inputs(wildcards):
@@ -127,41 +127,33 @@ ANALYSIS_TABLES = [
 LMAX_VALUES = sorted(config["train"]["lmax_hidden"])
 
 
-def first_point(lmax, output="full"):
+def first_point(lmax_hidden, output):
     """The grid point drawn in single-model figures: the study's model, first seed, largest training set."""
     t = config["train"]
-    return grid.point_name(
-        {
-            "lmax": lmax,
-            "output": output,
-            "capacity": "study",
-            "channels": "study",
-            "seed": t["seeds"][0],
-            "ntrain": grid.largest_n_train(t["n_train"]),
-        }
-    )
+    return grid.GridPoint(
+        lmax_hidden,
+        output,
+        seed=t["seed"][0],
+        n_train=grid.largest_n_train(t["n_train"]),
+    ).name
 
 
 def density_slice_lmax():
     return sorted({LMAX_VALUES[0], LMAX_VALUES[-1]})
 
 
+# the output order of the single-output figures and the density slice
+FIGURE_OUTPUT = grid.preferred_output(config["train"]["output"])
+
+
 def density_slice_points():
-    output = (
-        "full"
-        if "full" in config["train"]["outputs"]
-        else config["train"]["outputs"][-1]
-    )
-    return [first_point(lmax, output) for lmax in density_slice_lmax()]
+    return [first_point(lmax, FIGURE_OUTPUT) for lmax in density_slice_lmax()]
 
 
 def tables(*names):
     return {name: f"results/tables/{name}.parquet" for name in names}
 
 
-HIERARCHY_OUTPUT = (
-    "full" if "full" in config["train"]["outputs"] else config["train"]["outputs"][-1]
-)
 FIGURES = {
     "findings": {"category": "Findings", "inputs": tables("findings")},
     "epsilon_vs_lmax": {"category": "Errors", "inputs": tables("models")},
@@ -169,17 +161,17 @@ FIGURES = {
     "hierarchy": {
         "category": "Hierarchy",
         "inputs": tables("contributions", "models"),
-        "options": {"output": HIERARCHY_OUTPUT},
+        "options": {"output": FIGURE_OUTPUT},
     },
     "hidden_features": {
         "category": "Hierarchy",
         "inputs": tables("features"),
-        "options": {"output": HIERARCHY_OUTPUT},
+        "options": {"output": FIGURE_OUTPUT},
     },
     "ablation": {
         "category": "Hierarchy",
         "inputs": tables("ablation"),
-        "options": {"lmax": LMAX_VALUES[-1]},
+        "options": {"lmax_hidden": LMAX_VALUES[-1]},
     },
     "density": {"category": "Densities", "inputs": tables("density_slice")},
 }
@@ -203,7 +195,7 @@ def member_patterns(seeds):
 
 
 def block_pattern(seeds):
-    """The log and benchmark name of a block's job (``..._seed~0-1-2_...``)."""
+    """The log and benchmark name of a block's job (``..._seed~0-1-2_...``), as ``grid.block_name``."""
     return GRID.wildcard_pattern.replace("{seed}", "-".join(map(str, seeds)))
 
 

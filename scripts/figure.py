@@ -21,7 +21,7 @@ with logged_errors(log):
     elif name == "findings":
         fig = figures.findings(tables["findings"])
     elif name == "ablation":
-        fig = figures.ablation_heatmap(tables["ablation"], options["lmax"])
+        fig = figures.ablation_heatmap(tables["ablation"], options["lmax_hidden"])
     elif name == "density":
         fig = figures.density_planes(tables["density_slice"], list(dict.fromkeys(tables["density_slice"]["label"])))
     elif name == "transfer":

@@ -14,7 +14,7 @@ from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
 from e3hier.samples import check_single_charge, load_samples, structure_charges
 
-POINT = {"lmax": 1, "output": "full", "seed": 0, "ntrain": "all"}
+POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 
 
 def with_charge(frame: pd.DataFrame, charge: int, structures=None) -> pd.DataFrame:

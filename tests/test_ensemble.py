@@ -14,7 +14,7 @@ from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
-POINT = {"lmax": 1, "output": "full", "seed": 0, "ntrain": "all"}
+POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 
 
 def layout():
@@ -107,8 +107,8 @@ def test_seed_blocks_keep_full_blocks_when_seeds_are_appended():
     assert seed_blocks([0, 1, 2, 3, 4], 2) == [[0, 1], [2, 3], [4]]
     assert seed_blocks([0, 1, 2, 3, 4, 5], 2)[:2] == seed_blocks([0, 1, 2, 3, 4], 2)[:2]
     assert seed_blocks([7, 3], 1) == [[7], [3]]
-    point = {"lmax": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "ntrain": "all"}
-    assert block_name(point, [0, 1]) == "lmax~2_output~full_capacity~study_channels~study_seed~0-1_ntrain~all"
+    point = {"lmax_hidden": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "n_train": "all"}
+    assert block_name(point, [0, 1]) == "lmax_hidden~2_output~full_capacity~study_channels~study_seed~0-1_n_train~all"
 
 
 @pytest.mark.parametrize("lmax", [0, 2, 4])

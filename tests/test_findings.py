@@ -112,14 +112,14 @@ def test_lmax_gains_pairs_by_seed_and_puts_the_reference_into_the_matched_family
 
 
 def test_training_grid_adds_the_controls_at_the_largest_size():
-    cfg = {"lmax_hidden": [0, 2, 4], "outputs": ["scalar", "full"], "seeds": [0, 1], "n_train": [8, "all"],
+    cfg = {"lmax_hidden": [0, 2, 4], "output": ["scalar", "full"], "seed": [0, 1], "n_train": [8, "all"],
            "matched_capacity": ["full"], "equal_channels": ["full"]}  # fmt: skip
     grid = training_grid(cfg)
     assert len(grid) == 3 * 2 * 2 * 2 + 2 * 2 + 2
     matched = grid[grid["capacity"] == "matched"]
-    assert sorted(set(matched["lmax"])) == [0, 2] and set(matched["ntrain"]) == {"all"}
+    assert sorted(set(matched["lmax_hidden"])) == [0, 2] and set(matched["n_train"]) == {"all"}
     equal = grid[grid["channels"] == "equal"]
-    assert set(equal["lmax"]) == {4} and set(equal["output"]) == {"full"}
+    assert set(equal["lmax_hidden"]) == {4} and set(equal["output"]) == {"full"}
     assert not grid.duplicated().any()
 
 

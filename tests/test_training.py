@@ -19,7 +19,7 @@ from e3hier.samples import load_samples
 from e3hier.training import Trainer, TrainingDiverged, load_predictor
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
-POINT = {"lmax": 1, "output": "full", "seed": 3, "ntrain": "all"}
+POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}
 
 
 def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1):
