@@ -105,11 +105,22 @@ def relative_links(text: str) -> list[str]:
     return [t for t in targets if not re.match(r"^(?:[a-z][a-z0-9+.-]*:|#)", t)]
 
 
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors of a Markdown page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", without_code_blocks(text), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_point_to_existing_files(page):
     links = relative_links(page.read_text())
     broken = [t for t in links if not (page.parent / t.split("#", 1)[0]).exists()]
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+    for target in links:
+        path, _, anchor = target.partition("#")
+        if anchor and path.endswith(".md"):
+            anchors = heading_anchors((page.parent / path).read_text())
+            assert anchor in anchors, f"{page.relative_to(ROOT)}: no heading #{anchor} in {path}"
 
 
 def test_the_helpers_see_what_they_should():
@@ -120,3 +131,5 @@ def test_the_helpers_see_what_they_should():
     assert key_table_rows(text) == ["`train.epochs`"]
     assert key_mentions(text) == {"train.epochs", "train.lr"}
     assert relative_links(text) == ["docs/plan.md", "docs/figures/f.png"]
+    assert heading_anchors("# On a cluster\n## Cost of the tiers (measured on our 2-core machine)\n") == {
+        "on-a-cluster", "cost-of-the-tiers-measured-on-our-2-core-machine"}
