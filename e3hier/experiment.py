@@ -15,6 +15,7 @@ from e3hier.grid import GridPoint
 from e3hier.dataset import DATASET_COLUMNS
 from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
+from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.training import L_COLUMNS, Trainer, evaluate
@@ -31,34 +32,66 @@ def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
     return frame[frame["structure"].isin(set(ids[:n_train]))]
 
 
-def ablation_rows(evaluate_models, model, samples, lmax_hidden: int) -> list[pd.DataFrame]:
-    """Test ε with the hidden channels of one order l zeroed in every layer (``single``), or all orders ≥ l
-    (``cumulative``), for l = 1..lmax_hidden; Δε against the intact model, in total and per output l.
+#: Columns of a model's ``ablation.parquet``.
+ABLATION_COLUMNS = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
 
-    ``evaluate_models(samples)`` gives one ``evaluate`` table per model of ``model`` (one network, or a
-    ``MemberNetworks`` stack); one ablation table per model.
+
+def ablation_variants(lmax_hidden: int) -> list[tuple[int, str, tuple]]:
+    """``(zeroed_l, mode, orders)``: the hidden orders zeroed in every layer, one order l (``single``) or
+    all orders ≥ l (``cumulative``), for l = 1..lmax_hidden."""
+    return [(zeroed, mode, tuple(orders)) for zeroed in range(1, lmax_hidden + 1)
+            for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1)))]  # fmt: skip
+
+
+def evaluate_split(evaluate_models, model, samples, variants, held_bytes: float) -> tuple[list, dict]:
+    """One split's ``evaluate`` tables per model, intact and with each ablation variant's orders zeroed.
+
+    ``evaluate_models(samples)`` gives one table per model of ``model`` (one network, or a ``MemberNetworks``
+    stack). The structures go in chunks whose ε-grid collocations fit in ``held_bytes`` (at least one
+    structure): a chunk's streamed grids are evaluated once, held for all its passes, then released.
+    Returns ``(intact, ablated)``: a table per model, and ``{variant: a table per model}``.
     """
-    columns = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
-    if lmax_hidden == 0 or not samples:
-        return [pd.DataFrame(columns=columns) for _ in evaluate_models([])]
+    intact, ablated = [[] for _ in evaluate_models([])], {variant: [] for variant in variants}
+    start = 0
+    while start < len(samples):
+        stop, size = start + 1, samples[start].grid.collocation_bytes
+        while stop < len(samples) and size + samples[stop].grid.collocation_bytes <= held_bytes:
+            size += samples[stop].grid.collocation_bytes
+            stop += 1
+        chunk = samples[start:stop]
+        for sample in chunk:
+            sample.grid.hold()
+        for tables, table in zip(intact, evaluate_models(chunk)):
+            tables.append(table)
+        for variant in variants:
+            with zero_hidden_orders(model, variant[2]):
+                ablated[variant].append(evaluate_models(chunk))
+        for sample in chunk:
+            sample.grid.release()
+        start = stop
+    def joined(tables):
+        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
-    def mean_errors():
-        return [{"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
-                for table in evaluate_models(samples)]  # fmt: skip
+    return ([joined(tables) for tables in intact],
+            {variant: [joined(tables) for tables in zip(*chunks)] for variant, chunks in ablated.items()})  # fmt: skip
 
-    intact = mean_errors()
+
+def ablation_rows(intact: list[pd.DataFrame], ablated: dict) -> list[pd.DataFrame]:
+    """Per model: test ε with each variant's hidden orders zeroed (``ablation_variants``), and Δε against
+    the intact model, in total and per output l (means over the structures of ``evaluate_split``'s tables)."""
+
+    def mean_errors(table):
+        return {"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
+
     rows = [[] for _ in intact]
-    for zeroed in range(1, lmax_hidden + 1):
-        for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1))):
-            with zero_hidden_orders(model, orders):
-                ablated = mean_errors()
-            for k, (before, after) in enumerate(zip(intact, ablated)):
-                row = {"zeroed_l": zeroed, "mode": mode, "epsilon": after["epsilon"]}
-                row["delta_epsilon"] = after["epsilon"] - before["epsilon"]
-                for l in L_COLUMNS:
-                    row[f"delta_epsilon_l{l}"] = after[f"epsilon_l{l}"] - before[f"epsilon_l{l}"]
-                rows[k].append(row)
-    return [pd.DataFrame(r, columns=columns) for r in rows]
+    for (zeroed, mode, _), tables in ablated.items():
+        for k, (before, after) in enumerate(zip(map(mean_errors, intact), map(mean_errors, tables))):
+            row = {"zeroed_l": zeroed, "mode": mode, "epsilon": after["epsilon"]}
+            row["delta_epsilon"] = after["epsilon"] - before["epsilon"]
+            for l in L_COLUMNS:
+                row[f"delta_epsilon_l{l}"] = after[f"epsilon_l{l}"] - before[f"epsilon_l{l}"]
+            rows[k].append(row)
+    return [pd.DataFrame(r, columns=ABLATION_COLUMNS) for r in rows]
 
 
 def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
@@ -89,7 +122,7 @@ def target_sizes(samples, predictor) -> dict:
 
 def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
                    train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None,
-                   reference_lmax: int | None = None) -> dict:  # fmt: skip
+                   reference_lmax: int | None = None, collocation_cache_mb: float = COLLOCATION_CACHE_MB) -> dict:  # fmt: skip
     """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
     ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
@@ -97,15 +130,17 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_every``
     (optimiser steps between probes of the hidden features) and ``probe_structures`` (the first
     validation structures probed); ``reference_lmax`` is the l_max whose parameter count a
-    ``capacity: matched`` point takes. Returns the summary row of the models table.
+    ``capacity: matched`` point takes; ``collocation_cache_mb`` bounds the ε-grid collocation held
+    (``e3hier.metric.CollocationBudget``). Returns the summary row of the models table.
     """
     return run_grid_points([point], train_path, val_path, test_paths, dft_cfg, model_cfg, train_cfg, metric_cfg,
-                           [out_dir], log_stream, analysis_cfg, reference_lmax)[0]  # fmt: skip
+                           [out_dir], log_stream, analysis_cfg, reference_lmax, collocation_cache_mb)[0]  # fmt: skip
 
 
 def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
                     train_cfg: dict, metric_cfg: dict, out_dirs: list, log_stream=None, analysis_cfg=None,
-                    reference_lmax: int | None = None) -> list[dict]:  # fmt: skip
+                    reference_lmax: int | None = None,
+                    collocation_cache_mb: float = COLLOCATION_CACHE_MB) -> list[dict]:  # fmt: skip
     """``run_grid_point`` for grid points that differ only in their seed, trained together in one
     ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
     analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
@@ -132,7 +167,11 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     dtype = TORCH_DTYPES[train_cfg["dtype"]]
     grid_level = metric_cfg["grid_level"]
     train = load_samples(train_frame, layout, model_cfg, dtype)
-    val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level)
+    # held collocations: the validation grids (used every epoch) first, then the test splits' (used once,
+    # plus the ablation's passes); the rest are streamed (metric.collocation_cache_mb)
+    budget = CollocationBudget(collocation_cache_mb)
+    val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level,
+                       budget=budget)  # fmt: skip
     probe_graph = pack(val[: analysis_cfg["probe_structures"]])
 
     def probe(step, epoch, model):
@@ -164,19 +203,21 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     for trainer, (_, best, _) in zip(trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
         trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
-    evaluations, ablations = [[] for _ in trainers], None
+    evaluations, ablations = [[] for _ in trainers], [pd.DataFrame(columns=ABLATION_COLUMNS) for _ in trainers]
     for split, path in test_paths.items():
+        # test grids are used in one stretch (the split, then its ablations): streamed, and held a chunk at
+        # a time in what the validation grids left of the budget
         samples = load_samples(read_table(path, DATASET_COLUMNS), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
-                               grid_level=grid_level)  # fmt: skip
+                               grid_level=grid_level, budget=CollocationBudget(0))  # fmt: skip
         for s in samples:
             s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}
-        for k, errors in enumerate(evaluate_models(samples)):
+        variants = ablation_variants(point.lmax_hidden) if split == "test" else []
+        intact, ablated = evaluate_split(evaluate_models, model, samples, variants, budget.left)
+        for k, errors in enumerate(intact):
             errors.insert(0, "split", split)
             evaluations[k].append(errors)
-        if split == "test":
-            ablations = ablation_rows(evaluate_models, model, samples, point.lmax_hidden)
-    if ablations is None:
-        ablations = ablation_rows(evaluate_models, model, [], 0)
+        if variants and samples:
+            ablations = ablation_rows(intact, ablated)
     results = []
     for p, trainer, out_dir, (metrics, best, callbacks), evaluation, ablation in zip(
         points, trainers, out_dirs, fitted, evaluations, ablations

@@ -30,29 +30,77 @@ def becke_grid(mol, level: int) -> tuple[np.ndarray, np.ndarray]:
     return grids.coords, grids.weights
 
 
-class DensityGrid:
-    """A structure's quadrature grid and the collocation of its fit functions, computed once.
+#: Default ``metric.collocation_cache_mb``: the study tier holds all of its grids (~1.2 GB at most).
+COLLOCATION_CACHE_MB = 2000
 
-    ``collocation`` is (n_points, n_functions) with columns in the stored row
-    order of the structure's function table; ``l`` gives each column's order.
-    It is kept split by l (contiguous blocks), so per-l densities cost one pass.
+#: Memory (MB) of a training job besides its held collocations (data, network, Python); its rule asks for
+#: this plus ``metric.collocation_cache_mb``, and the job holds grids in what its ``mem_mb`` leaves.
+TRAINING_BASE_MB = 2000
+
+#: Grid points per block when a collocation is streamed: (points × fit functions) float32 values of one
+#: block stay ~100 MB for a 10-water aug-cc-pVTZ fit (~1,600 functions).
+STREAM_BLOCK_POINTS = 16384
+
+
+class DensityGrid:
+    """A structure's quadrature grid and the collocation of its fit functions.
+
+    The collocation is (n_points, n_functions) with columns in the stored row order of the structure's
+    function table; ``l`` gives each column's order. It is either held (``collocation``: computed
+    once, kept split by l in contiguous blocks so per-l densities cost one pass) or streamed
+    (``evaluate(start, stop)`` returns the rows of points ``start:stop`` at each use), which trades
+    a re-evaluation per use for memory: a paper-scale job holds too many grids (``metric.collocation_cache_mb``).
     """
 
-    def __init__(self, weights: np.ndarray, collocation: np.ndarray, l: np.ndarray, n_electrons: float):
+    def __init__(self, weights: np.ndarray, l: np.ndarray, n_electrons: float, collocation: np.ndarray | None = None,
+                 evaluate=None, dtype=None):  # fmt: skip
+        if (collocation is None) == (evaluate is None):
+            raise ValueError("DensityGrid: give either the collocation or a function evaluating it")
         self.weights = weights
         self.l = np.asarray(l)
         self.n_electrons = float(n_electrons)
-        self.dtype = collocation.dtype
+        self.dtype = collocation.dtype if collocation is not None else np.dtype(dtype or weights.dtype)
+        self.columns = {int(order): np.flatnonzero(self.l == order) for order in np.unique(self.l)}
+        self.evaluate = evaluate
+        self.blocks = {} if collocation is None else self._split_by_l(collocation)
+
+    def _split_by_l(self, collocation: np.ndarray) -> dict:
         # np.take along axis 1, not fancy indexing: the same columns, ~10× faster on a (30k, 300) array
-        self.blocks = {}
-        for order in np.unique(self.l):
-            cols = np.flatnonzero(self.l == order)
-            self.blocks[int(order)] = (cols, np.take(collocation, cols, axis=1))
+        return {l: (cols, np.take(collocation, cols, axis=1)) for l, cols in self.columns.items()}
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of collocation this grid holds (0 when streamed)."""
+        return sum(chi.nbytes for _, chi in self.blocks.values())
+
+    @property
+    def collocation_bytes(self) -> int:
+        """Bytes of its collocation when held."""
+        return collocation_bytes(len(self.weights), len(self.l), self.dtype)
+
+    def hold(self):
+        """Evaluate a streamed collocation once and hold it (until ``release``): for several uses in a row."""
+        if not self.blocks:
+            self.blocks = self._split_by_l(self.evaluate(0, len(self.weights)))
+
+    def release(self):
+        """Drop a collocation held by ``hold`` (a grid built held keeps it: it has no way to evaluate it again)."""
+        if self.evaluate is not None:
+            self.blocks = {}
 
     def density_by_l(self, coefficients: np.ndarray) -> dict[int, np.ndarray]:
         """ρ_l on the grid: the density of each order's functions alone."""
         coefficients = np.asarray(coefficients, dtype=self.dtype)
-        return {l: chi @ coefficients[cols] for l, (cols, chi) in self.blocks.items()}
+        if self.blocks:
+            return {l: chi @ coefficients[cols] for l, (cols, chi) in self.blocks.items()}
+        n_points = len(self.weights)
+        out = {l: np.empty((n_points, *coefficients.shape[1:]), dtype=self.dtype) for l in self.columns}
+        for start in range(0, n_points, STREAM_BLOCK_POINTS):
+            stop = min(start + STREAM_BLOCK_POINTS, n_points)
+            chi = self.evaluate(start, stop)
+            for l, cols in self.columns.items():
+                out[l][start:stop] = np.take(chi, cols, axis=1) @ coefficients[cols]
+        return out
 
     def density(self, coefficients: np.ndarray) -> np.ndarray:
         """ρ on the grid (electrons/bohr³)."""
@@ -89,18 +137,49 @@ class DensityGrid:
 
 
 def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: int, dtype=np.float64,
-                 n_electrons: float | None = None) -> DensityGrid:  # fmt: skip
+                 n_electrons: float | None = None, budget: CollocationBudget | None = None) -> DensityGrid:  # fmt: skip
     """Grid + collocation for one structure whose functions are listed in ``table`` (stored order).
 
     ``table`` needs the ``ao_index`` and ``l`` columns of ``e3hier.basis.function_table``. ε is divided
-    by ``n_electrons`` (the dataset's, Σ Z − charge; default: Σ Z, a neutral structure).
+    by ``n_electrons`` (the dataset's, Σ Z − charge; default: Σ Z, a neutral structure). The collocation is
+    held if ``budget`` (default: none, hold every grid) has room for it, else streamed (``DensityGrid``).
     """
     mol = build_mol(symbols, positions_angstrom, dft_settings["basis"])
     auxmol = make_auxmol(mol, fit_basis(dft_settings["fit_auxbasis"], symbols, dft_settings["decontract"]))
     coords, weights = becke_grid(mol, level)
-    # PySCF returns the (points, functions) array in Fortran order: gather whole function columns (rows
-    # of its transpose) and cast them, instead of fancy-indexing across it (~0.3 s per trimer, most of a
-    # training job's set-up)
-    chi = auxmol.eval_gto("GTOval_sph", coords).T[np.asarray(table["ao_index"])].astype(dtype).T
-    return DensityGrid(weights.astype(dtype), chi, np.asarray(table["l"]),
-                       mol.nelectron if n_electrons is None else n_electrons)  # fmt: skip
+    ao_index = np.asarray(table["ao_index"])
+    n_electrons = mol.nelectron if n_electrons is None else n_electrons
+
+    def evaluate(start: int, stop: int) -> np.ndarray:
+        # PySCF returns the (points, functions) array in Fortran order: gather whole function columns (rows
+        # of its transpose) and cast them, instead of fancy-indexing across it (~0.3 s per trimer, most of a
+        # training job's set-up)
+        return auxmol.eval_gto("GTOval_sph", coords[start:stop]).T[ao_index].astype(dtype).T
+
+    if budget is None or budget.take(collocation_bytes(len(weights), len(ao_index), dtype)):
+        return DensityGrid(weights.astype(dtype), table["l"], n_electrons, collocation=evaluate(0, len(weights)))
+    return DensityGrid(weights.astype(dtype), table["l"], n_electrons, evaluate=evaluate, dtype=dtype)
+
+
+def collocation_bytes(n_points: int, n_functions: int, dtype=np.float32) -> int:
+    """Bytes of one held collocation."""
+    return int(n_points) * int(n_functions) * np.dtype(dtype).itemsize
+
+
+class CollocationBudget:
+    """Megabytes of collocation one job may hold (``metric.collocation_cache_mb``); grids built after it is
+    spent are streamed. First come, first held: a job builds its validation grids (used every epoch) first."""
+
+    def __init__(self, megabytes: float):
+        self.left = float(megabytes) * 1e6
+
+    def take(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` if they fit in what is left."""
+        if nbytes > self.left:
+            return False
+        self.left -= nbytes
+        return True
+
+    def rest(self) -> CollocationBudget:
+        """A new budget of what is left of this one (for grids held one after the other)."""
+        return CollocationBudget(self.left / 1e6)

@@ -14,7 +14,7 @@ import torch
 from pyscf import gto
 
 from e3hier.layout import OutputLayout
-from e3hier.metric import DensityGrid, density_grid
+from e3hier.metric import CollocationBudget, DensityGrid, density_grid
 from e3hier.model import edge_features
 
 
@@ -122,14 +122,16 @@ def check_single_charge(frames: dict[str, pd.DataFrame]) -> int | None:
 
 
 def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dtype=torch.float32,
-                 with_grid: bool = False, dft_cfg: dict | None = None, grid_level: int = 1) -> list[Sample]:  # fmt: skip
-    """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each."""
+                 with_grid: bool = False, dft_cfg: dict | None = None, grid_level: int = 1,
+                 budget: CollocationBudget | None = None) -> list[Sample]:  # fmt: skip
+    """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each (held while
+    ``budget`` has room, else streamed; see ``e3hier.metric.DensityGrid``)."""
     samples = []
     for structure_id, rows in split_structures(frame):
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
         if with_grid:
             sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=np.float32,
-                                       n_electrons=sample.n_electrons)  # fmt: skip
+                                       n_electrons=sample.n_electrons, budget=budget)  # fmt: skip
         samples.append(sample)
     return samples
 

@@ -8,6 +8,7 @@ from snakemake.utils import Paramspace, min_version, validate
 
 from e3hier import grid
 from e3hier import workflow as wf
+from e3hier.metric import TRAINING_BASE_MB
 
 min_version("9.0")
 

@@ -1,9 +1,12 @@
+# the rest of a training job (data, network, Python) and the ε grids it holds: the job holds what its
+# mem_mb leaves (scripts/train.py), so the cache size is a resource, not a setting that retrains models
+TRAIN_MEM_MB = TRAINING_BASE_MB + int(config["metric"]["collocation_cache_mb"])
 TRAIN_PARAMS = {
     "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),
     "model": config["model"],
     "train": wf.per_model_train_settings(config["train"]),
-    "metric": config["metric"],
+    "metric": {k: v for k, v in config["metric"].items() if k != "collocation_cache_mb"},
     # measured during training, so they are training settings too
     "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
 }
@@ -26,7 +29,7 @@ if ENSEMBLE_SIZE == 1:
         threads: config["train"].get("threads", 1)
         resources:
             **TRAIN_GPU,
-            mem_mb=4000,
+            mem_mb=TRAIN_MEM_MB,
             runtime=120,
         params:
             **TRAIN_PARAMS,
@@ -55,7 +58,7 @@ else:
             threads: config["train"].get("threads", 1)
             resources:
                 **TRAIN_GPU,
-                mem_mb=4000,
+                mem_mb=TRAIN_MEM_MB,
                 runtime=120 * len(block),
             params:
                 **TRAIN_PARAMS,

@@ -1,7 +1,8 @@
 import numpy as np
 
 from e3hier.basis import build_mol
-from e3hier.metric import becke_grid, density_grid, epsilon_percent
+from e3hier import metric
+from e3hier.metric import CollocationBudget, becke_grid, density_grid, epsilon_percent
 from conftest import FIT, synthetic_frame
 
 
@@ -27,3 +28,23 @@ def test_epsilon_pieces_are_consistent():
     assert eps["block"] <= eps[0] + eps[1] + 1e-9
     rho_a, rho_b = grid.density(other), grid.density(coeff)
     assert np.isclose(epsilon_percent(rho_a, rho_b, grid.weights, grid.n_electrons), eps["total"], rtol=1e-5)
+
+
+def test_streamed_collocation_gives_the_held_epsilon_and_holds_nothing(monkeypatch):
+    """A grid past the job's budget (metric.collocation_cache_mb) is evaluated again in blocks: same ε."""
+    monkeypatch.setattr(metric, "STREAM_BLOCK_POINTS", 1000)  # several blocks on this small grid
+    frame = synthetic_frame(1, seed=4)
+    positions = frame.groupby("atom")[["x", "y", "z"]].first().to_numpy()
+    args = (["O", "H", "H"] * 2, positions, frame, FIT, 1)
+    held = density_grid(*args, dtype=np.float32)
+    budget = CollocationBudget(held.held_bytes / 1e6 * 1.5)  # room for one grid, not two
+    first, second = density_grid(*args, dtype=np.float32, budget=budget), density_grid(*args, dtype=np.float32, budget=budget)
+    assert first.held_bytes == held.held_bytes > 0 and second.held_bytes == 0
+    assert len(held.weights) > 3 * metric.STREAM_BLOCK_POINTS
+    coeff = frame["coefficient"].to_numpy()
+    # K = 3 models' predictions at once, as validation evaluates an ensemble
+    predicted = coeff[:, None] + np.random.default_rng(1).normal(scale=0.01, size=(len(coeff), 3))
+    expected, streamed = held.epsilon_by_l(predicted, coeff[:, None]), second.epsilon_by_l(predicted, coeff[:, None])
+    assert expected.keys() == streamed.keys()
+    for key in expected:
+        np.testing.assert_allclose(streamed[key], expected[key], rtol=1e-5)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
+from e3hier import metric
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples
@@ -104,6 +105,7 @@ KILL_SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
+from e3hier import metric
 from e3hier.experiment import run_grid_point
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
@@ -170,3 +172,19 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     contributions = features[(features["kind"] == "contribution") & (features["l_out"] == -1)]
     assert sorted(set(contributions["l"])) == [0, 1] and (contributions["value"] > 0).all()
     assert summary["capacity"] == "study" and summary["n_params"] == summary["target_params"]
+
+
+def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, tmp_path, monkeypatch):
+    """metric.collocation_cache_mb: 0 streams every ε grid (validation each epoch, test and ablation a
+    structure at a time): the tables equal those of a job holding them (float32 sums in another order)."""
+    monkeypatch.setattr(metric, "STREAM_BLOCK_POINTS", 500)  # several blocks per grid
+    point = dict(POINT, lmax_hidden=2)
+    runs = {}
+    for name, cache_mb in (("held", 2000), ("streamed", 0)):
+        run_grid_point(point, synthetic_splits["train"], synthetic_splits["val"], {"test": synthetic_splits["test"]},
+                       FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0}, tmp_path / name, collocation_cache_mb=cache_mb)
+        runs[name] = {table: pd.read_parquet(tmp_path / name / f"{table}.parquet") for table in ("metrics", "eval", "ablation")}
+    assert len(runs["held"]["ablation"]) == 4  # l = 1, 2 zeroed, single and cumulative
+    for table in ("metrics", "eval", "ablation"):
+        held, streamed = (runs[name][table].drop(columns=TIMING, errors="ignore") for name in ("held", "streamed"))
+        pd.testing.assert_frame_equal(held, streamed, rtol=1e-5)
