@@ -6,7 +6,7 @@ CORES ?= all
 # e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
 SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
 
-.PHONY: venv reproduce study report test lint bench plan clean
+.PHONY: venv reproduce study report test test-fast lint bench plan clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ study: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# the tests not marked slow (pyproject.toml): < 2 min on 2 cores
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
 # Speed benchmarks (≤ 10 min on 2 cores): results/benchmarks/summary.json, see benchmarks/README.md.
 bench: venv
 	$(BIN)/python benchmarks/run.py
@@ -44,6 +48,8 @@ plan: venv
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf results .snakemake

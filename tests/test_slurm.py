@@ -107,7 +107,7 @@ class LocalSlurm:
 
         ctld_port, slurmd_port = free_ports(2)
         # RealMemory a bit below the machine's; config_overrides lets a small CI machine
-        # still accept the profile's 8 GB training request (the tiny jobs need far less)
+        # still accept the jobs' memory requests (4 GB for training; the tiny jobs need far less)
         real_memory = max(int(memory_mb() * 0.9), 9000)
         self.conf.write_text(
             f"""\
