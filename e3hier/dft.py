@@ -463,7 +463,7 @@ def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict, char
     naming the structure.
     """
     from e3hier.io import package_versions
-    from e3hier.structures import check_charge_multiplicity
+    from e3hier.structures.charge_spin import check_charge_multiplicity
 
     check_charge_multiplicity(symbols, charge, multiplicity, f"structure {structure_id}")
     base = {"structure": structure_id, "charge": int(charge), "multiplicity": int(multiplicity),

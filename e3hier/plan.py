@@ -380,7 +380,7 @@ def structure_table(config: dict, base_dir=".") -> pd.DataFrame:
         ``symbols`` and ``metric_grid`` (ε collocation entries, points × fit functions).
     """
     from e3hier import workflow as wf
-    from e3hier.structures import OPT_STEPS
+    from e3hier.structures.water_clusters import OPT_STEPS
 
     dft_cfg = config["dft"]
     dft_key = json.dumps(dft_cfg["grid"], sort_keys=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from e3hier.basis import element_basis
 from e3hier.grid import GRID_AXES
-from e3hier.structures import structure_plans
+from e3hier.structures.plans import structure_plans
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
@@ -22,7 +22,7 @@ def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     Generated water clusters are known from their recipes (neutral singlets); XYZ inputs
     are read (cheaply) to learn their frames, elements, charges and multiplicities, and
     refused, naming the file, when periodic or when charge and multiplicity do not fit.
-    ``recipe`` is what the structure's own job needs (``e3hier.structures.build_structure``).
+    ``recipe`` is what the structure's own job needs (``e3hier.structures.plans.build_structure``).
     """
     return {
         structure_id: {"split": plan["recipe"]["split"], **plan}

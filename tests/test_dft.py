@@ -184,7 +184,7 @@ def test_memory_estimate_bounds_the_measured_peak(case, water_dimer, default_con
     """The dft rule's ``mem_mb`` is above the job's measured peak RSS, and not far above: a water dimer
     with the tiny run's grid (the fixed baseline dominates), and a trimer on the default grid whose SCF
     budget (260 MB) is tight enough that PySCF shrinks its XC blocks to fit, as at paper scale."""
-    from e3hier.structures import generate_water_cluster
+    from e3hier.structures.water_clusters import generate_water_cluster
 
     if not os.path.exists("/proc/self/status"):
         pytest.skip("the peak is read from /proc (Linux)")
