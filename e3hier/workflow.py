@@ -254,11 +254,29 @@ def code_files(script, package: str = "e3hier") -> list[str]:
     pending = [script]
     while pending:
         for name in imported_modules(pending.pop(), package):
-            module = root / (name.replace(".", "/") + ".py")
-            if module.is_file() and module not in found:
-                found.add(module)
-                pending.append(module)
+            for module in module_files(root, name):
+                if module not in found:
+                    found.add(module)
+                    pending.append(module)
     return sorted(map(str, found))
+
+
+def module_files(root: Path, name: str) -> list[Path]:
+    """The files under ``root`` that importing the dotted ``name`` runs: the ``__init__.py`` of each
+    package on the way (Python runs them first), then the module itself (``a/b.py`` or ``a/b/__init__.py``).
+
+    Parameters
+    ----------
+    root : Path
+        The folder that holds the package.
+    name : str
+        A dotted name as ``imported_modules`` gives it; one that is not a module (``a.b.function``) gives
+        only the packages on its way.
+    """
+    parts = name.split(".")
+    files = [root.joinpath(*parts[:k], "__init__.py") for k in range(1, len(parts))]
+    files += [root.joinpath(*parts[:-1], parts[-1] + ".py"), root.joinpath(*parts, "__init__.py")]
+    return [path for path in files if path.is_file()]
 
 
 @functools.lru_cache(maxsize=None)
