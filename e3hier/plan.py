@@ -327,7 +327,7 @@ def atom_grid_points(element: str, grid_key: str) -> int:
     """
     from pyscf import dft, gto
 
-    from e3hier.dft import configure_grid
+    from e3hier.dft.scf import configure_grid
 
     mol = gto.M(atom=f"{element} 0 0 0", basis="sto-3g", spin=gto.charge(element) % 2, verbose=0)
     grids = dft.gen_grid.Grids(mol)

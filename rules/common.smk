@@ -98,10 +98,10 @@ def structure_source(wildcards):
 
 
 def dft_mem_mb(wildcards, attempt):
-    """Memory (MB) for one DFT job: e3hier.dft's estimate of its peak from the structure's elements
+    """Memory (MB) for one DFT job: e3hier.dft.memory's estimate of its peak from the structure's elements
     and the dft block (SCF blocks, the fit's blocked integrals, the fit-error grid; docs/cluster.md,
     "DFT memory"); doubles on each retry."""
-    from e3hier.dft import structure_memory_mb
+    from e3hier.dft.memory import structure_memory_mb
 
     info = STRUCTURES[wildcards.structure]
     return (

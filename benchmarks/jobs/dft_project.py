@@ -8,7 +8,7 @@ import sys
 
 from pyscf import lib
 
-from e3hier.dft import dft_job
+from e3hier.dft.job import dft_job
 from e3hier.io import logged_errors, setup_logging, write_json, write_parquet
 from e3hier.structures.checks import validate_structure
 from e3hier.structures.files import read_structure
