@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
-from e3hier import grid
+from e3hier import grid, script_imports, slurm_nodes
 from e3hier import workflow as wf
 
 min_version("9.0")
@@ -38,7 +38,7 @@ def code_inputs(script):
     """The package modules a script runs (inputs: editing one reruns the jobs that run it), as paths
     relative to the working directory, so a moved or copied workflow and run keep their records.
     """
-    modules = wf.code_files(Path(workflow.basedir) / "scripts" / script)
+    modules = script_imports.code_files(Path(workflow.basedir) / "scripts" / script)
     return [os.path.relpath(module) for module in modules]
 
 
@@ -75,7 +75,9 @@ onstart:
         workflow.executor_plugin is not None
         and workflow.executor_plugin.name == "slurm"
     ):
-        for warning in wf.check_slurm_node_sizes(wf.slurm_job_requests(workflow)):
+        for warning in slurm_nodes.check_slurm_node_sizes(
+            slurm_nodes.slurm_job_requests(workflow)
+        ):
             logger.warning(f"Slurm node-size check: {warning}")
 
 
