@@ -82,7 +82,7 @@ def reference_density(symbols, positions_angstrom, settings: dict, charge: int =
     dm = total_density_matrix(mf.make_rdm1())
     energy, converged, scf_cycles = float(mf.e_tot), bool(mf.converged), int(mf.scf_cycles)
     scf_method = next(name for name in SCF_METHODS if mf.istype(name))
-    # the SCF's DF tensor and grid are not needed by the fit: free them before it (``dft_memory_mb``)
+    # the SCF's DF tensor and grid are not needed by the fit: free them before it (``memory.dft_memory_terms``)
     mf.with_df.reset()
     mf.grids.reset()
     del mf

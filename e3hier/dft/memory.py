@@ -20,7 +20,7 @@ from e3hier.dft.fit import FIT_BLOCK_MB
 from e3hier.dft.fit_error import FIT_ERROR_BLOCK_POINTS, FIT_ERROR_GRID_LEVEL
 from e3hier.dft.scf import SCF_MAX_MEMORY_MB, configure_grid
 
-#: Memory model of one DFT job (``dft_memory_mb``), in MB unless named otherwise.
+#: Memory model of one DFT job (``dft_memory_terms``), in MB unless named otherwise.
 #: Resident size of the job's Python process before any array: interpreter, numpy/SciPy/PySCF/libxc,
 #: pyarrow, ASE and e3hier loaded (measured: 142 MB), plus the small arrays of a one-water job.
 BASELINE_MB = 200
@@ -136,28 +136,6 @@ def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int,
     t["fit_error"] = t["fit_error_grid"] + t["fit_error_block"] + 3 * n_ao**2 * mb
     t["total"] = MEMORY_MARGIN * (t["baseline"] + max(t["scf"], t["fit"], t["fit_error"]))
     return t
-
-
-def dft_memory_mb(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int, n_grid_fit_error: int,
-                  **options) -> int:
-    """Peak memory (MB, rounded up) of one DFT job: ``dft_memory_terms``' total.
-
-    Parameters
-    ----------
-    n_ao : int
-        SCF basis functions.
-    n_aux_scf : int
-        Functions of the SCF's density-fitting basis (``dft.scf_auxbasis``).
-    n_aux_fit : int
-        Fit functions (``dft.fit_auxbasis``).
-    n_grid_scf : int
-        Points of the SCF's XC grid.
-    n_grid_fit_error : int
-        Points of the fit-error grid.
-    **options
-        As in ``dft_memory_terms``.
-    """
-    return int(np.ceil(dft_memory_terms(n_ao, n_aux_scf, n_aux_fit, n_grid_scf, n_grid_fit_error, **options)["total"]))
 
 
 @functools.lru_cache(maxsize=None)

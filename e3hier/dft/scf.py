@@ -19,7 +19,7 @@ RADIAL_SCHEMES = {
 }
 
 #: PySCF's memory budget (MB) for the SCF, set explicitly so that neither ``PYSCF_MAX_MEMORY`` nor a
-#: site config changes the job's memory behind ``dft_memory_mb``'s back. PySCF's own default: its
+#: site config changes the job's memory behind ``memory.dft_memory_terms``' back. PySCF's own default: its
 #: adaptive buffers (XC grid blocks, DF build and exchange blocks) grow up to about this, and a DF
 #: tensor that does not fit in 90 % of what is left goes to a file in ``TMPDIR`` instead (PySCF's rule).
 SCF_MAX_MEMORY_MB = 4000
