@@ -30,7 +30,8 @@ from benchmarks.common import (OUT, PIPELINE_DIR, PYTHON, ROOT, BENCH, load_conf
 GOAL = 1.10
 REPEATS = 3
 WORK = OUT / "work"
-PROJECT_IMPORTS = "from pyscf import lib; import e3hier.dft, e3hier.io, e3hier.structures"
+PROJECT_IMPORTS = ("from pyscf import lib; import e3hier.dft.job, e3hier.io, e3hier.structures.charge_spin, "
+                   "e3hier.structures.checks, e3hier.structures.files")  # what scripts/dft.py imports
 BARE_IMPORTS = "import numpy; from pyscf import df, dft, gto, lib; from pyscf.dft import radi"
 
 
@@ -40,7 +41,8 @@ def water_cluster_xyz(n_molecules: int, name: str):
         found = sorted(base.glob(f"w{n_molecules}_*.xyz"))
         if found:
             return found[0]
-    from e3hier.structures import generate_water_cluster, write_structure
+    from e3hier.structures.files import write_structure
+    from e3hier.structures.water_clusters import generate_water_cluster
 
     path = WORK / f"{name}.xyz"
     if not path.exists():
@@ -79,8 +81,8 @@ def _function_seconds(stats_table, filename, function, caller=None) -> float | N
 
 def profile_dft_job(xyz, settings) -> dict:
     """Seconds (in-process cProfile) of ``dft_job`` and of its parts, those a bare script lacks marked (extra)."""
-    from e3hier.dft import dft_job
-    from e3hier.structures import read_structure
+    from e3hier.dft.job import dft_job
+    from e3hier.structures.files import read_structure
 
     atoms = read_structure(xyz)
     profiler = cProfile.Profile()
@@ -90,23 +92,24 @@ def profile_dft_job(xyz, settings) -> dict:
     table = pstats.Stats(profiler).stats
     here = ("dft.py", "fit_error_percent")
     return {
-        "dft_job (total)": _function_seconds(table, "e3hier/dft.py", "dft_job"),
-        "run_scf (SCF)": _function_seconds(table, "e3hier/dft.py", "run_scf"),
-        "fit_density (fit)": _function_seconds(table, "e3hier/dft.py", "fit_density"),
-        "extra: fit error (total)": _function_seconds(table, "e3hier/dft.py", "fit_error_percent"),
+        "dft_job (total)": _function_seconds(table, "e3hier/dft/job.py", "dft_job"),
+        "run_scf (SCF)": _function_seconds(table, "e3hier/dft/scf.py", "run_scf"),
+        "fit_density (fit)": _function_seconds(table, "e3hier/dft/fit.py", "fit_density"),
+        "extra: fit error (total)": _function_seconds(table, "e3hier/dft/fit_error.py", "fit_error_percent"),
         "extra: fit error, Becke grid": _function_seconds(table, "e3hier/metric.py", "becke_grid", here),
         "extra: fit error, eval_ao of all AOs on it": _function_seconds(table, "numint.py", "eval_ao", here),
         "extra: fit error, eval_rho on it": _function_seconds(table, "numint.py", "eval_rho", here),
         "extra: fit error, auxmol.eval_gto on it": _function_seconds(table, "eval_gto.py", "eval_gto", here),
         "extra: function_columns": _function_seconds(table, "e3hier/basis.py", "function_columns"),
-        "extra: arrow table": _function_seconds(table, "e3hier/dft.py", "arrow_column"),
+        "extra: arrow table": _function_seconds(table, "e3hier/dft/job.py", "arrow_column"),
         "extra: package_versions": _function_seconds(table, "e3hier/io.py", "package_versions"),
         "extra: pandas import (should be absent)": _function_seconds(table, "pandas/__init__.py", "<module>"),
     }
 
 
 WATCHED_IMPORTS = ("pyscf", "numpy", "scipy", "pandas", "pyarrow", "pyarrow.parquet", "ase", "ase.io", "torch",
-                   "e3hier.dft", "e3hier.basis", "e3hier.metric", "e3hier.io", "e3hier.structures")  # fmt: skip
+                   "e3hier.dft.job", "e3hier.basis", "e3hier.metric", "e3hier.io", "e3hier.structures.checks",
+                   "e3hier.structures.files")  # fmt: skip
 
 
 def import_profile(env) -> dict:
@@ -123,7 +126,7 @@ def import_profile(env) -> dict:
 
 
 def run(repeats: int = REPEATS) -> dict:
-    from e3hier.dft import SCF_MAX_MEMORY_MB
+    from e3hier.dft.scf import SCF_MAX_MEMORY_MB
 
     settings = goal_settings()
     WORK.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from benchmarks.common import ROOT, load_config, log, ratio, stats
 from e3hier.basis import build_mol, fit_basis, make_auxmol
 from e3hier.metric import density_grid
-from e3hier.structures import read_structure
+from e3hier.structures.files import read_structure
 
 BOHR_PER_ANGSTROM = 1.0 / 0.52917721092
 SPACING, MARGIN, CHUNK = 0.1, 3.0, 20000

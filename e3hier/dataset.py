@@ -31,7 +31,7 @@ import pandas as pd
 
 from e3hier.io import read_json
 from e3hier.reference import attach_reference
-from e3hier.structures import DEFAULT_CHARGE, DEFAULT_MULTIPLICITY, charge_and_multiplicity, electron_count
+from e3hier.structures.charge_spin import DEFAULT_CHARGE, DEFAULT_MULTIPLICITY, charge_and_multiplicity, electron_count
 
 DATASET_COLUMNS = [
     "structure", "atom", "element", "x", "y", "z", "l", "shell", "m", "exponent", "ao_index",

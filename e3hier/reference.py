@@ -15,7 +15,8 @@ from pyscf import gto
 from pyscf.scf.atom_ks import AtomSphAverageRKS
 
 from e3hier.basis import build_mol, fit_basis, function_table
-from e3hier.dft import SCFNotConverged, configure_grid, fit_density
+from e3hier.dft.fit import fit_density
+from e3hier.dft.scf import SCFNotConverged, configure_grid
 
 
 def free_atom_reference(element: str, settings: dict) -> pd.DataFrame:

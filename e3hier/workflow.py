@@ -5,15 +5,12 @@ Kept free of Snakemake imports so it is tested like the rest of the package.
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
-import subprocess
-from pathlib import Path
 
 from e3hier.basis import element_basis
 from e3hier.grid import GRID_AXES
-from e3hier.structures import structure_plans
+from e3hier.structures.plans import structure_plans
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
@@ -22,7 +19,7 @@ def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     Generated water clusters are known from their recipes (neutral singlets); XYZ inputs
     are read (cheaply) to learn their frames, elements, charges and multiplicities, and
     refused, naming the file, when periodic or when charge and multiplicity do not fit.
-    ``recipe`` is what the structure's own job needs (``e3hier.structures.build_structure``).
+    ``recipe`` is what the structure's own job needs (``e3hier.structures.plans.build_structure``).
     """
     return {
         structure_id: {"split": plan["recipe"]["split"], **plan}
@@ -133,144 +130,6 @@ def training_uses_gpu(train_cfg: dict) -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-# --- Slurm: jobs wider than every node of their partition ------------------------
-
-#: Every node of every partition (hidden ones too) with its CPU count: one "partition cpus" line per
-#: node and partition; the default partition's name ends in "*".
-SINFO_NODE_CPUS = ("sinfo", "--noheader", "--all", "--Node", "--format=%P %c")
-SINFO_TIMEOUT_S = 30
-
-
-def parse_sinfo_cpus(text: str) -> tuple[dict[str, int], str | None]:
-    """``({partition: CPUs of its largest node}, default partition or None)`` from ``SINFO_NODE_CPUS``'
-    output (``sinfo -h -o '%c'`` per node and partition). A count "N+" (sinfo's "N or more", on lines
-    that sum up nodes of different sizes) is read as N; lines that are not "partition count" are skipped.
-    """
-    largest: dict[str, int] = {}
-    default = None
-    for line in text.splitlines():
-        fields = line.split()
-        match = re.fullmatch(r"(\d+)\+?", fields[1]) if len(fields) == 2 else None
-        if match is None:
-            continue
-        partition = fields[0]
-        if partition.endswith("*"):
-            partition = default = partition[:-1]
-        largest[partition] = max(largest.get(partition, 0), int(match.group(1)))
-    return largest, default
-
-
-def slurm_cpu_problems(requests: dict, largest: dict[str, int], default: str | None) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)`` of a Slurm run whose jobs ask for ``requests`` = ``{partition (None: Slurm's
-    default): {rule: CPUs one of its jobs asks for}}`` on a cluster whose partitions' largest nodes
-    have ``largest`` CPUs (``parse_sinfo_cpus``).
-
-    An error for each partition where no node has the CPUs that some rule's jobs ask for, naming those
-    rules: Slurm accepts such a job and leaves it pending forever (reason PartitionConfig). A warning
-    for a partition that sinfo does not list.
-    """
-    errors, warnings = [], []
-    for partition, by_rule in requests.items():
-        name = default if partition is None else partition
-        if name not in largest:
-            known = ", ".join(sorted(largest)) or "none"
-            warnings.append(f"partition {name!r} (rules {', '.join(sorted(by_rule))}): sinfo lists no such "
-                            f"partition (it lists: {known}); set slurm_partition (docs/cluster.md, Site settings)")  # fmt: skip
-            continue
-        n = largest[name]
-        wide = {rule: cpus for rule, cpus in sorted(by_rule.items()) if cpus > n}
-        if wide:
-            listing = ", ".join(f"{rule} ({cpus})" for rule, cpus in wide.items())
-            errors.append(
-                f"partition {name!r}: its largest node has {n} CPUs, but jobs of rules {listing} ask for more "
-                f"(a rule's threads, capped at `cores`; a group job asks for `cores`): Slurm would leave them "
-                f"pending forever (reason PartitionConfig). Run with --cores {n}, or set `cores: {n}` in your "
-                "copy of the profile (docs/cluster.md)"
-            )
-    return errors, warnings
-
-
-def _resource_raw(rule, name: str):
-    """The value of a rule's resource as set (``--default-resources``, ``set-resources``, the rule), or
-    None when unset or set by a function of the job."""
-    if name not in rule.resources:
-        return None
-    raw = getattr(rule.resources[name], "raw", None)
-    return None if callable(raw) else raw
-
-
-def slurm_job_requests(workflow) -> dict:
-    """``{partition (None: Slurm's default): {rule: CPUs one of its jobs asks for}}`` of a Snakemake
-    workflow with its settings (``workflow.cores``, threads, groups, ``slurm_partition``).
-
-    A job asks for its rule's threads capped at ``cores``; a job of a grouped rule (the profile's
-    ``groups:``) runs in a group job, which asks for ``cores``; threads set by a function count as ``cores``.
-    """
-    try:
-        cores = workflow.cores
-    except Exception:  # Snakemake raises when no --cores was given; then threads alone count
-        cores = None
-    groups = workflow.group_settings.overwrite_groups
-    requests: dict = {}
-    for rule in workflow.rules:
-        if getattr(rule, "norun", False):
-            continue  # a target-only rule such as `all` submits nothing
-        threads = _resource_raw(rule, "_cores")
-        grouped = rule.name in groups or getattr(rule, "group", None) is not None
-        if cores is None:
-            cpus = threads if isinstance(threads, int) else 1
-        else:
-            cpus = cores if grouped or not isinstance(threads, int) else min(threads, cores)
-        partition = _resource_raw(rule, "slurm_partition")
-        partition = str(partition).strip("'\"") if partition is not None else None
-        requests.setdefault(partition, {})[rule.name] = cpus
-    return requests
-
-
-def check_slurm_node_sizes(requests: dict, run=subprocess.run) -> list[str]:
-    """Raise ValueError when a partition's nodes are all smaller than the jobs sent there
-    (``slurm_cpu_problems``); returns warnings (an unknown partition, sinfo not usable). ``requests``
-    as from ``slurm_job_requests``; ``run`` calls ``SINFO_NODE_CPUS`` (``subprocess.run``'s signature)."""
-    try:
-        result = run(list(SINFO_NODE_CPUS), capture_output=True, text=True, timeout=SINFO_TIMEOUT_S)
-    except (OSError, subprocess.SubprocessError) as err:
-        return [f"node sizes not checked: {' '.join(SINFO_NODE_CPUS)} failed ({err})"]
-    if result.returncode != 0:
-        return [f"node sizes not checked: {' '.join(SINFO_NODE_CPUS)} exited with {result.returncode}: "
-                f"{result.stderr.strip()[-500:]}"]  # fmt: skip
-    errors, warnings = slurm_cpu_problems(requests, *parse_sinfo_cpus(result.stdout))
-    if errors:
-        raise ValueError("Slurm jobs would never start: " + "; ".join(errors))
-    return warnings
-def code_files(script, package: str = "e3hier") -> list[str]:
-    """The modules of ``package`` a workflow script runs: its imports, and theirs, found in the source
-    (sorted absolute paths). A rule lists them as inputs, so editing a module reruns exactly the jobs
-    whose code changed (Snakemake itself only tracks the script file)."""
-    script = Path(script).resolve()
-    root = script.parent.parent  # scripts/ sits beside the package
-    found: set[Path] = set()
-    pending = [script]
-    while pending:
-        for name in imported_modules(pending.pop(), package):
-            module = root / (name.replace(".", "/") + ".py")
-            if module.is_file() and module not in found:
-                found.add(module)
-                pending.append(module)
-    return sorted(map(str, found))
-
-
-@functools.lru_cache(maxsize=None)
-def imported_modules(path: Path, package: str) -> tuple[str, ...]:
-    """Dotted names ``path`` imports from ``package`` (``from a.b import c`` gives a.b and a.b.c)."""
-    names = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
-            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names if alias.name.split(".")[0] == package]
-    return tuple(names)
 
 
 def check_training_config(config: dict, manifest: dict[str, dict], train_split: str = "train") -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
-from e3hier import grid
+from e3hier import grid, script_imports, slurm_nodes
 from e3hier import workflow as wf
 from e3hier.metric import TRAINING_BASE_MB
 
@@ -39,7 +39,7 @@ def code_inputs(script):
     """The package modules a script runs (inputs: editing one reruns the jobs that run it), as paths
     relative to the working directory, so a moved or copied workflow and run keep their records.
     """
-    modules = wf.code_files(Path(workflow.basedir) / "scripts" / script)
+    modules = script_imports.code_files(Path(workflow.basedir) / "scripts" / script)
     return [os.path.relpath(module) for module in modules]
 
 
@@ -76,7 +76,9 @@ onstart:
         workflow.executor_plugin is not None
         and workflow.executor_plugin.name == "slurm"
     ):
-        for warning in wf.check_slurm_node_sizes(wf.slurm_job_requests(workflow)):
+        for warning in slurm_nodes.check_slurm_node_sizes(
+            slurm_nodes.slurm_job_requests(workflow)
+        ):
             logger.warning(f"Slurm node-size check: {warning}")
 
 
@@ -99,10 +101,10 @@ def structure_source(wildcards):
 
 
 def dft_mem_mb(wildcards, attempt):
-    """Memory (MB) for one DFT job: e3hier.dft's estimate of its peak from the structure's elements
+    """Memory (MB) for one DFT job: e3hier.dft.memory's estimate of its peak from the structure's elements
     and the dft block (SCF blocks, the fit's blocked integrals, the fit-error grid; docs/cluster.md,
     "DFT memory"); doubles on each retry."""
-    from e3hier.dft import structure_memory_mb
+    from e3hier.dft.memory import structure_memory_mb
 
     info = STRUCTURES[wildcards.structure]
     return (

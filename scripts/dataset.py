@@ -4,7 +4,7 @@ import pandas as pd
 
 from e3hier.dataset import assemble_split
 from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet
-from e3hier.structures import read_structure
+from e3hier.structures.files import read_structure
 
 log = setup_logging(snakemake.log[0])
 

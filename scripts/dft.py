@@ -2,9 +2,11 @@
 
 from pyscf import lib
 
-from e3hier.dft import dft_job
+from e3hier.dft.job import dft_job
 from e3hier.io import logged_errors, setup_logging, write_json, write_parquet
-from e3hier.structures import charge_and_multiplicity, read_structure, validate_structure
+from e3hier.structures.charge_spin import charge_and_multiplicity
+from e3hier.structures.checks import validate_structure
+from e3hier.structures.files import read_structure
 
 log = setup_logging(snakemake.log[0])
 lib.num_threads(snakemake.threads)

@@ -1,7 +1,7 @@
 """Snakemake glue: the verdict table as HTML and Markdown."""
 
 
-from e3hier.findings import findings_html, findings_markdown
+from e3hier.findings_report import findings_html, findings_markdown
 from e3hier.io import atomic_path, logged_errors, read_table, setup_logging
 
 log = setup_logging(snakemake.log[0])

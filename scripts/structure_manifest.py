@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.structures import structure_rows
+from e3hier.structures.files import structure_rows
 
 log = setup_logging(snakemake.log[0])
 

@@ -1,7 +1,9 @@
 """Snakemake glue: build one structure from its recipe, check it and write its XYZ file."""
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.structures import build_structure, validate_structure, write_structure
+from e3hier.structures.checks import validate_structure
+from e3hier.structures.files import write_structure
+from e3hier.structures.plans import build_structure
 
 log = setup_logging(snakemake.log[0])
 structure = snakemake.wildcards.structure

@@ -46,7 +46,7 @@ def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
     import pandas as pd
 
     from e3hier.basis import build_mol, fit_basis, function_table, make_auxmol
-    from e3hier.dft import fit_function_integrals
+    from e3hier.dft.fit import fit_function_integrals
 
     rng = np.random.default_rng(seed)
     symbols0, pos0 = WATER

@@ -9,9 +9,16 @@ from pyscf import df
 
 from e3hier.basis import build_mol, fit_basis, make_auxmol
 from e3hier.conventions import random_rotation, rotate_coefficients
-from e3hier.dft import (SCFNotConverged, arrow_column, aux_shell_blocks, coulomb_pseudo_inverse, dft_job,
-                        dft_memory_terms, fit_density, fit_function_integrals, fit_projection, reference_density,
-                        structure_memory_mb)  # fmt: skip
+from e3hier.dft.fit import (
+    aux_shell_blocks,
+    coulomb_pseudo_inverse,
+    fit_density,
+    fit_function_integrals,
+    fit_projection,
+)
+from e3hier.dft.job import arrow_column, dft_job, reference_density
+from e3hier.dft.memory import dft_memory_terms, structure_memory_mb
+from e3hier.dft.scf import SCFNotConverged
 from e3hier.metric import becke_grid
 
 
@@ -167,13 +174,14 @@ def test_arrow_columns_equal_pa_array():
 
 MEMORY_JOB = """
 import json, sys
-import e3hier.dft as dft
+import e3hier.dft.job as job
+import e3hier.dft.scf as scf
 from pyscf import lib
 symbols, positions, settings, budget = json.loads(sys.argv[1])
 lib.num_threads(1)
 if budget is not None:
-    dft.SCF_MAX_MEMORY_MB = budget
-dft.reference_density(symbols, positions, settings)
+    scf.SCF_MAX_MEMORY_MB = budget  # where run_scf reads it
+job.reference_density(symbols, positions, settings)
 # this image's own peak: a forked child's ru_maxrss also counts the parent's resident memory at the fork
 print("pandas" in sys.modules, next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
@@ -184,7 +192,7 @@ def test_memory_estimate_bounds_the_measured_peak(case, water_dimer, default_con
     """The dft rule's ``mem_mb`` is above the job's measured peak RSS, and not far above: a water dimer
     with the tiny run's grid (the fixed baseline dominates), and a trimer on the default grid whose SCF
     budget (260 MB) is tight enough that PySCF shrinks its XC blocks to fit, as at paper scale."""
-    from e3hier.structures import generate_water_cluster
+    from e3hier.structures.water_clusters import generate_water_cluster
 
     if not os.path.exists("/proc/self/status"):
         pytest.skip("the peak is read from /proc (Linux)")

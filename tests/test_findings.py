@@ -124,7 +124,7 @@ def test_training_grid_adds_the_controls_at_the_largest_size():
 
 
 def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
-    from e3hier.findings import epsilon_markdown, findings_markdown, main
+    from e3hier.findings_report import epsilon_markdown, findings_markdown, main
 
     models = synthetic_models({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5}, noise=0.01)
     findings = findings_table(models, synthetic_contributions(falls=0.8))

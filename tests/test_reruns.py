@@ -96,7 +96,7 @@ def test_editing_the_model_retrains_and_redoes_everything_after(run):
 
 
 def test_editing_the_dft_redoes_dft_and_everything_after(run):
-    edit(run.workflow / "e3hier" / "dft.py")
+    edit(run.workflow / "e3hier" / "dft" / "scf.py")
     jobs = run()
     assert jobs["dft"] == 9 and jobs["free_atom"] == 2 and jobs["dataset"] == 4 and jobs["train"] == TINY_MODELS
     assert "structure" not in jobs and "structure_manifest" not in jobs

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, TINY, snakemake
 
-from e3hier import workflow as wf
+from e3hier import slurm_nodes
 from e3hier.grid import training_grid
 
 PROFILE = ROOT / "profiles" / "slurm"
@@ -326,10 +326,10 @@ this line is not a node
 
 
 def fake_sinfo(stdout="", returncode=0, error=None):
-    """A ``subprocess.run`` stand-in for ``e3hier.workflow.SINFO_NODE_CPUS``."""
+    """A ``subprocess.run`` stand-in for ``e3hier.slurm_nodes.SINFO_NODE_CPUS``."""
 
     def run(cmd, **kwargs):
-        assert tuple(cmd) == wf.SINFO_NODE_CPUS
+        assert tuple(cmd) == slurm_nodes.SINFO_NODE_CPUS
         if error is not None:
             raise error
         return subprocess.CompletedProcess(cmd, returncode, stdout, "sinfo: error: no controller" if returncode else "")
@@ -338,38 +338,38 @@ def fake_sinfo(stdout="", returncode=0, error=None):
 
 
 def test_sinfo_node_cpus_are_parsed_per_partition():
-    assert wf.parse_sinfo_cpus(SINFO) == ({"debug": 2, "big": 128, "gpu": 16}, "debug")
-    assert wf.parse_sinfo_cpus("") == ({}, None)
+    assert slurm_nodes.parse_sinfo_cpus(SINFO) == ({"debug": 2, "big": 128, "gpu": 16}, "debug")
+    assert slurm_nodes.parse_sinfo_cpus("") == ({}, None)
 
 
 def test_jobs_wider_than_every_node_of_their_partition_are_refused():
     requests = {None: {"dft": 4, "structure": 4, "dataset": 1}, "gpu": {"train": 8}, "big": {"free_atom": 4}}
     with pytest.raises(ValueError) as err:
-        wf.check_slurm_node_sizes(requests, run=fake_sinfo(SINFO))
+        slurm_nodes.check_slurm_node_sizes(requests, run=fake_sinfo(SINFO))
     message = str(err.value)
     assert ("partition 'debug': its largest node has 2 CPUs, but jobs of rules dft (4), structure (4) ask for more"
             in message and "PartitionConfig" in message and "--cores 2" in message)  # fmt: skip
     assert "dataset" not in message  # 1 CPU fits
     assert "'gpu'" not in message and "'big'" not in message  # 16 and 128 CPUs: room enough
     # exactly the node's size fits
-    assert wf.check_slurm_node_sizes({None: {"dft": 2}, "big": {"train": 128}}, run=fake_sinfo(SINFO)) == []
+    assert slurm_nodes.check_slurm_node_sizes({None: {"dft": 2}, "big": {"train": 128}}, run=fake_sinfo(SINFO)) == []
 
 
 def test_unknown_partition_or_unusable_sinfo_only_warns():
-    [warning] = wf.check_slurm_node_sizes({"<partition>": {"dft": 4}}, run=fake_sinfo(SINFO))
+    [warning] = slurm_nodes.check_slurm_node_sizes({"<partition>": {"dft": 4}}, run=fake_sinfo(SINFO))
     assert "'<partition>'" in warning and "big, debug, gpu" in warning
-    [warning] = wf.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(returncode=1))
+    [warning] = slurm_nodes.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(returncode=1))
     assert "exited with 1" in warning and "no controller" in warning
-    [warning] = wf.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(error=FileNotFoundError("sinfo")))
+    [warning] = slurm_nodes.check_slurm_node_sizes({None: {"dft": 4}}, run=fake_sinfo(error=FileNotFoundError("sinfo")))
     assert "node sizes not checked" in warning
 
 
 REQUESTS_FLOW = """
 import json
-from e3hier import workflow as wf
+from e3hier import slurm_nodes
 
 onstart:
-    requests = wf.slurm_job_requests(workflow)
+    requests = slurm_nodes.slurm_job_requests(workflow)
     with open("requests.json", "w") as out:
         json.dump({str(k): v for k, v in requests.items()}, out)
 

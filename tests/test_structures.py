@@ -1,4 +1,4 @@
-"""Tests for e3hier.structures: water-cluster generation, checks, XYZ input and I/O."""
+"""Tests for e3hier.structures: water-cluster generation, checks, XYZ input, plans and files."""
 
 from __future__ import annotations
 
@@ -10,18 +10,24 @@ from ase import Atoms
 from ase.calculators.tip3p import rOH
 from ase.constraints import FixBondLengths
 
-from e3hier import structures as S
 from e3hier import workflow as W
+from e3hier.structures.charge_spin import charge_and_multiplicity, electron_count
+from e3hier.structures.checks import check_water_cluster, validate_structure
+from e3hier.structures.files import read_structure, structure_rows, write_structure
+from e3hier.structures.plans import build_structure, structure_plans
+from e3hier.structures.rigid_waters import RigidWaters
+from e3hier.structures.water_clusters import _grow_cluster, _water_template, generate_water_cluster, structure_seed
+from e3hier.structures.xyz import xyz_frames
 
 
 @pytest.fixture(scope="module")
 def trimer() -> Atoms:
-    return S.generate_water_cluster(3, seed=1)
+    return generate_water_cluster(3, seed=1)
 
 
 def _water(o) -> np.ndarray:
     """O, H, H of a TIP3P water with its O at ``o`` (Å), H pointing along +y."""
-    return S._water_template() + np.asarray(o, float)
+    return _water_template() + np.asarray(o, float)
 
 
 def _cluster(*waters) -> Atoms:
@@ -32,11 +38,11 @@ def _cluster(*waters) -> Atoms:
 
 
 def test_same_seed_gives_identical_file_bytes(tmp_path, trimer):
-    again = S.generate_water_cluster(3, seed=1)
-    other = S.generate_water_cluster(3, seed=2)
+    again = generate_water_cluster(3, seed=1)
+    other = generate_water_cluster(3, seed=2)
     paths = [tmp_path / f"{name}.xyz" for name in ("a", "b", "c")]
     for path, atoms in zip(paths, (trimer, again, other)):
-        S.write_structure(path, atoms)
+        write_structure(path, atoms)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert paths[0].read_bytes() != paths[2].read_bytes()
     assert np.array_equal(trimer.positions, again.positions)
@@ -45,12 +51,12 @@ def test_same_seed_gives_identical_file_bytes(tmp_path, trimer):
 @pytest.mark.parametrize("n", [2, 3, 4, 6])
 def test_generated_clusters_are_plausible(n):
     for seed in range(3):
-        atoms = S.generate_water_cluster(n, seed)
+        atoms = generate_water_cluster(n, seed)
         assert atoms.get_chemical_symbols() == ["O", "H", "H"] * n
         assert not atoms.pbc.any() and not atoms.cell.any()
         assert atoms.calc is None and not atoms.constraints
-        S.check_water_cluster(atoms, f"w{n}_{seed}")
-        S.validate_structure(f"w{n}_{seed}", atoms, min_distance=0.8, allowed_elements={"H", "O"})
+        check_water_cluster(atoms, f"w{n}_{seed}")
+        validate_structure(f"w{n}_{seed}", atoms, min_distance=0.8, allowed_elements={"H", "O"})
         # Rigid TIP3P molecules stay rigid through minimisation and MD.
         oh = [atoms.get_distance(3 * m, 3 * m + h) for m in range(n) for h in (1, 2)]
         assert np.allclose(oh, rOH, atol=1e-6)
@@ -58,29 +64,29 @@ def test_generated_clusters_are_plausible(n):
 
 
 def test_monomer_and_md_options():
-    monomer = S.generate_water_cluster(1, seed=0)
-    S.check_water_cluster(monomer)
+    monomer = generate_water_cluster(1, seed=0)
+    check_water_cluster(monomer)
     # No MD and 0 K are allowed; MD settings don't change the start geometry stream.
-    S.check_water_cluster(S.generate_water_cluster(2, seed=0, md_steps=0))
-    S.check_water_cluster(S.generate_water_cluster(2, seed=0, temperature_K=0.0, md_steps=10))
+    check_water_cluster(generate_water_cluster(2, seed=0, md_steps=0))
+    check_water_cluster(generate_water_cluster(2, seed=0, temperature_K=0.0, md_steps=10))
 
 
 @pytest.mark.parametrize("bad", [dict(n_molecules=0, seed=0), dict(n_molecules=2, seed=-1)])
 def test_generate_rejects_bad_arguments(bad):
     with pytest.raises(ValueError):
-        S.generate_water_cluster(**bad)
+        generate_water_cluster(**bad)
 
 
 def test_rigid_waters_matches_ase_fix_bond_lengths():
     """The vectorised constraint gives ASE's FixBondLengths solution, only faster."""
     n = 4
-    positions = S._grow_cluster(n, np.random.default_rng(0))
+    positions = _grow_cluster(n, np.random.default_rng(0))
     rng = np.random.default_rng(1)
     target = positions + rng.normal(scale=0.02, size=positions.shape)
     momenta = rng.normal(scale=0.3, size=positions.shape)
     pairs = [(3 * m + a, 3 * m + b) for m in range(n) for a, b in ((0, 1), (0, 2), (1, 2))]
     results = []
-    for constraint in (FixBondLengths(pairs), S.RigidWaters(n)):
+    for constraint in (FixBondLengths(pairs), RigidWaters(n)):
         atoms = Atoms("OH2" * n, positions=positions)
         atoms.constraints = [constraint]
         atoms.set_positions(target)
@@ -96,7 +102,7 @@ def test_rigid_waters_matches_ase_fix_bond_lengths():
 
 
 def test_check_accepts_hand_built_dimer():
-    S.check_water_cluster(_cluster(_water([0, 0, 0]), _water([2.9, 0, 0])))
+    check_water_cluster(_cluster(_water([0, 0, 0]), _water([2.9, 0, 0])))
 
 
 def test_check_rejects_broken_molecule(trimer):
@@ -104,21 +110,21 @@ def test_check_rejects_broken_molecule(trimer):
     o, h = atoms.positions[3], atoms.positions[4]
     atoms.positions[4] = o + 1.3 * (h - o) / np.linalg.norm(h - o)
     with pytest.raises(ValueError, match=r"w3_broken: intact-molecule rule failed: O 3 has 1 H"):
-        S.check_water_cluster(atoms, "w3_broken")
+        check_water_cluster(atoms, "w3_broken")
 
 
 def test_check_rejects_bent_molecule():
     atoms = _cluster(_water([0, 0, 0]), _water([2.9, 0, 0]))
     atoms.positions[2] = [0.0, -0.96, 0.0]  # H–O–H ≈ 142°, bonds still 0.96 Å
     with pytest.raises(ValueError, match=r"bent: intact-molecule rule failed: H–O–H angle at O 0"):
-        S.check_water_cluster(atoms, "bent")
+        check_water_cluster(atoms, "bent")
 
 
 def test_check_rejects_far_away_molecule(trimer):
     atoms = trimer.copy()
     atoms.positions[6:9] += [10.0, 0.0, 0.0]
     with pytest.raises(ValueError, match=r"w3_far: nearest-O–O rule failed: O 6"):
-        S.check_water_cluster(atoms, "w3_far")
+        check_water_cluster(atoms, "w3_far")
 
 
 def test_check_rejects_disconnected_cluster():
@@ -126,51 +132,23 @@ def test_check_rejects_disconnected_cluster():
     dimer = [_water([0, 0, 0]), _water([2.9, 0, 0])]
     far = [w + [0.0, 0.0, 10.0] for w in dimer]
     with pytest.raises(ValueError, match=r"split: connectivity rule failed: O \[6, 9\]"):
-        S.check_water_cluster(_cluster(*dimer, *far), "split")
+        check_water_cluster(_cluster(*dimer, *far), "split")
 
 
 def test_check_rejects_too_close_oxygens():
     atoms = _cluster(_water([0, 0, 0]), _water([2.3, 0, 0]))
     with pytest.raises(ValueError, match=r"close: nearest-O–O rule failed: O 0 has its nearest O at 2.300"):
-        S.check_water_cluster(atoms, "close")
+        check_water_cluster(atoms, "close")
 
 
 def test_check_rejects_non_water():
     with pytest.raises(ValueError, match="elements"):
-        S.check_water_cluster(Atoms("CH4", positions=np.eye(5, 3)), "methane")
+        check_water_cluster(Atoms("CH4", positions=np.eye(5, 3)), "methane")
     with pytest.raises(ValueError, match="1 O and 1 H"):
-        S.check_water_cluster(Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]]), "oh")
+        check_water_cluster(Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]]), "oh")
 
 
 # --- splits and ids -------------------------------------------------------------
-
-
-def test_split_ids_cycle_sizes():
-    cfg = {
-        "source": "water_clusters",
-        "water_clusters": {
-            "splits": {"train": {"n_molecules": 3, "count": 2}, "test_large": {"n_molecules": [5, 6], "count": 3}},
-        },
-    }
-    assert S.structure_ids_from_config(cfg) == {
-        "train": ["w3_train_0000", "w3_train_0001"],
-        "test_large": ["w5_test_large_0000", "w6_test_large_0001", "w5_test_large_0002"],
-    }
-
-
-def test_split_seeds_independent_of_other_splits():
-    small = {"train": {"n_molecules": 1, "count": 2}}
-    big = {"val": {"n_molecules": 1, "count": 1}, "train": {"n_molecules": 1, "count": 3}}
-    a = S.generate_water_clusters(small, seed=5, temperature_K=50.0, md_steps=5)
-    b = S.generate_water_clusters(big, seed=5, temperature_K=50.0, md_steps=5)
-    assert [sid for sid, _ in a["train"]] == ["w1_train_0000", "w1_train_0001"]
-    for (id_a, atoms_a), (id_b, atoms_b) in zip(a["train"], b["train"]):
-        assert id_a == id_b and np.array_equal(atoms_a.positions, atoms_b.positions)
-    # Different splits and indices get different seeds; the seed is stable across processes.
-    seeds = {S.structure_seed(5, split, i) for split in ("train", "val", "test") for i in range(20)}
-    assert len(seeds) == 60
-    assert S.structure_seed(5, "train", 0) == S.structure_seed(5, "train", 0)
-    assert S.structure_seed(5, "train", 0) != S.structure_seed(6, "train", 0)
 
 
 def cluster_config(seed: int, splits: dict) -> dict:
@@ -179,41 +157,72 @@ def cluster_config(seed: int, splits: dict) -> dict:
             "water_clusters": {"seed": seed, "temperature_K": 50.0, "md_steps": 5, "splits": splits}}  # fmt: skip
 
 
-def test_ids_from_config_match_generated():
+def ids_by_split(plans: dict) -> dict[str, list[str]]:
+    """split → structure ids of ``structure_plans``' output, in its order (splits without structures absent)."""
+    out: dict[str, list[str]] = {}
+    for structure_id, plan in plans.items():
+        out.setdefault(plan["recipe"]["split"], []).append(structure_id)
+    return out
+
+
+def test_split_ids_cycle_sizes():
+    cfg = cluster_config(0, {"train": {"n_molecules": 3, "count": 2}, "test_large": {"n_molecules": [5, 6], "count": 3}})
+    assert ids_by_split(structure_plans(cfg)) == {
+        "train": ["w3_train_0000", "w3_train_0001"],
+        "test_large": ["w5_test_large_0000", "w6_test_large_0001", "w5_test_large_0002"],
+    }
+
+
+def test_split_seeds_independent_of_other_splits():
+    small = {"train": {"n_molecules": 1, "count": 2}}
+    big = {"val": {"n_molecules": 1, "count": 1}, "train": {"n_molecules": 1, "count": 3}}
+    plans_a, plans_b = structure_plans(cluster_config(5, small)), structure_plans(cluster_config(5, big))
+    assert ids_by_split(plans_a)["train"] == ["w1_train_0000", "w1_train_0001"]
+    for id_a, id_b in zip(ids_by_split(plans_a)["train"], ids_by_split(plans_b)["train"]):
+        atoms_a, atoms_b = build_structure(plans_a[id_a]["recipe"]), build_structure(plans_b[id_b]["recipe"])
+        assert id_a == id_b and np.array_equal(atoms_a.positions, atoms_b.positions)
+    # Different splits and indices get different seeds; the seed is stable across processes.
+    seeds = {structure_seed(5, split, i) for split in ("train", "val", "test") for i in range(20)}
+    assert len(seeds) == 60
+    assert structure_seed(5, "train", 0) == structure_seed(5, "train", 0)
+    assert structure_seed(5, "train", 0) != structure_seed(6, "train", 0)
+
+
+def test_plans_match_the_built_structures():
     cfg = cluster_config(0, {"train": {"n_molecules": [1, 2], "count": 3}, "empty": {"n_molecules": 2, "count": 0}})
-    generated = S.structures_from_config(cfg)
-    assert {k: [sid for sid, _ in v] for k, v in generated.items()} == S.structure_ids_from_config(cfg)
-    assert [len(atoms) for _, atoms in generated["train"]] == [3, 6, 3]
+    plans = structure_plans(cfg)
+    assert ids_by_split(plans) == {"train": ["w1_train_0000", "w2_train_0001", "w1_train_0002"]}  # "empty": none
+    built = [build_structure(plan["recipe"]) for plan in plans.values()]
+    assert [len(atoms) for atoms in built] == [3, 6, 3]
+    assert [atoms.get_chemical_symbols() for atoms in built] == [plan["symbols"] for plan in plans.values()]
 
 
 def test_bad_split_specs_and_source():
     with pytest.raises(ValueError, match="'train'"):
-        S.structure_ids_from_config(
-            {"source": "water_clusters", "water_clusters": {"splits": {"train": {"n_molecules": [], "count": 1}}}}
-        )
+        structure_plans(cluster_config(0, {"train": {"n_molecules": [], "count": 1}}))
     with pytest.raises(ValueError, match="source"):
-        S.structure_ids_from_config({"source": "pdb"})
+        structure_plans({"source": "pdb"})
+    with pytest.raises(ValueError, match="source"):
+        build_structure({"source": "pdb"})
 
 
-def test_recipes_rebuild_the_structures_from_config(tmp_path):
-    """One structure at a time from its recipe: the same atoms, and bytes, as all at once."""
+def test_recipes_rebuild_the_structures(tmp_path):
+    """One structure at a time from its recipe: the same atoms, and bytes, as generating it with its own seed."""
     cfg = cluster_config(3, {"train": {"n_molecules": [1, 2], "count": 3}, "test": {"n_molecules": 1, "count": 1}})
-    recipes = S.structure_recipes(cfg)
-    all_at_once = S.structures_from_config(cfg)
-    assert list(recipes) == [sid for ids in S.structure_ids_from_config(cfg).values() for sid in ids]
+    recipes = {sid: plan["recipe"] for sid, plan in structure_plans(cfg).items()}
+    assert list(recipes) == ["w1_train_0000", "w2_train_0001", "w1_train_0002", "w1_test_0000"]
     assert recipes["w2_train_0001"] == {
         "source": "water_clusters", "split": "train", "index": 1, "n_molecules": 2,
-        "seed": S.structure_seed(3, "train", 1), "temperature_K": 50.0, "md_steps": 5,
+        "seed": structure_seed(3, "train", 1), "temperature_K": 50.0, "md_steps": 5,
     }  # fmt: skip
-    for split, entries in all_at_once.items():
-        for sid, atoms in entries:
-            one = S.build_structure(recipes[sid])
-            S.write_structure(tmp_path / "a.xyz", atoms)
-            S.write_structure(tmp_path / "b.xyz", one)
-            assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes(), sid
-    assert S.structure_recipe(cfg, "w1_test_0000") == recipes["w1_test_0000"]
-    with pytest.raises(ValueError, match="'w2_train_0000'"):
-        S.structure_recipe(cfg, "w2_train_0000")  # index 0 has 1 molecule
+    for sid, recipe in recipes.items():
+        one = build_structure(recipe)
+        seed = structure_seed(3, recipe["split"], recipe["index"])
+        direct = generate_water_cluster(recipe["n_molecules"], seed, temperature_K=50.0, md_steps=5)
+        write_structure(tmp_path / "a.xyz", direct)
+        write_structure(tmp_path / "b.xyz", one)
+        assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes(), sid
+    assert "w2_train_0000" not in recipes  # index 0 has 1 molecule
 
 
 def test_literal_pattern_matches_exactly_the_ids():
@@ -249,46 +258,44 @@ def xyz_dir(tmp_path):
 
 
 def test_read_xyz_ids_and_empty_splits(xyz_dir):
-    out = S.read_xyz_structures(
-        {"train": ["data/*.xyz"], "test": ["test/big.xyz"], "val": None, "extra": []}, base_dir=xyz_dir
-    )
-    assert [sid for sid, _ in out["train"]] == ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"]
-    assert [sid for sid, _ in out["test"]] == ["big"]
+    out = xyz_frames({"train": ["data/*.xyz"], "test": ["test/big.xyz"], "val": None, "extra": []}, base_dir=xyz_dir)
+    assert [sid for sid, *_ in out["train"]] == ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"]
+    assert [(frame, path.name) for _, path, frame, _ in out["train"][2:]] == [(2, "a_multi.xyz"), (0, "b_single.xyz")]
+    assert [sid for sid, *_ in out["test"]] == ["big"]
     assert out["val"] == [] and out["extra"] == []
-    atoms = out["train"][3][1]
+    atoms = out["train"][3][3]
     assert atoms.get_chemical_symbols() == ["O", "H", "H"]
     assert np.allclose(atoms.positions[1], [0.96, 0.0, 0.0])
     cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "val": None}}
-    assert S.structure_ids_from_config(cfg, base_dir=xyz_dir) == {
-        "train": ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"],
-        "val": [],
+    assert ids_by_split(structure_plans(cfg, base_dir=xyz_dir)) == {
+        "train": ["a_multi_0", "a_multi_1", "a_multi_2", "b_single"],  # "val" holds none
     }
 
 
 def test_xyz_recipes_read_one_frame(xyz_dir, tmp_path):
     cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "test": ["test/big.xyz"]}}
-    recipes = S.structure_recipes(cfg, base_dir=xyz_dir)
+    recipes = {sid: plan["recipe"] for sid, plan in structure_plans(cfg, base_dir=xyz_dir).items()}
     assert recipes["a_multi_1"] == {"source": "xyz", "split": "train", "path": str(xyz_dir / "data" / "a_multi.xyz"), "frame": 1}
-    for split, entries in S.read_xyz_structures(cfg["xyz"], base_dir=xyz_dir).items():
-        for sid, atoms in entries:
-            one = S.build_structure(recipes[sid])
-            S.write_structure(tmp_path / "a.xyz", atoms)
-            S.write_structure(tmp_path / "b.xyz", one)
+    for split, entries in xyz_frames(cfg["xyz"], base_dir=xyz_dir).items():
+        for sid, _, _, atoms in entries:
+            one = build_structure(recipes[sid])
+            write_structure(tmp_path / "a.xyz", atoms)
+            write_structure(tmp_path / "b.xyz", one)
             assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes(), sid
     # the file can be given apart from the recipe (the workflow passes the job's input)
     moved = tmp_path / "moved.xyz"
     moved.write_text((xyz_dir / "data" / "a_multi.xyz").read_text())
-    assert S.build_structure(recipes["a_multi_2"], path=moved).positions.tolist() == S.build_structure(
+    assert build_structure(recipes["a_multi_2"], path=moved).positions.tolist() == build_structure(
         recipes["a_multi_2"]
     ).positions.tolist()
     with pytest.raises(ValueError, match=r"big\.xyz.*frame 1"):
-        S.build_structure({**recipes["big"], "frame": 1})
+        build_structure({**recipes["big"], "frame": 1})
 
 
 def test_structure_rows(tmp_path, trimer):
-    S.write_structure(tmp_path / "w3.xyz", trimer)
-    S.write_structure(tmp_path / "h2o.xyz", Atoms("OH2", positions=_water([0, 0, 0])))
-    rows = S.structure_rows([("w3", "train", tmp_path / "w3.xyz"), ("h2o", "test", str(tmp_path / "h2o.xyz"))])
+    write_structure(tmp_path / "w3.xyz", trimer)
+    write_structure(tmp_path / "h2o.xyz", Atoms("OH2", positions=_water([0, 0, 0])))
+    rows = structure_rows([("w3", "train", tmp_path / "w3.xyz"), ("h2o", "test", str(tmp_path / "h2o.xyz"))])
     assert rows == [
         {"structure": "w3", "split": "train", "n_atoms": 9, "formula": "H6O3"},
         {"structure": "h2o", "split": "test", "n_atoms": 3, "formula": "H2O"},
@@ -297,7 +304,7 @@ def test_structure_rows(tmp_path, trimer):
 
 def test_read_xyz_missing_glob(xyz_dir):
     with pytest.raises(ValueError, match=r"split 'test'.*'nothing/\*\.xyz'"):
-        S.read_xyz_structures({"train": ["data/*.xyz"], "test": ["nothing/*.xyz"]}, base_dir=xyz_dir)
+        xyz_frames({"train": ["data/*.xyz"], "test": ["nothing/*.xyz"]}, base_dir=xyz_dir)
 
 
 @pytest.mark.parametrize(
@@ -313,7 +320,7 @@ def test_read_xyz_malformed_names_file_and_line(tmp_path, text, line):
     path = tmp_path / "broken.xyz"
     path.write_text(text)
     with pytest.raises(ValueError) as err:
-        S.read_xyz_structures({"train": ["broken.xyz"]}, base_dir=tmp_path)
+        xyz_frames({"train": ["broken.xyz"]}, base_dir=tmp_path)
     assert str(path) in str(err.value) and line in str(err.value)
 
 
@@ -322,7 +329,7 @@ def test_read_xyz_duplicate_ids(xyz_dir):
     with pytest.raises(
         ValueError, match=r"duplicate structure id 'b_single'.*data.*b_single\.xyz.*test.*b_single\.xyz"
     ):
-        S.read_xyz_structures({"train": ["data/*.xyz"], "test": ["test/*.xyz"]}, base_dir=xyz_dir)
+        xyz_frames({"train": ["data/*.xyz"], "test": ["test/*.xyz"]}, base_dir=xyz_dir)
 
 
 # --- validate_structure ---------------------------------------------------------
@@ -331,15 +338,15 @@ def test_read_xyz_duplicate_ids(xyz_dir):
 def test_validate_structure_close_atoms():
     atoms = Atoms("OHH", positions=[[0, 0, 0], [0.96, 0, 0], [0.96, 0.3, 0]])
     with pytest.raises(ValueError, match=r"s7: atoms 1 \(H\) and 2 \(H\) are 0\.300 Å apart"):
-        S.validate_structure("s7", atoms)
-    S.validate_structure("s7", atoms, min_distance=0.25)
+        validate_structure("s7", atoms)
+    validate_structure("s7", atoms, min_distance=0.25)
 
 
 def test_validate_structure_elements():
     atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
-    S.validate_structure("w", atoms, allowed_elements={"H", "O"})
+    validate_structure("w", atoms, allowed_elements={"H", "O"})
     with pytest.raises(ValueError, match=r"w: element\(s\) \['O'\] not in allowed"):
-        S.validate_structure("w", atoms, allowed_elements={"H", "C"})
+        validate_structure("w", atoms, allowed_elements={"H", "C"})
 
 
 # --- write/read -----------------------------------------------------------------
@@ -350,15 +357,15 @@ def test_write_read_roundtrip_is_clean_and_atomic(tmp_path, trimer):
     atoms.info["energy"] = -1.0  # run-dependent extras must not reach the file
     atoms.set_momenta(np.ones((len(atoms), 3)))
     path = tmp_path / "out" / "w3.xyz"
-    S.write_structure(path, atoms)
-    S.write_structure(tmp_path / "plain.xyz", trimer)
+    write_structure(path, atoms)
+    write_structure(tmp_path / "plain.xyz", trimer)
     assert path.read_bytes() == (tmp_path / "plain.xyz").read_bytes()
     assert sorted(p.name for p in path.parent.iterdir()) == ["w3.xyz"]  # no temp file left
-    back = S.read_structure(path)
+    back = read_structure(path)
     assert back.get_chemical_symbols() == trimer.get_chemical_symbols()
     assert np.allclose(back.positions, trimer.positions, atol=1e-7)
     assert not back.pbc.any() and back.info == {}
-    S.write_structure(path, back)  # overwriting an existing file works and is stable
+    write_structure(path, back)  # overwriting an existing file works and is stable
     assert path.read_bytes() == (tmp_path / "plain.xyz").read_bytes()
 
 
@@ -379,16 +386,17 @@ def test_charge_and_multiplicity_read_from_the_comment_line_with_defaults(tmp_pa
     clusters = W.structure_manifest({"source": "water_clusters", "water_clusters": {
         "seed": 0, "temperature_K": 50.0, "md_steps": 0, "splits": {"train": {"n_molecules": 2, "count": 2}}}})  # fmt: skip
     assert {(info["charge"], info["multiplicity"]) for info in clusters.values()} == {(0, 1)}
-    assert S.electron_count(["O", "H", "H"], 1) == 9
+    assert electron_count(["O", "H", "H"], 1) == 9
 
 
 def test_charge_and_multiplicity_travel_through_the_structure_file(tmp_path, trimer):
     (tmp_path / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
-    atoms = S.build_structure(S.xyz_recipe("train", tmp_path / "h2o_plus.xyz", 0))
-    S.write_structure(tmp_path / "out.xyz", atoms)
-    assert S.charge_and_multiplicity(S.read_structure(tmp_path / "out.xyz"), "out") == (1, 2)
+    plans = structure_plans({"source": "xyz", "xyz": {"train": ["h2o_plus.xyz"]}}, base_dir=tmp_path)
+    atoms = build_structure(plans["h2o_plus"]["recipe"])
+    write_structure(tmp_path / "out.xyz", atoms)
+    assert charge_and_multiplicity(read_structure(tmp_path / "out.xyz"), "out") == (1, 2)
     # a neutral singlet's file carries neither key: generated clusters' files stay as they were
-    S.write_structure(tmp_path / "w3.xyz", trimer)
+    write_structure(tmp_path / "w3.xyz", trimer)
     assert "charge" not in (tmp_path / "w3.xyz").read_text() and "multiplicity" not in (tmp_path / "w3.xyz").read_text()
 
 
@@ -415,7 +423,7 @@ def test_charge_spin_mismatch_is_refused_naming_the_file(tmp_path, name, text, m
 def test_parity_mismatch_in_one_frame_names_the_frame(tmp_path):
     (tmp_path / "traj.xyz").write_text(OH_XYZ.format(comment="multiplicity=2") + OH_XYZ.format(comment="frame 1"))
     with pytest.raises(ValueError, match=r"traj\.xyz \(frame 1\): 9 electrons"):
-        S.structure_plans({"source": "xyz", "xyz": {"train": ["traj.xyz"]}}, base_dir=tmp_path)
+        structure_plans({"source": "xyz", "xyz": {"train": ["traj.xyz"]}}, base_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -436,13 +444,13 @@ def test_periodic_input_is_refused_naming_the_file(tmp_path, comment, found):
 
 def test_validate_structure_refuses_periodic_and_odd_structures():
     water = Atoms("OH2", positions=_water([0, 0, 0]))
-    S.validate_structure("w", water)
+    validate_structure("w", water)
     with pytest.raises(ValueError, match="w: periodic input"):
-        S.validate_structure("w", Atoms("OH2", positions=_water([0, 0, 0]), cell=[9, 9, 9], pbc=True))
+        validate_structure("w", Atoms("OH2", positions=_water([0, 0, 0]), cell=[9, 9, 9], pbc=True))
     with pytest.raises(ValueError, match="oh: 9 electrons"):
-        S.validate_structure("oh", Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]))
+        validate_structure("oh", Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]))
     radical = Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]], info={"multiplicity": 2})
-    S.validate_structure("oh", radical)
+    validate_structure("oh", radical)
 
 
 def test_training_on_mixed_charges_is_refused_before_any_job(tmp_path):

@@ -8,9 +8,10 @@ import sys
 
 from pyscf import lib
 
-from e3hier.dft import dft_job
+from e3hier.dft.job import dft_job
 from e3hier.io import logged_errors, setup_logging, write_json, write_parquet
-from e3hier.structures import read_structure, validate_structure
+from e3hier.structures.checks import validate_structure
+from e3hier.structures.files import read_structure
 
 xyz, out_parquet, out_json, log_path, settings_json = sys.argv[1:6]
 settings = json.loads(open(settings_json).read())

@@ -1,0 +1,119 @@
+"""The findings as text: the verdict table in Markdown and HTML, the ε table, and the README's blocks.
+
+``python -m e3hier.findings_report README.md results/tables`` rewrites the README's generated result
+blocks (``findings`` and ``epsilon``) from the tables of a finished run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from e3hier.findings import largest_training_set
+
+
+def _formatted(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.copy()
+    for column in ("estimate", "ci_low", "ci_high"):
+        out[column] = out[column].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.3g}")
+    out["95 % CI"] = "[" + out["ci_low"] + ", " + out["ci_high"] + "]"
+    return out[["finding", "verdict", "claim", "statistic", "estimate", "95 % CI", "n_seeds"]]
+
+
+def findings_markdown(table: pd.DataFrame) -> str:
+    """The verdict table as a Markdown table (what the README shows).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``findings.findings_table``'s rows.
+    """
+    out = _formatted(table)
+    lines = ["| " + " | ".join(out.columns) + " |", "|" + "---|" * len(out.columns)]
+    lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |" for row in out.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def findings_html(table: pd.DataFrame) -> str:
+    """The verdict table as a standalone HTML page (the report's first item).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``findings.findings_table``'s rows.
+    """
+    body = _formatted(table).to_html(index=False, border=0, justify="left")
+    style = "body{font-family:sans-serif;font-size:13px}td,th{padding:4px 8px;vertical-align:top;text-align:left}"
+    rule = ("Interval: 95 % Student-t over seeds of a per-seed (paired) statistic. Verdict: supported if the "
+            "interval excludes 0 in the claimed direction, not_supported if it excludes 0 in the other "
+            "direction, inconclusive otherwise.")  # fmt: skip
+    return f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}<p>{rule}</p></body></html>\n"
+
+
+def epsilon_markdown(gains: pd.DataFrame) -> str:
+    """Test ε of the predicted block per hidden l_max (rows) and model family (columns): mean [95 % t interval].
+
+    Parameters
+    ----------
+    gains : pandas.DataFrame
+        ``findings.lmax_gains``' rows.
+    """
+    gains = largest_training_set(gains)
+    order = {"scalar": 0, "vector": 1, "higher": 2, "full": 3}
+    families = sorted({(o, c, ch) for o, c, ch in gains[["output", "capacity", "channels"]].itertuples(index=False)},
+                      key=lambda f: (f[1] != "study", f[2] != "study", order.get(f[0], 9)))  # fmt: skip
+    names = [o if (c, ch) == ("study", "study") else f"{o}, {c} capacity" if ch == "study" else f"{o}, {ch} channels"
+             for o, c, ch in families]  # fmt: skip
+    lines = ["| hidden l_max | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for lmax in sorted(gains["lmax_hidden"].unique()):
+        cells = []
+        for family in families:
+            row = gains[(gains["output"] == family[0]) & (gains["capacity"] == family[1])
+                        & (gains["channels"] == family[2]) & (gains["lmax_hidden"] == lmax)]  # fmt: skip
+            cells.append("" if row.empty else
+                         f"{row['epsilon'].iloc[0]:.3f} [{row['epsilon_ci_low'].iloc[0]:.3f}, {row['epsilon_ci_high'].iloc[0]:.3f}]")  # fmt: skip
+        lines.append(f"| {lmax} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with the lines between ``<!-- {name}:begin -->`` and ``<!-- {name}:end -->`` replaced.
+
+    Parameters
+    ----------
+    text : str
+        The README's text.
+    name : str
+        The block's name.
+    content : str
+        What the block then holds.
+    """
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"no {begin} … {end} block to replace")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{content.rstrip()}\n{end}{tail}"
+
+
+def main(argv=None) -> None:
+    """``python -m e3hier.findings_report README.md results/tables``: write the README's generated result blocks
+    (``findings`` and ``epsilon``) from the tables of a finished run.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The README and the tables' folder; ``sys.argv[1:]`` when None.
+    """
+    import sys
+    from pathlib import Path
+
+    readme, tables = map(Path, (argv or sys.argv[1:]))
+    text = readme.read_text()
+    text = replace_block(text, "findings", findings_markdown(pd.read_parquet(tables / "findings.parquet")))
+    text = replace_block(text, "epsilon", epsilon_markdown(pd.read_parquet(tables / "lmax_gains.parquet")))
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

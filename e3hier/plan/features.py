@@ -1,0 +1,259 @@
+"""Size features of every job: what its cost scales with, from the merged config and its wildcards.
+
+Atoms, SCF basis functions, DFT and ε grid points, fit functions, training structures, epochs, batch
+size, parameter count, number of models ... (``job_features``), known before anything runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import pandas as pd
+
+from e3hier.plan.dag import parse_point, rule_family
+
+#: Share of a batch-1 optimiser step that does not grow with the atoms in the step (op dispatch), at
+#: ``BATCH_REFERENCE_ATOMS`` atoms per structure: ``make bench``'s training benchmark (README, W3–W4
+#: clusters) measured 20.9 vs 29.3 structures/s at batch 1 vs 4 (l_max 2) and 12.4 vs 17.9 (l_max 4),
+#: i.e. a step costs s0 + s1·batch with s0/(s0 + s1) = 0.38 and 0.41.
+BATCH1_FIXED_FRACTION = 0.4
+BATCH_REFERENCE_ATOMS = 10.5
+
+
+@functools.lru_cache(maxsize=None)
+def atom_grid_points(element: str, grid_key: str) -> int:
+    """Quadrature points of one free atom's grid (a molecule's grid has about the sum over its atoms).
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+    grid_key : str
+        JSON of a ``dft.grid`` block (the SCF grid) or of ``{"level": L}`` (the ε grid,
+        ``metric.grid_level``).
+
+    Returns
+    -------
+    int
+        Number of points.
+    """
+    from pyscf import dft, gto
+
+    from e3hier.dft.scf import configure_grid
+
+    mol = gto.M(atom=f"{element} 0 0 0", basis="sto-3g", spin=gto.charge(element) % 2, verbose=0)
+    grids = dft.gen_grid.Grids(mol)
+    settings = json.loads(grid_key)
+    if "level" in settings:
+        grids.level = int(settings["level"])
+    else:
+        configure_grid(grids, settings)
+    grids.build(with_non0tab=False)
+    return len(grids.weights)
+
+
+@functools.lru_cache(maxsize=None)
+def basis_functions(basis_name: str, element: str) -> int:
+    """Spherical functions of one element in a contracted SCF basis, as PySCF builds it.
+
+    Parameters
+    ----------
+    basis_name : str
+        Basis set name (``dft.basis``).
+    element : str
+        Element symbol.
+
+    Returns
+    -------
+    int
+        Functions, counting every contraction column of a generally contracted shell (O in cc-pVDZ: 14).
+    """
+    from pyscf import gto
+
+    return int(gto.M(atom=f"{element} 0 0 0", basis=basis_name, spin=gto.charge(element) % 2, verbose=0).nao_nr())
+
+
+def structure_table(config: dict, base_dir=".") -> pd.DataFrame:
+    """Size of every structure of a config, known from the config alone.
+
+    Parameters
+    ----------
+    config : dict
+        A ``load_config`` config.
+    base_dir : path-like
+        Where the config's XYZ globs resolve.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by structure id: ``split``, ``atoms``, ``md_steps`` (FIRE minimisation + MD steps; 0 for
+        XYZ input), ``n_basis`` (SCF basis functions), ``fit_functions`` (density-fit functions: the model's
+        outputs and the ε collocation columns), ``dft_points`` (SCF grid), ``metric_points`` (ε grid),
+        ``symbols`` and ``metric_grid`` (ε collocation entries, points × fit functions).
+    """
+    from e3hier import workflow as wf
+    from e3hier.structures.water_clusters import OPT_STEPS
+
+    dft_cfg = config["dft"]
+    dft_key = json.dumps(dft_cfg["grid"], sort_keys=True)
+    metric_key = json.dumps({"level": config["metric"]["grid_level"]})
+    rows = []
+    for sid, info in wf.structure_manifest(config["structures"], base_dir).items():
+        symbols, recipe = info["symbols"], info["recipe"]
+        generated = recipe.get("source") == "water_clusters"
+        rows.append({
+            "structure": sid,
+            "split": info["split"],
+            "atoms": len(symbols),
+            "md_steps": (OPT_STEPS + int(recipe["md_steps"])) if generated else 0,
+            "n_basis": sum(basis_functions(dft_cfg["basis"], el) for el in symbols),
+            "fit_functions": sum(wf.n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in symbols),
+            "dft_points": sum(atom_grid_points(el, dft_key) for el in symbols),
+            "metric_points": sum(atom_grid_points(el, metric_key) for el in symbols),
+            "symbols": tuple(symbols),
+        })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame["metric_grid"] = frame["metric_points"] * frame["fit_functions"]  # collocation entries
+    return frame.set_index("structure")
+
+
+@functools.lru_cache(maxsize=None)
+def _model_size(lmax: int, output: str, capacity: str, channels: str, reference_lmax: int, elements: tuple,
+                fit_basis: str, decontract: bool, model_json: str) -> int:  # fmt: skip
+    """Parameter count of one grid point's network, from the irreps alone (``e3hier.capacity``)."""
+    from e3hier.capacity import grid_multiplicities
+    from e3hier.layout import OutputLayout
+
+    layout = OutputLayout.from_basis(fit_basis, list(elements), decontract, output)
+    plan = grid_multiplicities(lmax, capacity, channels, reference_lmax, len(elements), layout.irreps,
+                               json.loads(model_json))  # fmt: skip
+    return int(plan["n_params"])
+
+
+def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
+    """Size features of training one grid point (one model).
+
+    Parameters
+    ----------
+    point : dict
+        The grid point (``parse_point``): ``lmax``, ``output``, ``capacity``, ``channels``, ``ntrain``.
+    config : dict
+        A ``load_config`` config.
+    structures : pandas.DataFrame
+        ``structure_table`` of the config.
+
+    Returns
+    -------
+    dict
+        ``lmax_plus_1``, ``n_params``, ``epochs``, ``n_train``, ``batch_size``, ``train_atoms`` and:
+
+        - ``step_work``: structure passes of the optimiser (epochs × structures), each weighted by its
+          cost relative to a batch-1 pass of a ``BATCH_REFERENCE_ATOMS``-atom structure: a fixed per-step
+          share (dispatch, divided among the batch) plus a share that grows with the atoms (edges at a
+          fixed cutoff);
+        - ``forward_work``: forward passes outside the optimiser (validation every epoch, hidden-feature
+          probes every ``probe_every`` steps), weighted by atoms the same way;
+        - ``test_grid``: ε collocation entries (points × fit functions) of the test splits, set up once
+          per job; the 2·l_max ablations re-evaluate the ``test`` split on them, cheaply;
+        - ``val_grid``: the same for the validation split, set up before training;
+        - ``held_grid``: entries held at once (validation + the largest test split), for memory.
+    """
+    train_cfg, analysis_cfg = config["train"], config.get("analysis", {})
+    splits = structures.groupby("split", sort=False)
+    train_ids = structures.index[structures["split"] == "train"]
+    n_train = len(train_ids) if point["ntrain"] == "all" else min(int(point["ntrain"]), len(train_ids))
+    train_atoms = float(structures.loc[train_ids[:n_train], "atoms"].mean()) if n_train else 0.0
+    val = structures[structures["split"] == train_cfg.get("val_split", "val")]
+    tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
+    test_grids = {s: float(structures.loc[structures["split"] == s, "metric_grid"].sum()) for s in tests}
+    lmax, batch, epochs = int(point["lmax"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
+    steps = epochs * math.ceil(n_train / batch) if n_train else 0
+    probe_every = int(analysis_cfg.get("probe_every", 8))
+    probe_structures = min(int(analysis_cfg.get("probe_structures", 6)), len(val))
+    n_probes = steps // probe_every + 2  # every probe_every steps, plus the initial and the final model
+    elements = tuple(sorted({el for symbols in structures["symbols"] for el in symbols}))
+    model_cfg = config["model"]
+    lmaxes = sorted(train_cfg["lmax_hidden"])
+    n_params = _model_size(lmax, point["output"], point.get("capacity", "study"), point.get("channels", "study"),
+                           lmaxes[-1], elements, config["dft"]["fit_auxbasis"], bool(config["dft"]["decontract"]),
+                           json.dumps(model_cfg, sort_keys=True))  # fmt: skip
+    phi, ref = BATCH1_FIXED_FRACTION, BATCH_REFERENCE_ATOMS
+    val_atoms = float(val["atoms"].mean()) if len(val) else 0.0
+    return {
+        "lmax_plus_1": lmax + 1,
+        "n_params": n_params,
+        "epochs": epochs,
+        "n_train": n_train,
+        "batch_size": batch,
+        "train_atoms": train_atoms,
+        "step_work": epochs * n_train * (phi / batch + (1 - phi) * train_atoms / ref),
+        "forward_work": (epochs * len(val) + n_probes * probe_structures) * (val_atoms / ref),
+        "val_grid": float(val["metric_grid"].sum()),
+        "test_grid": float(sum(test_grids.values())),
+        "held_grid": float(val["metric_grid"].sum() + max(test_grids.values(), default=0.0)),
+    }  # fmt: skip
+
+
+def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame:
+    """Size features of every job of a config.
+
+    Parameters
+    ----------
+    jobs : pandas.DataFrame
+        ``parse_dry_run`` rows of the config's DAG.
+    config : dict
+        A ``load_config`` config.
+    base_dir : path-like
+        Where the config's XYZ globs resolve.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per job: ``rule``, ``family`` (``rule_family``), ``job`` (a readable id), ``threads``,
+        ``gpu``, the requested ``mem_mb_requested`` and ``runtime_requested_min``, ``n_models`` (models a
+        training job trains: K for an ensemble job), ``n_models_read`` (for the rules that read every
+        model) and the features of its family (NaN where one does not apply); ``dft_mem_mb`` of a DFT job
+        is its rule's own ``mem_mb``, the workflow's estimate of the DFT's peak.
+    """
+    structures = structure_table(config, base_dir)
+    n_models_total = int(sum(len(p) for p in jobs["points"]))
+    per_point: dict = {}  # the seeds of a grid point share its features
+    rows = []
+    for job in jobs.itertuples(index=False):
+        family = rule_family(job.rule)
+        row = {"rule": job.rule, "family": family, "threads": job.threads, "gpu": job.gpu,
+               "mem_mb_requested": job.mem_mb, "runtime_requested_min": job.runtime_min, "benchmark": job.benchmark,
+               "job": job.rule + "".join(f":{k}={v}" for k, v in job.wildcards.items()),
+               "n_models": 1}  # fmt: skip
+        wc = job.wildcards
+        if family in ("structure", "dft"):
+            info = structures.loc[wc["structure"]]
+            row.update(atoms=info["atoms"], md_work=info["md_steps"] * info["atoms"], n_basis=info["n_basis"],
+                       basis_per_atom=info["n_basis"] / info["atoms"],
+                       grid_per_atom=info["dft_points"] / info["atoms"], dft_points=info["dft_points"],
+                       scf_digits=-math.log10(float(config["dft"]["conv_tol"])))  # fmt: skip
+            if family == "dft":  # the rule's own mem_mb (its estimate of the DFT's peak), as the DAG requests it
+                row["dft_mem_mb"] = job.mem_mb
+            row["job"] = f"{job.rule}:{wc['structure']}"
+        elif family == "free_atom":
+            row["element_basis"] = basis_functions(config["dft"]["basis"], wc["element"])
+        elif family == "dataset":
+            members = structures[structures["split"] == wc["split"]]
+            row.update(n_structures=len(members), split_functions=float(members["fit_functions"].sum()))
+        elif family == "structure_manifest":
+            row["n_structures"] = len(structures)
+        elif family == "train":
+            points = [parse_point(p) for p in job.points]
+            key = tuple(sorted((k, v) for k, v in points[0].items() if k != "seed"))
+            if key not in per_point:
+                per_point[key] = train_features(points[0], config, structures)
+            row.update(per_point[key])
+            row["n_models"] = len(points)
+            row["ensemble"] = job.rule != "train"
+            row["job"] = f"{job.rule}:{job.points[0]}" + (f"+{len(points) - 1}" if len(points) > 1 else "")
+        elif family in ("models_table", "analysis", "figure"):
+            row["n_models_read"] = n_models_total
+        rows.append(row)
+    return pd.DataFrame(rows)

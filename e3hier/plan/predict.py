@@ -1,0 +1,157 @@
+"""The plan: each job's seconds, core-hours, GPU-hours and peak memory, and the totals per rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e3hier.plan.calibration import Calibration, calibrate, default_calibration_paths, read_calibration
+from e3hier.plan.dag import dag_jobs, load_config
+from e3hier.plan.features import job_features
+
+#: Cost of one model trained in a ``train_ensemble_*`` job, relative to the same model trained alone
+#: (K models cost K × one model × this factor).
+ENSEMBLE_COST_FACTOR = 1 / 2.4  # make bench: ensemble_speedup 2.80 (l_max 2) and 2.03 (l_max 4) at K = 5
+
+#: Speed of a training job on one GPU relative to the same job on one CPU core. No GPU was measured: the
+#: study's batch-1 steps on 9–30-atom graphs are ~2,400 small autograd ops each, bound by per-op dispatch
+#: (the Python/ATen overhead and, on a GPU, the kernel launch latency), not arithmetic, so a GPU is
+#: assumed to run them no faster than a core. Change this constant (or ``--gpu-speedup``) once measured.
+GPU_SPEEDUP_OVER_CORE = 1.0
+
+#: Share of a job's work that extra threads parallelise (Amdahl), per rule family. Only one-thread jobs were
+#: measured. Training: 0, the dispatch-bound batch-1 step does not thread, so wall = the one-thread time and
+#: core-hours = wall × threads (an upper bound for its threaded numpy parts). Other rules (e.g. dft at the
+#: Slurm profile's 4 threads, PySCF's OpenMP): ``DEFAULT_PARALLEL_FRACTION`` = 1, ideal scaling, so their
+#: core-hours do not depend on threads (an optimistic bound).
+PARALLEL_FRACTION = {"train": 0.0}
+DEFAULT_PARALLEL_FRACTION = 1.0
+
+#: Rules that run nothing (a target-only rule).
+NO_COST_RULES = ("all",)
+
+
+def predict_jobs(features: pd.DataFrame, calibration: Calibration, gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
+                 include_dft_startup: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Predict every job's cost.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``job_features`` rows (or a calibration table's).
+    calibration : Calibration
+        The fitted laws.
+    gpu_speedup : float
+        Speed of a training job on a GPU relative to one core (``GPU_SPEEDUP_OVER_CORE``).
+    include_dft_startup : bool
+        Add the DFT job start-up (False to compare with the JSONs' ``wall_seconds``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``features`` with ``seconds`` (the job's wall time: one-thread seconds, ``PARALLEL_FRACTION`` for
+        more threads, ``gpu_speedup`` on a GPU, ``ENSEMBLE_COST_FACTOR`` for an ensemble job),
+        ``core_hours`` (seconds × threads), ``gpu_hours``, ``mem_mb`` (peak RSS), the train parts, and
+        ``uncalibrated`` (a rule no calibration covers: ``fallback_seconds``).
+    """
+    out = features.copy()
+    out["seconds"] = 0.0
+    out["uncalibrated"] = False
+    for family, group in out.groupby("family"):
+        if family in NO_COST_RULES:
+            continue
+        laws = calibration.time.get(family)
+        if laws is None:
+            out.loc[group.index, "uncalibrated"] = True
+            out.loc[group.index, "seconds"] = calibration.fallback_seconds
+            continue
+        total = np.zeros(len(group))
+        for law in laws:
+            part = law.predict(group)
+            out.loc[group.index, law.law.target] = part
+            total = total + part
+        out.loc[group.index, "seconds"] = total
+    if "n_models" in out:  # K models of an ensemble job cost K × one × ENSEMBLE_COST_FACTOR
+        ensemble = out["n_models"].fillna(1).to_numpy() > 1
+        out.loc[ensemble, "seconds"] *= out.loc[ensemble, "n_models"] * ENSEMBLE_COST_FACTOR
+    dft = out["family"] == "dft"
+    if include_dft_startup:
+        out.loc[dft, "seconds"] += calibration.dft_startup
+    threads = out["threads"].to_numpy(dtype=float)
+    on_gpu = out["gpu"].to_numpy(dtype=float) > 0
+    speed = np.where(on_gpu, gpu_speedup, 1.0)
+    parallel = out["family"].map(lambda f: PARALLEL_FRACTION.get(f, DEFAULT_PARALLEL_FRACTION)).to_numpy(float)
+    out["seconds"] = out["seconds"] * ((1 - parallel) + parallel / threads) / speed
+    out["core_hours"] = out["seconds"] * threads / 3600
+    out["gpu_hours"] = out["seconds"] * out["gpu"].to_numpy(dtype=float) / 3600
+    out["mem_mb"] = np.nan
+    for family, group in out.groupby("family"):
+        if family == "dft":
+            out.loc[group.index, "mem_mb"] = group["dft_mem_mb"]
+        elif family in calibration.memory:
+            out.loc[group.index, "mem_mb"] = calibration.memory[family].predict(group)
+        elif family in calibration.constant_memory:
+            out.loc[group.index, "mem_mb"] = calibration.constant_memory[family]
+    return out
+
+
+def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per-rule totals of a prediction.
+
+    Parameters
+    ----------
+    jobs : pandas.DataFrame
+        ``predict_jobs`` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by rule, by core-hours: ``jobs``, ``models``, ``threads``, ``core_hours``,
+        ``longest_job_h``, ``peak_mem_gb`` (the largest job's), ``gpu_hours``, ``requested_mem_gb`` and
+        ``requested_runtime_h`` (the largest request in the DAG).
+    """
+    grouped = jobs.groupby("rule", sort=False)
+    table = pd.DataFrame({
+        "jobs": grouped.size(),
+        "models": grouped["n_models"].sum().where(grouped["family"].first() == "train", 0).astype(int),
+        "threads": grouped["threads"].max(),
+        "core_hours": grouped["core_hours"].sum(),
+        "longest_job_h": grouped["seconds"].max() / 3600,
+        "peak_mem_gb": grouped["mem_mb"].max() / 1000,
+        "gpu_hours": grouped["gpu_hours"].sum(),
+        "requested_mem_gb": grouped["mem_mb_requested"].max() / 1000,
+        "requested_runtime_h": grouped["runtime_requested_min"].max() / 60,
+    })  # fmt: skip
+    return table.sort_values("core_hours", ascending=False)
+
+
+def plan(configfiles, calibration_paths=None, workdir=None, gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
+         profile=None):  # fmt: skip
+    """The cost plan of a config.
+
+    Parameters
+    ----------
+    configfiles : list of path-like
+        Config files in merge order.
+    calibration_paths : list of path-like, optional
+        Calibration tables (default: ``default_calibration_paths()``).
+    workdir : path-like, optional
+        Where the config's relative paths resolve (a scratch directory if None).
+    gpu_speedup : float
+        As in ``predict_jobs``.
+    profile : path-like, optional
+        As in ``dry_run_text``.
+
+    Returns
+    -------
+    tuple
+        ``(rule_table, per-job predict_jobs table, Calibration)``.
+    """
+    configfiles = [Path(f).resolve() for f in configfiles]
+    calibration = calibrate(read_calibration(calibration_paths or default_calibration_paths()))
+    config = load_config(configfiles)
+    jobs = dag_jobs(configfiles, workdir, profile)
+    per_job = predict_jobs(job_features(jobs, config, workdir or "."), calibration, gpu_speedup)
+    return rule_table(per_job), per_job, calibration

@@ -1,0 +1,85 @@
+"""Structure plans: the one place that reads ``structures.source``, for the workflow and its jobs.
+
+The workflow's path through the package:
+
+1. ``structure_plans(config["structures"])`` — every structure's id, split, elements, charge,
+   multiplicity and recipe, before any structure exists (``e3hier.workflow.structure_manifest`` adds
+   the split and checks the set; the Snakefile plans its jobs from it);
+2. ``build_structure(recipe)`` — in the structure's own job (``scripts/structures.py``): generate the
+   cluster or read the frame, which is then checked and written (``checks``, ``files``).
+
+A recipe is a small dict of plain values: everything that determines one structure and nothing else,
+so the workflow passes it as that structure's job parameters and a change reruns only the structures
+whose recipe changed. Each source (``SOURCES``) plans its structures and builds one from its recipe:
+
+- ``water_clusters``: ``{"source", "split", "index", "n_molecules", "seed" (that structure's own),
+  "temperature_K", "md_steps"}`` (``water_clusters.water_cluster_plans``);
+- ``xyz``: ``{"source", "split", "path" (the file, as matched), "frame"}`` (``xyz.xyz_plans``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from ase import Atoms
+
+from e3hier.structures.water_clusters import build_water_cluster, water_cluster_plans
+from e3hier.structures.xyz import build_xyz_frame, xyz_plans
+
+
+class Source(NamedTuple):
+    """How one ``structures.source`` plans its structures and builds one of them."""
+
+    #: ``(the source's config block, base_dir) → {id: plan}``
+    plans: Callable[[dict, object], dict[str, dict]]
+    #: ``(recipe, path or None) → Atoms``
+    build: Callable[[dict, object], Atoms]
+
+
+#: ``structures.source`` → its planner and builder; the config block of a source has the source's name.
+SOURCES = {
+    "water_clusters": Source(water_cluster_plans, build_water_cluster),
+    "xyz": Source(xyz_plans, build_xyz_frame),
+}
+
+
+def _source(name) -> Source:
+    """The ``SOURCES`` entry of ``name``; ValueError for any other."""
+    if name not in SOURCES:
+        raise ValueError(f"structures.source must be {' or '.join(map(repr, SOURCES))}, got {name!r}")
+    return SOURCES[name]
+
+
+def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
+    """id → ``{"recipe", "symbols", "charge", "multiplicity"}`` of every structure of the ``structures``
+    config block, in split order.
+
+    Parameters
+    ----------
+    structures_cfg : dict
+        The ``structures`` block: ``source`` (a key of ``SOURCES``) and that source's block.
+    base_dir : path, optional
+        The folder XYZ glob patterns are relative to.
+
+    Returns
+    -------
+    dict
+        One plan per structure. XYZ files are read (to count their frames and learn their elements,
+        charges and multiplicities; bad ones are refused), clusters are not generated: they are
+        neutral singlets.
+    """
+    name = structures_cfg.get("source")
+    return _source(name).plans(structures_cfg.get(name) or {}, base_dir)
+
+
+def build_structure(recipe: dict, path=None) -> Atoms:
+    """The structure a recipe describes: generate the cluster, or read the frame (Å).
+
+    Parameters
+    ----------
+    recipe : dict
+        A plan's ``recipe`` (``structure_plans``).
+    path : path, optional
+        Replaces an XYZ recipe's ``path`` (the workflow passes the job's input file).
+    """
+    return _source(recipe["source"]).build(recipe, path)

@@ -1,0 +1,173 @@
+"""XYZ input: the frames of the files a config's globs match, with errors that name the file and line.
+
+A single-frame file's structure id is its stem, frame k of a multi-frame file is ``f"{stem}_{k}"``.
+Positions in Å. Plain and extended XYZ are read by ASE; when ASE fails, the first line that breaks
+the layout is located here, since ASE's errors rarely name one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from e3hier.structures.charge_spin import charge_and_multiplicity
+from e3hier.structures.checks import check_not_periodic
+
+
+def _expand_globs(split: str, patterns, base_dir) -> list[Path]:
+    """Files matched by ``patterns`` (relative to base_dir), sorted per pattern, without repeats."""
+    if not patterns:
+        return []
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [patterns]
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.join(str(base_dir), str(pattern)), recursive=True))
+        if not matches:
+            raise ValueError(f"split {split!r}: pattern {str(pattern)!r} matches no file under {str(base_dir)!r}")
+        files.extend(Path(m) for m in matches if Path(m) not in files)
+    return files
+
+
+def _find_bad_xyz_line(path: Path) -> str | None:
+    """Describe the first line that breaks the (extended) XYZ layout, or None if none is found.
+
+    ASE's errors rarely name a line, so walk the frames ourselves: a count line,
+    a comment line, then ``count`` lines of symbol + 3 floats.
+    """
+    lines = path.read_text(errors="replace").splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1  # ASE tolerates blank lines between frames
+            continue
+        try:
+            natoms = int(lines[i].split()[0])
+        except ValueError:
+            return f"line {i + 1}: expected an atom count, got {lines[i]!r}"
+        if natoms < 0 or len(lines[i].split()) != 1:
+            return f"line {i + 1}: expected an atom count, got {lines[i]!r}"
+        if i + 1 + natoms >= len(lines):
+            return f"line {i + 1}: frame announces {natoms} atoms but the file ends after {len(lines) - i - 2}"
+        for j in range(i + 2, i + 2 + natoms):
+            fields = lines[j].split()
+            try:
+                ok = (
+                    len(fields) >= 4
+                    and fields[0] in chemical_symbols
+                    and all(np.isfinite(float(x)) for x in fields[1:4])
+                )
+            except ValueError:
+                ok = False
+            if not ok:
+                return f"line {j + 1}: expected 'symbol x y z', got {lines[j]!r}"
+        i += 2 + natoms
+    return None
+
+
+def _read_frames(path: Path) -> list[Atoms]:
+    """Every frame of ``path`` (format from the extension), or ValueError naming the file."""
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception as err:  # ASE raises many types here; the user needs the file and line
+        where = _find_bad_xyz_line(path) if path.suffix.lower() in (".xyz", ".extxyz") else None
+        raise ValueError(f"{path}: cannot read structures ({where or 'see ASE error'}); ASE: {err!r}") from err
+    if not frames:
+        raise ValueError(f"{path}: contains no structures")
+    return frames
+
+
+def _read_frame(path: Path, frame: int) -> Atoms:
+    """Frame ``frame`` (0-based) of ``path``, or ValueError naming the file."""
+    try:
+        return ase.io.read(path, index=frame)
+    except (IndexError, StopIteration) as err:  # ASE's extxyz reader stops, others index
+        raise ValueError(f"{path}: has no frame {frame}") from err
+    except Exception as err:  # as in _read_frames: name the file and, for XYZ, the line
+        where = _find_bad_xyz_line(path) if path.suffix.lower() in (".xyz", ".extxyz") else None
+        raise ValueError(f"{path}: cannot read structures ({where or 'see ASE error'}); ASE: {err!r}") from err
+
+
+def xyz_frames(globs_by_split: dict, base_dir=".") -> dict[str, list[tuple[str, Path, int, Atoms]]]:
+    """split → [(id, file, frame index, atoms)] of XYZ files (plain or extended) matched by glob patterns.
+
+    Patterns are relative to ``base_dir`` and each is expanded in sorted order; a
+    split with no patterns (None, []) is empty. A single-frame file's id is its
+    stem, frame k of a multi-frame file is ``f"{stem}_{k}"``. Positions in Å.
+    Periodic frames, and frames whose ``charge`` / ``multiplicity`` do not fit their
+    electron count, are refused (ValueError naming the file and, in a multi-frame
+    file, the frame).
+
+    Parameters
+    ----------
+    globs_by_split : dict
+        split → glob pattern, or list of them (None or [] for an empty split).
+    base_dir : path, optional
+        The folder the patterns are relative to.
+    """
+    out: dict[str, list[tuple[str, Path, int, Atoms]]] = {}
+    source: dict[str, str] = {}  # id → where it came from, for duplicate errors
+    for split, patterns in globs_by_split.items():
+        out[split] = []
+        for path in _expand_globs(split, patterns, base_dir):
+            frames = _read_frames(path)
+            for k, atoms in enumerate(frames):
+                where = str(path) if len(frames) == 1 else f"{path} (frame {k})"
+                check_not_periodic(atoms, where)
+                charge_and_multiplicity(atoms, where)
+                sid = path.stem if len(frames) == 1 else f"{path.stem}_{k}"
+                here = f"{path} (split {split!r})"
+                if sid in source:
+                    raise ValueError(f"duplicate structure id {sid!r}: from {source[sid]} and {here}")
+                source[sid] = here
+                out[split].append((sid, path, k, atoms))
+    return out
+
+
+def xyz_plans(globs_by_split: dict, base_dir=".") -> dict[str, dict]:
+    """id → plan of every frame of the XYZ files of a ``structures.xyz`` block, in split order.
+
+    Parameters
+    ----------
+    globs_by_split : dict
+        The block: split → glob pattern(s), relative to ``base_dir`` (see ``xyz_frames``).
+    base_dir : path, optional
+        The folder the patterns are relative to.
+
+    Returns
+    -------
+    dict
+        ``{id: {"recipe", "symbols", "charge", "multiplicity"}}``. The files are read, to count their
+        frames and learn their elements, charges and multiplicities (``xyz_frames`` refuses bad ones).
+        A recipe is ``{"source": "xyz", "split", "path" (the file, as matched), "frame"}``.
+    """
+    plans = {}
+    for split, entries in xyz_frames(globs_by_split, base_dir).items():
+        for structure_id, path, frame, atoms in entries:
+            charge, multiplicity = charge_and_multiplicity(atoms, str(path))
+            plans[structure_id] = {
+                "recipe": {"source": "xyz", "split": split, "path": str(path), "frame": int(frame)},
+                "symbols": atoms.get_chemical_symbols(),
+                "charge": charge,
+                "multiplicity": multiplicity,
+            }
+    return plans
+
+
+def build_xyz_frame(recipe: dict, path=None) -> Atoms:
+    """The frame an ``xyz_plans`` recipe describes, read from its file (Å).
+
+    Parameters
+    ----------
+    recipe : dict
+        A recipe of ``xyz_plans``.
+    path : path, optional
+        Replaces the recipe's ``path``: the workflow passes the job's input file, as Snakemake staged it.
+    """
+    return _read_frame(Path(path if path is not None else recipe["path"]), recipe["frame"])
