@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -88,6 +89,18 @@ def folder_name(values: Mapping) -> str:
     """``key~value`` of every ``POINT_KEYS`` entry joined by ``_`` (Paramspace's ``filename_params="*"``,
     ``param_sep="~"``); the one place a grid point's folder name is built."""
     return "_".join(f"{key}~{values[key]}" for key in POINT_KEYS)
+
+
+#: A folder name (or an ensemble job's name, ``seed~0-1-2``) back into its values; keys hold ``_`` too.
+FOLDER_NAME = re.compile("_".join(f"{key}~(?P<{key}>[^_~]+)" for key in POINT_KEYS))
+
+
+def folder_values(name: str) -> dict:
+    """``{key: value}`` (strings) of a folder name built by ``folder_name``."""
+    match = FOLDER_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a grid-point folder name ({'_'.join(f'{k}~…' for k in POINT_KEYS)})")
+    return match.groupdict()
 
 
 def largest_n_train(n_train: list):

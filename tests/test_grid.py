@@ -3,7 +3,7 @@
 import pytest
 from snakemake.utils import Paramspace
 
-from e3hier.grid import POINT_KEYS, GridPoint, preferred_output, training_grid
+from e3hier.grid import POINT_KEYS, GridPoint, block_name, folder_values, preferred_output, training_grid
 
 TRAIN = {"lmax_hidden": [2, 0], "output": ["scalar", "full"], "seed": [0, 1], "n_train": [8, "all"],
          "matched_capacity": ["full"], "equal_channels": ["full"]}  # fmt: skip
@@ -35,3 +35,13 @@ def test_points_from_wildcards_take_one_type_per_field():
 @pytest.mark.parametrize(("outputs", "drawn"), [(["scalar", "full", "vector"], "full"), (["scalar", "higher"], "higher")])
 def test_single_output_figures_draw_the_full_density_else_the_last_output(outputs, drawn):
     assert preferred_output(outputs) == drawn
+
+
+def test_folder_names_parse_back_into_their_points():
+    """The cost plan reads grid points from the DAG's folder names; keys hold "_" (lmax_hidden, n_train)."""
+    for row in training_grid(TRAIN).to_dict("records"):
+        point = GridPoint.from_mapping(row)
+        assert GridPoint.from_mapping(folder_values(point.name)) == point
+    assert folder_values(block_name(GridPoint(2, "full").as_dict(), [0, 1]))["seed"] == "0-1"
+    with pytest.raises(ValueError, match="lmax~2_output"):
+        folder_values("lmax~2_output~full_capacity~study_channels~study_seed~0_ntrain~all")  # the old names

@@ -91,7 +91,7 @@ def _train_row(config, **changes):
     if "splits" in changes:
         wc = {**config["structures"]["water_clusters"], "splits": changes["splits"]}
         config["structures"] = {**config["structures"], "water_clusters": wc}
-    point = {"lmax": "2", "output": "full", "capacity": "study", "channels": "study", "seed": "0", "ntrain": "all"}
+    point = {"lmax_hidden": "2", "output": "full", "capacity": "study", "channels": "study", "seed": "0", "n_train": "all"}
     row = P.train_features(point, config, P.structure_table(config))
     return pd.DataFrame([{**row, "family": "train", "rule": "train", "threads": 1, "gpu": 0, "n_models": 1}])
 
@@ -153,15 +153,15 @@ def test_committed_calibration_has_the_current_features(tiny_dry_run):
 ENSEMBLE_DRY_RUN = """
 rule train_ensemble_k2:
     input: results/dataset/train.parquet
-    output: results/models/lmax~2_output~full_capacity~study_channels~study_seed~0_ntrain~all/model.pt, results/models/lmax~2_output~full_capacity~study_channels~study_seed~1_ntrain~all/model.pt
+    output: results/models/lmax_hidden~2_output~full_capacity~study_channels~study_seed~0_n_train~all/model.pt, results/models/lmax_hidden~2_output~full_capacity~study_channels~study_seed~1_n_train~all/model.pt
     jobid: 7
-    wildcards: lmax=2, output=full, capacity=study, channels=study, seeds=0-1, ntrain=all
+    wildcards: lmax_hidden=2, output=full, capacity=study, channels=study, seeds=0-1, n_train=all
     threads: 2
     resources: tmpdir=/tmp, mem_mb=4000, gpu=1
 rule train:
-    output: results/models/lmax~2_output~full_capacity~study_channels~study_seed~2_ntrain~all/model.pt
+    output: results/models/lmax_hidden~2_output~full_capacity~study_channels~study_seed~2_n_train~all/model.pt
     jobid: 8
-    wildcards: lmax=2, output=full, capacity=study, channels=study, seed=2, ntrain=all
+    wildcards: lmax_hidden=2, output=full, capacity=study, channels=study, seed=2, n_train=all
     resources: tmpdir=/tmp, mem_mb=4000
 """
 

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from e3hier.grid import folder_values
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "Snakefile"
 SCHEMA = ROOT / "e3hier" / "schemas" / "config.schema.yaml"
@@ -219,11 +221,11 @@ def parse_point(name: str) -> dict:
     Parameters
     ----------
     name : str
-        A folder name such as ``lmax~2_output~full_capacity~study_channels~study_seed~0_ntrain~all``.
+        A folder name such as ``lmax_hidden~2_output~full_capacity~study_channels~study_seed~0_n_train~all``.
 
     Returns
     -------
     dict
-        ``{"lmax": "2", "output": "full", ...}`` (values as strings).
+        ``{"lmax_hidden": "2", "output": "full", ...}`` (values as strings; ``e3hier.grid.folder_values``).
     """
-    return dict(part.split("~", 1) for part in name.split("_") if "~" in part)
+    return folder_values(name)

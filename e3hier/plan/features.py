@@ -138,7 +138,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     Parameters
     ----------
     point : dict
-        The grid point (``parse_point``): ``lmax``, ``output``, ``capacity``, ``channels``, ``ntrain``.
+        The grid point (``parse_point``): ``lmax_hidden``, ``output``, ``capacity``, ``channels``, ``n_train``.
     config : dict
         A ``load_config`` config.
     structures : pandas.DataFrame
@@ -163,12 +163,12 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     train_cfg, analysis_cfg = config["train"], config.get("analysis", {})
     splits = structures.groupby("split", sort=False)
     train_ids = structures.index[structures["split"] == "train"]
-    n_train = len(train_ids) if point["ntrain"] == "all" else min(int(point["ntrain"]), len(train_ids))
+    n_train = len(train_ids) if point["n_train"] == "all" else min(int(point["n_train"]), len(train_ids))
     train_atoms = float(structures.loc[train_ids[:n_train], "atoms"].mean()) if n_train else 0.0
     val = structures[structures["split"] == train_cfg.get("val_split", "val")]
     tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
     test_grids = {s: float(structures.loc[structures["split"] == s, "metric_grid"].sum()) for s in tests}
-    lmax, batch, epochs = int(point["lmax"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
+    lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
     probe_every = int(analysis_cfg.get("probe_every", 8))
     probe_structures = min(int(analysis_cfg.get("probe_structures", 6)), len(val))
