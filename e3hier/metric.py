@@ -30,6 +30,10 @@ def becke_grid(mol, level: int) -> tuple[np.ndarray, np.ndarray]:
     return grids.coords, grids.weights
 
 
+#: The ε grids' collocation values in training jobs: float32 halves their memory (`make bench`'s epsilon
+#: benchmark compares its electron count with a float64 collocation's).
+COLLOCATION_DTYPE = np.float32
+
 #: Default ``metric.collocation_cache_mb``: the study tier holds all of its grids (~1.2 GB at most).
 COLLOCATION_CACHE_MB = 2000
 
@@ -46,27 +50,20 @@ class DensityGrid:
     """A structure's quadrature grid and the collocation of its fit functions.
 
     The collocation is (n_points, n_functions) with columns in the stored row order of the structure's
-    function table; ``l`` gives each column's order. It is either held (``collocation``: computed
-    once, kept split by l in contiguous blocks so per-l densities cost one pass) or streamed
-    (``evaluate(start, stop)`` returns the rows of points ``start:stop`` at each use), which trades
-    a re-evaluation per use for memory: a paper-scale job holds too many grids (``metric.collocation_cache_mb``).
+    function table; ``l`` gives each column's order; ``evaluate(start, stop)`` returns the rows of points
+    ``start:stop``. It is held (``hold``: evaluated once, block of points by block of points, and kept split
+    by l in contiguous arrays so per-l densities cost one pass) or streamed (evaluated again at each use),
+    which trades CPU for memory: a paper-scale job cannot hold all its grids (``metric.collocation_cache_mb``).
     """
 
-    def __init__(self, weights: np.ndarray, l: np.ndarray, n_electrons: float, collocation: np.ndarray | None = None,
-                 evaluate=None, dtype=None):  # fmt: skip
-        if (collocation is None) == (evaluate is None):
-            raise ValueError("DensityGrid: give either the collocation or a function evaluating it")
+    def __init__(self, weights: np.ndarray, l: np.ndarray, n_electrons: float, evaluate, dtype=np.float64):
         self.weights = weights
         self.l = np.asarray(l)
         self.n_electrons = float(n_electrons)
-        self.dtype = collocation.dtype if collocation is not None else np.dtype(dtype or weights.dtype)
+        self.dtype = np.dtype(dtype)
         self.columns = {int(order): np.flatnonzero(self.l == order) for order in np.unique(self.l)}
         self.evaluate = evaluate
-        self.blocks = {} if collocation is None else self._split_by_l(collocation)
-
-    def _split_by_l(self, collocation: np.ndarray) -> dict:
-        # np.take along axis 1, not fancy indexing: the same columns, ~10× faster on a (30k, 300) array
-        return {l: (cols, np.take(collocation, cols, axis=1)) for l, cols in self.columns.items()}
+        self.blocks: dict = {}  # l → (columns, held collocation of those columns)
 
     @property
     def held_bytes(self) -> int:
@@ -78,26 +75,35 @@ class DensityGrid:
         """Bytes of its collocation when held."""
         return collocation_bytes(len(self.weights), len(self.l), self.dtype)
 
+    def point_blocks(self):
+        """``(start, stop, collocation rows)`` of each block of ``STREAM_BLOCK_POINTS`` points."""
+        for start in range(0, len(self.weights), STREAM_BLOCK_POINTS):
+            stop = min(start + STREAM_BLOCK_POINTS, len(self.weights))
+            yield start, stop, self.evaluate(start, stop)
+
     def hold(self):
-        """Evaluate a streamed collocation once and hold it (until ``release``): for several uses in a row."""
-        if not self.blocks:
-            self.blocks = self._split_by_l(self.evaluate(0, len(self.weights)))
+        """Evaluate the collocation once and hold it (until ``release``), a block of points at a time so that
+        no whole float64 copy is ever made."""
+        if self.blocks:
+            return
+        held = {l: np.empty((len(self.weights), len(cols)), dtype=self.dtype) for l, cols in self.columns.items()}
+        for start, stop, chi in self.point_blocks():
+            for l, cols in self.columns.items():
+                # np.take along axis 1, not fancy indexing: the same columns, ~10× faster
+                held[l][start:stop] = np.take(chi, cols, axis=1)
+        self.blocks = {l: (cols, held[l]) for l, cols in self.columns.items()}
 
     def release(self):
-        """Drop a collocation held by ``hold`` (a grid built held keeps it: it has no way to evaluate it again)."""
-        if self.evaluate is not None:
-            self.blocks = {}
+        """Drop the held collocation: the grid is streamed again."""
+        self.blocks = {}
 
     def density_by_l(self, coefficients: np.ndarray) -> dict[int, np.ndarray]:
         """ρ_l on the grid: the density of each order's functions alone."""
         coefficients = np.asarray(coefficients, dtype=self.dtype)
         if self.blocks:
             return {l: chi @ coefficients[cols] for l, (cols, chi) in self.blocks.items()}
-        n_points = len(self.weights)
-        out = {l: np.empty((n_points, *coefficients.shape[1:]), dtype=self.dtype) for l in self.columns}
-        for start in range(0, n_points, STREAM_BLOCK_POINTS):
-            stop = min(start + STREAM_BLOCK_POINTS, n_points)
-            chi = self.evaluate(start, stop)
+        out = {l: np.empty((len(self.weights), *coefficients.shape[1:]), dtype=self.dtype) for l in self.columns}
+        for start, stop, chi in self.point_blocks():
             for l, cols in self.columns.items():
                 out[l][start:stop] = np.take(chi, cols, axis=1) @ coefficients[cols]
         return out
@@ -156,9 +162,10 @@ def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: 
         # training job's set-up)
         return auxmol.eval_gto("GTOval_sph", coords[start:stop]).T[ao_index].astype(dtype).T
 
-    if budget is None or budget.take(collocation_bytes(len(weights), len(ao_index), dtype)):
-        return DensityGrid(weights.astype(dtype), table["l"], n_electrons, collocation=evaluate(0, len(weights)))
-    return DensityGrid(weights.astype(dtype), table["l"], n_electrons, evaluate=evaluate, dtype=dtype)
+    grid = DensityGrid(weights.astype(dtype), table["l"], n_electrons, evaluate, dtype)
+    if budget is None or budget.take(grid.collocation_bytes):
+        grid.hold()
+    return grid
 
 
 def collocation_bytes(n_points: int, n_functions: int, dtype=np.float32) -> int:

@@ -14,7 +14,7 @@ import torch
 from pyscf import gto
 
 from e3hier.layout import OutputLayout
-from e3hier.metric import CollocationBudget, DensityGrid, density_grid
+from e3hier.metric import COLLOCATION_DTYPE, CollocationBudget, DensityGrid, density_grid
 from e3hier.model import edge_features
 
 
@@ -130,7 +130,7 @@ def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dty
     for structure_id, rows in split_structures(frame):
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
         if with_grid:
-            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=np.float32,
+            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=COLLOCATION_DTYPE,
                                        n_electrons=sample.n_electrons, budget=budget)  # fmt: skip
         samples.append(sample)
     return samples

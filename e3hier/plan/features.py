@@ -12,6 +12,9 @@ import math
 
 import pandas as pd
 
+import numpy as np
+
+from e3hier.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE
 from e3hier.plan.dag import parse_point, rule_family
 
 #: Share of a batch-1 optimiser step that does not grow with the atoms in the step (op dispatch), at
@@ -132,6 +135,37 @@ def _model_size(lmax: int, output: str, capacity: str, channels: str, reference_
     return int(plan["n_params"])
 
 
+def held_collocation(val_grids: pd.Series, test_grids: dict, metric_cfg: dict) -> tuple[float, float, float]:
+    """What a training job holds of its ε-grid collocations (``e3hier.metric.CollocationBudget``).
+
+    Parameters
+    ----------
+    val_grids : pandas.Series
+        Collocation entries (float32 values) of each validation structure, in dataset order.
+    test_grids : dict
+        ``{split: pandas.Series}``: the same for each test split.
+    metric_cfg : dict
+        The config's ``metric`` block (``collocation_cache_mb``).
+
+    Returns
+    -------
+    tuple of float
+        Entries of the held validation grids, of the streamed ones (evaluated every epoch), and of the
+        largest chunk of test grids held at once (what the budget leaves, at least the largest structure).
+    """
+    budget = float(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)) * 1e6 / np.dtype(COLLOCATION_DTYPE).itemsize
+    held = streamed = 0.0
+    for entries in val_grids:  # first come, first held
+        if held + entries <= budget:
+            held += entries
+        else:
+            streamed += entries
+    # a chunk never spans two splits, and holds at least one structure
+    test_chunk = max((min(float(grids.sum()), max(budget - held, float(grids.max()))) for grids in test_grids.values()
+                      if len(grids)), default=0.0)  # fmt: skip
+    return held, streamed, test_chunk
+
+
 def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     """Size features of training one grid point (one model).
 
@@ -155,10 +189,12 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
           fixed cutoff);
         - ``forward_work``: forward passes outside the optimiser (validation every epoch, hidden-feature
           probes every ``probe_every`` steps), weighted by atoms the same way;
-        - ``test_grid``: ε collocation entries (points × fit functions) of the test splits, set up once
-          per job; the 2·l_max ablations re-evaluate the ``test`` split on them, cheaply;
-        - ``val_grid``: the same for the validation split, set up before training;
-        - ``held_grid``: entries held at once (validation + the largest test split), for memory.
+        - ``test_grid``: ε collocation entries (points × fit functions) of the test splits, evaluated once
+          per job (a chunk of held grids at a time, for the test and the 2·l_max ablation passes);
+        - ``val_grid``: the entries evaluated for validation: once for the grids held within
+          ``metric.collocation_cache_mb``, every epoch for the grids streamed beyond it;
+        - ``held_grid``: entries held at once (the held validation grids, then the largest test chunk), for
+          memory.
     """
     train_cfg, analysis_cfg = config["train"], config.get("analysis", {})
     splits = structures.groupby("split", sort=False)
@@ -168,6 +204,8 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     val = structures[structures["split"] == train_cfg.get("val_split", "val")]
     tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
     test_grids = {s: float(structures.loc[structures["split"] == s, "metric_grid"].sum()) for s in tests}
+    held_val, streamed_val, test_chunk = held_collocation(
+        val["metric_grid"], {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests}, config["metric"])
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
     probe_every = int(analysis_cfg.get("probe_every", 8))
@@ -190,9 +228,9 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
         "train_atoms": train_atoms,
         "step_work": epochs * n_train * (phi / batch + (1 - phi) * train_atoms / ref),
         "forward_work": (epochs * len(val) + n_probes * probe_structures) * (val_atoms / ref),
-        "val_grid": float(val["metric_grid"].sum()),
+        "val_grid": held_val + epochs * streamed_val,
         "test_grid": float(sum(test_grids.values())),
-        "held_grid": float(val["metric_grid"].sum() + max(test_grids.values(), default=0.0)),
+        "held_grid": held_val + test_chunk,
     }  # fmt: skip
 
 

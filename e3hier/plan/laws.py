@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from e3hier.metric import COLLOCATION_DTYPE
+
 #: Starting values of a fit's size-independent part, as fractions of the smallest measured value (the fit
 #: in log space has local minima when start-up dominates; the best of these starts is kept).
 START_BASE_FRACTIONS = (0.05, 0.5, 0.95)
@@ -37,12 +39,16 @@ class Law:
         Whether ``base`` (a size-independent part: start-up, imports) is fitted; else it is 0.
     note : str
         What the law stands for.
+    known : tuple
+        ``(column, coefficient)`` terms added to the law as they are, not fitted (e.g. bytes held per
+        entry); the law is fitted to what they leave of the target.
     """
 
     target: str
     features: tuple = ()
     intercept: bool = True
     note: str = ""
+    known: tuple = ()
 
 
 @dataclass
@@ -90,15 +96,20 @@ class FittedLaw:
         product = np.ones(len(frame))
         for column, exponent in self.exponents.items():
             product = product * np.power(frame[column].to_numpy(dtype=float), exponent)
-        return self.base + self.scale * product
+        return self.base + self.scale * product + known_part(frame, self.law)
 
     def describe(self) -> str:
         """The law as text, e.g. ``0.66 + 2.3e-05 × md_work^1.00`` (``*``: fitted exponent)."""
         terms = [f"{self.scale:.3g}"] + [
             f"{c}^{e:.2f}" + ("*" if c in self.fitted else "") for c, e in self.exponents.items()
         ]
-        text = " × ".join(terms)
+        text = " × ".join(terms) + "".join(f" + {coefficient:.3g} × {c}" for c, coefficient in self.law.known)
         return (f"{self.base:.3g} + " if self.law.intercept else "") + text
+
+
+def known_part(frame: pd.DataFrame, law: Law) -> np.ndarray:
+    """The sum of a law's ``known`` terms at each row."""
+    return sum((frame[c].to_numpy(dtype=float) * coefficient for c, coefficient in law.known), np.zeros(len(frame)))
 
 
 #: Time laws (seconds of one job at one thread) per rule family. A train job is the sum of four measured
@@ -133,7 +144,10 @@ TIME_LAWS: dict[str, list[Law]] = {
 #: Peak-memory laws (max RSS, MB) per rule family; ``dft`` uses its rule's ``mem_mb`` (the DFT estimate) instead.
 #: Memory is held data, so exponents are the physical 1; each law is raised to bound every calibration job.
 MEMORY_LAWS: dict[str, Law] = {
-    "train": Law("max_rss", (("held_grid", 1.0, False),), note="validation + largest test split ε collocation"),
+    # a held collocation entry is one float32: 4 B (grids are built a block of points at a time, so the
+    # transient is ~0.2 GB at paper scale, within the fitted rest of a job)
+    "train": Law("max_rss", intercept=False, known=(("held_grid", np.dtype(COLLOCATION_DTYPE).itemsize / 1e6),),
+                 note="the held ε collocations (validation, then a test chunk) + the rest of a job"),
     "dataset": Law("max_rss", (("split_functions", 1.0, False),)),
     "analysis": Law("max_rss", (("n_models_read", 1.0, False),)),
     "figure": Law("max_rss", (("n_models_read", 1.0, False),)),
@@ -237,8 +251,9 @@ def fit_memory_law(table: pd.DataFrame, law: Law) -> FittedLaw:
         ``fit_law``'s fit, scaled up until no calibration job's measured peak exceeds it.
     """
     table = table[table[law.target] >= RSS_FLOOR_MB]
-    fitted = fit_law(table, law)
-    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features])
-    margin = float(np.max(rows[law.target].to_numpy(dtype=float) / fitted.predict(rows)))
+    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features] + [c for c, _ in law.known])
+    rest = rows.assign(**{law.target: rows[law.target] - known_part(rows, law)})  # what the known terms leave
+    fitted = fit_law(rest, law)
+    margin = float(np.max(rest[law.target].to_numpy(dtype=float) / (fitted.predict(rows) - known_part(rows, law))))
     fitted.base, fitted.scale = fitted.base * max(margin, 1.0), fitted.scale * max(margin, 1.0)
     return fitted
