@@ -12,6 +12,7 @@ def irreps_out(output="full"):
     return str(OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, output).irreps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("node_attributes", ["constant", "one_hot"])
 @pytest.mark.parametrize("lmax", [0, 2, 4])
 def test_parameter_count_equals_the_built_network(lmax, node_attributes):
@@ -21,6 +22,7 @@ def test_parameter_count_equals_the_built_network(lmax, node_attributes):
     assert parameter_count(lmax, cfg["hidden_multiplicities"], 2, irreps_out(), cfg) == built
 
 
+@pytest.mark.slow
 def test_parameter_count_of_the_study_model_at_lmax_3_vector_output():
     cfg = dict(MODEL_DEFAULTS)
     model = DensityNetwork(2, 3, irreps_out("vector"), 4.0, 6.0, kernels="e3nn", **cfg)

@@ -76,6 +76,7 @@ def test_structure_charges_and_one_charge_per_training_job():
         check_single_charge({"train": mixed})
 
 
+@pytest.mark.slow
 def test_training_job_refuses_mixed_charges_before_training(synthetic_splits, tmp_path):
     test = with_charge(pd.read_parquet(synthetic_splits["test"]), 1)
     test.to_parquet(tmp_path / "test_cations.parquet")

@@ -62,6 +62,7 @@ def test_too_few_multiplicities_are_named():
         check_training_config(cfg, GOOD)
 
 
+@pytest.mark.slow
 def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
     result = snakemake(tmp_path, "-n", configfiles=[ROOT / "tests" / "configs" / "tiny.yaml"],
                        overrides={"train": {"val_split": "vall"}}, check=False)  # fmt: skip

@@ -28,6 +28,7 @@ def monomer_fit(water, default_config):
     return reference_density(symbols, pos, default_config["dft"])
 
 
+@pytest.mark.slow
 def test_monomer_fit_is_accurate_and_integrates_to_n_electrons(monomer_fit, water, default_config):
     assert monomer_fit.converged
     assert monomer_fit.n_electrons == 10
@@ -52,6 +53,7 @@ def test_fit_function_integrals_match_quadrature(water, decontract):
     np.testing.assert_allclose(fit_function_integrals(auxmol), numeric, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_coefficients_rotate_with_wigner_d_and_ignore_translation(water, default_config):
     symbols, pos = water
     # the XC grid is not rotation invariant: the default grid, not the light test one
@@ -143,6 +145,7 @@ def s1_fit(mol, dm, auxmol):
     return projection, d + (mol.nelectron - q @ d) / (q @ j_inv_q) * j_inv_q
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_mb", [None, 0.05])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_blocked_packed_fit_equals_the_full_tensor_fit(water_dimer, block_mb, symmetric):
@@ -187,6 +190,7 @@ print("pandas" in sys.modules, next(line.split()[1] for line in open("/proc/self
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["dimer", "trimer_scf_budget"])
 def test_memory_estimate_bounds_the_measured_peak(case, water_dimer, default_config):
     """The dft rule's ``mem_mb`` is above the job's measured peak RSS, and not far above: a water dimer

@@ -96,6 +96,7 @@ def _train_row(config, **changes):
     return pd.DataFrame([{**row, "family": "train", "rule": "train", "threads": 1, "gpu": 0, "n_models": 1}])
 
 
+@pytest.mark.slow
 def test_training_cost_follows_epochs_structures_and_test_set(calibration):
     config = P.load_config([ROOT / "config.yaml"])
     seconds = lambda row: P.predict_jobs(row, calibration)["seconds"].iloc[0]  # noqa: E731
@@ -121,6 +122,7 @@ def test_dft_cost_grows_with_atoms_basis_and_grid(calibration):
 
 
 # --- the DAG -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_job_counts_equal_the_dag(tiny_dry_run):
     files, text = tiny_dry_run
     jobs = P.parse_dry_run(text)

@@ -5,6 +5,9 @@ import shutil
 import pytest
 from workflow_helpers import planned_jobs, snakemake
 
+# runs the tiny workflow (minutes): not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 UPSTREAM = {"structure", "structure_manifest", "dft", "free_atom", "dataset"}
 
 

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL on its whole process group, at any moment, finishes with the same command."""
 
+import pytest
 import os
 import signal
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 from workflow_helpers import copy_workflow
+
+# runs the tiny workflow (minutes): not in `make test-fast`
+pytestmark = pytest.mark.slow
 
 TIMING = ["train_seconds", "job_seconds"]
 

@@ -224,6 +224,7 @@ def models_without_timings(workdir: Path) -> pd.DataFrame:
     return table.sort_values(["output", "capacity", "channels", "lmax_hidden", "seed", "n_train"], ignore_index=True)
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     # the reference: a plain local run, alongside (the Slurm run mostly waits on polling)
     pool = concurrent.futures.ThreadPoolExecutor(1)
@@ -295,6 +296,7 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     print(f"\nSlurm run: {seconds:.0f} s, {len(submitted)} sbatch submissions")
 
 
+@pytest.mark.slow
 def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_cluster, tmp_path):
     """The profile's `cores` above the node's CPUs: Slurm would queue the group jobs forever (PartitionConfig);
     the workflow stops before its first sbatch and says which --cores fits."""
@@ -368,6 +370,7 @@ REQUESTS_FLOW = """
 import json
 from e3hier import slurm_nodes
 
+
 onstart:
     requests = slurm_nodes.slurm_job_requests(workflow)
     with open("requests.json", "w") as out:
@@ -396,6 +399,7 @@ rule c:
 """
 
 
+@pytest.mark.slow
 def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
     """What each partition is asked for, read from a workflow's settings (a throwaway workflow, run locally)."""
     (tmp_path / "Snakefile").write_text(REQUESTS_FLOW)
@@ -438,6 +442,7 @@ def test_profiles_name_only_rules_of_the_workflow():
     assert set(slurm["group-components"]) <= set(slurm["groups"].values()), slurm["groups"]
 
 
+@pytest.mark.slow
 def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
     """No Slurm needed: a dry run shows the profile's threads, resources and dft group."""
     out = dry_run(PROFILE, tmp_path)
@@ -449,6 +454,7 @@ def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
                for head, res in dft)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_workstation_profile_lets_one_training_job_hold_the_gpu(tmp_path):
     cuda = tmp_path / "cuda.yaml"
     cuda.write_text("train: {device: cuda}\n")

@@ -8,6 +8,9 @@ from workflow_helpers import ROOT, snakemake
 
 from e3hier.io import read_parquet_metadata
 
+# runs the tiny workflow (minutes): not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 WATER_XYZ = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
 
 
