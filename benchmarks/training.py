@@ -39,7 +39,9 @@ from e3hier.layout import OutputLayout
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
-from e3hier.training import Predictor, Trainer, build_model, evaluate
+from e3hier.evaluation import Predictor, evaluate
+from e3hier.network_setup import build_model
+from e3hier.training import Trainer
 
 N_TRAIN, N_VAL, EPOCHS, EVAL_AFTER = 16, 4, 3, 2
 #: Validation ε after EVAL_AFTER epochs is averaged over these initial-weight seeds (seed 0 is the timed run).

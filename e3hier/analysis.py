@@ -9,7 +9,7 @@ import pandas as pd
 
 from e3hier.findings import contributions, findings_table, lmax_gains, study_models
 from e3hier.io import read_json, read_table
-from e3hier.training import L_COLUMNS
+from e3hier.evaluation import L_COLUMNS
 
 GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
 

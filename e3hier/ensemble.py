@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 from e3nn.nn.models.gate_points_2101 import Convolution
 
-from e3hier.io import atomic_path
+from e3hier.checkpoints import Run, read_checkpoint, write_checkpoint
+from e3hier.evaluation import L_COLUMNS, structure_errors, validation_row
 from e3hier.samples import pack
-from e3hier.training import (L_COLUMNS, Trainer, TrainingDiverged, epoch_row, read_checkpoint, structure_errors,
-                             validation_row)
+from e3hier.training import Trainer, TrainingDiverged, epoch_row
 
 GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
 
@@ -135,20 +135,19 @@ class EnsembleTrainer:
         return "+".join(t.name for t in self.trainers)
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, epoch: int, runs: list[dict]) -> None:
-        state = {
+    def save_checkpoint(self, epoch: int, runs: list[Run]) -> None:
+        write_checkpoint(self.checkpoint_path, {
             "fingerprints": [t.fingerprint for t in self.trainers],
-            "epoch": epoch,
+            "epoch": epoch,  # the ensemble's: a member stopped early recorded fewer
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "runs": runs,
-        }
-        with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(state, tmp)
+            "runs": [run.state() for run in runs],
+        })  # fmt: skip
 
     def load_checkpoint(self):
-        """``(epoch, runs)`` if a checkpoint of exactly these members exists."""
+        """``(epoch, runs)``: the ensemble's last finished epoch and each member's ``Run``, if a checkpoint of
+        exactly these members exists."""
         state = read_checkpoint(self.checkpoint_path, self.device,
                                 {"fingerprints": [t.fingerprint for t in self.trainers]})  # fmt: skip
         if state is None:
@@ -158,10 +157,10 @@ class EnsembleTrainer:
                 param.copy_(state["network"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        return state["epoch"], state["runs"]
+        return state["epoch"], [Run.from_state(run) for run in state["runs"]]
 
     # ---- one epoch ---------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, runs: list[dict], probe=None) -> list[dict]:
+    def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> list[dict]:
         """One pass over every member's shuffled batches, one optimiser step for all members per batch.
 
         ``probe(step, epoch, network)`` of the stacked network gives one result per member (see ``fit``).
@@ -205,8 +204,8 @@ class EnsembleTrainer:
             if probe is not None and step % every == 0:
                 clock = time.perf_counter()
                 for run, result in zip(runs, probe(step, epoch, self.network.network)):
-                    if not run["stopped"]:
-                        run["callbacks"].append(result)
+                    if not run.stopped:
+                        run.callbacks.append(result)
                 probe_seconds += time.perf_counter() - clock
         seconds = time.perf_counter() - start - probe_seconds
         sums, counts = sums.view(members, -1).tolist(), counts.view(members, -1).tolist()
@@ -215,7 +214,7 @@ class EnsembleTrainer:
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, samples) -> list[pd.DataFrame]:
-        """``training.evaluate`` of every member at once: one stacked forward pass over all the structures,
+        """``e3hier.evaluation.evaluate`` of every member at once: one stacked forward pass over all the structures,
         and each structure's ε grid read once for all members. One table per member."""
         self.network.eval()
         members, layout = len(self.trainers), self.trainers[0].layout
@@ -251,28 +250,28 @@ class EnsembleTrainer:
             first_epoch = 1
             runs = [t.start_run() for t in self.trainers]
             for run, result in zip(runs, probe(0, 0, self.network.network) if probe else []):
-                run["callbacks"].append(result)
+                run.callbacks.append(result)
         for epoch in range(first_epoch, epochs + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             rows = self.train_epoch(epoch, runs, probe)
             self.scheduler.step()
-            active = [k for k, run in enumerate(runs) if not run["stopped"]]
+            active = [k for k, run in enumerate(runs) if not run.stopped]
             validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
             for k in active:
                 self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
-            ended = [k for k in active if (runs[k]["stopped"] or epoch == epochs)
-                     and runs[k]["callbacks"] and runs[k]["callbacks"][-1]["step"] != rows[k]["step"]]  # fmt: skip
+            ended = [k for k in active if (runs[k].stopped or epoch == epochs)
+                     and runs[k].callbacks and runs[k].callbacks[-1]["step"] != rows[k]["step"]]  # fmt: skip
             if probe is not None and ended:  # each trained model, always probed
                 results = probe(rows[0]["step"], epoch, self.network.network)
                 for k in ended:
-                    runs[k]["callbacks"].append(results[k])
-            wall = runs[active[-1]]["metrics"][-1]["wall_seconds"] if active else 0.0
+                    runs[k].callbacks.append(results[k])
+            wall = runs[active[-1]].metrics[-1]["wall_seconds"] if active else 0.0
             for k in active:  # one clock for the ensemble: each member's wall time is the job's
-                runs[k]["metrics"][-1]["wall_seconds"] = wall
-            done = all(run["stopped"] for run in runs)
+                runs[k].metrics[-1]["wall_seconds"] = wall
+            done = all(run.stopped for run in runs)
             if epoch % every == 0 or epoch == epochs or done:
                 self.save_checkpoint(epoch, runs)
             if done:
                 break
-        return [(pd.DataFrame(run["metrics"]), run["best"], run["callbacks"]) for run in runs]
+        return [(run.metrics_table(), run.best, run.callbacks) for run in runs]

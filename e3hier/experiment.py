@@ -18,7 +18,8 @@ from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
-from e3hier.training import L_COLUMNS, Trainer, evaluate
+from e3hier.evaluation import L_COLUMNS, evaluate
+from e3hier.training import Trainer
 
 
 def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:

@@ -4,7 +4,7 @@
 from e3hier.density_slice import plane_densities
 from e3hier.io import logged_errors, read_table, setup_logging, write_parquet
 from e3hier.samples import load_samples, split_structures
-from e3hier.training import full_prediction, load_predictor
+from e3hier.evaluation import full_prediction, load_predictor
 
 log = setup_logging(snakemake.log[0])
 

@@ -11,7 +11,7 @@ from e3hier.conventions import positions_to_e3nn, random_rotation, rotate_coeffi
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork, edge_features, hidden_irreps, neighbour_list
 from e3hier.samples import load_samples, pack
-from e3hier.training import Predictor, full_prediction
+from e3hier.evaluation import Predictor, full_prediction
 
 
 def test_hidden_irreps_truncate_at_lmax():

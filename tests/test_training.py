@@ -17,7 +17,8 @@ from e3hier import metric
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples
-from e3hier.training import Trainer, TrainingDiverged, load_predictor
+from e3hier.evaluation import load_predictor
+from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}

@@ -1,0 +1,114 @@
+"""Checkpoints of a training run: what a run has recorded, and whether a checkpoint belongs to it.
+
+A checkpoint is resumed only if its fingerprint (settings, seed, data hash) is the run's; a truncated or
+foreign one is discarded with a warning. ``Run`` is the record a checkpoint carries, stored as plain
+containers so that ``torch.load(..., weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from e3hier.io import atomic_path
+from e3hier.samples import Sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Run:
+    """What a training run has recorded so far.
+
+    Parameters
+    ----------
+    metrics
+        One row per finished epoch (``epoch_row`` and the validation columns).
+    best
+        The epoch with the lowest validation ε of the block: ``{"epsilon", "epoch", "state"}``.
+    callbacks
+        The probe results, in step order.
+    stopped
+        Whether early stopping ended the run.
+    """
+
+    metrics: list = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=lambda: {"epsilon": math.inf, "epoch": 0, "state": None})
+    callbacks: list = dataclasses.field(default_factory=list)
+    stopped: bool = False
+
+    @property
+    def epoch(self) -> int:
+        """The last finished epoch (0 before training)."""
+        return int(self.metrics[-1]["epoch"]) if self.metrics else 0
+
+    def metrics_table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.metrics)
+
+    def state(self) -> dict:
+        """The record as plain containers, for a checkpoint (not copied: it is written at once)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Run:
+        return cls(**state)
+
+
+def fingerprint(payload: dict) -> str:
+    """Stable hash of the settings a checkpoint belongs to."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_hash(samples: list[Sample]) -> str:
+    """A content hash of the data a model is trained and selected on: per structure its id, elements,
+    positions, coefficients, free-atom reference and orders, and the ε grid's size and weights (so a new
+    DFT setting, grid level or dataset gives another hash even with the same structure ids)."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(s.structure.encode())
+        digest.update("".join(s.symbols).encode())
+        for array in (s.positions, s.coefficient, s.reference, s.l):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        if s.grid is not None:
+            digest.update(np.ascontiguousarray(s.grid.weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
+#: What ``torch.load`` raises on a truncated or corrupted checkpoint file.
+CORRUPT_CHECKPOINT_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError,
+                             zipfile.BadZipFile)  # fmt: skip
+
+
+def read_checkpoint(path: Path, device, expected: dict):
+    """The checkpoint at ``path`` if it exists, loads and holds ``expected`` (e.g. its fingerprint), else None.
+
+    A corrupted or truncated file (a job killed while the file system lost its last write, a disk filled up)
+    or one of other settings or data is removed with a warning, and training starts again."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        problem = next((f"its {key} differs" for key, value in expected.items() if state.get(key) != value), None)
+    except CORRUPT_CHECKPOINT_ERRORS as error:
+        problem = f"it cannot be read ({type(error).__name__}: {error})"
+    if problem is None:
+        return state
+    log.warning("checkpoint %s discarded, %s: training starts again", path, problem)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def write_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically (a killed job leaves the previous one)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

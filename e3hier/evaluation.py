@@ -1,0 +1,116 @@
+"""Predictions and their errors: the network's block targets back to coefficients, ε per structure and per l.
+
+``structure_errors`` gives ε (%) in total, of the predicted block and per order l, the free-atom baseline's,
+and the electron-count error; ``evaluate`` tabulates them per structure. Validation, test and the ablation
+all go through it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from e3hier.layout import OutputLayout
+from e3hier.model import DensityNetwork
+from e3hier.network_setup import build_model
+from e3hier.samples import TORCH_DTYPES, Sample, pack
+
+L_COLUMNS = range(5)  # per-l columns of the tables: l = 0..4
+
+
+class Predictor:
+    """Network + per-shell scales: turns a packed graph into block targets per function row."""
+
+    def __init__(self, model: DensityNetwork, scales: torch.Tensor, layout: OutputLayout):
+        self.model, self.scales, self.layout = model, scales, layout
+        self.element_index = {el: i for i, el in enumerate(layout.elements)}
+        self._row_scales: dict[str, torch.Tensor] = {}
+
+    def row_scales(self, sample: Sample) -> torch.Tensor:
+        """The scale of each of the sample's block rows (cached per structure)."""
+        if sample.structure not in self._row_scales:
+            el = torch.as_tensor([self.element_index[sample.symbols[a]] for a in sample.atom], dtype=torch.long)
+            self._row_scales[sample.structure] = self.scales[el.to(self.scales.device), torch.as_tensor(sample.slot)]
+        return self._row_scales[sample.structure]
+
+    def scaled_outputs(self, graph: dict) -> torch.Tensor:
+        """The network's output at every block row of the packed graph (scaled units)."""
+        return self.model(graph)[graph["atom"], graph["slot"]]
+
+    @torch.no_grad()
+    def predict_targets(self, sample: Sample) -> np.ndarray:
+        """Predicted targets (coefficient − reference) for the sample's block rows."""
+        out = self.scaled_outputs(pack([sample])) * self.row_scales(sample).to(self.scales.dtype)
+        return out.double().cpu().numpy()
+
+
+def full_prediction(sample: Sample, predicted_block_targets: np.ndarray) -> np.ndarray:
+    """Predicted coefficients of every function: reference + predicted target in the block, reference elsewhere."""
+    coefficients = sample.reference.copy()
+    coefficients[sample.rows] += predicted_block_targets
+    return coefficients
+
+
+def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict | list[dict]:
+    """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e).
+
+    ``predicted`` is one model's coefficients (functions,), or K models' (functions, K): then one row
+    per model, from one pass over the structure's ε grid.
+    """
+    block_orders = [l for l in np.unique(sample.l) if layout.in_block(l)]
+    columns = predicted[:, None] if predicted.ndim == 1 else predicted  # one column per model
+    errors = sample.grid.epsilon_by_l(columns, sample.coefficient[:, None], block_orders)
+    if sample.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
+        sample.baseline = sample.grid.epsilon_by_l(sample.reference, sample.coefficient, block_orders)
+    electrons = sample.integral @ columns - sample.n_electrons
+    rows = []
+    for k in range(columns.shape[1]):
+        row = {
+            "epsilon": errors["total"][k],
+            "epsilon_block": errors["block"][k],
+            "epsilon_baseline": sample.baseline["total"],
+            "epsilon_baseline_block": sample.baseline["block"],
+            "electron_error": electrons[k],
+        }
+        for l in L_COLUMNS:
+            row[f"epsilon_l{l}"] = errors[l][k] if l in errors else float("nan")
+            row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
+        rows.append({key: float(value) for key, value in row.items()})
+    return rows[0] if predicted.ndim == 1 else rows
+
+
+def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
+    """One row per structure with ``structure_errors``."""
+    predictor.model.eval()
+    rows = []
+    for s in samples:
+        predicted = full_prediction(s, predictor.predict_targets(s))
+        rows.append({"structure": s.structure, "n_atoms": s.n_atoms, **structure_errors(s, predicted, predictor.layout)})
+    return pd.DataFrame(rows)
+
+
+def validation_row(errors: pd.DataFrame) -> dict:
+    """The validation columns of an epoch's metrics from ``evaluate``'s table of the validation split."""
+    # NaN on one structure makes the epoch's ε NaN (pandas would skip it): a model that predicts NaN is broken
+    row = {"val_epsilon": float(errors["epsilon"].mean(skipna=False)),
+           "val_epsilon_block": float(errors["epsilon_block"].mean(skipna=False))}  # fmt: skip
+    for l in L_COLUMNS:
+        row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
+    # the free-atom (zero-prediction) baseline, against which learning per l is measured
+    row["val_baseline"] = float(errors["epsilon_baseline"].mean())
+    for l in L_COLUMNS:
+        row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
+    return row
+
+
+def load_predictor(path, device: str = "cpu") -> Predictor:
+    """Rebuild the network of a ``model.pt`` (best weights) as a ``Predictor``."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    cfg = payload["config"]
+    model = build_model(cfg)
+    model.load_state_dict(payload["state_dict"])
+    dtype = TORCH_DTYPES[cfg["dtype"]]
+    model.to(device, dtype).eval()
+    layout = OutputLayout(tuple(cfg["elements"]), {int(l): n for l, n in cfg["layout_counts"].items()}, cfg["output"])
+    return Predictor(model, payload["scales"].to(device, dtype), layout)
