@@ -325,7 +325,7 @@ class FusedEdgeProduct(o3.TensorProduct):
             if int(np.prod(ins.path_shape)):
                 by_input.setdefault(ins.i_in1, []).append(ins)
         permutation = np.zeros(out.dim, dtype=np.int64)
-        cgs, spread, self._plan = [], [], []
+        cgs, spread, source, self._plan = [], [], [], []
         position = weight_offset = 0
         for i_in1, items in by_input.items():
             mul, ir1 = in1[i_in1]
@@ -345,6 +345,7 @@ class FusedEdgeProduct(o3.TensorProduct):
             cgs.append(cg.reshape(in2.dim, -1))
             # message column (u, k) takes the edge weight of its path p(k) and channel u (e3nn's (p, u) order)
             spread.append(weight_offset + path_of_column[None, :] * mul + np.arange(mul)[:, None])
+            source.append(np.full(mul * width, off1[i_in1]))  # the first feature of the input segment
             self._plan.append((i_in1, mul, ir1.dim, width))
             position += mul * width
             weight_offset += mul * len(items)
@@ -354,6 +355,8 @@ class FusedEdgeProduct(o3.TensorProduct):
         self.register_buffer("_fused_spread", torch.as_tensor(np.concatenate([s.ravel() for s in spread])),
                              persistent=False)  # fmt: skip
         self.register_buffer("_fused_permutation", torch.as_tensor(permutation), persistent=False)
+        #: per message column, a feature of the input segment it comes from (masks of whole segments)
+        self.register_buffer("_fused_source", torch.as_tensor(np.concatenate(source)), persistent=False)
         self._x_sizes = [mul_ir.dim for mul_ir in in1]
 
     def messages(self, x, y, weight) -> torch.Tensor:
@@ -387,21 +390,46 @@ class FusedConvolution(Convolution):
 
     def forward(self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded) -> torch.Tensor:
         weight = self.fc(edge_length_embedded)
-        x = node_input
-        if self.constant_attributes:
-            s, x = scalar_linear(self.sc, x), scalar_linear(self.lin1, x)
-        else:
-            s, x = self.sc(x, node_attr), self.lin1(x, node_attr)
-        nodes = x.shape[:-1]
+        s = self._linear(self.sc, node_input, node_attr)
+        x = self._node_sums(self._linear(self.lin1, node_input, node_attr), edge_src, edge_dst, edge_attr, weight)
+        return self._combine(s, x, node_input.shape[:-1], node_attr)
+
+    def forward_masked(self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr,
+                       edge_length_embedded) -> list[torch.Tensor]:  # fmt: skip
+        """``[self(node_input * mask, ...) for mask in masks]``, the edge work done once for all masks.
+
+        Each mask must be constant on every irrep segment of the input (e.g. one hidden order l:
+        ``e3hier.features.order_contributions``). ``lin1`` mixes channels of one irrep only, and each
+        message column comes from one input segment, so masking the input masks the summed messages
+        column by column: the edge products (most of a convolution) run once instead of once per mask.
+        """
+        weight = self.fc(edge_length_embedded)
+        x = self._linear(self.lin1, node_input, node_attr)
+        sums = self._node_sums(x, edge_src, edge_dst, edge_attr, weight)
+        outputs = []
+        for mask in masks:
+            masked = node_input * mask
+            s = self._linear(self.sc, masked, node_attr)
+            outputs.append(self._combine(s, sums * mask[self.tp._fused_source], node_input.shape[:-1], node_attr))
+        return outputs
+
+    def _linear(self, product, x, node_attr):
+        return scalar_linear(product, x) if self.constant_attributes else product(x, node_attr)
+
+    def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:
+        """The messages summed on their destination nodes, in the fused layout (all members' nodes, W)."""
         if x.dim() == 3:  # an ensemble: the members' nodes one after another, edge indices offset to match
             x, edge_attr, weight = x.flatten(0, 1), edge_attr.flatten(0, 1), weight.flatten(0, 1)
         messages = self.tp.messages(x.index_select(0, edge_src), edge_attr, weight)
         # index_add, not scatter_add with an expanded index: same sums, much cheaper backward (index_select)
-        x = messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
+        return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
+
+    def _combine(self, s, x, nodes, node_attr) -> torch.Tensor:
+        """The output from the self-interaction ``s`` and the node sums ``x`` (``_node_sums``)."""
         x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
         if len(nodes) == 2:
             x = x.view(*nodes, x.shape[-1])
-        x = scalar_linear(self.lin2, x) if self.constant_attributes else self.lin2(x, node_attr)
+        x = self._linear(self.lin2, x, node_attr)
         c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
         m = self.sc.output_mask
         c_x = (1 - m) + c_x * m
