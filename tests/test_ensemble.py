@@ -9,7 +9,7 @@ from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
 from e3hier.layout import OutputLayout
-from e3hier import model as model_module
+from e3hier import fused_layers
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer
@@ -28,7 +28,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
 
     ``chunk`` 1: without gradients, each member's edge messages are computed on their own."""
     if chunk is not None:
-        monkeypatch.setattr(model_module, "MESSAGE_CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
     lay = layout()
     graphs = [pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
               for n, m in ((1, 1), (2, 2), (1, 3))]  # fmt: skip
