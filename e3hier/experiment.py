@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from e3hier.capacity import grid_multiplicities
+from e3hier.allocator import keep_freed_memory
 from e3hier.features import features_table, probe_rows, zero_hidden_orders
 from e3hier.grid import GridPoint
 from e3hier.dataset import DATASET_COLUMNS
@@ -150,6 +151,7 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
+    keep_freed_memory()  # before the samples' ε grids: see ``e3hier.allocator``
     train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)
     val_frame = read_table(val_path, DATASET_COLUMNS)
     for path, frame in ((train_path, train_frame), (val_path, val_frame)):

@@ -68,7 +68,12 @@ def order_contributions(model, graph: dict) -> tuple[list[torch.Tensor], dict[in
     last = model.layers[-1]
     irreps = hidden_layers(model)[-1].second.irreps_out if hidden else last.irreps_in
     orders = sorted({ir.l for _, ir in irreps})
-    contributions = {l: last(x * order_mask(irreps, l, x), node_attr, *edges) for l in orders}
+    masks = [order_mask(irreps, l, x) for l in orders]
+    if hasattr(last, "forward_masked"):  # the fused convolution: its edge products once for all orders
+        outputs = last.forward_masked(x, masks, node_attr, *edges)
+    else:
+        outputs = [last(x * mask, node_attr, *edges) for mask in masks]
+    contributions = dict(zip(orders, outputs))
     return hidden, contributions
 
 

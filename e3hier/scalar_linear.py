@@ -34,16 +34,38 @@ class LinearPlan:
                     raise ValueError("ScalarLinear needs a single scalar attribute (constant node attributes)")
                 self.runs.append((index, first, stop, tuple(weight_pieces), mul1, dim, mul_out, scale, alphas,
                                   tuple(segment_dims)))  # fmt: skip
+        # a run's single path weight scales its weight block (one product for the whole map, on the small
+        # weights) instead of its outputs and output gradients (one product per run, on node-sized tensors)
+        scales = torch.ones(sum(self.weight_sizes), dtype=torch.float64)
+        offsets = [0]
+        for size in self.weight_sizes:
+            offsets.append(offsets[-1] + size)
+        for _, _, _, pieces, _, _, _, scale, _, _ in self.runs:
+            for k in pieces:
+                scales[offsets[k] : offsets[k + 1]] = 1.0 if scale is None else scale
+        self.weight_scale = scales
+        self._scale_cache: dict = {}
+
+    def scale(self, weight: torch.Tensor) -> torch.Tensor:
+        """``weight_scale`` on ``weight``'s device and dtype (cached)."""
+        key = (weight.device, weight.dtype)
+        if key not in self._scale_cache:
+            self._scale_cache[key] = self.weight_scale.to(weight.device, weight.dtype)
+        return self._scale_cache[key]
 
 
 def _as_rows(x: torch.Tensor, mul: int, dim: int) -> torch.Tensor:
     """(K, n, mul·dim) in e3nn's (u, m) layout → (K, n·dim, mul): one row per node and component m."""
+    if dim == 1:  # scalars: already one row per node
+        return x
     members, nodes = x.shape[0], x.shape[1]
     return x.reshape(members, nodes, mul, dim).transpose(2, 3).reshape(members, nodes * dim, mul)
 
 
 def _from_rows(rows: torch.Tensor, nodes: int, dim: int) -> torch.Tensor:
     """The inverse of ``_as_rows``: (K, n·dim, mul) → (K, n, mul·dim)."""
+    if dim == 1:
+        return rows
     members, mul = rows.shape[0], rows.shape[2]
     return rows.view(members, nodes, dim, mul).transpose(2, 3).reshape(members, nodes, mul * dim)
 
@@ -68,27 +90,26 @@ class ScalarLinear(torch.autograd.Function):
     def forward(ctx, x, weight, plan: LinearPlan):
         members, nodes = x.shape[0], x.shape[1]
         x_pieces = torch.split(x, plan.x_sizes, dim=2)
-        w_pieces = torch.split(weight, plan.weight_sizes, dim=1)
+        scaled = weight * plan.scale(weight)
+        w_pieces = torch.split(scaled, plan.weight_sizes, dim=1)
         results: dict[int, torch.Tensor] = {}
         for index, first, stop, pieces, mul1, dim, mul_out, scale, alphas, segment_dims in plan.runs:
             rows = _as_rows(_run_input(x_pieces, first, stop, scale, alphas, segment_dims), mul1, dim)
-            term = torch.bmm(rows, _run_weight(w_pieces, pieces, mul1, mul_out))
-            if scale is not None and scale != 1.0:
-                term = term.mul_(scale)
-            results[index] = term if index not in results else results[index].add_(term)
+            w = _run_weight(w_pieces, pieces, mul1, mul_out)
+            results[index] = torch.bmm(rows, w) if index not in results else results[index].baddbmm_(rows, w)
         outputs = []
         for index, size in enumerate(plan.out_sizes):
             if index in plan.empty_outputs:
                 outputs.append(x.new_zeros(members, nodes, size))
             else:
                 outputs.append(_from_rows(results[index], nodes, size // results[index].shape[2]))
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x, scaled)
         ctx.plan = plan
         return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors  # the scaled weights
         plan = ctx.plan
         nodes = x.shape[1]
         x_pieces = torch.split(x, plan.x_sizes, dim=2)
@@ -100,7 +121,7 @@ class ScalarLinear(torch.autograd.Function):
         for index, first, stop, pieces, mul1, dim, mul_out, scale, alphas, segment_dims in plan.runs:
             if index not in grad_rows:
                 grad_rows[index] = _as_rows(grad_pieces[index], mul_out, dim)
-            g = grad_rows[index] if scale is None or scale == 1.0 else grad_rows[index] * scale
+            g = grad_rows[index]
             w = _run_weight(w_pieces, pieces, mul1, mul_out)
             if ctx.needs_input_grad[1]:
                 rows = _as_rows(_run_input(x_pieces, first, stop, scale, alphas, segment_dims), mul1, dim)
@@ -122,7 +143,7 @@ class ScalarLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_w = [g if g is not None else weight.new_zeros(weight.shape[0], size)
                       for g, size in zip(grad_w, plan.weight_sizes)]  # fmt: skip
-            gw = torch.cat(grad_w, dim=1) if len(grad_w) > 1 else grad_w[0]
+            gw = (torch.cat(grad_w, dim=1) if len(grad_w) > 1 else grad_w[0]) * plan.scale(weight)
         return gx, gw, None
 
 

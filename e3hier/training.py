@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
+from e3hier.allocator import keep_freed_memory
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork
@@ -54,6 +55,7 @@ class Trainer:
         """``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
         by default it is built here from ``torch.manual_seed(seed)``. ``settings``: anything else the
         result depends on (e.g. the probed structures), for the checkpoint's fingerprint."""
+        keep_freed_memory()  # a training step reuses its freed tensors (``e3hier.allocator``)
         self.name, self.layout, self.train, self.val = name, layout, train, val
         self.cfg, self.seed = train_cfg, seed
         self.probe_every = int(probe_every)

@@ -9,6 +9,7 @@ from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
 from e3hier.layout import OutputLayout
+from e3hier import fused_layers
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer
@@ -21,8 +22,13 @@ def layout():
     return OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
 
 
-def test_members_evaluated_together_equal_each_model_alone():
-    """Members of different sizes (padding) and their own weights: each output is the model's own."""
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
+    """Members of different sizes (padding) and their own weights: each output is the model's own.
+
+    ``chunk`` 1: without gradients, each member's edge messages are computed on their own."""
+    if chunk is not None:
+        monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
     lay = layout()
     graphs = [pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
               for n, m in ((1, 1), (2, 2), (1, 3))]  # fmt: skip
@@ -31,7 +37,8 @@ def test_members_evaluated_together_equal_each_model_alone():
         torch.manual_seed(seed)
         models.append(DensityNetwork(2, 2, str(lay.irreps), 3.0, 6.0, **TINY_MODEL))
     alone = [model(graph) for model, graph in zip(models, graphs)]
-    together = MemberNetworks(models)(pack_members(graphs))
+    with torch.set_grad_enabled(chunk is None):
+        together = MemberNetworks(models)(pack_members(graphs))
     for k, out in enumerate(alone):
         torch.testing.assert_close(together[k, : out.shape[0]], out, rtol=1e-5, atol=1e-6)
     # the members' parameters are views of their rows of the stack: an update of the stack reaches them

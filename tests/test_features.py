@@ -9,7 +9,7 @@ from e3nn import o3
 
 from e3hier.analysis import learning_curve_slopes, onset_table
 from e3hier.experiment import unreachable_orders
-from e3hier.features import component_rms, order_contributions, probe_rows, zero_hidden_orders
+from e3hier.features import component_rms, order_contributions, order_mask, probe_rows, zero_hidden_orders
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
@@ -46,6 +46,21 @@ def test_contributions_of_the_hidden_orders_sum_to_the_output(lmax, node_attribu
     assert torch.allclose(total, output, rtol=0, atol=1e-5 * float(output.abs().max()))
     if lmax:  # every order really contributes something of its own
         assert all(float(c.abs().max()) > 1e-3 * float(output.abs().max()) for c in contributions.values())
+
+
+@pytest.mark.parametrize("node_attributes", ["constant", "one_hot"])
+@pytest.mark.parametrize("lmax", [1, 4])
+def test_fused_contributions_equal_the_output_layer_fed_each_order_alone(lmax, node_attributes):
+    """``forward_masked`` runs the edge products once for all orders: the same as one call per order."""
+    model, graph = tiny_model(lmax, node_attributes=node_attributes)
+    hidden, contributions = order_contributions(model, graph)
+    last, x = model.layers[-1], hidden[-1]
+    assert hasattr(last, "forward_masked")
+    irreps = model.layers[-2].second.irreps_out
+    with torch.no_grad():
+        for l, part in contributions.items():
+            alone = last(x * order_mask(irreps, l, x), model.node_attr(graph), *model.edge_inputs(graph))
+            torch.testing.assert_close(part, alone, rtol=1e-6, atol=1e-7 * float(alone.abs().max()))
 
 
 def test_probe_captures_each_hidden_layer_with_its_irreps():

@@ -1,0 +1,244 @@
+"""Fused evaluation of the two kinds of e3nn tensor products in the study's network.
+
+- ``FusedScalarProduct``: a ``FullyConnectedTensorProduct`` whose second input is scalars (the
+  convolutions' ``sc``, ``lin1``, ``lin2`` with scalar node attributes);
+- ``FusedEdgeProduct``: the convolutions' edge tensor product (``uvu``, per-edge weights).
+
+Each is a few large matrix products instead of one small contraction per path; the parameters,
+buffers, state-dict keys and output layout are e3nn's, the outputs agree to float rounding (~1e-7).
+They are made from e3nn's built modules by ``e3hier.fused_layers.fuse_tensor_products``, which changes
+their class: building them anew would run e3nn's code generation again (~60 % of building a network)
+and draw fresh weights, where the class change keeps everything e3nn built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from e3nn import o3
+
+from e3hier.e3nn_internals import product_weights
+
+
+def segment_offsets(irreps: o3.Irreps) -> list[int]:
+    """Where each (mul, ir) segment of ``irreps`` starts in a feature vector, and its total dimension last."""
+    offsets = [0]
+    for mul_ir in irreps:
+        offsets.append(offsets[-1] + mul_ir.dim)
+    return offsets
+
+
+class FusedScalarProduct(o3.FullyConnectedTensorProduct):
+    """``FullyConnectedTensorProduct`` whose second input is scalars only (``sc``, ``lin1``, ``lin2``), batched.
+
+    e3nn evaluates one small contraction per instruction (~100 for ``lin2`` at l_max 4). With scalar
+    ``x2`` every instruction into output segment ``o`` is ``Σ_uv W[u,v,w] x1[z,u,i] x2[z,v]`` (times its
+    path weight / √(2l+1)), so all of them become one matrix product per output segment: the feature
+    segments feeding ``o`` are stacked (they are adjacent in sorted irreps) and the weight blocks
+    taken from one ``split`` of the flat parameter. Same parameters; outputs agree to float rounding.
+    Made by ``fuse_tensor_products`` (class swap of an existing module).
+    """
+
+    @staticmethod
+    def supports(tp) -> bool:
+        return (isinstance(tp, o3.FullyConnectedTensorProduct) and tp.internal_weights and tp.shared_weights
+                and all(ir.l == 0 for _, ir in tp.irreps_in2)
+                and all(ins.connection_mode == "uvw" and ins.has_weight for ins in tp.instructions))  # fmt: skip
+
+    def _prepare(self) -> None:
+        in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
+        off1, off2 = segment_offsets(in1), segment_offsets(in2)
+        sizes, groups = [], {i: [] for i in range(len(out))}
+        for ins in self.instructions:
+            size = int(np.prod(ins.path_shape))
+            if size:
+                groups[ins.i_out].append((ins, len(sizes)))
+                sizes.append(size)
+        self._sizes = sizes
+        self._plan = []
+        for i_out, items in groups.items():
+            mul_out, ir_out = out[i_out]
+            if mul_out == 0:
+                continue
+            if not items:
+                self._plan.append((None, (mul_out, ir_out.dim)))
+                continue
+            # runs of adjacent x1 segments sharing one x2 segment: one product each
+            items.sort(key=lambda t: (t[0].i_in2, t[0].i_in1))
+            runs = []
+            for ins, piece in items:
+                alpha = ins.path_weight / ir_out.dim**0.5
+                if runs and runs[-1]["i_in2"] == ins.i_in2 and runs[-1]["i_in1"][-1] + 1 == ins.i_in1:
+                    runs[-1]["i_in1"].append(ins.i_in1)
+                    runs[-1]["pieces"].append((piece, alpha))
+                else:
+                    runs.append({"i_in1": [ins.i_in1], "i_in2": ins.i_in2, "pieces": [(piece, alpha)]})
+            plan = []
+            for run in runs:
+                first, last, i_in2 = run["i_in1"][0], run["i_in1"][-1], run["i_in2"]
+                mul1 = sum(in1[i].mul for i in run["i_in1"])
+                plan.append(((off1[first], off1[last + 1]), (off2[i_in2], off2[i_in2 + 1]), mul1, in2[i_in2].mul,
+                             tuple((piece, float(alpha)) for piece, alpha in run["pieces"]),
+                             [in1[i].dim for i in run["i_in1"]]))  # fmt: skip
+            self._plan.append((plan, (mul_out, ir_out.dim)))
+        # x is cut once at every run boundary (slicing it per run would cost a zero-filled gradient each)
+        cuts = sorted({0, in1.dim} | {c for plan, _ in self._plan if plan for (a, b), *_ in plan for c in (a, b)})
+        self._x_sizes = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+        # per run, derived once: its x pieces, its weight pieces, and its path weights (one scale when
+        # they are all equal, else one per input segment); the forward pass only looks them up
+        self._plan = [
+            (None if plan is None else [
+                ((cuts.index(a1), cuts.index(b1)), y_range, mul1, mul2, tuple(piece for piece, _ in blocks),
+                 blocks[0][1] if len({alpha for _, alpha in blocks}) == 1 else None,
+                 tuple(alpha for _, alpha in blocks), segment_dims)
+                for (a1, b1), y_range, mul1, mul2, blocks, segment_dims in plan
+            ], out_shape)
+            for plan, out_shape in self._plan
+        ]  # fmt: skip
+
+    def forward(self, x, y, weight=None):
+        weight = product_weights(self, weight)
+        if weight.dim() == 2:  # an ensemble (``e3hier.ensemble``): one weight row per member
+            return self.forward_members(x, y, weight)
+        batch = x.shape[:-1]
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        pieces = torch.split(weight, self._sizes) if self._sizes else ()
+        x_pieces = torch.split(x, self._x_sizes, dim=1)
+        outputs = []
+        for plan, (mul_out, dim) in self._plan:
+            if plan is None:
+                outputs.append(x.new_zeros(x.shape[0], mul_out * dim))
+                continue
+            result = None
+            for (i, j), (a2, b2), mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
+                x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=1)
+                # the path weights scale the (small) inputs, so the weight blocks are used in place, unscaled
+                y2 = y[:, a2:b2]
+                if scale is not None:
+                    y2 = y2 * scale
+                else:  # one block per input segment of the run, in order
+                    segments = torch.split(x1, segment_dims, dim=1)
+                    x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=1)
+                xv = (x1.reshape(-1, mul1, 1, dim) * y2[:, None, :, None]).reshape(-1, mul1 * mul2, dim)
+                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces])
+                term = torch.matmul(xv.transpose(1, 2), w.view(mul1 * mul2, mul_out))  # (z, dim, w)
+                result = term if result is None else result + term
+            outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
+        out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
+        return out.reshape(*batch, out.shape[-1])
+
+    def forward_members(self, x, y, weight):
+        """``forward`` of K models at once: inputs (K, nodes, dim), weights (K, weight_numel).
+
+        The same plan as ``forward``; each product becomes one batched product over the members
+        (``bmm``: member k's nodes with member k's weight block).
+        """
+        members, nodes = x.shape[0], x.shape[1]
+        pieces = torch.split(weight, self._sizes, dim=1) if self._sizes else ()
+        x_pieces = torch.split(x, self._x_sizes, dim=2)
+        outputs = []
+        for plan, (mul_out, dim) in self._plan:
+            if plan is None:
+                outputs.append(x.new_zeros(members, nodes, mul_out * dim))
+                continue
+            result = None
+            for (i, j), (a2, b2), mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
+                x1 = x_pieces[i] if j == i + 1 else torch.cat(x_pieces[i:j], dim=2)
+                y2 = y[:, :, a2:b2]
+                if scale is not None:
+                    y2 = y2 * scale
+                else:
+                    segments = torch.split(x1, segment_dims, dim=2)
+                    x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=2)
+                xv = (x1.reshape(members, nodes, mul1, 1, dim) * y2[:, :, None, :, None]).reshape(
+                    members, nodes, mul1 * mul2, dim
+                )
+                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces], 1)
+                xv = xv.transpose(2, 3).reshape(members, nodes * dim, mul1 * mul2)
+                term = torch.bmm(xv, w.view(members, mul1 * mul2, mul_out))  # (K, nodes·dim, w)
+                result = term if result is None else result + term
+            outputs.append(result.view(members, nodes, dim, mul_out).transpose(2, 3).reshape(members, nodes, -1))
+        return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+
+
+class FusedEdgeProduct(o3.TensorProduct):
+    """The convolution's edge tensor product (``uvu``, per-edge weights, one filter of each l), batched.
+
+    e3nn evaluates each of its ~100 paths (l_max 4) separately. Here the Clebsch–Gordan coefficients of
+    every path are contracted with the edge's spherical harmonics in one matrix product (all input
+    segments at once), each input segment (u, l1) is coupled to its paths with one batched product, and
+    the per-edge path weights are spread over each path's 2l+1 components by one ``index_select``; one
+    column permutation gives e3nn's output layout. Same weights and layout; outputs agree to float
+    rounding. Made by ``fuse_tensor_products``.
+    """
+
+    @staticmethod
+    def supports(tp) -> bool:
+        outputs = [ins.i_out for ins in tp.instructions]
+        in1 = [ins.i_in1 for ins in tp.instructions]
+        return (type(tp) is o3.TensorProduct and not tp.shared_weights and not tp.internal_weights
+                and all(mul == 1 for mul, _ in tp.irreps_in2)
+                and all(ins.connection_mode == "uvu" and ins.has_weight for ins in tp.instructions)
+                and in1 == sorted(in1)  # each input segment's weights are contiguous
+                and len(set(outputs)) == len(outputs)
+                and set(outputs) >= {i for i, (mul, _) in enumerate(tp.irreps_out) if mul})  # fmt: skip
+
+    def _prepare(self) -> None:
+        in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
+        off1, off2, off_out = segment_offsets(in1), segment_offsets(in2), segment_offsets(out)
+        by_input = {}
+        for ins in self.instructions:
+            if int(np.prod(ins.path_shape)):
+                by_input.setdefault(ins.i_in1, []).append(ins)
+        permutation = np.zeros(out.dim, dtype=np.int64)
+        cgs, spread, source, self._plan = [], [], [], []
+        position = weight_offset = 0
+        for i_in1, items in by_input.items():
+            mul, ir1 = in1[i_in1]
+            width = sum(out[ins.i_out].ir.dim for ins in items)
+            cg = np.zeros((in2.dim, ir1.dim, width))
+            path_of_column = np.zeros(width, dtype=np.int64)
+            k = 0
+            for p, ins in enumerate(items):
+                ir2, ir3 = in2[ins.i_in2].ir, out[ins.i_out].ir
+                w3j = o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64).numpy()  # (i, j, k)
+                cg[off2[ins.i_in2] : off2[ins.i_in2 + 1], :, k : k + ir3.dim] = ins.path_weight * w3j.transpose(1, 0, 2)
+                path_of_column[k : k + ir3.dim] = p
+                # output segment i_out is (u, d3) row-major
+                u, c = np.meshgrid(np.arange(mul), np.arange(ir3.dim), indexing="ij")
+                permutation[off_out[ins.i_out] + u * ir3.dim + c] = position + u * width + k + c
+                k += ir3.dim
+            cgs.append(cg.reshape(in2.dim, -1))
+            # message column (u, k) takes the edge weight of its path p(k) and channel u (e3nn's (p, u) order)
+            spread.append(weight_offset + path_of_column[None, :] * mul + np.arange(mul)[:, None])
+            source.append(np.full(mul * width, off1[i_in1]))  # the first feature of the input segment
+            self._plan.append((i_in1, mul, ir1.dim, width))
+            position += mul * width
+            weight_offset += mul * len(items)
+        dtype = torch.get_default_dtype()
+        self._cg_sizes = [cg.shape[1] for cg in cgs]
+        self.register_buffer("_fused_cg", torch.as_tensor(np.concatenate(cgs, axis=1), dtype=dtype), persistent=False)
+        self.register_buffer("_fused_spread", torch.as_tensor(np.concatenate([s.ravel() for s in spread])),
+                             persistent=False)  # fmt: skip
+        self.register_buffer("_fused_permutation", torch.as_tensor(permutation), persistent=False)
+        #: per message column, a feature of the input segment it comes from (masks of whole segments)
+        self.register_buffer("_fused_source", torch.as_tensor(np.concatenate(source)), persistent=False)
+        self._x_sizes = [mul_ir.dim for mul_ir in in1]
+
+    def messages(self, x, y, weight) -> torch.Tensor:
+        """The output in the fused layout, (z, Σ u·k): ``_fused_permutation`` reorders it into e3nn's."""
+        x_pieces = torch.split(x, self._x_sizes, dim=1)
+        couplings = torch.split(y @ self._fused_cg, self._cg_sizes, dim=1)  # CG · Y per edge, all segments
+        products = [
+            torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling.reshape(-1, dim, width)).reshape(-1, mul * width)
+            for (i_in1, mul, dim, width), coupling in zip(self._plan, couplings)
+        ]  # (z, u, k) per input segment
+        product = torch.cat(products, dim=1) if len(products) > 1 else products[0]
+        return product * weight.index_select(1, self._fused_spread)
+
+    def forward(self, x, y, weight=None):
+        weight = product_weights(self, weight)
+        batch = x.shape[:-1]
+        x, y, weight = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]), weight.reshape(-1, weight.shape[-1])
+        out = self.messages(x, y, weight).index_select(1, self._fused_permutation)
+        return out.reshape(*batch, out.shape[-1])
