@@ -22,6 +22,7 @@ def layout():
     return OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [None, 1])
 def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
     """Members of different sizes (padding) and their own weights: each output is the model's own.
@@ -57,6 +58,7 @@ def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):
     return [Trainer(f"seed-{s}", lay, train, val, 1, s, TINY_MODEL, train_cfg, tmp_path / f"{s}.pt") for s in seeds]
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone(synthetic_splits, tmp_path):
     """Same initialisation, data order and optimiser: the same trajectory up to float rounding."""
     together = run_grid_points([dict(POINT, seed=s) for s in (3, 5)], synthetic_splits["train"],
@@ -86,6 +88,7 @@ def test_seeds_trained_together_equal_seeds_trained_alone(synthetic_splits, tmp_
     assert not (tmp_path / "a3" / "ensemble_checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_ensemble_resumes_from_its_checkpoint(synthetic_splits, tmp_path):
     reference = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "r", (1, 2)), tmp_path / "ref.pt")
     expected = reference.fit()

@@ -43,6 +43,7 @@ def rotated_frame(frame, rotation):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output", ["scalar", "vector", "higher", "full"])
 @pytest.mark.parametrize("lmax", [0, 2])
 def test_predictions_rotate_with_the_dft_wigner_d(output, lmax):
@@ -72,6 +73,7 @@ def float64_default():
     torch.set_default_dtype(previous)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lmax, node_attributes", [(0, "constant"), (1, "one_hot"), (4, "constant"), (4, "one_hot")])
 def test_fused_kernels_compute_e3nns_network(lmax, node_attributes, float64_default):
     """``kernels="fused"`` (the default) and ``"split"`` evaluate e3nn's own model: same state dict,

@@ -40,6 +40,7 @@ def test_same_config_gives_identical_metrics_and_weights(synthetic_splits, tmp_p
     assert a["loss"].iloc[-1] < a["loss"].iloc[0]  # it learns
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_path):
     reference = make_trainer(synthetic_splits, tmp_path / "ref.pt")
     ref_metrics, _, _ = reference.fit()
@@ -77,6 +78,7 @@ def test_checkpoint_of_other_data_is_not_resumed(synthetic_splits, tmp_path):
     assert not np.allclose(metrics["val_epsilon"], first["val_epsilon"])
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog):
     reference, _, _ = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit()
     path = tmp_path / "ckpt.pt"
@@ -123,6 +125,7 @@ def run_script(splits, out_dir):
     return subprocess.Popen([sys.executable, "-c", code, str(out_dir)])
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_to_the_same_final_weights(synthetic_splits, tmp_path):
     """SIGKILL a real training process after a checkpoint, run it again, compare with an uninterrupted run."""
     assert run_script(synthetic_splits, tmp_path / "whole").wait() == 0
@@ -175,6 +178,7 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     assert summary["capacity"] == "study" and summary["n_params"] == summary["target_params"]
 
 
+@pytest.mark.slow
 def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, tmp_path, monkeypatch):
     """metric.collocation_cache_mb: 0 streams every ε grid (validation each epoch, test and ablation a
     structure at a time): the tables equal those of a job holding them (float32 sums in another order)."""
