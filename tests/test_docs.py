@@ -23,7 +23,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SPLIT = "<split>"
 SECTIONS = ("structures", "dft", "metric", "model", "train", "analysis")
 #: A backticked config key in prose: a section, then dotted names (file names such as ``model.py`` excluded).
-KEY_MENTION = re.compile(r"^(%s)(\.(?:[A-Za-z_][A-Za-z0-9_]*|%s))+$" % ("|".join(SECTIONS), re.escape(SPLIT)))
+KEY_MENTION = re.compile(rf"^({'|'.join(SECTIONS)})(\.(?:[A-Za-z_][A-Za-z0-9_]*|{re.escape(SPLIT)}))+$")
 FILE_SUFFIXES = {"py", "pt", "smk", "yaml", "yml", "md", "json", "tsv", "parquet", "png", "pdf", "html", "log"}
 
 

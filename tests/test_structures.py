@@ -276,7 +276,7 @@ def test_xyz_recipes_read_one_frame(xyz_dir, tmp_path):
     cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "test": ["test/big.xyz"]}}
     recipes = {sid: plan["recipe"] for sid, plan in structure_plans(cfg, base_dir=xyz_dir).items()}
     assert recipes["a_multi_1"] == {"source": "xyz", "split": "train", "path": str(xyz_dir / "data" / "a_multi.xyz"), "frame": 1}
-    for split, entries in xyz_frames(cfg["xyz"], base_dir=xyz_dir).items():
+    for entries in xyz_frames(cfg["xyz"], base_dir=xyz_dir).values():
         for sid, _, _, atoms in entries:
             one = build_structure(recipes[sid])
             write_structure(tmp_path / "a.xyz", atoms)

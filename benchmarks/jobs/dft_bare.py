@@ -4,6 +4,7 @@ Coulomb-metric fit onto the decontracted fit basis. Only numpy and PySCF; writes
 Usage: python dft_bare.py XYZ OUT_NPY SETTINGS_JSON
 """
 
+from pathlib import Path
 import json
 import sys
 
@@ -12,10 +13,10 @@ from pyscf import df, dft, gto, lib
 from pyscf.dft import radi
 
 xyz, out_npy, settings_json = sys.argv[1:4]
-settings = json.loads(open(settings_json).read())
+settings = json.loads(Path(settings_json).read_text())
 lib.num_threads(1)
 
-lines = open(xyz).read().splitlines()
+lines = Path(xyz).read_text().splitlines()
 atom = [(f.split()[0], tuple(map(float, f.split()[1:4]))) for f in lines[2 : 2 + int(lines[0])]]
 mol = gto.M(atom=atom, unit="Angstrom", basis=settings["basis"], verbose=0)
 

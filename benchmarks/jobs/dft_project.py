@@ -3,6 +3,7 @@
 Usage: python dft_project.py XYZ OUT_PARQUET OUT_JSON LOG SETTINGS_JSON
 """
 
+from pathlib import Path
 import json
 import sys
 
@@ -14,7 +15,7 @@ from e3hier.structures.checks import validate_structure
 from e3hier.structures.files import read_structure
 
 xyz, out_parquet, out_json, log_path, settings_json = sys.argv[1:6]
-settings = json.loads(open(settings_json).read())
+settings = json.loads(Path(settings_json).read_text())
 log = setup_logging(log_path)
 lib.num_threads(1)
 structure = "bench_trimer"

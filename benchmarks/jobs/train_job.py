@@ -4,11 +4,12 @@ Usage: python train_job.py SPEC_JSON — ``{"points": [...], "out_dirs": [...], 
 "dft", "model", "train_cfg", "metric", "probes"}``: one grid point, or a block of its seeds trained together.
 """
 
+from pathlib import Path
 import json
 import sys
 
 from e3hier.experiment import run_grid_points
 
-spec = json.loads(open(sys.argv[1]).read())
+spec = json.loads(Path(sys.argv[1]).read_text())
 run_grid_points(spec["points"], spec["train"], spec["val"], spec["tests"], spec["dft"], spec["model"],
                 spec["train_cfg"], spec["metric"], spec["out_dirs"], analysis_cfg=spec["probes"])  # fmt: skip
