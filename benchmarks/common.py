@@ -62,20 +62,34 @@ def timed_subprocess(cmd, cwd=ROOT, env=None, timeout=600, cpu: list | None = No
     environment = dict(os.environ, **(env or {}))
     cpu_start = child_cpu_seconds()
     start = time.perf_counter()
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=environment, capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
     seconds = time.perf_counter() - start
     if cpu is not None:
         cpu.append(child_cpu_seconds() - cpu_start)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                           f"{result.stderr[-3000:]}")  # fmt: skip
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return seconds, result
 
 
 def snakemake_cmd(workdir, configfiles, *args, cores=2):
-    return [PYTHON, "-m", "snakemake", "-s", ROOT / "Snakefile", "-d", workdir, "--configfile", *configfiles,
-            "--cores", str(cores), *args]  # fmt: skip
+    return [
+        PYTHON,
+        "-m",
+        "snakemake",
+        "-s",
+        ROOT / "Snakefile",
+        "-d",
+        workdir,
+        "--configfile",
+        *configfiles,
+        "--cores",
+        str(cores),
+        *args,
+    ]
 
 
 def single_thread_env() -> dict:

@@ -24,14 +24,27 @@ import pstats
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import (OUT, PIPELINE_DIR, PYTHON, ROOT, BENCH, load_config, log, ratio, single_thread_env,
-                               stats, timed_subprocess)  # fmt: skip
+from benchmarks.common import (
+    BENCH,
+    OUT,
+    PIPELINE_DIR,
+    PYTHON,
+    ROOT,
+    load_config,
+    log,
+    ratio,
+    single_thread_env,
+    stats,
+    timed_subprocess,
+)
 
 GOAL = 1.10
 REPEATS = 3
 WORK = OUT / "work"
-PROJECT_IMPORTS = ("from pyscf import lib; import e3hier.dft.job, e3hier.io, e3hier.structures.charge_spin, "
-                   "e3hier.structures.checks, e3hier.structures.files")  # what scripts/dft.py imports
+PROJECT_IMPORTS = (
+    "from pyscf import lib; import e3hier.dft.job, e3hier.io, e3hier.structures.charge_spin, "
+    "e3hier.structures.checks, e3hier.structures.files"
+)  # what scripts/dft.py imports
 BARE_IMPORTS = "import numpy; from pyscf import df, dft, gto, lib; from pyscf.dft import radi"
 
 
@@ -107,9 +120,23 @@ def profile_dft_job(xyz, settings) -> dict:
     }
 
 
-WATCHED_IMPORTS = ("pyscf", "numpy", "scipy", "pandas", "pyarrow", "pyarrow.parquet", "ase", "ase.io", "torch",
-                   "e3hier.dft.job", "e3hier.basis", "e3hier.metric", "e3hier.io", "e3hier.structures.checks",
-                   "e3hier.structures.files")  # fmt: skip
+WATCHED_IMPORTS = (
+    "pyscf",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "ase",
+    "ase.io",
+    "torch",
+    "e3hier.dft.job",
+    "e3hier.basis",
+    "e3hier.metric",
+    "e3hier.io",
+    "e3hier.structures.checks",
+    "e3hier.structures.files",
+)
 
 
 def import_profile(env) -> dict:
@@ -135,8 +162,15 @@ def run(repeats: int = REPEATS) -> dict:
     settings_path.write_text(json.dumps(settings))
     # the same PySCF budget on both sides (the project sets it; a bare script reads it from here)
     env = {**single_thread_env(), "PYSCF_MAX_MEMORY": str(SCF_MAX_MEMORY_MB)}
-    project_cmd = [PYTHON, BENCH / "jobs" / "dft_project.py", xyz, WORK / "tetramer.parquet", WORK / "tetramer.json",
-                   WORK / "tetramer.log", settings_path]  # fmt: skip
+    project_cmd = [
+        PYTHON,
+        BENCH / "jobs" / "dft_project.py",
+        xyz,
+        WORK / "tetramer.parquet",
+        WORK / "tetramer.json",
+        WORK / "tetramer.log",
+        settings_path,
+    ]
     bare_cmd = [PYTHON, BENCH / "jobs" / "dft_bare.py", xyz, WORK / "tetramer_bare.npy", settings_path]
     timed_subprocess([PYTHON, "-c", PROJECT_IMPORTS], env=env)  # warm the file cache for both
     runs = {"project": [], "bare": []}
@@ -175,18 +209,33 @@ def run(repeats: int = REPEATS) -> dict:
     out["imports_overhead_seconds"] = out["imports_seconds"]["project"]["min"] - out["imports_seconds"]["bare"]["min"]
     if max(out["ratio"], out["ratio_cpu"]) > GOAL:
         # in a single-threaded child, as the timed jobs (threaded BLAS on a busy machine would distort it)
-        code = ("import json, sys; from pyscf import lib; lib.num_threads(1); "
-                "from benchmarks.dft_overhead import profile_dft_job; "
-                f"print(json.dumps(profile_dft_job({str(xyz)!r}, json.loads(sys.argv[1]))))")  # fmt: skip
+        code = (
+            "import json, sys; from pyscf import lib; lib.num_threads(1); "
+            "from benchmarks.dft_overhead import profile_dft_job; "
+            f"print(json.dumps(profile_dft_job({str(xyz)!r}, json.loads(sys.argv[1]))))"
+        )
         _, result = timed_subprocess([PYTHON, "-c", code, json.dumps(settings)], env=env)
         out["profile_dft_job_seconds"] = json.loads(result.stdout.splitlines()[-1])
         out["profile_imports_seconds"] = import_profile(env)
     # the epsilon benchmark's input: the project job on a trimer with the default dft block
     trimer_settings = WORK / "dft_settings_trimer.json"
     trimer_settings.write_text(json.dumps(load_config(ROOT / "config.yaml")["dft"]))
-    timed_subprocess([PYTHON, BENCH / "jobs" / "dft_project.py", trimer_xyz(), WORK / "trimer.parquet",
-                      WORK / "trimer.json", WORK / "trimer.log", trimer_settings], env=env)  # fmt: skip
-    log(f"DFT (tetramer, 75×302): project {out['seconds']['project']['min']:.2f} s vs bare "
+    timed_subprocess(
+        [
+            PYTHON,
+            BENCH / "jobs" / "dft_project.py",
+            trimer_xyz(),
+            WORK / "trimer.parquet",
+            WORK / "trimer.json",
+            WORK / "trimer.log",
+            trimer_settings,
+        ],
+        env=env,
+    )
+    log(
+        f"DFT (tetramer, 75×302): project {out['seconds']['project']['min']:.2f} s vs bare "
         f"{out['seconds']['bare']['min']:.2f} s (minima of {repeats}) → ratio {out['ratio']:.3f} (medians: "
-        f"{out['ratio_of_medians']:.3f}; CPU time: {out['ratio_cpu']:.3f}; imports +{out['imports_overhead_seconds']:.2f} s)")  # fmt: skip
+        f"{out['ratio_of_medians']:.3f}; CPU time: {out['ratio_cpu']:.3f}; "
+        f"imports +{out['imports_overhead_seconds']:.2f} s)"
+    )
     return out

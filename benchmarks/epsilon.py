@@ -87,8 +87,12 @@ def run(dft_result_parquet, xyz, repeats: int = 3) -> dict:
 
     n_electrons = grid.n_electrons
     out = {
-        "structure": str(xyz), "grid_level": level, "n_grid_points": int(len(grid.weights)),
-        "n_box_points": box_errors["n_points"], "box_spacing_angstrom": SPACING, "box_margin_angstrom": MARGIN,
+        "structure": str(xyz),
+        "grid_level": level,
+        "n_grid_points": int(len(grid.weights)),
+        "n_box_points": box_errors["n_points"],
+        "box_spacing_angstrom": SPACING,
+        "box_margin_angstrom": MARGIN,
         "grid_cache_seconds": stats(cache),
         "grid_seconds_per_evaluation": stats(per_eval),
         "box_seconds_per_evaluation": stats(box_runs),
@@ -99,12 +103,15 @@ def run(dft_result_parquet, xyz, repeats: int = 3) -> dict:
             "grid_float64": abs(grid64.electrons(reference) - n_electrons),
             "box": abs(box_errors["electrons"] - n_electrons),
         },
-    }  # fmt: skip
+    }
     out["speedup"] = ratio(out["box_seconds_per_evaluation"], out["grid_seconds_per_evaluation"])
     out["speedup_including_cache"] = out["box_seconds_per_evaluation"]["median"] / (
-        out["grid_seconds_per_evaluation"]["median"] + out["grid_cache_seconds"]["median"])
-    log(f"ε: grid {out['grid_seconds_per_evaluation']['median'] * 1e3:.2f} ms/evaluation (cache "
+        out["grid_seconds_per_evaluation"]["median"] + out["grid_cache_seconds"]["median"]
+    )
+    log(
+        f"ε: grid {out['grid_seconds_per_evaluation']['median'] * 1e3:.2f} ms/evaluation (cache "
         f"{out['grid_cache_seconds']['median']:.2f} s once) vs box {out['box_seconds_per_evaluation']['median']:.2f} s "
         f"→ {out['speedup']:.0f}×; electron error grid {out['electron_error']['grid_float32']:.1e} e, box "
-        f"{out['electron_error']['box']:.1e} e")  # fmt: skip
+        f"{out['electron_error']['box']:.1e} e"
+    )
     return out

@@ -10,8 +10,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import (PIPELINE_CONFIGS, PIPELINE_DIR, ROOT, BENCH, log, snakemake_cmd, stats,
-                               timed_subprocess)  # fmt: skip
+from benchmarks.common import BENCH, PIPELINE_CONFIGS, PIPELINE_DIR, ROOT, log, snakemake_cmd, stats, timed_subprocess
 
 SLOW_SECONDS = 60.0  # a dry run slower than this is not repeated (the bench must fit in 10 minutes)
 
@@ -51,8 +50,11 @@ def finished_run() -> tuple[Path, list, float | None]:
 def run(repeats: int = 3) -> dict:
     out: dict = {}
     workdir, configs, build_seconds = finished_run()
-    out["noop"] = {"workdir": str(workdir), "configfiles": [str(c.relative_to(ROOT)) for c in configs],
-                   "build_or_update_seconds": build_seconds}  # fmt: skip
+    out["noop"] = {
+        "workdir": str(workdir),
+        "configfiles": [str(c.relative_to(ROOT)) for c in configs],
+        "build_or_update_seconds": build_seconds,
+    }
     if not nothing_to_do(workdir, configs):
         raise RuntimeError(f"the run in {workdir} is not finished after building it")
     runs = []
@@ -73,8 +75,11 @@ def run(repeats: int = 3) -> dict:
             counts = job_counts(result.stdout + result.stderr)
             if seconds > SLOW_SECONDS:
                 break
-    out["dag"] = {"configfiles": [str(c.relative_to(ROOT)) for c in PAPER_CONFIGS], "jobs": counts,
-                  "seconds": stats(runs)}  # fmt: skip
+    out["dag"] = {
+        "configfiles": [str(c.relative_to(ROOT)) for c in PAPER_CONFIGS],
+        "jobs": counts,
+        "seconds": stats(runs),
+    }
     if len(runs) < repeats:
         out["dag"]["note"] = f"not repeated: one dry run took over {SLOW_SECONDS:.0f} s"
     log(f"paper-scale dry run ({counts.get('total', '?')} jobs): median {out['dag']['seconds']['median']:.1f} s")

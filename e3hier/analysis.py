@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from e3hier.evaluation import L_COLUMNS
 from e3hier.findings import contributions, findings_table, lmax_gains, study_models
 from e3hier.io import read_json, read_table
-from e3hier.evaluation import L_COLUMNS
 
 GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
 
@@ -52,13 +52,15 @@ def onset_table(learning: pd.DataFrame, fraction: float) -> pd.DataFrame:
     for key, group in learning.groupby(GRID_COLUMNS + ["l"], sort=True):
         group = group.sort_values("epoch")
         below = group[group["ratio"] < fraction]
-        rows.append({
-            **dict(zip(GRID_COLUMNS + ["l"], key)),
-            "onset_epoch": float(below["epoch"].iloc[0]) if len(below) else np.nan,
-            "final_ratio": float(group["ratio"].iloc[-1]),
-            "best_ratio": float(group["ratio"].min()),
-            "baseline_l": float(group["baseline_l"].iloc[0]),
-        })  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(GRID_COLUMNS + ["l"], key)),
+                "onset_epoch": float(below["epoch"].iloc[0]) if len(below) else np.nan,
+                "final_ratio": float(group["ratio"].iloc[-1]),
+                "best_ratio": float(group["ratio"].min()),
+                "baseline_l": float(group["baseline_l"].iloc[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -70,8 +72,16 @@ def learning_curve_slopes(models: pd.DataFrame) -> pd.DataFrame:
         if group["n_train"].nunique() < 2:
             continue
         slope, intercept = np.polyfit(np.log(group["n_train"]), np.log(group["epsilon_test"]), 1)
-        rows.append({"output": key[0], "lmax_hidden": key[1], "seed": key[2], "slope": slope,
-                     "intercept": intercept, "n_sizes": group["n_train"].nunique()})  # fmt: skip
+        rows.append(
+            {
+                "output": key[0],
+                "lmax_hidden": key[1],
+                "seed": key[2],
+                "slope": slope,
+                "intercept": intercept,
+                "n_sizes": group["n_train"].nunique(),
+            }
+        )
     return pd.DataFrame(rows, columns=["output", "lmax_hidden", "seed", "slope", "intercept", "n_sizes"])
 
 

@@ -94,10 +94,15 @@ def function_columns(auxmol: gto.Mole) -> dict[str, np.ndarray]:
         for k, m in enumerate(pyscf_m_order(l)):
             rows.append((atom, auxmol.atom_pure_symbol(atom), l, shell, m, exponent, int(ao_offsets[ib] + k)))
     atom, element, l, shell, m, exponent, ao_index = zip(*rows)
-    columns = {"atom": np.array(atom, dtype=np.int64), "element": np.array(element, dtype=object),
-               "l": np.array(l, dtype=np.int64), "shell": np.array(shell, dtype=np.int64),
-               "m": np.array(m, dtype=np.int64), "exponent": np.array(exponent, dtype=np.float64),
-               "ao_index": np.array(ao_index, dtype=np.int64)}  # fmt: skip
+    columns = {
+        "atom": np.array(atom, dtype=np.int64),
+        "element": np.array(element, dtype=object),
+        "l": np.array(l, dtype=np.int64),
+        "shell": np.array(shell, dtype=np.int64),
+        "m": np.array(m, dtype=np.int64),
+        "exponent": np.array(exponent, dtype=np.float64),
+        "ao_index": np.array(ao_index, dtype=np.int64),
+    }
     order = np.lexsort((columns["m"], columns["shell"], columns["l"], columns["atom"]))  # stable
     return {name: values[order] for name, values in columns.items()}
 

@@ -64,9 +64,7 @@ def _gate_irreps(irreps_hidden: o3.Irreps, irreps_node: o3.Irreps, irreps_edge: 
     scalars = o3.Irreps(
         [(m, ir) for m, ir in irreps_hidden if ir.l == 0 and tp_path_exists(irreps_node, irreps_edge, ir)]
     )
-    gated = o3.Irreps(
-        [(m, ir) for m, ir in irreps_hidden if ir.l > 0 and tp_path_exists(irreps_node, irreps_edge, ir)]
-    )
+    gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0 and tp_path_exists(irreps_node, irreps_edge, ir)])
     gate_ir = "0e" if tp_path_exists(irreps_node, irreps_edge, "0e") else "0o"
     gates = o3.Irreps([(m, gate_ir) for m, _ in gated])
     return (scalars + gates + gated).simplify(), (scalars + gated).simplify()
@@ -75,9 +73,14 @@ def _gate_irreps(irreps_hidden: o3.Irreps, irreps_node: o3.Irreps, irreps_edge: 
 def _convolution_numel(irreps_in, irreps_attr, irreps_edge, irreps_out, radial: list[int]) -> int:
     """Weights of one ``gate_points_2101.Convolution``: sc, lin1, the radial network and lin2."""
     mid = o3.Irreps(
-        [(mul, ir_out) for mul, ir_in in irreps_in for _, ir_edge in irreps_edge for ir_out in ir_in * ir_edge
-         if ir_out in irreps_out]
-    )  # fmt: skip
+        [
+            (mul, ir_out)
+            for mul, ir_in in irreps_in
+            for _, ir_edge in irreps_edge
+            for ir_out in ir_in * ir_edge
+            if ir_out in irreps_out
+        ]
+    )
     radial_sizes = radial + [sum(mul for mul, _ in mid)]  # one weight per path and channel (uvu)
     return (
         _fully_connected_numel(irreps_in, irreps_attr, irreps_out)
@@ -121,8 +124,9 @@ def _solve(count_of, target: int, low: float, high: float):
     return min((low, high), key=lambda x: abs(count_of(x) - target))
 
 
-def grid_multiplicities(lmax_hidden: int, capacity: str, channels: str, reference_lmax: int, n_elements: int,
-                        irreps_out, model_cfg: dict) -> dict:  # fmt: skip
+def grid_multiplicities(
+    lmax_hidden: int, capacity: str, channels: str, reference_lmax: int, n_elements: int, irreps_out, model_cfg: dict
+) -> dict:
     """The hidden channel counts of one grid point, and its parameter count and target count.
 
     ``capacity``: ``study`` keeps the parameter count of the study's channels at this l_max;

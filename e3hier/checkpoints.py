@@ -85,8 +85,15 @@ def data_hash(samples: list[Sample]) -> str:
 
 
 #: What ``torch.load`` raises on a truncated or corrupted checkpoint file.
-CORRUPT_CHECKPOINT_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError,
-                             zipfile.BadZipFile)  # fmt: skip
+CORRUPT_CHECKPOINT_ERRORS = (
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
 
 
 def read_checkpoint(path: Path, device, expected: dict):

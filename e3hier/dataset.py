@@ -34,20 +34,46 @@ from e3hier.reference import attach_reference
 from e3hier.structures.charge_spin import DEFAULT_CHARGE, DEFAULT_MULTIPLICITY, charge_and_multiplicity, electron_count
 
 DATASET_COLUMNS = [
-    "structure", "atom", "element", "x", "y", "z", "l", "shell", "m", "exponent", "ao_index",
-    "integral", "coefficient", "reference", "target", "n_electrons", "charge", "multiplicity",
-]  # fmt: skip
+    "structure",
+    "atom",
+    "element",
+    "x",
+    "y",
+    "z",
+    "l",
+    "shell",
+    "m",
+    "exponent",
+    "ao_index",
+    "integral",
+    "coefficient",
+    "reference",
+    "target",
+    "n_electrons",
+    "charge",
+    "multiplicity",
+]
 
 
-def structure_rows(structure_id: str, atoms, dft_table: pd.DataFrame, references: pd.DataFrame, n_electrons: int,
-                   charge: int = DEFAULT_CHARGE, multiplicity: int = DEFAULT_MULTIPLICITY):  # fmt: skip
+def structure_rows(
+    structure_id: str,
+    atoms,
+    dft_table: pd.DataFrame,
+    references: pd.DataFrame,
+    n_electrons: int,
+    charge: int = DEFAULT_CHARGE,
+    multiplicity: int = DEFAULT_MULTIPLICITY,
+):
     """The dataset rows of one structure: its fit table, positions and free-atom reference.
 
     ``n_electrons``, ``charge`` and ``multiplicity`` are the DFT summary's; ValueError naming the
     structure when they disagree with its structure file (a DFT result of an earlier version of it).
     """
     symbols = atoms.get_chemical_symbols()
-    if len(symbols) != int(dft_table["atom"].max()) + 1 or list(dft_table.groupby("atom")["element"].first()) != symbols:
+    if (
+        len(symbols) != int(dft_table["atom"].max()) + 1
+        or list(dft_table.groupby("atom")["element"].first()) != symbols
+    ):
         raise ValueError(f"structure {structure_id}: DFT table atoms do not match the structure file")
     file_charge, file_multiplicity = charge_and_multiplicity(atoms, f"structure {structure_id}")
     file_electrons = electron_count(symbols, file_charge)
@@ -82,9 +108,16 @@ def assemble_split(entries, references: pd.DataFrame) -> tuple[pd.DataFrame, lis
             continue
         # summaries of earlier versions have no charge / multiplicity: those ran neutral singlets
         frames.append(
-            structure_rows(structure_id, atoms, pd.read_parquet(table_path), references, summary["n_electrons"],
-                           summary.get("charge", DEFAULT_CHARGE), summary.get("multiplicity", DEFAULT_MULTIPLICITY))
-        )  # fmt: skip
+            structure_rows(
+                structure_id,
+                atoms,
+                pd.read_parquet(table_path),
+                references,
+                summary["n_electrons"],
+                summary.get("charge", DEFAULT_CHARGE),
+                summary.get("multiplicity", DEFAULT_MULTIPLICITY),
+            )
+        )
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in DATASET_COLUMNS}), skipped
     return pd.concat(frames, ignore_index=True), skipped

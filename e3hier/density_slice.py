@@ -32,8 +32,9 @@ def plane_points(positions: np.ndarray, points: int = 120, margin: float = 2.0):
     return uu.ravel(), vv.ravel(), xyz
 
 
-def plane_densities(symbols, positions: np.ndarray, table: pd.DataFrame, coefficient_sets: dict, fit: dict,
-                    points: int = 120) -> pd.DataFrame:  # fmt: skip
+def plane_densities(
+    symbols, positions: np.ndarray, table: pd.DataFrame, coefficient_sets: dict, fit: dict, points: int = 120
+) -> pd.DataFrame:
     """ρ (e/bohr³) of each coefficient set on the plane; long table ``u, v, label, density``.
 
     ``coefficient_sets`` maps a label (e.g. ``dft``, ``lmax 0``) to coefficients in ``table``'s row order.

@@ -86,15 +86,19 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> pd.DataFrame:
     rows = []
     for s in samples:
         predicted = full_prediction(s, predictor.predict_targets(s))
-        rows.append({"structure": s.structure, "n_atoms": s.n_atoms, **structure_errors(s, predicted, predictor.layout)})
+        rows.append(
+            {"structure": s.structure, "n_atoms": s.n_atoms, **structure_errors(s, predicted, predictor.layout)}
+        )
     return pd.DataFrame(rows)
 
 
 def validation_row(errors: pd.DataFrame) -> dict:
     """The validation columns of an epoch's metrics from ``evaluate``'s table of the validation split."""
     # NaN on one structure makes the epoch's ε NaN (pandas would skip it): a model that predicts NaN is broken
-    row = {"val_epsilon": float(errors["epsilon"].mean(skipna=False)),
-           "val_epsilon_block": float(errors["epsilon_block"].mean(skipna=False))}  # fmt: skip
+    row = {
+        "val_epsilon": float(errors["epsilon"].mean(skipna=False)),
+        "val_epsilon_block": float(errors["epsilon_block"].mean(skipna=False)),
+    }
     for l in L_COLUMNS:
         row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
     # the free-atom (zero-prediction) baseline, against which learning per l is measured

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from e3hier.capacity import grid_multiplicities
 from e3hier.allocator import keep_freed_memory
+from e3hier.capacity import grid_multiplicities
+from e3hier.dataset import DATASET_COLUMNS
+from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
+from e3hier.evaluation import L_COLUMNS, evaluate
 from e3hier.features import features_table, probe_rows, zero_hidden_orders
 from e3hier.grid import GridPoint
-from e3hier.dataset import DATASET_COLUMNS
 from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
-from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
-from e3hier.evaluation import L_COLUMNS, evaluate
 from e3hier.training import Trainer
 
 
@@ -41,8 +41,11 @@ ABLATION_COLUMNS = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_e
 def ablation_variants(lmax_hidden: int) -> list[tuple[int, str, tuple]]:
     """``(zeroed_l, mode, orders)``: the hidden orders zeroed in every layer, one order l (``single``) or
     all orders ≥ l (``cumulative``), for l = 1..lmax_hidden."""
-    return [(zeroed, mode, tuple(orders)) for zeroed in range(1, lmax_hidden + 1)
-            for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1)))]  # fmt: skip
+    return [
+        (zeroed, mode, tuple(orders))
+        for zeroed in range(1, lmax_hidden + 1)
+        for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1)))
+    ]
 
 
 def evaluate_split(evaluate_models, model, samples, variants, held_bytes: float) -> tuple[list, dict]:
@@ -71,11 +74,14 @@ def evaluate_split(evaluate_models, model, samples, variants, held_bytes: float)
         for sample in chunk:
             sample.grid.release()
         start = stop
+
     def joined(tables):
         return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
-    return ([joined(tables) for tables in intact],
-            {variant: [joined(tables) for tables in zip(*chunks)] for variant, chunks in ablated.items()})  # fmt: skip
+    return (
+        [joined(tables) for tables in intact],
+        {variant: [joined(tables) for tables in zip(*chunks)] for variant, chunks in ablated.items()},
+    )
 
 
 def ablation_rows(intact: list[pd.DataFrame], ablated: dict) -> list[pd.DataFrame]:
@@ -83,7 +89,10 @@ def ablation_rows(intact: list[pd.DataFrame], ablated: dict) -> list[pd.DataFram
     the intact model, in total and per output l (means over the structures of ``evaluate_split``'s tables)."""
 
     def mean_errors(table):
-        return {"epsilon": table["epsilon"].mean(), **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS}}
+        return {
+            "epsilon": table["epsilon"].mean(),
+            **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS},
+        }
 
     rows = [[] for _ in intact]
     for (zeroed, mode, _), tables in ablated.items():
@@ -122,9 +131,21 @@ def target_sizes(samples, predictor) -> dict:
     return out
 
 
-def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
-                   train_cfg: dict, metric_cfg: dict, out_dir, log_stream=None, analysis_cfg=None,
-                   reference_lmax: int | None = None, collocation_cache_mb: float = COLLOCATION_CACHE_MB) -> dict:  # fmt: skip
+def run_grid_point(
+    point: dict,
+    train_path,
+    val_path,
+    test_paths: dict,
+    dft_cfg: dict,
+    model_cfg: dict,
+    train_cfg: dict,
+    metric_cfg: dict,
+    out_dir,
+    log_stream=None,
+    analysis_cfg=None,
+    reference_lmax: int | None = None,
+    collocation_cache_mb: float = COLLOCATION_CACHE_MB,
+) -> dict:
     """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
     ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
@@ -135,14 +156,38 @@ def run_grid_point(point: dict, train_path, val_path, test_paths: dict, dft_cfg:
     ``capacity: matched`` point takes; ``collocation_cache_mb`` bounds the ε-grid collocation held
     (``e3hier.metric.CollocationBudget``). Returns the summary row of the models table.
     """
-    return run_grid_points([point], train_path, val_path, test_paths, dft_cfg, model_cfg, train_cfg, metric_cfg,
-                           [out_dir], log_stream, analysis_cfg, reference_lmax, collocation_cache_mb)[0]  # fmt: skip
+    return run_grid_points(
+        [point],
+        train_path,
+        val_path,
+        test_paths,
+        dft_cfg,
+        model_cfg,
+        train_cfg,
+        metric_cfg,
+        [out_dir],
+        log_stream,
+        analysis_cfg,
+        reference_lmax,
+        collocation_cache_mb,
+    )[0]
 
 
-def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, dft_cfg: dict, model_cfg: dict,
-                    train_cfg: dict, metric_cfg: dict, out_dirs: list, log_stream=None, analysis_cfg=None,
-                    reference_lmax: int | None = None,
-                    collocation_cache_mb: float = COLLOCATION_CACHE_MB) -> list[dict]:  # fmt: skip
+def run_grid_points(
+    points: list[dict],
+    train_path,
+    val_path,
+    test_paths: dict,
+    dft_cfg: dict,
+    model_cfg: dict,
+    train_cfg: dict,
+    metric_cfg: dict,
+    out_dirs: list,
+    log_stream=None,
+    analysis_cfg=None,
+    reference_lmax: int | None = None,
+    collocation_cache_mb: float = COLLOCATION_CACHE_MB,
+) -> list[dict]:
     """``run_grid_point`` for grid points that differ only in their seed, trained together in one
     ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
     analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
@@ -156,16 +201,29 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     val_frame = read_table(val_path, DATASET_COLUMNS)
     for path, frame in ((train_path, train_frame), (val_path, val_frame)):
         if frame.empty:
-            raise ValueError(f"{path}: no structures (were all of the split's structures skipped? see its "
-                             ".skipped.tsv and dft.on_failure)")  # fmt: skip
+            raise ValueError(
+                f"{path}: no structures (were all of the split's structures skipped? see its "
+                ".skipped.tsv and dft.on_failure)"
+            )
     # the network has no charge input: refuse mixed charges before any training (test splits: a few columns)
-    check_single_charge({"train": train_frame, "val": val_frame, **{
-        split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()}})  # fmt: skip
+    check_single_charge(
+        {
+            "train": train_frame,
+            "val": val_frame,
+            **{split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()},
+        }
+    )
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point.output)
-    plan = grid_multiplicities(point.lmax_hidden, point.capacity, point.channels,
-                               point.lmax_hidden if reference_lmax is None else int(reference_lmax), len(elements),
-                               layout.irreps, model_cfg)  # fmt: skip
+    plan = grid_multiplicities(
+        point.lmax_hidden,
+        point.capacity,
+        point.channels,
+        point.lmax_hidden if reference_lmax is None else int(reference_lmax),
+        len(elements),
+        layout.irreps,
+        model_cfg,
+    )
     model_cfg = {**model_cfg, "hidden_multiplicities": plan["multiplicities"]}
     dtype = TORCH_DTYPES[train_cfg["dtype"]]
     grid_level = metric_cfg["grid_level"]
@@ -173,8 +231,9 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     # held collocations: the validation grids (used every epoch) first, then the test splits' (used once,
     # plus the ablation's passes); the rest are streamed (metric.collocation_cache_mb)
     budget = CollocationBudget(collocation_cache_mb)
-    val = load_samples(val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level,
-                       budget=budget)  # fmt: skip
+    val = load_samples(
+        val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level, budget=budget
+    )
     probe_graph = pack(val[: analysis_cfg["probe_structures"]])
 
     def probe(step, epoch, model):
@@ -183,9 +242,23 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     trainers = []
     for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
         model = member_model(trainers[0].model, p.seed) if trainers else None
-        trainers.append(Trainer(p.name, layout, train, val, p.lmax_hidden, p.seed, model_cfg, train_cfg,
-                                out_dir / "checkpoint.pt", log_stream, analysis_cfg["probe_every"], model,
-                                settings={"probe_structures": analysis_cfg["probe_structures"]}))  # fmt: skip
+        trainers.append(
+            Trainer(
+                p.name,
+                layout,
+                train,
+                val,
+                p.lmax_hidden,
+                p.seed,
+                model_cfg,
+                train_cfg,
+                out_dir / "checkpoint.pt",
+                log_stream,
+                analysis_cfg["probe_every"],
+                model,
+                settings={"probe_structures": analysis_cfg["probe_structures"]},
+            )
+        )
     start = time.perf_counter()
     if len(trainers) == 1:
         fitted = [trainers[0].fit(probe)]
@@ -210,8 +283,16 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     for split, path in test_paths.items():
         # test grids are used in one stretch (the split, then its ablations): streamed, and held a chunk at
         # a time in what the validation grids left of the budget
-        samples = load_samples(read_table(path, DATASET_COLUMNS), layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg,
-                               grid_level=grid_level, budget=CollocationBudget(0))  # fmt: skip
+        samples = load_samples(
+            read_table(path, DATASET_COLUMNS),
+            layout,
+            model_cfg,
+            dtype,
+            with_grid=True,
+            dft_cfg=dft_cfg,
+            grid_level=grid_level,
+            budget=CollocationBudget(0),
+        )
         for s in samples:
             s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}
         variants = ablation_variants(point.lmax_hidden) if split == "test" else []
@@ -238,8 +319,17 @@ def run_grid_points(points: list[dict], train_path, val_path, test_paths: dict, 
     return results
 
 
-def finish_grid_point(point: GridPoint, trainer: Trainer, metrics: pd.DataFrame, best: dict, callbacks: list,
-                      eval_table: pd.DataFrame, ablation: pd.DataFrame, plan: dict, out_dir: Path) -> dict:  # fmt: skip
+def finish_grid_point(
+    point: GridPoint,
+    trainer: Trainer,
+    metrics: pd.DataFrame,
+    best: dict,
+    callbacks: list,
+    eval_table: pd.DataFrame,
+    ablation: pd.DataFrame,
+    plan: dict,
+    out_dir: Path,
+) -> dict:
     """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
     its summary row (``summary.json`` is written by the caller)."""
     name = point.name
@@ -266,8 +356,9 @@ def finish_grid_point(point: GridPoint, trainer: Trainer, metrics: pd.DataFrame,
         "hidden_multiplicities": "/".join(map(str, plan["multiplicities"])),
         "node_attributes": model_cfg.get("node_attributes", "constant"),
         "target_scaling": train_cfg["target_scaling"],
-        "unreachable_l": "/".join(map(str, unreachable_orders(point.lmax_hidden, model_cfg["lmax_edge"],
-                                                              sorted(layout.counts)))),  # fmt: skip
+        "unreachable_l": "/".join(
+            map(str, unreachable_orders(point.lmax_hidden, model_cfg["lmax_edge"], sorted(layout.counts)))
+        ),
         "epsilon_test": float(test["epsilon"].mean()),
         "epsilon_test_block": float(test["epsilon_block"].mean()),
         **{f"epsilon_test_l{l}": float(test[f"epsilon_l{l}"].mean()) for l in L_COLUMNS},

@@ -55,37 +55,92 @@ def epsilon_vs_lmax(models: pd.DataFrame):
     """
     study = study_models(models)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), layout="constrained")
-    for ax, column, title in ((axes[0], "epsilon_test", "whole density"), (axes[1], "epsilon_test_block", "predicted block")):
-        sns.lineplot(data=study, x="lmax_hidden", y=column, hue="output", hue_order=outputs_present(study),
-                     palette=OUTPUT_PALETTE, marker="o", errorbar=errorbar, ax=ax)  # fmt: skip
-        ax.set(xlabel="hidden l_max", ylabel=f"test {EPSILON_LABEL}", yscale="log", title=title,
-               xticks=sorted(models["lmax_hidden"].unique()))  # fmt: skip
+    for ax, column, title in (
+        (axes[0], "epsilon_test", "whole density"),
+        (axes[1], "epsilon_test_block", "predicted block"),
+    ):
+        sns.lineplot(
+            data=study,
+            x="lmax_hidden",
+            y=column,
+            hue="output",
+            hue_order=outputs_present(study),
+            palette=OUTPUT_PALETTE,
+            marker="o",
+            errorbar=errorbar,
+            ax=ax,
+        )
+        ax.set(
+            xlabel="hidden l_max",
+            ylabel=f"test {EPSILON_LABEL}",
+            yscale="log",
+            title=title,
+            xticks=sorted(models["lmax_hidden"].unique()),
+        )
         if "unreachable_l" in study:
             flagged = study[study["unreachable_l"].fillna("").astype(str) != ""]
             means = flagged.groupby(["output", "lmax_hidden", "unreachable_l"], as_index=False)[column].mean()
             for _, row in means.iterrows():
-                ax.plot(row["lmax_hidden"], row[column], marker="o", markersize=11, markerfacecolor="none",
-                        markeredgecolor="black", linestyle="none")  # fmt: skip
-                ax.annotate(f"l={row['unreachable_l']} unreachable", (row["lmax_hidden"], row[column]), fontsize=6,
-                            xytext=(6, -2), textcoords="offset points")  # fmt: skip
+                ax.plot(
+                    row["lmax_hidden"],
+                    row[column],
+                    marker="o",
+                    markersize=11,
+                    markerfacecolor="none",
+                    markeredgecolor="black",
+                    linestyle="none",
+                )
+                ax.annotate(
+                    f"l={row['unreachable_l']} unreachable",
+                    (row["lmax_hidden"], row[column]),
+                    fontsize=6,
+                    xytext=(6, -2),
+                    textcoords="offset points",
+                )
     matched = matched_family(models) if "capacity" in models else models.iloc[:0]
     if matched["capacity"].eq("matched").any():
-        sns.lineplot(data=matched, x="lmax_hidden", y="epsilon_test_block", color=OUTPUT_PALETTE["full"],
-                     linestyle="--", marker="s", errorbar=errorbar, ax=axes[1], label="full, matched capacity")  # fmt: skip
+        sns.lineplot(
+            data=matched,
+            x="lmax_hidden",
+            y="epsilon_test_block",
+            color=OUTPUT_PALETTE["full"],
+            linestyle="--",
+            marker="s",
+            errorbar=errorbar,
+            ax=axes[1],
+            label="full, matched capacity",
+        )
     for ax in axes:
         ax.legend(title="output", fontsize=7)
     axes[0].axhline(models["epsilon_test_baseline"].mean(), color="grey", linestyle="--", linewidth=1)
-    axes[0].annotate("free-atom baseline", (0, models["epsilon_test_baseline"].mean()), fontsize=7, color="grey",
-                     xytext=(2, 3), textcoords="offset points")  # fmt: skip
+    axes[0].annotate(
+        "free-atom baseline",
+        (0, models["epsilon_test_baseline"].mean()),
+        fontsize=7,
+        color="grey",
+        xytext=(2, 3),
+        textcoords="offset points",
+    )
     return fig
 
 
 def learning_curves(metrics: pd.DataFrame):
     """Validation ε against epoch, one panel per output order, one colour per hidden l_max (study grid)."""
     metrics = study_models(metrics)
-    grid = sns.relplot(data=metrics, x="epoch", y="val_epsilon", hue="lmax_hidden", palette=LMAX_PALETTE,
-                       col="output", col_order=outputs_present(metrics), kind="line", errorbar=errorbar,
-                       height=2.6, aspect=1.0, facet_kws={"sharey": False})  # fmt: skip
+    grid = sns.relplot(
+        data=metrics,
+        x="epoch",
+        y="val_epsilon",
+        hue="lmax_hidden",
+        palette=LMAX_PALETTE,
+        col="output",
+        col_order=outputs_present(metrics),
+        kind="line",
+        errorbar=errorbar,
+        height=2.6,
+        aspect=1.0,
+        facet_kws={"sharey": False},
+    )
     grid.set(yscale="log")
     grid.set_axis_labels("epoch", f"validation {EPSILON_LABEL}")
     grid.legend.set_title("hidden l_max")
@@ -101,15 +156,27 @@ def hierarchy(contributions: pd.DataFrame, models: pd.DataFrame, output: str = "
     part = pd.concat([hierarchy_models(contributions, channels, output) for channels in ("study", "equal")])
     lmax = int(part["lmax_hidden"].max())
     panels = [c for c in ("study", "equal") if (part["channels"] == c).any()]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.6 * (len(panels) + 1), 3.4), layout="constrained",
-                             gridspec_kw={"width_ratios": [1.3] * len(panels) + [1]})  # fmt: skip
+    fig, axes = plt.subplots(
+        1,
+        len(panels) + 1,
+        figsize=(3.6 * (len(panels) + 1), 3.4),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.3] * len(panels) + [1]},
+    )
     for ax, channels in zip(axes, panels):
         data = part[part["channels"] == channels]
         sns.lineplot(data=data, x="step", y="share", hue="l", palette=L_PALETTE, errorbar=errorbar, ax=ax)
-        mults = models[(models["output"] == output) & (models["lmax_hidden"] == lmax) & (models["capacity"] == "study")
-                       & (models["channels"] == channels)]["hidden_multiplicities"]  # fmt: skip
-        ax.set(xlabel="optimiser step", ylabel="share of the output (RMS per component)",
-               title=f"{channels} channels ({mults.iloc[0] if len(mults) else '?'})")  # fmt: skip
+        mults = models[
+            (models["output"] == output)
+            & (models["lmax_hidden"] == lmax)
+            & (models["capacity"] == "study")
+            & (models["channels"] == channels)
+        ]["hidden_multiplicities"]
+        ax.set(
+            xlabel="optimiser step",
+            ylabel="share of the output (RMS per component)",
+            title=f"{channels} channels ({mults.iloc[0] if len(mults) else '?'})",
+        )
         ax.legend(title="hidden l", fontsize=7)
     family = study_family(models, output)
     family = family[family["lmax_hidden"] == lmax]
@@ -131,8 +198,19 @@ def hidden_features(features: pd.DataFrame, output: str = "full"):
     (rows), one colour per order l; study model at the largest l_max, mean over seeds with 95 % t bands."""
     part = hierarchy_models(features[features["kind"] == "feature"], "study", output).copy()
     part["parity"] = part["parity"].map({1: "even", -1: "odd"})
-    grid = sns.relplot(data=part, x="step", y="value", hue="l", palette=L_PALETTE, col="layer", row="parity",
-                       kind="line", errorbar=errorbar, height=2.4, aspect=1.1)  # fmt: skip
+    grid = sns.relplot(
+        data=part,
+        x="step",
+        y="value",
+        hue="l",
+        palette=L_PALETTE,
+        col="layer",
+        row="parity",
+        kind="line",
+        errorbar=errorbar,
+        height=2.4,
+        aspect=1.1,
+    )
     grid.set(yscale="log")
     grid.set_axis_labels("optimiser step", "feature RMS per component")
     return grid.figure
@@ -141,20 +219,28 @@ def hidden_features(features: pd.DataFrame, output: str = "full"):
 def findings(table: pd.DataFrame):
     """The verdict table as a forest plot: each claim's statistic with its 95 % t interval over seeds,
     coloured by verdict; the dotted line is the null (0)."""
-    fig, axes = plt.subplots(len(table), 1, figsize=(6.5, 1.0 * len(table) + 0.6), layout="constrained",
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(len(table), 1, figsize=(6.5, 1.0 * len(table) + 0.6), layout="constrained", squeeze=False)
     for ax, (_, row) in zip(axes[:, 0], table.iterrows()):
         colour = VERDICT_PALETTE.get(row["verdict"], "grey")
         low, high = row["ci_low"], row["ci_high"]
         if np.isfinite(low) and np.isfinite(high):
-            ax.errorbar(row["estimate"], 0, xerr=[[row["estimate"] - low], [high - row["estimate"]]], fmt="o",
-                        color=colour, capsize=4)  # fmt: skip
+            ax.errorbar(
+                row["estimate"],
+                0,
+                xerr=[[row["estimate"] - low], [high - row["estimate"]]],
+                fmt="o",
+                color=colour,
+                capsize=4,
+            )
         else:
             ax.plot(row["estimate"], 0, "o", color=colour)
         ax.axvline(0, color="grey", linestyle=":")
         ax.set_yticks([])
-        ax.set_title(f"{row['finding']}: {row['verdict']} (n = {row['n_seeds']} seeds) — {row['statistic']}",
-                     fontsize=7, loc="left")  # fmt: skip
+        ax.set_title(
+            f"{row['finding']}: {row['verdict']} (n = {row['n_seeds']} seeds) — {row['statistic']}",
+            fontsize=7,
+            loc="left",
+        )
     return fig
 
 
@@ -183,15 +269,22 @@ def density_planes(planes: pd.DataFrame, labels: list[str]):
     dmax = max(float(np.abs(d.to_numpy()).max()) for d in differences) if differences else 1.0
     for k, lab in enumerate(labels):
         ax = axes[0, k]
-        image = ax.imshow(np.clip(pivot[lab].to_numpy(), 1e-4, None), origin="lower", extent=extent, cmap="mako",
-                          norm=matplotlib.colors.LogNorm(vmin=1e-4, vmax=vmax))  # fmt: skip
+        image = ax.imshow(
+            np.clip(pivot[lab].to_numpy(), 1e-4, None),
+            origin="lower",
+            extent=extent,
+            cmap="mako",
+            norm=matplotlib.colors.LogNorm(vmin=1e-4, vmax=vmax),
+        )
         ax.set(title=f"ρ: {lab}", xlabel="u (Å)", ylabel="v (Å)")
         fig.colorbar(image, ax=ax, shrink=0.8, label="e/bohr³")
         ax = axes[1, k]
         if k == 0:
             ax.axis("off")
             continue
-        image = ax.imshow(differences[k - 1].to_numpy(), origin="lower", extent=extent, cmap="RdBu_r", vmin=-dmax, vmax=dmax)
+        image = ax.imshow(
+            differences[k - 1].to_numpy(), origin="lower", extent=extent, cmap="RdBu_r", vmin=-dmax, vmax=dmax
+        )
         ax.set(title=f"{lab} − DFT", xlabel="u (Å)", ylabel="v (Å)")
         fig.colorbar(image, ax=ax, shrink=0.8, label="e/bohr³")
     return fig
@@ -200,9 +293,19 @@ def density_planes(planes: pd.DataFrame, labels: list[str]):
 def data_efficiency(models: pd.DataFrame):
     """Test ε against training-set size (log-log), one panel per output order, one colour per l_max."""
     models = study_models(models)
-    grid = sns.relplot(data=models, x="n_train", y="epsilon_test", hue="lmax_hidden", palette=LMAX_PALETTE,
-                       col="output", col_order=outputs_present(models), kind="line", marker="o",
-                       errorbar=errorbar, height=2.6)  # fmt: skip
+    grid = sns.relplot(
+        data=models,
+        x="n_train",
+        y="epsilon_test",
+        hue="lmax_hidden",
+        palette=LMAX_PALETTE,
+        col="output",
+        col_order=outputs_present(models),
+        kind="line",
+        marker="o",
+        errorbar=errorbar,
+        height=2.6,
+    )
     grid.set(xscale="log", yscale="log")
     grid.set_axis_labels("training structures", f"test {EPSILON_LABEL}")
     return grid.figure
@@ -211,9 +314,19 @@ def data_efficiency(models: pd.DataFrame):
 def transfer(table: pd.DataFrame):
     """Mean ε per test split against hidden l_max: the larger clusters measure transfer."""
     table = study_models(table)
-    grid = sns.relplot(data=table, x="lmax_hidden", y="epsilon", hue="output", hue_order=outputs_present(table),
-                       palette=OUTPUT_PALETTE, col="split", kind="line", marker="o", errorbar=errorbar,
-                       height=2.8)  # fmt: skip
+    grid = sns.relplot(
+        data=table,
+        x="lmax_hidden",
+        y="epsilon",
+        hue="output",
+        hue_order=outputs_present(table),
+        palette=OUTPUT_PALETTE,
+        col="split",
+        kind="line",
+        marker="o",
+        errorbar=errorbar,
+        height=2.8,
+    )
     grid.set(yscale="log")
     grid.set_axis_labels("hidden l_max", EPSILON_LABEL)
     return grid.figure

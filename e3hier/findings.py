@@ -82,10 +82,15 @@ def finding_row(finding: str, claim: str, statistic: str, per_seed, direction: i
     values = np.asarray(list(per_seed), dtype=float)
     estimate, low, high = t_interval(values)
     return {
-        "finding": finding, "claim": claim, "statistic": statistic, "estimate": estimate,
-        "ci_low": low, "ci_high": high, "n_seeds": int(np.isfinite(values).sum()),
+        "finding": finding,
+        "claim": claim,
+        "statistic": statistic,
+        "estimate": estimate,
+        "ci_low": low,
+        "ci_high": high,
+        "n_seeds": int(np.isfinite(values).sum()),
         "verdict": verdict(low, high, direction),
-    }  # fmt: skip
+    }
 
 
 def lmax_gain_row(finding: str, family: pd.DataFrame, capacity: str) -> dict:
@@ -130,8 +135,13 @@ def contribution_slopes(model: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for seed, group in model.groupby("seed"):
         first, last = group[group["step"] == group["step"].min()], group[group["step"] == group["step"].max()]
-        rows.append({"seed": seed, "initial": _slope(first["l"], np.log(first["rms"])),
-                     "trained": _slope(last["l"], np.log(last["rms"]))})  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "initial": _slope(first["l"], np.log(first["rms"])),
+                "trained": _slope(last["l"], np.log(last["rms"])),
+            }
+        )
     return pd.DataFrame(rows, columns=["seed", "initial", "trained"])
 
 
@@ -185,37 +195,43 @@ def findings_table(models: pd.DataFrame, contribution: pd.DataFrame) -> pd.DataF
     if not len(equal) and len(contribution):
         equal = hierarchy_models(contribution, "study")
     slopes = contribution_slopes(equal) if len(equal) else pd.DataFrame(columns=["trained", "initial"])
-    rows.append(finding_row(
-        "2a",
-        f"The per-component contribution of hidden order l to the output falls with l more steeply after "
-        f"training than at initialisation, in the {control} model (full output, largest l_max).",
-        "slope of log contribution over l, trained minus initial, paired by seed",
-        slopes["trained"] - slopes["initial"],
-        -1,
-    ))  # fmt: skip
+    rows.append(
+        finding_row(
+            "2a",
+            f"The per-component contribution of hidden order l to the output falls with l more steeply after "
+            f"training than at initialisation, in the {control} model (full output, largest l_max).",
+            "slope of log contribution over l, trained minus initial, paired by seed",
+            slopes["trained"] - slopes["initial"],
+            -1,
+        )
+    )
     study = hierarchy_models(contribution, "study") if len(contribution) else contribution
     switch = switch_on_steps(study) if len(study) else pd.DataFrame(columns=["seed", "l", "switch_on_step"])
     per_seed = [_slope(g["l"], g["switch_on_step"]) for _, g in switch.groupby("seed")]
-    rows.append(finding_row(
-        "2b",
-        f"Hidden orders switch on in order of l: higher orders reach {SWITCH_ON_FRACTION:.0%} of their final "
-        "contribution later (study model, full output, largest l_max).",
-        f"slope over l of the optimiser step reaching {SWITCH_ON_FRACTION:.0%} of the final contribution",
-        per_seed,
-        +1,
-    ))  # fmt: skip
+    rows.append(
+        finding_row(
+            "2b",
+            f"Hidden orders switch on in order of l: higher orders reach {SWITCH_ON_FRACTION:.0%} of their final "
+            "contribution later (study model, full output, largest l_max).",
+            f"slope over l of the optimiser step reaching {SWITCH_ON_FRACTION:.0%} of the final contribution",
+            per_seed,
+            +1,
+        )
+    )
     contrast, lmax_to, pair = output_gain_contrast(models)
     most, least = pair or ("?", "?")
-    rows.append(finding_row(
-        "3",
-        f"The gain from hidden l_max 0 to {lmax_to} differs between output orders (scalar, vector, higher): "
-        f"the {most} output, which gains most on validation, gains more on test than the {least} output, "
-        "which gains least.",
-        f"relative test ε gain (l_max 0 → {lmax_to}) of the {most} minus the {least} output, paired by seed "
-        "(pair chosen on validation ε)",
-        contrast,
-        +1,
-    ))  # fmt: skip
+    rows.append(
+        finding_row(
+            "3",
+            f"The gain from hidden l_max 0 to {lmax_to} differs between output orders (scalar, vector, higher): "
+            f"the {most} output, which gains most on validation, gains more on test than the {least} output, "
+            "which gains least.",
+            f"relative test ε gain (l_max 0 → {lmax_to}) of the {most} minus the {least} output, paired by seed "
+            "(pair chosen on validation ε)",
+            contrast,
+            +1,
+        )
+    )
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
@@ -234,8 +250,18 @@ def lmax_gains(models: pd.DataFrame) -> pd.DataFrame:
         for lmax, group in family.groupby("lmax_hidden"):
             mean, low, high = t_interval(group[ERROR])
             gain, gain_low, gain_high = t_interval(paired_gains(family, 0, lmax)) if lmax else (0.0, 0.0, 0.0)
-            rows.append({**dict(zip(keys, key)), "lmax_hidden": lmax, "n_seeds": group["seed"].nunique(),
-                         "n_params": float(group["n_params"].mean()), "epsilon": mean, "epsilon_ci_low": low,
-                         "epsilon_ci_high": high, "gain": gain, "gain_ci_low": gain_low,
-                         "gain_ci_high": gain_high})  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(keys, key)),
+                    "lmax_hidden": lmax,
+                    "n_seeds": group["seed"].nunique(),
+                    "n_params": float(group["n_params"].mean()),
+                    "epsilon": mean,
+                    "epsilon_ci_low": low,
+                    "epsilon_ci_high": high,
+                    "gain": gain,
+                    "gain_ci_low": gain_low,
+                    "gain_ci_high": gain_high,
+                }
+            )
     return pd.DataFrame(rows)

@@ -44,9 +44,11 @@ def findings_html(table: pd.DataFrame) -> str:
     """
     body = _formatted(table).to_html(index=False, border=0, justify="left")
     style = "body{font-family:sans-serif;font-size:13px}td,th{padding:4px 8px;vertical-align:top;text-align:left}"
-    rule = ("Interval: 95 % Student-t over seeds of a per-seed (paired) statistic. Verdict: supported if the "
-            "interval excludes 0 in the claimed direction, not_supported if it excludes 0 in the other "
-            "direction, inconclusive otherwise.")  # fmt: skip
+    rule = (
+        "Interval: 95 % Student-t over seeds of a per-seed (paired) statistic. Verdict: supported if the "
+        "interval excludes 0 in the claimed direction, not_supported if it excludes 0 in the other "
+        "direction, inconclusive otherwise."
+    )
     return f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}<p>{rule}</p></body></html>\n"
 
 
@@ -60,18 +62,30 @@ def epsilon_markdown(gains: pd.DataFrame) -> str:
     """
     gains = largest_training_set(gains)
     order = {"scalar": 0, "vector": 1, "higher": 2, "full": 3}
-    families = sorted({(o, c, ch) for o, c, ch in gains[["output", "capacity", "channels"]].itertuples(index=False)},
-                      key=lambda f: (f[1] != "study", f[2] != "study", order.get(f[0], 9)))  # fmt: skip
-    names = [o if (c, ch) == ("study", "study") else f"{o}, {c} capacity" if ch == "study" else f"{o}, {ch} channels"
-             for o, c, ch in families]  # fmt: skip
+    families = sorted(
+        {(o, c, ch) for o, c, ch in gains[["output", "capacity", "channels"]].itertuples(index=False)},
+        key=lambda f: (f[1] != "study", f[2] != "study", order.get(f[0], 9)),
+    )
+    names = [
+        o if (c, ch) == ("study", "study") else f"{o}, {c} capacity" if ch == "study" else f"{o}, {ch} channels"
+        for o, c, ch in families
+    ]
     lines = ["| hidden l_max | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
     for lmax in sorted(gains["lmax_hidden"].unique()):
         cells = []
         for family in families:
-            row = gains[(gains["output"] == family[0]) & (gains["capacity"] == family[1])
-                        & (gains["channels"] == family[2]) & (gains["lmax_hidden"] == lmax)]  # fmt: skip
-            cells.append("" if row.empty else
-                         f"{row['epsilon'].iloc[0]:.3f} [{row['epsilon_ci_low'].iloc[0]:.3f}, {row['epsilon_ci_high'].iloc[0]:.3f}]")  # fmt: skip
+            row = gains[
+                (gains["output"] == family[0])
+                & (gains["capacity"] == family[1])
+                & (gains["channels"] == family[2])
+                & (gains["lmax_hidden"] == lmax)
+            ]
+            cells.append(
+                ""
+                if row.empty
+                else f"{row['epsilon'].iloc[0]:.3f} "
+                f"[{row['epsilon_ci_low'].iloc[0]:.3f}, {row['epsilon_ci_high'].iloc[0]:.3f}]"
+            )
         lines.append(f"| {lmax} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

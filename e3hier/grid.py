@@ -122,7 +122,9 @@ def training_grid(train_cfg: dict) -> pd.DataFrame:
     ]
     n_train = largest_n_train(train_cfg["n_train"])
     for output in train_cfg.get("matched_capacity", []):
-        points += [GridPoint(lmax, output, "matched", seed=seed, n_train=n_train) for lmax in lmaxes[:-1] for seed in seeds]
+        points += [
+            GridPoint(lmax, output, "matched", seed=seed, n_train=n_train) for lmax in lmaxes[:-1] for seed in seeds
+        ]
     for output in train_cfg.get("equal_channels", []):
         points += [GridPoint(lmaxes[-1], output, channels="equal", seed=seed, n_train=n_train) for seed in seeds]
     return pd.DataFrame([point.as_dict() for point in points], columns=list(POINT_KEYS))

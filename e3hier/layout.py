@@ -36,7 +36,7 @@ class OutputLayout:
     output: str
 
     @classmethod
-    def from_basis(cls, basis_name: str, elements, decontract: bool, output: str) -> "OutputLayout":
+    def from_basis(cls, basis_name: str, elements, decontract: bool, output: str) -> OutputLayout:
         if output not in OUTPUT_ORDERS:
             raise ValueError(f"train.output: unknown output order {output!r}; choose from {sorted(OUTPUT_ORDERS)}")
         basis = fit_basis(basis_name, elements, decontract)

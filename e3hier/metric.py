@@ -142,8 +142,16 @@ class DensityGrid:
         return float(self.weights @ self.density(coefficients))
 
 
-def density_grid(symbols, positions_angstrom, table, dft_settings: dict, level: int, dtype=np.float64,
-                 n_electrons: float | None = None, budget: CollocationBudget | None = None) -> DensityGrid:  # fmt: skip
+def density_grid(
+    symbols,
+    positions_angstrom,
+    table,
+    dft_settings: dict,
+    level: int,
+    dtype=np.float64,
+    n_electrons: float | None = None,
+    budget: CollocationBudget | None = None,
+) -> DensityGrid:
     """Grid + collocation for one structure whose functions are listed in ``table`` (stored order).
 
     ``table`` needs the ``ao_index`` and ``l`` columns of ``e3hier.basis.function_table``. ε is divided

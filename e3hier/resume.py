@@ -43,8 +43,9 @@ def main(argv: list[str]) -> int:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        print(f"another run of this workflow is active here (it holds {RUN_LOCK}); wait for it to finish",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"another run of this workflow is active here (it holds {RUN_LOCK}); wait for it to finish", file=sys.stderr
+        )
         return 1
     command = [sys.executable, "-m", "snakemake", *argv]
     if stale_locks(workdir):  # no run holds the flock: the lock is a killed run's

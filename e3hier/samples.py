@@ -17,7 +17,6 @@ from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_DTYPE, CollocationBudget, DensityGrid, density_grid
 from e3hier.model import edge_features
 
-
 #: ``train.dtype`` → the torch type of the network, its inputs and its targets.
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -121,17 +120,32 @@ def check_single_charge(frames: dict[str, pd.DataFrame]) -> int | None:
     return next(iter(found), None)
 
 
-def load_samples(frame: pd.DataFrame, layout: OutputLayout, model_cfg: dict, dtype=torch.float32,
-                 with_grid: bool = False, dft_cfg: dict | None = None, grid_level: int = 1,
-                 budget: CollocationBudget | None = None) -> list[Sample]:  # fmt: skip
+def load_samples(
+    frame: pd.DataFrame,
+    layout: OutputLayout,
+    model_cfg: dict,
+    dtype=torch.float32,
+    with_grid: bool = False,
+    dft_cfg: dict | None = None,
+    grid_level: int = 1,
+    budget: CollocationBudget | None = None,
+) -> list[Sample]:
     """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each (held while
     ``budget`` has room, else streamed; see ``e3hier.metric.DensityGrid``)."""
     samples = []
     for structure_id, rows in split_structures(frame):
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
         if with_grid:
-            sample.grid = density_grid(sample.symbols, sample.positions, rows, dft_cfg, grid_level, dtype=COLLOCATION_DTYPE,
-                                       n_electrons=sample.n_electrons, budget=budget)  # fmt: skip
+            sample.grid = density_grid(
+                sample.symbols,
+                sample.positions,
+                rows,
+                dft_cfg,
+                grid_level,
+                dtype=COLLOCATION_DTYPE,
+                n_electrons=sample.n_electrons,
+                budget=budget,
+            )
         samples.append(sample)
     return samples
 

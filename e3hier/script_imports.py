@@ -54,7 +54,7 @@ def module_files(root: Path, name: str) -> list[Path]:
     return [path for path in files if path.is_file()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def imported_modules(path: Path, package: str) -> tuple[str, ...]:
     """Dotted names ``path`` imports from ``package`` (``from a.b import c`` gives a.b and a.b.c).
 

@@ -63,8 +63,10 @@ def slurm_cpu_problems(requests: dict, largest: dict[str, int], default: str | N
         name = default if partition is None else partition
         if name not in largest:
             known = ", ".join(sorted(largest)) or "none"
-            warnings.append(f"partition {name!r} (rules {', '.join(sorted(by_rule))}): sinfo lists no such "
-                            f"partition (it lists: {known}); set slurm_partition (docs/cluster.md, Site settings)")  # fmt: skip
+            warnings.append(
+                f"partition {name!r} (rules {', '.join(sorted(by_rule))}): sinfo lists no such "
+                f"partition (it lists: {known}); set slurm_partition (docs/cluster.md, Site settings)"
+            )
             continue
         n = largest[name]
         wide = {rule: cpus for rule, cpus in sorted(by_rule.items()) if cpus > n}
@@ -138,8 +140,10 @@ def check_slurm_node_sizes(requests: dict, run=subprocess.run) -> list[str]:
     except (OSError, subprocess.SubprocessError) as err:
         return [f"node sizes not checked: {' '.join(SINFO_NODE_CPUS)} failed ({err})"]
     if result.returncode != 0:
-        return [f"node sizes not checked: {' '.join(SINFO_NODE_CPUS)} exited with {result.returncode}: "
-                f"{result.stderr.strip()[-500:]}"]  # fmt: skip
+        return [
+            f"node sizes not checked: {' '.join(SINFO_NODE_CPUS)} exited with {result.returncode}: "
+            f"{result.stderr.strip()[-500:]}"
+        ]
     errors, warnings = slurm_cpu_problems(requests, *parse_sinfo_cpus(result.stdout))
     if errors:
         raise ValueError("Slurm jobs would never start: " + "; ".join(errors))

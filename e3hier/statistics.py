@@ -19,6 +19,7 @@ from scipy import stats
 #: Coverage of every interval.
 CONFIDENCE = 0.95
 
+
 def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(mean, low, high): the Student-t interval of the mean of ``values`` (NaNs dropped; NaN bounds
     with fewer than two values)."""

@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from e3hier.allocator import keep_freed_memory
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
-from e3hier.allocator import keep_freed_memory
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork
@@ -49,9 +49,22 @@ def epoch_row(epoch: int, sums: list, counts: list, n_structures: int, seconds: 
 class Trainer:
     """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping."""
 
-    def __init__(self, name: str, layout: OutputLayout, train: list[Sample], val: list[Sample], lmax_hidden: int,
-                 seed: int, model_cfg: dict, train_cfg: dict, checkpoint_path, log_stream=None,
-                 probe_every: int = 1, model: DensityNetwork | None = None, settings: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        layout: OutputLayout,
+        train: list[Sample],
+        val: list[Sample],
+        lmax_hidden: int,
+        seed: int,
+        model_cfg: dict,
+        train_cfg: dict,
+        checkpoint_path,
+        log_stream=None,
+        probe_every: int = 1,
+        model: DensityNetwork | None = None,
+        settings: dict | None = None,
+    ):
         """``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
         by default it is built here from ``torch.manual_seed(seed)``. ``settings``: anything else the
         result depends on (e.g. the probed structures), for the checkpoint's fingerprint."""
@@ -71,10 +84,17 @@ class Trainer:
         self.optimizer = self.make_optimizer(self.model)
         self.scheduler = self.make_scheduler(self.optimizer)
         self.fingerprint = fingerprint(
-            {"model": self.model_config, "train": train_cfg, "seed": seed, "probe_every": self.probe_every,
-             "train_set": [s.structure for s in train], "val_set": [s.structure for s in val],
-             "data": data_hash(train + val), **(settings or {})}
-        )  # fmt: skip
+            {
+                "model": self.model_config,
+                "train": train_cfg,
+                "seed": seed,
+                "probe_every": self.probe_every,
+                "train_set": [s.structure for s in train],
+                "val_set": [s.structure for s in val],
+                "data": data_hash(train + val),
+                **(settings or {}),
+            }
+        )
         place_on_device(train + val, self.device)
         self._step_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -94,14 +114,17 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, run: Run) -> None:
-        write_checkpoint(self.checkpoint_path, {
-            "fingerprint": self.fingerprint,
-            "epoch": run.epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "run": run.state(),
-        })  # fmt: skip
+        write_checkpoint(
+            self.checkpoint_path,
+            {
+                "fingerprint": self.fingerprint,
+                "epoch": run.epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "run": run.state(),
+            },
+        )
 
     def load_checkpoint(self) -> Run | None:
         """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored."""
@@ -140,8 +163,15 @@ class Trainer:
         counts = torch.zeros(n_l + 1, dtype=torch.long, device=self.device)
         batches = self.batches(epoch)
         show = self.log_stream is not None
-        progress = tqdm(batches, desc=f"{self.name} epoch {epoch}", unit="batch", file=self.log_stream,
-                        mininterval=2.0, leave=False, disable=not show)  # fmt: skip
+        progress = tqdm(
+            batches,
+            desc=f"{self.name} epoch {epoch}",
+            unit="batch",
+            file=self.log_stream,
+            mininterval=2.0,
+            leave=False,
+            disable=not show,
+        )
         step = (epoch - 1) * len(batches)  # optimiser steps before this epoch (batches per epoch are fixed)
         probe_seconds = 0.0
         start = time.perf_counter()
@@ -189,8 +219,10 @@ class Trainer:
         epoch = row["epoch"]
         row.update(self.validate() if validation is None else validation)
         if not math.isfinite(row["val_epsilon_block"]):
-            raise TrainingDiverged(f"grid point {self.name}: validation ε is {row['val_epsilon_block']} at epoch "
-                                   f"{epoch} (the model predicts non-finite coefficients on the validation split)")  # fmt: skip
+            raise TrainingDiverged(
+                f"grid point {self.name}: validation ε is {row['val_epsilon_block']} at epoch "
+                f"{epoch} (the model predicts non-finite coefficients on the validation split)"
+            )
         row["lr"] = lr
         wall_seconds = time.perf_counter() - started
         row["wall_seconds"] = (run.metrics[-1]["wall_seconds"] if run.metrics else 0.0) + wall_seconds
@@ -201,8 +233,12 @@ class Trainer:
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             run.best = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
         if self.log_stream is not None:
-            print(f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
-                  f"{row['structures_per_second']:.1f} structures/s", file=self.log_stream, flush=True)  # fmt: skip
+            print(
+                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
+                f"{row['structures_per_second']:.1f} structures/s",
+                file=self.log_stream,
+                flush=True,
+            )
         stop = self.cfg["patience"] > 0 and epoch - run.best["epoch"] >= self.cfg["patience"]
         callbacks = run.callbacks
         if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks[-1]["step"] != row["step"]:

@@ -14,7 +14,8 @@ from e3hier.structures.plans import structure_plans
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
-    """``{structure_id: {"split", "symbols", "charge", "multiplicity", "recipe"}}`` in split order, from the config alone.
+    """``{structure_id: {"split", "symbols", "charge", "multiplicity", "recipe"}}`` in split order, from the
+    config alone.
 
     Generated water clusters are known from their recipes (neutral singlets); XYZ inputs
     are read (cheaply) to learn their frames, elements, charges and multiplicities, and
@@ -38,7 +39,9 @@ def check_single_charge(manifest: dict[str, dict], splits) -> None:
         if info["split"] in splits:
             by_charge.setdefault(info["charge"], []).append(structure_id)
     if len(by_charge) > 1:
-        found = ", ".join(f"charge {charge:+d}: {len(ids)} (first {ids[0]})" for charge, ids in sorted(by_charge.items()))
+        found = ", ".join(
+            f"charge {charge:+d}: {len(ids)} (first {ids[0]})" for charge, ids in sorted(by_charge.items())
+        )
         raise ValueError(
             f"structures of splits {sorted(splits)} have different charges ({found}): the network has no "
             "charge input, so train, validate and test on structures of one charge (the 'charge=' of the XYZ files)"
@@ -68,7 +71,9 @@ def _trie_pattern(node: dict) -> str:
     """Regular expression of the names below ``node`` of ``literal_pattern``'s trie."""
     end = {"": {}}
     last = sorted(char for char, child in node.items() if char and child == end)  # chars that end a name
-    alternatives = [re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char and child != end]
+    alternatives = [
+        re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char and child != end
+    ]
     if len(last) == 1:
         alternatives.append(re.escape(last[0]))
     elif last:
@@ -91,7 +96,9 @@ def check_basis_coverage(manifest: dict[str, dict], dft_cfg: dict) -> None:
                 element_basis(dft_cfg[key], element, False)
             except KeyError:
                 first = next(s for s, info in manifest.items() if element in info["symbols"])
-                problems.append(f"structure {first}: dft.{key} {dft_cfg[key]!r} has no functions for element {element!r}")
+                problems.append(
+                    f"structure {first}: dft.{key} {dft_cfg[key]!r} has no functions for element {element!r}"
+                )
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -105,7 +112,7 @@ def elements(manifest: dict[str, dict]) -> list[str]:
     return sorted({el for info in manifest.values() for el in info["symbols"]})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def n_functions(basis_name: str, element: str, decontract: bool = False) -> int:
     """Number of spherical functions of ``element`` in a basis (cached: the DAG asks once per DFT job)."""
     return sum(2 * shell[0] + 1 for shell in element_basis(basis_name, element, decontract))
@@ -154,16 +161,22 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
             problems.append(f"{key}: split {split!r} holds no structures (splits with structures: {available})")
     sizes = [n for n in train_cfg["n_train"] if n != "all" and int(n) > counts.get(train_split, 0)]
     if sizes:
-        problems.append(f"train.n_train: {sizes} larger than the training split ({counts.get(train_split, 0)} structures)")
+        problems.append(
+            f"train.n_train: {sizes} larger than the training split ({counts.get(train_split, 0)} structures)"
+        )
     multiplicities = config["model"]["hidden_multiplicities"]
     if len(multiplicities) < max(train_cfg["lmax_hidden"]) + 1:
-        problems.append(f"model.hidden_multiplicities: {len(multiplicities)} entries (l = 0..{len(multiplicities) - 1}), "
-                        f"train.lmax_hidden goes to {max(train_cfg['lmax_hidden'])}")  # fmt: skip
+        problems.append(
+            f"model.hidden_multiplicities: {len(multiplicities)} entries (l = 0..{len(multiplicities) - 1}), "
+            f"train.lmax_hidden goes to {max(train_cfg['lmax_hidden'])}"
+        )
     seen = {el for info in manifest.values() if info["split"] in {train_split, named[1][1]} for el in info["symbols"]}
     for _, split in named[2:]:
         unseen = sorted({el for info in manifest.values() if info["split"] == split for el in info["symbols"]} - seen)
         if unseen:
-            problems.append(f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
-                            "validation structure has (the network has no input for them)")  # fmt: skip
+            problems.append(
+                f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
+                "validation structure has (the network has no input for them)"
+            )
     if problems:
         raise ValueError("config: " + "; ".join(problems))

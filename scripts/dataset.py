@@ -18,7 +18,9 @@ with logged_errors(log):
     ]
     frame, skipped = assemble_split(entries, references)
     split = snakemake.wildcards.split
-    log.info("split %s: %d structures, %d rows, %d skipped", split, frame["structure"].nunique(), len(frame), len(skipped))
+    log.info(
+        "split %s: %d structures, %d rows, %d skipped", split, frame["structure"].nunique(), len(frame), len(skipped)
+    )
     provenance = {"split": split, "dft": snakemake.params.dft, "skipped": skipped, "versions": package_versions()}
     write_parquet(snakemake.output.dataset, frame, metadata=provenance)
     pd.DataFrame({"structure": skipped}).to_csv(snakemake.output.skipped, sep="\t", index=False)

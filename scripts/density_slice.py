@@ -1,10 +1,9 @@
 """Snakemake glue: DFT and predicted densities on a plane through one test cluster."""
 
-
 from e3hier.density_slice import plane_densities
+from e3hier.evaluation import full_prediction, load_predictor
 from e3hier.io import logged_errors, read_table, setup_logging, write_parquet
 from e3hier.samples import load_samples, split_structures
-from e3hier.evaluation import full_prediction, load_predictor
 
 log = setup_logging(snakemake.log[0])
 
@@ -21,7 +20,9 @@ with logged_errors(log):
         (sample,) = load_samples(rows, predictor.layout, snakemake.params.model)
         sets[label] = full_prediction(sample, predictor.predict_targets(sample))
     atoms = rows.groupby("atom").first()
-    planes = plane_densities(list(atoms["element"]), atoms[["x", "y", "z"]].to_numpy(), rows, sets, snakemake.params.dft)
+    planes = plane_densities(
+        list(atoms["element"]), atoms[["x", "y", "z"]].to_numpy(), rows, sets, snakemake.params.dft
+    )
     planes.insert(0, "structure", structure)
     write_parquet(snakemake.output[0], planes)
     log.info("%s: %d points × %d densities", structure, planes["u"].nunique() ** 2, len(sets))

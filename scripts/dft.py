@@ -16,15 +16,21 @@ with logged_errors(log):
     atoms = read_structure(snakemake.input.xyz)
     validate_structure(structure, atoms, min_distance=snakemake.params.min_distance)
     charge, multiplicity = charge_and_multiplicity(atoms, structure)  # from the structure file: 0, 1 by default
-    table, summary = dft_job(structure, atoms.get_chemical_symbols(), atoms.get_positions(), snakemake.params.dft,
-                             charge, multiplicity)  # fmt: skip
+    table, summary = dft_job(
+        structure, atoms.get_chemical_symbols(), atoms.get_positions(), snakemake.params.dft, charge, multiplicity
+    )
     if summary["skipped"]:
         log.warning("structure %s skipped: %s", structure, summary["reason"])
     else:
         log.info(
             "structure %s (charge %+d, multiplicity %d): E = %.8f Eh in %d cycles, fit error %.3f %%, %.1f s",
-            structure, charge, multiplicity, summary["energy_hartree"], summary["scf_cycles"],
-            summary["fit_error_percent"], summary["wall_seconds"],
-        )  # fmt: skip
+            structure,
+            charge,
+            multiplicity,
+            summary["energy_hartree"],
+            summary["scf_cycles"],
+            summary["fit_error_percent"],
+            summary["wall_seconds"],
+        )
     write_parquet(snakemake.output[0], table, metadata={"structure": structure, "dft": snakemake.params.dft})
     write_json(snakemake.output[1], summary)

@@ -1,6 +1,5 @@
 """Snakemake glue: draw one figure from the analysis tables."""
 
-
 from e3hier import figures
 from e3hier.io import logged_errors, read_table, setup_logging
 

@@ -1,6 +1,5 @@
 """Snakemake glue: the verdict table as HTML and Markdown."""
 
-
 from e3hier.findings_report import findings_html, findings_markdown
 from e3hier.io import atomic_path, logged_errors, read_table, setup_logging
 
@@ -8,7 +7,10 @@ log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
     table = read_table(snakemake.input[0])
-    for path, text in ((snakemake.output.html, findings_html(table)), (snakemake.output.markdown, findings_markdown(table))):
+    for path, text in (
+        (snakemake.output.html, findings_html(table)),
+        (snakemake.output.markdown, findings_markdown(table)),
+    ):
         with atomic_path(path) as tmp:
             tmp.write_text(text)
     log.info("%d findings: %s", len(table), dict(zip(table["finding"], table["verdict"])))

@@ -1,11 +1,11 @@
 """Shared fixtures: fast DFT settings and a water monomer / dimer."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 

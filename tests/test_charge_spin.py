@@ -1,7 +1,6 @@
 """Charge and spin after the DFT: the dataset records them, ε divides by the real electron count, and a
 training job (or the workflow, before any job) refuses structures of different charges."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from ase import Atoms
@@ -55,8 +54,11 @@ def test_dft_result_of_another_charge_than_the_structure_file_is_refused(water_t
     table, references = water_table
     symbols, pos = WATER
     cation = Atoms(symbols, positions=pos, info={"charge": 1, "multiplicity": 2})
-    with pytest.raises(ValueError, match=r"structure h2o_plus: the DFT result has charge 0, multiplicity 1 and 10 "
-                                         r"electrons, the structure file charge 1, multiplicity 2 and 9 electrons"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"structure h2o_plus: the DFT result has charge 0, multiplicity 1 and 10 "
+        r"electrons, the structure file charge 1, multiplicity 2 and 9 electrons",
+    ):
         structure_rows("h2o_plus", cation, table, references, 10)
 
 
@@ -71,8 +73,11 @@ def test_structure_charges_and_one_charge_per_training_job():
     assert check_single_charge({"train": with_charge(frame, 1)}) == 1  # one charge, if not zero, is fine
     assert check_single_charge({"train": frame.iloc[:0]}) is None
     mixed = with_charge(frame, -1, ids[1:2])
-    with pytest.raises(ValueError, match=rf"different charges \(charge -1: {ids[1]} \(split train\), "
-                                         rf"charge \+0: {ids[0]} \(split train\)\).*no charge input"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"different charges \(charge -1: {ids[1]} \(split train\), "
+        rf"charge \+0: {ids[0]} \(split train\)\).*no charge input",
+    ):
         check_single_charge({"train": mixed})
 
 
@@ -81,8 +86,17 @@ def test_training_job_refuses_mixed_charges_before_training(synthetic_splits, tm
     test = with_charge(pd.read_parquet(synthetic_splits["test"]), 1)
     test.to_parquet(tmp_path / "test_cations.parquet")
     with pytest.raises(ValueError, match=r"charge \+0: .*\(split train\), charge \+1: .*\(split test\)"):
-        run_grid_point(POINT, synthetic_splits["train"], synthetic_splits["val"], {"test": tmp_path / "test_cations.parquet"},
-                       FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0}, tmp_path / "out")  # fmt: skip
+        run_grid_point(
+            POINT,
+            synthetic_splits["train"],
+            synthetic_splits["val"],
+            {"test": tmp_path / "test_cations.parquet"},
+            FIT,
+            TINY_MODEL,
+            TINY_TRAIN,
+            {"grid_level": 0},
+            tmp_path / "out",
+        )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -104,8 +118,13 @@ OH_XYZ = "2\n{comment}\nO 0.0 0.0 0.0\nH 0.0 0.0 0.97\n"
     [
         ({"train/oh.xyz": OH_XYZ.format(comment="OH radical")}, ["train/oh.xyz", "9 electrons", "multiplicity=1"]),
         ({"train/box.xyz": WATER_XYZ.format(comment='Lattice="9 0 0 0 9 0 0 0 9"')}, ["train/box.xyz", "periodic"]),
-        ({"train/water.xyz": WATER_XYZ.format(comment=""), "test/h2o_plus.xyz": WATER_XYZ.format(comment="charge=1 multiplicity=2")},
-         ["different charges", "charge +1: 1 (first h2o_plus)", "no charge input"]),
+        (
+            {
+                "train/water.xyz": WATER_XYZ.format(comment=""),
+                "test/h2o_plus.xyz": WATER_XYZ.format(comment="charge=1 multiplicity=2"),
+            },
+            ["different charges", "charge +1: 1 (first h2o_plus)", "no charge input"],
+        ),
     ],
     ids=["parity", "periodic", "mixed_charges"],
 )
@@ -114,7 +133,9 @@ def test_workflow_refuses_bad_charge_spin_or_periodic_input_before_any_job(tmp_p
     for name, text in files.items():
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         (data / name).write_text(text)
-    xyz = {split: [str(data / split / "*.xyz")] if (data / split).exists() else [] for split in ("train", "val", "test")}
+    xyz = {
+        split: [str(data / split / "*.xyz")] if (data / split).exists() else [] for split in ("train", "val", "test")
+    }
     result = snakemake(tmp_path / "work", "-n", overrides={"structures": {"source": "xyz", "xyz": xyz}}, check=False)
     text = result.stdout + result.stderr
     assert result.returncode != 0

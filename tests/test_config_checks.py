@@ -14,8 +14,11 @@ CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 
 def manifest(**splits):
     """{id: {"split", "symbols"}} with ``splits[name]`` = list of element lists."""
-    return {f"{name}_{k}": {"split": name, "symbols": symbols, "recipe": {}}
-            for name, structures in splits.items() for k, symbols in enumerate(structures)}  # fmt: skip
+    return {
+        f"{name}_{k}": {"split": name, "symbols": symbols, "recipe": {}}
+        for name, structures in splits.items()
+        for k, symbols in enumerate(structures)
+    }
 
 
 WATER = ["O", "H", "H"]
@@ -41,8 +44,11 @@ def test_a_consistent_setup_passes():
         (config(), manifest(val=[WATER], test=[WATER], test_large=[WATER]), ["the training split", "'train'"]),
         (config(n_train=[2, 10, "all"]), GOOD, ["train.n_train", "[10]", "(4 structures)"]),
         (config(lmax_hidden=[0, 4]), GOOD, []),  # the default multiplicities go to l = 4
-        (config(test_splits=["test"]), manifest(train=[WATER] * 4, val=[WATER], test=[WATER + ["N"]]),
-         ["train.test_splits", "'test'", "['N']"]),
+        (
+            config(test_splits=["test"]),
+            manifest(train=[WATER] * 4, val=[WATER], test=[WATER + ["N"]]),
+            ["train.test_splits", "'test'", "['N']"],
+        ),
     ],
 )
 def test_mistakes_are_named(cfg, structures, needles):
@@ -64,7 +70,12 @@ def test_too_few_multiplicities_are_named():
 
 @pytest.mark.slow
 def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
-    result = snakemake(tmp_path, "-n", configfiles=[ROOT / "tests" / "configs" / "tiny.yaml"],
-                       overrides={"train": {"val_split": "vall"}}, check=False)  # fmt: skip
+    result = snakemake(
+        tmp_path,
+        "-n",
+        configfiles=[ROOT / "tests" / "configs" / "tiny.yaml"],
+        overrides={"train": {"val_split": "vall"}},
+        check=False,
+    )
     assert result.returncode != 0 and "train.val_split" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()

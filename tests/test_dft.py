@@ -167,8 +167,11 @@ def test_arrow_columns_equal_pa_array():
     """The function table is built without ``pa.array`` (which imports pandas): same arrays, same types."""
     import pyarrow as pa
 
-    columns = {"element": np.array(["O", "H", "Na", ""], dtype=object), "l": np.array([0, 1, 2, 3], dtype=np.int64),
-               "exponent": np.array([0.5, 1e-3, 2.0, np.pi])}  # fmt: skip
+    columns = {
+        "element": np.array(["O", "H", "Na", ""], dtype=object),
+        "l": np.array([0, 1, 2, 3], dtype=np.int64),
+        "exponent": np.array([0.5, 1e-3, 2.0, np.pi]),
+    }
     for values in columns.values():
         built = arrow_column(values)
         assert built.equals(pa.array(values)) and built.type == pa.array(values).type
@@ -203,8 +206,7 @@ def test_memory_estimate_bounds_the_measured_peak(case, water_dimer, default_con
     settings = dict(default_config["dft"])
     if case == "dimer":
         symbols, positions = water_dimer
-        settings.update(grid={"radial": 30, "angular": 86, "prune": True, "radial_scheme": "treutler"},
-                        conv_tol=1e-8)  # fmt: skip
+        settings.update(grid={"radial": 30, "angular": 86, "prune": True, "radial_scheme": "treutler"}, conv_tol=1e-8)
         budget = None
     else:
         atoms = generate_water_cluster(3, seed=0, md_steps=0)

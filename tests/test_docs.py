@@ -87,10 +87,12 @@ def test_configuration_page_documents_exactly_the_schema_keys(keys):
     documented = [cell.strip("`") for cell in rows]
     duplicates = sorted({k for k in documented if documented.count(k) > 1})
     assert not duplicates, f"keys documented twice in docs/configuration.md: {duplicates}"
-    assert not sorted(set(keys) - set(documented)), f"schema keys missing from docs/configuration.md: " \
-        f"{sorted(set(keys) - set(documented))}"
-    assert not sorted(set(documented) - set(keys)), f"docs/configuration.md documents keys the schema lacks: " \
-        f"{sorted(set(documented) - set(keys))}"
+    assert not sorted(set(keys) - set(documented)), (
+        f"schema keys missing from docs/configuration.md: {sorted(set(keys) - set(documented))}"
+    )
+    assert not sorted(set(documented) - set(keys)), (
+        f"docs/configuration.md documents keys the schema lacks: {sorted(set(documented) - set(keys))}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -125,11 +127,15 @@ def test_relative_links_point_to_existing_files(page):
 
 def test_the_helpers_see_what_they_should():
     """The parsers above find keys, key rows and links in a small page (so an empty match cannot pass)."""
-    text = ("| key | meaning |\n|---|---|\n| `train.epochs` | epochs |\n\nsee `model.py`, `train.lr`, "
-            "`results/x.parquet`\n```yaml\n`dft.not_a_key`\n```\n[a](docs/plan.md) [b](https://x.org) [c](#top)\n"
-            "![f](docs/figures/f.png)\n")  # fmt: skip
+    text = (
+        "| key | meaning |\n|---|---|\n| `train.epochs` | epochs |\n\nsee `model.py`, `train.lr`, "
+        "`results/x.parquet`\n```yaml\n`dft.not_a_key`\n```\n[a](docs/plan.md) [b](https://x.org) [c](#top)\n"
+        "![f](docs/figures/f.png)\n"
+    )
     assert key_table_rows(text) == ["`train.epochs`"]
     assert key_mentions(text) == {"train.epochs", "train.lr"}
     assert relative_links(text) == ["docs/plan.md", "docs/figures/f.png"]
     assert heading_anchors("# On a cluster\n## Cost of the tiers (measured on our 2-core machine)\n") == {
-        "on-a-cluster", "cost-of-the-tiers-measured-on-our-2-core-machine"}
+        "on-a-cluster",
+        "cost-of-the-tiers-measured-on-our-2-core-machine",
+    }

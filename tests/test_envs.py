@@ -313,8 +313,10 @@ def pin_problems(env: Path, lock: dict) -> list[str]:
             if op not in ("=", "==") or version != wanted:
                 problems.append(f"conda {entry!r}: pin python={wanted} (pyproject's requires-python)")
         elif name not in CONDA_ONLY:
-            problems.append(f"conda {entry!r}: only python and pip come from conda-forge; "
-                            f"put {name} under pip: as {name}=={lock.get(normalise(name), '<lock version>')}")  # fmt: skip
+            problems.append(
+                f"conda {entry!r}: only python and pip come from conda-forge; "
+                f"put {name} under pip: as {name}=={lock.get(normalise(name), '<lock version>')}"
+            )
     if not pip:
         problems.append("no pip: section (the env's packages come from PyPI)")
     for entry in pip:
@@ -343,17 +345,36 @@ def test_pin_check_reports_every_disagreement(tmp_path):
     wanted = re.search(r">=\s*(\d+\.\d+)", (ROOT / "pyproject.toml").read_text()).group(1)
     lock = {"numpy": "2.4.6", "torch": "2.13.0", "pyscf": "2.14.0", "e3nn": "0.6.0", "pandas": "3.1.1"}
     env = tmp_path / "env.yaml"
-    good = {"channels": ["conda-forge"], "dependencies": [f"python={wanted}", "pip", {"pip": [
-        "--extra-index-url https://download.pytorch.org/whl/cu126", "numpy==2.4.6", "torch==2.13.0"]}]}  # fmt: skip
+    good = {
+        "channels": ["conda-forge"],
+        "dependencies": [
+            f"python={wanted}",
+            "pip",
+            {"pip": ["--extra-index-url https://download.pytorch.org/whl/cu126", "numpy==2.4.6", "torch==2.13.0"]},
+        ],
+    }
     env.write_text(yaml.safe_dump(good))
     assert pin_problems(env, lock) == []
-    bad = {"channels": ["conda-forge"], "dependencies": ["python=3.10", "pip", "pytorch=2.13.0", {"pip": [
-        "numpy==2.4.5", "torch", "pyscf>=2.14.0", "e3nn==0.6.0+cu126", "tqdm==4.70.1", "pandas==3.1.1"]}]}  # fmt: skip
+    bad = {
+        "channels": ["conda-forge"],
+        "dependencies": [
+            "python=3.10",
+            "pip",
+            "pytorch=2.13.0",
+            {"pip": ["numpy==2.4.5", "torch", "pyscf>=2.14.0", "e3nn==0.6.0+cu126", "tqdm==4.70.1", "pandas==3.1.1"]},
+        ],
+    }
     env.write_text(yaml.safe_dump(bad))
     problems = pin_problems(env, lock)
-    expected = ["python=3.10", "'pytorch=2.13.0': only python and pip", "'numpy==2.4.5': requirements.lock pins numpy==2.4.6",
-                "'torch': pin exactly", "'pyscf>=2.14.0': pin exactly", "'e3nn==0.6.0+cu126': pin exactly",
-                "'tqdm==4.70.1': not in requirements.lock"]  # fmt: skip
+    expected = [
+        "python=3.10",
+        "'pytorch=2.13.0': only python and pip",
+        "'numpy==2.4.5': requirements.lock pins numpy==2.4.6",
+        "'torch': pin exactly",
+        "'pyscf>=2.14.0': pin exactly",
+        "'e3nn==0.6.0+cu126': pin exactly",
+        "'tqdm==4.70.1': not in requirements.lock",
+    ]
     assert len(problems) == len(expected), problems
     for problem, needle in zip(problems, expected):
         assert needle in problem, (needle, problem)
@@ -372,9 +393,11 @@ def test_envs_do_not_install_the_project_package(env):
     for dep in yaml.safe_load(env.read_text()).get("dependencies", []):
         entries += [str(e) for e in dep.get("pip", [])] if isinstance(dep, dict) else [str(dep)]
     offending = [
-        e for e in entries
-        if e.startswith(("-e", "--editable", ".", "/", "file:", "git+")) or normalise(re.split(r"[=<>~!\[ ]", e)[0]) == PACKAGE
-    ]  # fmt: skip
+        e
+        for e in entries
+        if e.startswith(("-e", "--editable", ".", "/", "file:", "git+"))
+        or normalise(re.split(r"[=<>~!\[ ]", e)[0]) == PACKAGE
+    ]
     assert not offending, f"{env.name} installs the project or a local path: {offending}"
 
 
@@ -412,8 +435,11 @@ def test_scripts_import_the_package_from_the_snakefile_directory(tmp_path):
     workdir.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(flow / "Snakefile"), "-d", str(workdir), "--cores", "1"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     probe = json.loads((workdir / "probe.json").read_text())
     assert Path(probe["where"]).resolve() == (flow / package / "__init__.py").resolve()

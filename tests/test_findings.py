@@ -45,9 +45,19 @@ def synthetic_models(gain_by_output: dict, noise: float, seeds=range(5), rng=Non
                 eps = base * (1 - gain * min(lmax, 2) / 2) * (1 + noise * rng.normal())
                 val = base * (1 - val_gain_by_output[output] * min(lmax, 2) / 2) * (1 + noise * rng.normal())
                 for capacity in ("study", "matched") if output == "full" and lmax < 2 else ("study",):
-                    rows.append({"lmax_hidden": lmax, "output": output, "capacity": capacity, "channels": "study",
-                                 "seed": seed, "n_train": 32, "epsilon_test_block": eps, "epsilon_val_best": val,
-                                 "n_params": 1000})  # fmt: skip
+                    rows.append(
+                        {
+                            "lmax_hidden": lmax,
+                            "output": output,
+                            "capacity": capacity,
+                            "channels": "study",
+                            "seed": seed,
+                            "n_train": 32,
+                            "epsilon_test_block": eps,
+                            "epsilon_val_best": val,
+                            "n_params": 1000,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -60,9 +70,24 @@ def synthetic_probes(falls: float, seeds=range(5)) -> pd.DataFrame:
                 for l in range(3):
                     final = np.exp(-falls * l) * (1 + 0.01 * seed)
                     value = 0.01 + final * min(1.0, step / (10 * (l + 1)))
-                    rows.append({"lmax_hidden": 2, "output": "full", "capacity": "study", "channels": channels,
-                                 "seed": seed, "n_train": 32, "step": step, "epoch": 1, "kind": "contribution",
-                                 "layer": 2, "l": l, "parity": 0, "l_out": -1, "value": value})  # fmt: skip
+                    rows.append(
+                        {
+                            "lmax_hidden": 2,
+                            "output": "full",
+                            "capacity": "study",
+                            "channels": channels,
+                            "seed": seed,
+                            "n_train": 32,
+                            "step": step,
+                            "epoch": 1,
+                            "kind": "contribution",
+                            "layer": 2,
+                            "l": l,
+                            "parity": 0,
+                            "l_out": -1,
+                            "value": value,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -77,8 +102,12 @@ def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
     assert list(table.columns) == FINDING_COLUMNS
     assert list(table["finding"]) == ["1a", "1b", "2a", "2b", "3"]
     assert dict(zip(table["finding"], table["verdict"])) == {
-        "1a": "supported", "1b": "supported", "2a": "supported", "2b": "supported", "3": "supported",
-    }  # fmt: skip
+        "1a": "supported",
+        "1b": "supported",
+        "2a": "supported",
+        "2b": "supported",
+        "3": "supported",
+    }
     assert (table["n_seeds"] == 5).all()
     assert table.set_index("finding").loc["1a", "estimate"] == pytest.approx(0.3, abs=0.02)
 
@@ -91,8 +120,9 @@ def test_findings_table_is_not_supported_or_inconclusive_when_the_data_say_so():
     table = findings_table(models, synthetic_contributions(falls=0.0)).set_index("finding")
     assert table.loc["1a", "verdict"] == "not_supported" and table.loc["3", "verdict"] == "not_supported"
     assert "vector output, which gains most on validation" in table.loc["3", "claim"]
-    noisy = synthetic_models({"full": 0.0, "scalar": 0.0, "vector": 0.0, "higher": 0.0}, noise=0.2,
-                             rng=np.random.default_rng(5))  # fmt: skip
+    noisy = synthetic_models(
+        {"full": 0.0, "scalar": 0.0, "vector": 0.0, "higher": 0.0}, noise=0.2, rng=np.random.default_rng(5)
+    )
     table = findings_table(noisy, synthetic_contributions(0.5)).set_index("finding")
     assert table.loc["1a", "verdict"] == "inconclusive" and table.loc["3", "verdict"] == "inconclusive"
 
@@ -112,8 +142,14 @@ def test_lmax_gains_pairs_by_seed_and_puts_the_reference_into_the_matched_family
 
 
 def test_training_grid_adds_the_controls_at_the_largest_size():
-    cfg = {"lmax_hidden": [0, 2, 4], "output": ["scalar", "full"], "seed": [0, 1], "n_train": [8, "all"],
-           "matched_capacity": ["full"], "equal_channels": ["full"]}  # fmt: skip
+    cfg = {
+        "lmax_hidden": [0, 2, 4],
+        "output": ["scalar", "full"],
+        "seed": [0, 1],
+        "n_train": [8, "all"],
+        "matched_capacity": ["full"],
+        "equal_channels": ["full"],
+    }
     grid = training_grid(cfg)
     assert len(grid) == 3 * 2 * 2 * 2 + 2 * 2 + 2
     matched = grid[grid["capacity"] == "matched"]
@@ -131,8 +167,10 @@ def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
     findings.to_parquet(tmp_path / "findings.parquet")
     lmax_gains(models).to_parquet(tmp_path / "lmax_gains.parquet")
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- findings:begin -->\nold\n<!-- findings:end -->\n"
-                      "<!-- epsilon:begin -->\nold\n<!-- epsilon:end -->\nend\n")  # fmt: skip
+    readme.write_text(
+        "intro\n<!-- findings:begin -->\nold\n<!-- findings:end -->\n"
+        "<!-- epsilon:begin -->\nold\n<!-- epsilon:end -->\nend\n"
+    )
     main([str(readme), str(tmp_path)])
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")

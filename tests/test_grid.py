@@ -5,8 +5,14 @@ from snakemake.utils import Paramspace
 
 from e3hier.grid import POINT_KEYS, GridPoint, block_name, folder_values, preferred_output, training_grid
 
-TRAIN = {"lmax_hidden": [2, 0], "output": ["scalar", "full"], "seed": [0, 1], "n_train": [8, "all"],
-         "matched_capacity": ["full"], "equal_channels": ["full"]}  # fmt: skip
+TRAIN = {
+    "lmax_hidden": [2, 0],
+    "output": ["scalar", "full"],
+    "seed": [0, 1],
+    "n_train": [8, "all"],
+    "matched_capacity": ["full"],
+    "equal_channels": ["full"],
+}
 
 
 def test_folder_names_are_the_paramspace_patterns_of_the_workflow():
@@ -25,14 +31,23 @@ def test_config_axes_table_columns_and_point_fields_share_their_names():
 
 def test_points_from_wildcards_take_one_type_per_field():
     """Wildcards are strings; a point made from them equals the point of the grid table."""
-    wildcards = {"lmax_hidden": "2", "output": "full", "capacity": "study", "channels": "study", "seed": "1",
-                 "n_train": "all", "unrelated": "x"}  # fmt: skip
+    wildcards = {
+        "lmax_hidden": "2",
+        "output": "full",
+        "capacity": "study",
+        "channels": "study",
+        "seed": "1",
+        "n_train": "all",
+        "unrelated": "x",
+    }
     point = GridPoint.from_mapping(wildcards)
     assert point == GridPoint(2, "full", seed=1) and point.seed == 1 and point.n_train == "all"
     assert GridPoint(0, "full", n_train=8).n_train == "8"
 
 
-@pytest.mark.parametrize(("outputs", "drawn"), [(["scalar", "full", "vector"], "full"), (["scalar", "higher"], "higher")])
+@pytest.mark.parametrize(
+    ("outputs", "drawn"), [(["scalar", "full", "vector"], "full"), (["scalar", "higher"], "higher")]
+)
 def test_single_output_figures_draw_the_full_density_else_the_last_output(outputs, drawn):
     assert preferred_output(outputs) == drawn
 

@@ -23,8 +23,10 @@ def test_outputs_get_the_mode_of_the_umask(tmp_path, umask, mode):
 def test_temporaries_of_a_killed_writer_are_removed(tmp_path):
     """A writer killed with SIGKILL inside ``atomic_path`` leaves ``.name.*.tmp``; the next write removes it."""
     target = tmp_path / "table.parquet"
-    code = (f"import os, time\nfrom e3hier.io import atomic_path\nwith atomic_path({str(target)!r}) as tmp:\n"
-            "    tmp.write_text('partial')\n    print('writing', flush=True)\n    time.sleep(60)\n")  # fmt: skip
+    code = (
+        f"import os, time\nfrom e3hier.io import atomic_path\nwith atomic_path({str(target)!r}) as tmp:\n"
+        "    tmp.write_text('partial')\n    print('writing', flush=True)\n    time.sleep(60)\n"
+    )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
     assert child.stdout.readline().strip() == "writing"
     child.send_signal(signal.SIGKILL)

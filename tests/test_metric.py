@@ -1,9 +1,9 @@
 import numpy as np
-
-from e3hier.basis import build_mol
-from e3hier import metric
-from e3hier.metric import CollocationBudget, becke_grid, density_grid, epsilon_percent
 from conftest import FIT, synthetic_frame
+
+from e3hier import metric
+from e3hier.basis import build_mol
+from e3hier.metric import CollocationBudget, becke_grid, density_grid, epsilon_percent
 
 
 def test_becke_grid_integrates_a_normalised_gaussian():
@@ -38,7 +38,10 @@ def test_streamed_collocation_gives_the_held_epsilon_and_holds_nothing(monkeypat
     args = (["O", "H", "H"] * 2, positions, frame, FIT, 1)
     held = density_grid(*args, dtype=np.float32)
     budget = CollocationBudget(held.held_bytes / 1e6 * 1.5)  # room for one grid, not two
-    first, second = density_grid(*args, dtype=np.float32, budget=budget), density_grid(*args, dtype=np.float32, budget=budget)
+    first, second = (
+        density_grid(*args, dtype=np.float32, budget=budget),
+        density_grid(*args, dtype=np.float32, budget=budget),
+    )
     assert first.held_bytes == held.held_bytes > 0 and second.held_bytes == 0
     assert len(held.weights) > 3 * metric.STREAM_BLOCK_POINTS
     coeff = frame["coefficient"].to_numpy()

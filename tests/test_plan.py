@@ -91,7 +91,14 @@ def _train_row(config, **changes):
     if "splits" in changes:
         wc = {**config["structures"]["water_clusters"], "splits": changes["splits"]}
         config["structures"] = {**config["structures"], "water_clusters": wc}
-    point = {"lmax_hidden": "2", "output": "full", "capacity": "study", "channels": "study", "seed": "0", "n_train": "all"}
+    point = {
+        "lmax_hidden": "2",
+        "output": "full",
+        "capacity": "study",
+        "channels": "study",
+        "seed": "0",
+        "n_train": "all",
+    }
     row = P.train_features(point, config, P.structure_table(config))
     return pd.DataFrame([{**row, "family": "train", "rule": "train", "threads": 1, "gpu": 0, "n_models": 1}])
 
@@ -144,12 +151,23 @@ def test_committed_calibration_has_the_current_features(tiny_dry_run):
     files, text = tiny_dry_run
     features = P.job_features(P.parse_dry_run(text), P.load_config(files)).set_index("job")
     committed = pd.read_csv(CALIBRATION / "tiny.tsv", sep="\t").set_index("job")
-    columns = ["md_work", "n_basis", "grid_per_atom", "split_functions", "step_work", "n_params", "test_grid",
-               "val_grid", "held_grid", "n_models_read"]  # fmt: skip
+    columns = [
+        "md_work",
+        "n_basis",
+        "grid_per_atom",
+        "split_functions",
+        "step_work",
+        "n_params",
+        "test_grid",
+        "val_grid",
+        "held_grid",
+        "n_models_read",
+    ]
     common = committed.index.intersection(features.index)
     assert len(common) == len(committed)
-    pd.testing.assert_frame_equal(features.loc[common, columns], committed.loc[common, columns], rtol=1e-4,
-                                  check_dtype=False)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        features.loc[common, columns], committed.loc[common, columns], rtol=1e-4, check_dtype=False
+    )
 
 
 ENSEMBLE_DRY_RUN = """
@@ -165,7 +183,7 @@ rule train:
     jobid: 8
     wildcards: lmax_hidden=2, output=full, capacity=study, channels=study, seed=2, n_train=all
     resources: tmpdir=/tmp, mem_mb=4000
-"""
+"""  # noqa: E501 (Snakemake prints a job's outputs on one line)
 
 
 GROUPED_DRY_RUN = """
@@ -209,9 +227,18 @@ def test_threads_cost_core_hours_for_training_only(calibration):
     one, four = (P.predict_jobs(row.assign(threads=n), calibration) for n in (1, 4))
     assert four["seconds"].iloc[0] == pytest.approx(one["seconds"].iloc[0])
     assert four["core_hours"].iloc[0] == pytest.approx(4 * one["core_hours"].iloc[0])
-    dft = pd.DataFrame({"family": ["dft"], "rule": ["dft"], "atoms": [9.0], "basis_per_atom": [8.0],
-                        "grid_per_atom": [6500.0], "scf_digits": [10.0], "gpu": [0],
-                        "dft_mem_mb": [700.0]})  # fmt: skip
+    dft = pd.DataFrame(
+        {
+            "family": ["dft"],
+            "rule": ["dft"],
+            "atoms": [9.0],
+            "basis_per_atom": [8.0],
+            "grid_per_atom": [6500.0],
+            "scf_digits": [10.0],
+            "gpu": [0],
+            "dft_mem_mb": [700.0],
+        }
+    )
     one, four = (P.predict_jobs(dft.assign(threads=n), calibration) for n in (1, 4))
     assert four["core_hours"].iloc[0] == pytest.approx(one["core_hours"].iloc[0])
     assert four["mem_mb"].iloc[0] == 700.0

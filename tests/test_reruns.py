@@ -18,7 +18,9 @@ def run(tiny_workflow_run, tmp_path):
     base = tmp_path / "copy"
 
     def plan(overrides=None):
-        return planned_jobs(snakemake(base / "run", "-n", overrides=overrides, snakefile=base / "workflow" / "Snakefile"))
+        return planned_jobs(
+            snakemake(base / "run", "-n", overrides=overrides, snakefile=base / "workflow" / "Snakefile")
+        )
 
     plan.workflow = base / "workflow"
     return plan

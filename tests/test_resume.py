@@ -1,6 +1,5 @@
 """A run killed with SIGKILL on its whole process group, at any moment, finishes with the same command."""
 
-import pytest
 import os
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from workflow_helpers import copy_workflow
 
 # runs the tiny workflow (minutes): not in `make test-fast`
@@ -20,10 +20,22 @@ TIMING = ["train_seconds", "job_seconds"]
 def start(workflow: Path, workdir: Path) -> subprocess.Popen:
     """``make reproduce``'s command (``python -m e3hier.resume``) on the tiny config, in its own process group."""
     files = [workflow / "config.yaml", workflow / "tests" / "configs" / "tiny.yaml"]
-    cmd = [sys.executable, "-m", "e3hier.resume", "-s", workflow / "Snakefile", "-d", workdir, "--configfile",
-           *files, "--cores", "2"]  # fmt: skip
-    return subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, cwd=workflow)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "e3hier.resume",
+        "-s",
+        workflow / "Snakefile",
+        "-d",
+        workdir,
+        "--configfile",
+        *files,
+        "--cores",
+        "2",
+    ]
+    return subprocess.Popen(
+        list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workflow
+    )
 
 
 def kill_when(process: subprocess.Popen, ready, timeout: float = 600) -> None:

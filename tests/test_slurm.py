@@ -95,15 +95,29 @@ class LocalSlurm:
     def start(self):
         base = self.base
         base.chmod(0o755)  # munged insists that everyone may traverse to its socket
-        for sub, mode in [("munge", 0o755), ("key", 0o700), ("state", 0o700), ("spool", 0o755), ("log", 0o755),
-                          ("bin", 0o755)]:  # fmt: skip
+        for sub, mode in [
+            ("munge", 0o755),
+            ("key", 0o700),
+            ("state", 0o700),
+            ("spool", 0o755),
+            ("log", 0o755),
+            ("bin", 0o755),
+        ]:
             (base / sub).mkdir(mode=mode)
         key = base / "key" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o600)
-        run([which("munged"), f"--socket={self.munge_socket}", f"--key-file={key}", "--num-threads=2",
-             f"--log-file={base / 'munge' / 'munged.log'}", f"--pid-file={base / 'munge' / 'munged.pid'}",
-             f"--seed-file={base / 'munge' / 'munged.seed'}"])  # fmt: skip
+        run(
+            [
+                which("munged"),
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                "--num-threads=2",
+                f"--log-file={base / 'munge' / 'munged.log'}",
+                f"--pid-file={base / 'munge' / 'munged.pid'}",
+                f"--seed-file={base / 'munge' / 'munged.seed'}",
+            ]
+        )
 
         ctld_port, slurmd_port = free_ports(2)
         # RealMemory a bit below the machine's; config_overrides lets a small CI machine
@@ -120,12 +134,12 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={self.munge_socket}
-StateSaveLocation={base / 'state'}
-SlurmdSpoolDir={base / 'spool'}
-SlurmctldPidFile={base / 'slurmctld.pid'}
-SlurmdPidFile={base / 'slurmd.pid'}
-SlurmctldLogFile={base / 'log' / 'slurmctld.log'}
-SlurmdLogFile={base / 'log' / 'slurmd.log'}
+StateSaveLocation={base / "state"}
+SlurmdSpoolDir={base / "spool"}
+SlurmctldPidFile={base / "slurmctld.pid"}
+SlurmdPidFile={base / "slurmd.pid"}
+SlurmctldLogFile={base / "log" / "slurmctld.log"}
+SlurmdLogFile={base / "log" / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -234,19 +248,36 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
         workdir = tmp_path / "slurm"
         workdir.mkdir()
         cmd = [
-            sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-            "--configfile", str(ROOT / "config.yaml"), str(TINY),
-            "--profile", str(PROFILE),
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            str(TINY),
+            "--profile",
+            str(PROFILE),
             # the site settings a user gives: our partition; no account (no accounting here).
             # This replaces the profile's default-resources, placeholders included.
-            "--default-resources", f"slurm_partition={PARTITION}",
+            "--default-resources",
+            f"slurm_partition={PARTITION}",
             # at most the node's CPUs per job: caps dft's 4 threads, sizes the dft group job
-            "--cores", str(slurm_cluster.cpus),
-            "--slurm-status-command", "squeue",  # no slurmdbd here, so no sacct
-            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
-            "--slurm-keep-successful-logs", "--retries", "0",
+            "--cores",
+            str(slurm_cluster.cpus),
+            "--slurm-status-command",
+            "squeue",  # no slurmdbd here, so no sacct
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--seconds-between-status-checks",
+            "2",
+            "--slurm-keep-successful-logs",
+            "--retries",
+            "0",
             TARGET,
-        ]  # fmt: skip
+        ]
         start = time.time()
         result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=1500)
         seconds = time.time() - start
@@ -273,9 +304,13 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     per_group = yaml.safe_load((PROFILE / "config.yaml").read_text())["group-components"]
     assert n_structures <= min(per_group["dft"], per_group["structures"])  # all DFT jobs share one Slurm job, ditto
     assert counts == {
-        "group_structures": 1, "rule_free_atom": 2, "group_dft": 1, "rule_dataset": len(splits),  # H, O
-        "rule_train": n_models, "rule_models_table": 1,
-    }, counts  # fmt: skip
+        "group_structures": 1,
+        "rule_free_atom": 2,
+        "group_dft": 1,
+        "rule_dataset": len(splits),  # H, O
+        "rule_train": n_models,
+        "rule_models_table": 1,
+    }, counts
     assert len(submitted) == sum(counts.values())
     group_log = by_kind["group_dft"][0].read_text()
     assert f"{n_structures} of {n_structures} steps (100%) done" in group_log
@@ -291,7 +326,9 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
     local_models = models_without_timings(tmp_path / "local")
     assert len(slurm_models) == n_models
     floats = slurm_models.select_dtypes("float").columns
-    pd.testing.assert_frame_equal(slurm_models.drop(columns=floats), local_models.drop(columns=floats), check_exact=True)
+    pd.testing.assert_frame_equal(
+        slurm_models.drop(columns=floats), local_models.drop(columns=floats), check_exact=True
+    )
     pd.testing.assert_frame_equal(slurm_models[floats], local_models[floats], check_exact=False, rtol=1e-5)
     print(f"\nSlurm run: {seconds:.0f} s, {len(submitted)} sbatch submissions")
 
@@ -302,15 +339,37 @@ def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_clus
     the workflow stops before its first sbatch and says which --cores fits."""
     cpus = slurm_cluster.cpus
     before = slurm_cluster.squeue()  # the session's cluster lists finished jobs of other tests for 600 s
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--configfile", str(ROOT / "config.yaml"), str(TINY), "--profile", str(PROFILE),
-           "--default-resources", f"slurm_partition={PARTITION}", "--cores", str(cpus + 2),
-           "--slurm-status-command", "squeue", TARGET]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        str(TINY),
+        "--profile",
+        str(PROFILE),
+        "--default-resources",
+        f"slurm_partition={PARTITION}",
+        "--cores",
+        str(cpus + 2),
+        "--slurm-status-command",
+        "squeue",
+        TARGET,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    for needle in (f"partition '{PARTITION}': its largest node has {cpus} CPUs", f"dft ({cpus + 2})",
-                   f"structure ({cpus + 2})", "PartitionConfig", f"--cores {cpus}"):  # fmt: skip
+    for needle in (
+        f"partition '{PARTITION}': its largest node has {cpus} CPUs",
+        f"dft ({cpus + 2})",
+        f"structure ({cpus + 2})",
+        "PartitionConfig",
+        f"--cores {cpus}",
+    ):
         assert needle in output, f"{needle!r} not in output:\n{output[-3000:]}"
     assert "submitted with SLURM jobid" not in output and slurm_cluster.squeue() == before
 
@@ -349,8 +408,12 @@ def test_jobs_wider_than_every_node_of_their_partition_are_refused():
     with pytest.raises(ValueError) as err:
         slurm_nodes.check_slurm_node_sizes(requests, run=fake_sinfo(SINFO))
     message = str(err.value)
-    assert ("partition 'debug': its largest node has 2 CPUs, but jobs of rules dft (4), structure (4) ask for more"
-            in message and "PartitionConfig" in message and "--cores 2" in message)  # fmt: skip
+    assert (
+        "partition 'debug': its largest node has 2 CPUs, but jobs of rules dft (4), structure (4) ask for more"
+        in message
+        and "PartitionConfig" in message
+        and "--cores 2" in message
+    )
     assert "dataset" not in message  # 1 CPU fits
     assert "'gpu'" not in message and "'big'" not in message  # 16 and 128 CPUs: room enough
     # exactly the node's size fits
@@ -403,10 +466,28 @@ rule c:
 def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
     """What each partition is asked for, read from a workflow's settings (a throwaway workflow, run locally)."""
     (tmp_path / "Snakefile").write_text(REQUESTS_FLOW)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--cores", "4",
-           "--groups", "b=small", "--default-resources", "slurm_partition=debug", "--set-threads", "a=3",
-           "--set-resources", "a:slurm_partition=mid"]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(tmp_path / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--cores",
+        "4",
+        "--groups",
+        "b=small",
+        "--default-resources",
+        "slurm_partition=debug",
+        "--set-threads",
+        "a=3",
+        "--set-resources",
+        "a:slurm_partition=mid",
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT))
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     requests = json.loads((tmp_path / "requests.json").read_text())
     # a: set-threads 3 (on its own partition); b: 2 threads, but grouped: a group job asks for `cores`;
@@ -419,9 +500,23 @@ def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
 
 def dry_run(profile, workdir, *configfiles):
     """A dry run with the profile's own settings (the test helper would pass --cores 2)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(ROOT / "config.yaml"), str(TINY), *map(str, configfiles),
-           "--profile", str(profile), "--dry-run", TARGET]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        str(TINY),
+        *map(str, configfiles),
+        "--profile",
+        str(profile),
+        "--dry-run",
+        TARGET,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -450,8 +545,9 @@ def test_slurm_profile_bundles_dft_jobs_into_one_group_job(tmp_path):
     assert out.count("Group job structures") == 1  # up to 100 per group
     dft = re.findall(r"rule dft:\n(.*?)resources: ([^\n]*)", out, re.S)
     assert len(dft) == 9
-    assert all("threads: 4" in head and "runtime=30" in res and "slurm_partition=<partition>" in res
-               for head, res in dft)  # fmt: skip
+    assert all(
+        "threads: 4" in head and "runtime=30" in res and "slurm_partition=<partition>" in res for head, res in dft
+    )
 
 
 @pytest.mark.slow

@@ -153,8 +153,10 @@ def test_check_rejects_non_water():
 
 def cluster_config(seed: int, splits: dict) -> dict:
     """A small, fast ``structures`` block of generated clusters."""
-    return {"source": "water_clusters",
-            "water_clusters": {"seed": seed, "temperature_K": 50.0, "md_steps": 5, "splits": splits}}  # fmt: skip
+    return {
+        "source": "water_clusters",
+        "water_clusters": {"seed": seed, "temperature_K": 50.0, "md_steps": 5, "splits": splits},
+    }
 
 
 def ids_by_split(plans: dict) -> dict[str, list[str]]:
@@ -166,7 +168,9 @@ def ids_by_split(plans: dict) -> dict[str, list[str]]:
 
 
 def test_split_ids_cycle_sizes():
-    cfg = cluster_config(0, {"train": {"n_molecules": 3, "count": 2}, "test_large": {"n_molecules": [5, 6], "count": 3}})
+    cfg = cluster_config(
+        0, {"train": {"n_molecules": 3, "count": 2}, "test_large": {"n_molecules": [5, 6], "count": 3}}
+    )
     assert ids_by_split(structure_plans(cfg)) == {
         "train": ["w3_train_0000", "w3_train_0001"],
         "test_large": ["w5_test_large_0000", "w6_test_large_0001", "w5_test_large_0002"],
@@ -212,9 +216,14 @@ def test_recipes_rebuild_the_structures(tmp_path):
     recipes = {sid: plan["recipe"] for sid, plan in structure_plans(cfg).items()}
     assert list(recipes) == ["w1_train_0000", "w2_train_0001", "w1_train_0002", "w1_test_0000"]
     assert recipes["w2_train_0001"] == {
-        "source": "water_clusters", "split": "train", "index": 1, "n_molecules": 2,
-        "seed": structure_seed(3, "train", 1), "temperature_K": 50.0, "md_steps": 5,
-    }  # fmt: skip
+        "source": "water_clusters",
+        "split": "train",
+        "index": 1,
+        "n_molecules": 2,
+        "seed": structure_seed(3, "train", 1),
+        "temperature_K": 50.0,
+        "md_steps": 5,
+    }
     for sid, recipe in recipes.items():
         one = build_structure(recipe)
         seed = structure_seed(3, recipe["split"], recipe["index"])
@@ -275,7 +284,12 @@ def test_read_xyz_ids_and_empty_splits(xyz_dir):
 def test_xyz_recipes_read_one_frame(xyz_dir, tmp_path):
     cfg = {"source": "xyz", "xyz": {"train": ["data/*.xyz"], "test": ["test/big.xyz"]}}
     recipes = {sid: plan["recipe"] for sid, plan in structure_plans(cfg, base_dir=xyz_dir).items()}
-    assert recipes["a_multi_1"] == {"source": "xyz", "split": "train", "path": str(xyz_dir / "data" / "a_multi.xyz"), "frame": 1}
+    assert recipes["a_multi_1"] == {
+        "source": "xyz",
+        "split": "train",
+        "path": str(xyz_dir / "data" / "a_multi.xyz"),
+        "frame": 1,
+    }
     for entries in xyz_frames(cfg["xyz"], base_dir=xyz_dir).values():
         for sid, _, _, atoms in entries:
             one = build_structure(recipes[sid])
@@ -285,9 +299,10 @@ def test_xyz_recipes_read_one_frame(xyz_dir, tmp_path):
     # the file can be given apart from the recipe (the workflow passes the job's input)
     moved = tmp_path / "moved.xyz"
     moved.write_text((xyz_dir / "data" / "a_multi.xyz").read_text())
-    assert build_structure(recipes["a_multi_2"], path=moved).positions.tolist() == build_structure(
-        recipes["a_multi_2"]
-    ).positions.tolist()
+    assert (
+        build_structure(recipes["a_multi_2"], path=moved).positions.tolist()
+        == build_structure(recipes["a_multi_2"]).positions.tolist()
+    )
     with pytest.raises(ValueError, match=r"big\.xyz.*frame 1"):
         build_structure({**recipes["big"], "frame": 1})
 
@@ -378,13 +393,24 @@ def test_charge_and_multiplicity_read_from_the_comment_line_with_defaults(tmp_pa
     (tmp_path / "water.xyz").write_text(WATER_XYZ.format(comment="plain xyz"))
     (tmp_path / "oh.xyz").write_text(OH_XYZ.format(comment="multiplicity=2"))
     (tmp_path / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
-    (tmp_path / "oh_minus.xyz").write_text(OH_XYZ.format(comment='Properties=species:S:1:pos:R:3 charge=-1 pbc="F F F"'))
+    (tmp_path / "oh_minus.xyz").write_text(
+        OH_XYZ.format(comment='Properties=species:S:1:pos:R:3 charge=-1 pbc="F F F"')
+    )
     manifest = W.structure_manifest({"source": "xyz", "xyz": {"train": ["*.xyz"]}}, base_dir=tmp_path)
     found = {sid: (info["charge"], info["multiplicity"]) for sid, info in manifest.items()}
     assert found == {"h2o_plus": (1, 2), "oh": (0, 2), "oh_minus": (-1, 1), "water": (0, 1)}
     # generated clusters are neutral singlets
-    clusters = W.structure_manifest({"source": "water_clusters", "water_clusters": {
-        "seed": 0, "temperature_K": 50.0, "md_steps": 0, "splits": {"train": {"n_molecules": 2, "count": 2}}}})  # fmt: skip
+    clusters = W.structure_manifest(
+        {
+            "source": "water_clusters",
+            "water_clusters": {
+                "seed": 0,
+                "temperature_K": 50.0,
+                "md_steps": 0,
+                "splits": {"train": {"n_molecules": 2, "count": 2}},
+            },
+        }
+    )
     assert {(info["charge"], info["multiplicity"]) for info in clusters.values()} == {(0, 1)}
     assert electron_count(["O", "H", "H"], 1) == 9
 
@@ -406,7 +432,11 @@ def test_charge_and_multiplicity_travel_through_the_structure_file(tmp_path, tri
         ("oh.xyz", OH_XYZ.format(comment="OH radical"), r"9 electrons \(charge=0\) cannot have multiplicity=1"),
         ("water.xyz", WATER_XYZ.format(comment="multiplicity=2"), r"10 electrons .* multiplicity=2: an even electron"),
         ("cation.xyz", WATER_XYZ.format(comment="charge=1"), r"9 electrons \(charge=1\) cannot have multiplicity=1"),
-        ("high.xyz", OH_XYZ.format(comment="multiplicity=12"), r"multiplicity=12 needs 11 unpaired electrons, the structure has 9"),
+        (
+            "high.xyz",
+            OH_XYZ.format(comment="multiplicity=12"),
+            r"multiplicity=12 needs 11 unpaired electrons, the structure has 9",
+        ),
         ("bare_ion.xyz", "1\ncharge=1\nH 0 0 0\n", r"charge=1 leaves 0 electrons"),
         ("bare.xyz", WATER_XYZ.format(comment="water, no charge"), r"the word 'charge' without a value"),
         ("half.xyz", WATER_XYZ.format(comment="charge=0.5"), r"charge=0\.5 in the comment line is not an integer"),
@@ -458,9 +488,13 @@ def test_training_on_mixed_charges_is_refused_before_any_job(tmp_path):
     (tmp_path / "test").mkdir()
     (tmp_path / "train" / "water.xyz").write_text(WATER_XYZ.format(comment=""))
     (tmp_path / "test" / "h2o_plus.xyz").write_text(WATER_XYZ.format(comment="charge=1 multiplicity=2"))
-    manifest = W.structure_manifest({"source": "xyz", "xyz": {"train": ["train/*.xyz"], "test": ["test/*.xyz"]}},
-                                    base_dir=tmp_path)  # fmt: skip
-    with pytest.raises(ValueError, match=r"different charges \(charge \+0: 1 \(first water\), charge \+1: 1 "
-                                         r"\(first h2o_plus\)\).*no charge input"):  # fmt: skip
+    manifest = W.structure_manifest(
+        {"source": "xyz", "xyz": {"train": ["train/*.xyz"], "test": ["test/*.xyz"]}}, base_dir=tmp_path
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"different charges \(charge \+0: 1 \(first water\), charge \+1: 1 "
+        r"\(first h2o_plus\)\).*no charge input",
+    ):
         W.check_single_charge(manifest, ["train", "val", "test"])
     W.check_single_charge(manifest, ["train", "val"])  # a split no model sees may differ

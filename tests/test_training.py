@@ -1,6 +1,5 @@
 """Training loop: determinism, resume after a kill, the NaN stop, and the outputs of a grid point."""
 
-import copy
 import os
 import signal
 import subprocess
@@ -14,10 +13,10 @@ import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
 from e3hier import metric
+from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples
-from e3hier.evaluation import load_predictor
 from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
@@ -155,13 +154,23 @@ def test_killed_job_resumes_to_the_same_final_weights(synthetic_splits, tmp_path
 @pytest.mark.parametrize("output", ["scalar", "higher"])
 def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, output):
     point = dict(POINT, output=output)
-    result = run_grid_point(point, synthetic_splits["train"], synthetic_splits["val"],
-                            {"test": synthetic_splits["test"]}, FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0},
-                            tmp_path)  # fmt: skip
+    result = run_grid_point(
+        point,
+        synthetic_splits["train"],
+        synthetic_splits["val"],
+        {"test": synthetic_splits["test"]},
+        FIT,
+        TINY_MODEL,
+        TINY_TRAIN,
+        {"grid_level": 0},
+        tmp_path,
+    )
     summary = result["summary"]
     assert summary["epochs"] == TINY_TRAIN["epochs"] and summary["n_train"] == 6
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
-    assert {"loss", "loss_l0", "val_epsilon", "val_epsilon_l0", "lr", "wall_seconds", "structures_per_second"} <= set(metrics)
+    assert {"loss", "loss_l0", "val_epsilon", "val_epsilon_l0", "lr", "wall_seconds", "structures_per_second"} <= set(
+        metrics
+    )
     evaluation = pd.read_parquet(tmp_path / "eval.parquet")
     assert len(evaluation) == 2 and {"epsilon", "epsilon_block", "electron_error", "epsilon_l4"} <= set(evaluation)
     if output == "scalar":
@@ -186,9 +195,21 @@ def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, t
     point = dict(POINT, lmax_hidden=2)
     runs = {}
     for name, cache_mb in (("held", 2000), ("streamed", 0)):
-        run_grid_point(point, synthetic_splits["train"], synthetic_splits["val"], {"test": synthetic_splits["test"]},
-                       FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0}, tmp_path / name, collocation_cache_mb=cache_mb)
-        runs[name] = {table: pd.read_parquet(tmp_path / name / f"{table}.parquet") for table in ("metrics", "eval", "ablation")}
+        run_grid_point(
+            point,
+            synthetic_splits["train"],
+            synthetic_splits["val"],
+            {"test": synthetic_splits["test"]},
+            FIT,
+            TINY_MODEL,
+            TINY_TRAIN,
+            {"grid_level": 0},
+            tmp_path / name,
+            collocation_cache_mb=cache_mb,
+        )
+        runs[name] = {
+            table: pd.read_parquet(tmp_path / name / f"{table}.parquet") for table in ("metrics", "eval", "ablation")
+        }
     assert len(runs["held"]["ablation"]) == 4  # l = 1, 2 zeroed, single and cumulative
     for table in ("metrics", "eval", "ablation"):
         held, streamed = (runs[name][table].drop(columns=TIMING, errors="ignore") for name in ("held", "streamed"))

@@ -31,8 +31,17 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
     table = pd.read_parquet(results / "dft" / f"{sorted(ids)[0]}.parquet")
     assert {"atom", "element", "l", "m", "exponent", "coefficient"} <= set(table)
     summary = json.loads((results / "dft" / f"{sorted(ids)[0]}.json").read_text())
-    for key in ("energy_hartree", "converged", "scf_cycles", "n_electrons", "fitted_electrons", "fit_error_percent",
-                "settings", "versions", "wall_seconds"):  # fmt: skip
+    for key in (
+        "energy_hartree",
+        "converged",
+        "scf_cycles",
+        "n_electrons",
+        "fitted_electrons",
+        "fit_error_percent",
+        "settings",
+        "versions",
+        "wall_seconds",
+    ):
         assert key in summary
     assert summary["fit_error_percent"] < 2.0
     dataset = pd.read_parquet(results / "dataset" / "train.parquet")
@@ -41,8 +50,20 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
     assert read_parquet_metadata(results / "dataset" / "train.parquet")["dft"]["basis"] == "cc-pvdz"
     models = pd.read_parquet(results / "tables" / "models.parquet")
     assert len(models) == 12  # lmax {0, 2} × outputs {scalar, full} × seeds {0, 1}, plus 2 × 2 control models
-    for column in ("lmax_hidden", "output", "seed", "n_train", "n_params", "epsilon_test", "epsilon_test_block",
-                   "epsilon_test_l0", "epsilon_test_l4", "epsilon_val_best", "epochs", "train_seconds"):  # fmt: skip
+    for column in (
+        "lmax_hidden",
+        "output",
+        "seed",
+        "n_train",
+        "n_params",
+        "epsilon_test",
+        "epsilon_test_block",
+        "epsilon_test_l0",
+        "epsilon_test_l4",
+        "epsilon_val_best",
+        "epochs",
+        "train_seconds",
+    ):
         assert column in models
     assert (models["epsilon_test"] < models["epsilon_test_baseline"] * 2).all()
 
@@ -120,8 +141,17 @@ def test_invalid_config_value_names_the_key(tmp_path):
 
 def test_analysis_tables_figures_and_report(tiny_workflow_run):
     results = tiny_workflow_run / "run" / "results"
-    for name in ("hierarchy", "ablation", "features", "learning", "transfer", "density_slice", "findings",
-                 "lmax_gains", "contributions"):  # fmt: skip
+    for name in (
+        "hierarchy",
+        "ablation",
+        "features",
+        "learning",
+        "transfer",
+        "density_slice",
+        "findings",
+        "lmax_gains",
+        "contributions",
+    ):
         assert len(pd.read_parquet(results / "tables" / f"{name}.parquet")) > 0, name
     findings = pd.read_parquet(results / "tables" / "findings.parquet")
     assert list(findings["finding"]) == ["1a", "1b", "2a", "2b", "3"]
@@ -131,11 +161,23 @@ def test_analysis_tables_figures_and_report(tiny_workflow_run):
     assert (results / "tables" / "findings.html").read_text().count("<tr") == 6  # the header and 5 findings
     ablation = pd.read_parquet(results / "tables" / "ablation.parquet")
     assert set(ablation["lmax_hidden"]) == {2} and set(ablation["zeroed_l"]) == {1, 2}
-    for figure in ("findings", "epsilon_vs_lmax", "learning_curves", "hierarchy", "hidden_features", "ablation",
-                   "density", "transfer"):  # fmt: skip
+    for figure in (
+        "findings",
+        "epsilon_vs_lmax",
+        "learning_curves",
+        "hierarchy",
+        "hidden_features",
+        "ablation",
+        "density",
+        "transfer",
+    ):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
         assert (results / "figures" / f"{figure}.pdf").exists()
-    snakemake(tiny_workflow_run / "run", "--report", "results/report.html",
-              snakefile=tiny_workflow_run / "workflow" / "Snakefile")  # fmt: skip
+    snakemake(
+        tiny_workflow_run / "run",
+        "--report",
+        "results/report.html",
+        snakefile=tiny_workflow_run / "workflow" / "Snakefile",
+    )
     report = (results / "report.html").read_text(errors="ignore")
     assert "epsilon_vs_lmax.png" in report and "findings.html" in report

@@ -50,8 +50,11 @@ def main():
                 key = (proc.pid, proc.info["create_time"])
                 record = seen.get(key)
                 if record is None:
-                    record = seen[key] = {"log": job_log(Path(script)), "script": Path(script).name,
-                                               "start": proc.info["create_time"]}  # fmt: skip
+                    record = seen[key] = {
+                        "log": job_log(Path(script)),
+                        "script": Path(script).name,
+                        "start": proc.info["create_time"],
+                    }
                 record["cpu_s"] = times.user + times.system
                 record["max_rss_mb"] = max(record.get("max_rss_mb", 0.0), proc.memory_info().rss / 1e6)
                 record["last"] = time.time()
@@ -62,8 +65,10 @@ def main():
         out.write("log\tscript\tcpu_s\twall_s\tmax_rss_mb\n")
         for record in seen.values():
             if "cpu_s" in record and record["log"]:
-                out.write(f"{record['log']}\t{record['script']}\t{record['cpu_s']:.3f}\t"
-                          f"{record['last'] - record['start']:.3f}\t{record['max_rss_mb']:.1f}\n")  # fmt: skip
+                out.write(
+                    f"{record['log']}\t{record['script']}\t{record['cpu_s']:.3f}\t"
+                    f"{record['last'] - record['start']:.3f}\t{record['max_rss_mb']:.1f}\n"
+                )
 
 
 if __name__ == "__main__":

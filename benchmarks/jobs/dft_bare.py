@@ -4,9 +4,9 @@ Coulomb-metric fit onto the decontracted fit basis. Only numpy and PySCF; writes
 Usage: python dft_bare.py XYZ OUT_NPY SETTINGS_JSON
 """
 
-from pathlib import Path
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from pyscf import df, dft, gto, lib
@@ -34,8 +34,12 @@ assert mf.converged
 dm = mf.make_rdm1()
 
 elements = sorted({a[0] for a in atom})
-basis = {el: gto.uncontract(gto.basis.load(settings["fit_auxbasis"], el)) if settings["decontract"]
-         else gto.basis.load(settings["fit_auxbasis"], el) for el in elements}  # fmt: skip
+basis = {
+    el: gto.uncontract(gto.basis.load(settings["fit_auxbasis"], el))
+    if settings["decontract"]
+    else gto.basis.load(settings["fit_auxbasis"], el)
+    for el in elements
+}
 auxmol = gto.M(atom=mol._atom, unit="Bohr", basis=basis, verbose=0)
 
 metric = auxmol.intor("int2c2e")

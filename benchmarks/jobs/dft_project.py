@@ -3,9 +3,9 @@
 Usage: python dft_project.py XYZ OUT_PARQUET OUT_JSON LOG SETTINGS_JSON
 """
 
-from pathlib import Path
 import json
 import sys
+from pathlib import Path
 
 from pyscf import lib
 
@@ -26,8 +26,11 @@ with logged_errors(log):
     table, summary = dft_job(structure, atoms.get_chemical_symbols(), atoms.get_positions(), settings)
     log.info(
         "structure %s: E = %.8f Eh in %d cycles, fit error %.3f %%, %.1f s",
-        structure, summary["energy_hartree"], summary["scf_cycles"],
-        summary["fit_error_percent"], summary["wall_seconds"],
-    )  # fmt: skip
+        structure,
+        summary["energy_hartree"],
+        summary["scf_cycles"],
+        summary["fit_error_percent"],
+        summary["wall_seconds"],
+    )
     write_parquet(out_parquet, table, metadata={"structure": structure, "dft": settings})
     write_json(out_json, summary)

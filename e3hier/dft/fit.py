@@ -120,14 +120,21 @@ def fit_projection(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, block_mb: fl
     buffer = np.empty(n_pair * max(aux_loc[end] - aux_loc[first] for first, end in blocks))
     projection = np.empty(auxmol.nao_nr())
     for first, end in blocks:
-        integrals = df.incore.aux_e2(mol, auxmol, intor="int3c2e", aosym="s2ij",
-                                     shls_slice=(0, mol.nbas, 0, mol.nbas, first, end), out=buffer)  # fmt: skip
+        integrals = df.incore.aux_e2(
+            mol, auxmol, intor="int3c2e", aosym="s2ij", shls_slice=(0, mol.nbas, 0, mol.nbas, first, end), out=buffer
+        )
         projection[aux_loc[first] : aux_loc[end]] = dm_packed @ integrals
     return projection
 
 
-def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: float | None = None,
-                integrals: np.ndarray | None = None, block_mb: float = FIT_BLOCK_MB):
+def fit_density(
+    mol: gto.Mole,
+    dm: np.ndarray,
+    auxmol: gto.Mole,
+    n_electrons: float | None = None,
+    integrals: np.ndarray | None = None,
+    block_mb: float = FIT_BLOCK_MB,
+):
     """Coulomb-metric fit of density matrix ``dm`` onto ``auxmol``'s functions.
 
     d = J⁺ (P|μν) D_μν, then the charge constraint Σ q_P d'_P = N_e by a
@@ -166,4 +173,3 @@ def fit_density(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, n_electrons: fl
     j_inv_q = j_inv @ q
     lam = (n_electrons - fitted) / float(q @ j_inv_q)
     return d + lam * j_inv_q, fitted
-

@@ -19,8 +19,13 @@ FIT_ERROR_GRID_LEVEL = 1
 FIT_ERROR_BLOCK_POINTS = 200 * BLKSIZE
 
 
-def fit_error_percent(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, coefficients: np.ndarray,
-                      block_points: int = FIT_ERROR_BLOCK_POINTS) -> float:
+def fit_error_percent(
+    mol: gto.Mole,
+    dm: np.ndarray,
+    auxmol: gto.Mole,
+    coefficients: np.ndarray,
+    block_points: int = FIT_ERROR_BLOCK_POINTS,
+) -> float:
     """ε (%) of the fitted density against the SCF density ``dm``, on the level-``FIT_ERROR_GRID_LEVEL`` Becke grid.
 
     Collocated ``block_points`` points at a time (a multiple of ``BLKSIZE``: the screening masks, which
@@ -50,4 +55,3 @@ def fit_error_percent(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, coefficie
         chi = auxmol.eval_gto("GTOval_sph", block, non0tab=dft.numint.make_mask(auxmol, block))
         rho_fit[start : start + step] = chi @ coefficients
     return epsilon_percent(rho_fit, rho_scf, weights, mol.nelectron)
-

@@ -49,14 +49,16 @@ def arrow_column(values: np.ndarray) -> pa.Array:
         encoded = [str(v).encode() for v in values]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets),
-                                                                  pa.py_buffer(b"".join(encoded))])  # fmt: skip
+        return pa.Array.from_buffers(
+            pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        )
     arrow_type = {np.dtype(np.int64): pa.int64(), np.dtype(np.float64): pa.float64()}[values.dtype]
     return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
 
 
-def reference_density(symbols, positions_angstrom, settings: dict, charge: int = 0,
-                      multiplicity: int = 1) -> DensityFit:  # fmt: skip
+def reference_density(
+    symbols, positions_angstrom, settings: dict, charge: int = 0, multiplicity: int = 1
+) -> DensityFit:
     """SCF + constrained density fit of one structure, with the ``dft`` config block.
 
     ``charge`` (e) and ``multiplicity`` (2S + 1) set the electrons: a singlet runs RKS, an open shell
@@ -109,8 +111,9 @@ def reference_density(symbols, positions_angstrom, settings: dict, charge: int =
     )
 
 
-def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict, charge: int = 0,
-            multiplicity: int = 1) -> tuple:  # fmt: skip
+def dft_job(
+    structure_id: str, symbols, positions_angstrom, settings: dict, charge: int = 0, multiplicity: int = 1
+) -> tuple:
     """One structure's DFT rule: ``(function table with coefficients (``pyarrow.Table``), summary dict)``.
 
     ``charge`` and ``multiplicity`` as in ``reference_density`` (ValueError naming the structure when
@@ -138,8 +141,13 @@ def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict, char
     from e3hier.structures.charge_spin import check_charge_multiplicity
 
     check_charge_multiplicity(symbols, charge, multiplicity, f"structure {structure_id}")
-    base = {"structure": structure_id, "charge": int(charge), "multiplicity": int(multiplicity),
-            "settings": settings, "versions": package_versions()}  # fmt: skip
+    base = {
+        "structure": structure_id,
+        "charge": int(charge),
+        "multiplicity": int(multiplicity),
+        "settings": settings,
+        "versions": package_versions(),
+    }
     try:
         fit = reference_density(symbols, positions_angstrom, settings, charge, multiplicity)
     except SCFNotConverged as err:
@@ -168,5 +176,7 @@ def dft_job(structure_id: str, symbols, positions_angstrom, settings: dict, char
 def function_table_columns_only() -> pa.Table:
     """An empty function table with the output schema's columns and types."""
     types = {"element": pa.string(), "exponent": pa.float64()}
-    return pa.table({name: pa.array([], type=types.get(name, pa.int64())) for name in FUNCTION_COLUMNS}
-                    | {"integral": pa.array([], type=pa.float64()), "coefficient": pa.array([], type=pa.float64())})
+    return pa.table(
+        {name: pa.array([], type=types.get(name, pa.int64())) for name in FUNCTION_COLUMNS}
+        | {"integral": pa.array([], type=pa.float64()), "coefficient": pa.array([], type=pa.float64())}
+    )

@@ -54,10 +54,20 @@ MAX_SHELL_FUNCTIONS = 13
 MEMORY_MARGIN = 1.1
 
 
-def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int, n_grid_fit_error: int, *,
-                     hybrid: bool = True, ao_components: int = 4, unrestricted: bool = False,
-                     scf_max_memory_mb: float | None = None, fit_block_mb: float | None = None,
-                     fit_error_block_points: int | None = None) -> dict[str, float]:
+def dft_memory_terms(
+    n_ao: int,
+    n_aux_scf: int,
+    n_aux_fit: int,
+    n_grid_scf: int,
+    n_grid_fit_error: int,
+    *,
+    hybrid: bool = True,
+    ao_components: int = 4,
+    unrestricted: bool = False,
+    scf_max_memory_mb: float | None = None,
+    fit_block_mb: float | None = None,
+    fit_error_block_points: int | None = None,
+) -> dict[str, float]:
     """Peak memory (MB) of one DFT job (``reference_density``) by term, and its ``total``.
 
     The phases run one after another and free their arrays (the SCF's DF tensor and grid too), so the
@@ -115,13 +125,16 @@ def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int,
     if on_disk:  # built in blocks within the budget, read back in blocks of the exchange loop
         t["scf_df_build"] = free
     else:
-        t["scf_df_build"] = 2 * min(df_tensor, max(free - df_tensor - n_aux_scf**2 * mb, 0.0) / 3) + 2 * n_aux_scf**2 * mb
+        t["scf_df_build"] = (
+            2 * min(df_tensor, max(free - df_tensor - n_aux_scf**2 * mb, 0.0) / 3) + 2 * n_aux_scf**2 * mb
+        )
         free -= df_tensor
     if hybrid:
         rows = max(4, int(min(PYSCF_DF_BLOCKDIM, PYSCF_K_BLOCK_FRACTION * free / (n_ao**2 * mb))))
         t["scf_exchange_block"] = 2 * rows * n_ao**2 * mb + (2 * rows * n_pair * mb if on_disk else 0.0)
-    xc_blocks = max(4, min(int(free / ((ao_components + 1) * n_ao * BLKSIZE * mb)), n_grid_scf // BLKSIZE + 1,
-                           PYSCF_XC_MAX_BLOCKS))  # fmt: skip
+    xc_blocks = max(
+        4, min(int(free / ((ao_components + 1) * n_ao * BLKSIZE * mb)), n_grid_scf // BLKSIZE + 1, PYSCF_XC_MAX_BLOCKS)
+    )
     t["scf_xc_block"] = (ao_components + 2) * xc_blocks * BLKSIZE * n_ao * mb
     working = max(t["scf_df_build"], t.get("scf_exchange_block", 0.0), t["scf_xc_block"])
     t["scf"] = t["scf_matrices"] + t["scf_grid"] + t.get("scf_df_tensor", 0.0) + working
@@ -138,14 +151,14 @@ def dft_memory_terms(n_ao: int, n_aux_scf: int, n_aux_fit: int, n_grid_scf: int,
     return t
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _element_functions(basis_name: str, element: str, decontract: bool) -> int:
     """Spherical functions of one atom in a basis (PySCF counts them: shells may hold several contractions)."""
     basis = {element: element_basis(basis_name, element, decontract)}
     return gto.M(atom=[(element, (0.0, 0.0, 0.0))], basis=basis, spin=None, verbose=0).nao_nr()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _element_grid_points(element: str, basis_name: str, grid_json: str | None) -> int:
     """Points of one atom's grid before the Becke partition (an upper bound on its share of the molecule's):
     the ``dft.grid`` settings (JSON), or ``None`` for the fit-error grid of level ``FIT_ERROR_GRID_LEVEL``."""
@@ -155,11 +168,13 @@ def _element_grid_points(element: str, basis_name: str, grid_json: str | None) -
         grids.level = FIT_ERROR_GRID_LEVEL
     else:
         configure_grid(grids, json.loads(grid_json))
-    return sum(len(w) for _, w in grids.gen_atomic_grids(atom, grids.atom_grid, grids.radi_method, grids.level,
-                                                         grids.prune).values())  # fmt: skip
+    return sum(
+        len(w)
+        for _, w in grids.gen_atomic_grids(atom, grids.atom_grid, grids.radi_method, grids.level, grids.prune).values()
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _composition_counts(composition: tuple, settings_json: str) -> dict:
     settings = json.loads(settings_json)
     grid_json = json.dumps(settings["grid"], sort_keys=True)
@@ -224,4 +239,3 @@ def structure_memory_mb(symbols, settings: dict, **options) -> int:
         The budgets, as in ``dft_memory_terms``.
     """
     return int(np.ceil(structure_memory_terms(symbols, settings, **options)["total"]))
-

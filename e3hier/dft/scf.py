@@ -76,7 +76,9 @@ def run_scf(mol: gto.Mole, settings: dict, unrestricted: bool = False):
     mf.kernel()
     mf.scf_cycles = cycles["n"]
     if not mf.converged:
-        raise SCFNotConverged(f"SCF did not converge in {settings['max_cycle']} cycles (conv_tol {settings['conv_tol']})")
+        raise SCFNotConverged(
+            f"SCF did not converge in {settings['max_cycle']} cycles (conv_tol {settings['conv_tol']})"
+        )
     return mf
 
 

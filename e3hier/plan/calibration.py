@@ -96,15 +96,21 @@ def calibrate(table: pd.DataFrame) -> Calibration:
     """
     if "ensemble" in table:
         table = table[~table["ensemble"].fillna(False).astype(bool)]
-    time = {family: [fit_law(table[table["family"] == family], law) for law in laws]
-            for family, laws in TIME_LAWS.items() if (table["family"] == family).any()}  # fmt: skip
+    time = {
+        family: [fit_law(table[table["family"] == family], law) for law in laws]
+        for family, laws in TIME_LAWS.items()
+        if (table["family"] == family).any()
+    }
     memory = {}
     for family, law in MEMORY_LAWS.items():
         rows = table[(table["family"] == family) & (table["max_rss"] >= RSS_FLOOR_MB)]
         if not rows.empty:
             memory[family] = fit_memory_law(rows, law)
-    constant = {family: float(table.loc[table["family"] == family, "max_rss"].max()) for family in CONSTANT_MEMORY
-                if (table["family"] == family).any()}  # fmt: skip
+    constant = {
+        family: float(table.loc[table["family"] == family, "max_rss"].max())
+        for family in CONSTANT_MEMORY
+        if (table["family"] == family).any()
+    }
     dft = table[(table["family"] == "dft")]
     startup = float(dft["startup_s"].median()) if "startup_s" in dft and dft["startup_s"].notna().any() else 0.0
     small = table.loc[~table["family"].isin(["train", "dft"]), "seconds"]

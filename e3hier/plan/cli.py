@@ -46,8 +46,14 @@ def format_plan(table: pd.DataFrame, calibration: Calibration, configfiles, gpu_
     """
     total = table[["jobs", "core_hours", "gpu_hours"]].sum()
     shown = table.copy()
-    formats = {"core_hours": "{:,.2f}", "longest_job_h": "{:,.3f}", "peak_mem_gb": "{:,.2f}", "gpu_hours": "{:,.2f}",
-               "requested_mem_gb": "{:,.1f}", "requested_runtime_h": "{:,.1f}"}  # fmt: skip
+    formats = {
+        "core_hours": "{:,.2f}",
+        "longest_job_h": "{:,.3f}",
+        "peak_mem_gb": "{:,.2f}",
+        "gpu_hours": "{:,.2f}",
+        "requested_mem_gb": "{:,.1f}",
+        "requested_runtime_h": "{:,.1f}",
+    }
     for column, fmt in formats.items():
         shown[column] = shown[column].map(lambda v, fmt=fmt: "" if pd.isna(v) else fmt.format(v))
     lines = [
@@ -58,19 +64,27 @@ def format_plan(table: pd.DataFrame, calibration: Calibration, configfiles, gpu_
         f"total: {int(total['jobs'])} jobs, {total['core_hours']:,.1f} core-hours, "
         f"peak memory of one job {table['peak_mem_gb'].max():,.1f} GB "
         f"({table['peak_mem_gb'].idxmax()}), {total['gpu_hours']:,.1f} GPU-hours",
-    ]  # fmt: skip
+    ]
     for rule, row in table.iterrows():
         if row["peak_mem_gb"] > row["requested_mem_gb"]:
-            lines.append(f"! {rule}: predicted peak {row['peak_mem_gb']:,.1f} GB > mem_mb requested "
-                         f"({row['requested_mem_gb']:,.1f} GB)")  # fmt: skip
+            lines.append(
+                f"! {rule}: predicted peak {row['peak_mem_gb']:,.1f} GB > mem_mb requested "
+                f"({row['requested_mem_gb']:,.1f} GB)"
+            )
         if row["longest_job_h"] > row["requested_runtime_h"]:
-            lines.append(f"! {rule}: longest job {row['longest_job_h']:,.2f} h > runtime requested "
-                         f"({row['requested_runtime_h']:,.2f} h)")  # fmt: skip
+            lines.append(
+                f"! {rule}: longest job {row['longest_job_h']:,.2f} h > runtime requested "
+                f"({row['requested_runtime_h']:,.2f} h)"
+            )
     if total["gpu_hours"] > 0:
-        lines.append(f"GPU-hours assume a GPU runs a training job {gpu_speedup:g}× as fast as one CPU core "
-                     "(not measured: dispatch-bound batch-1 steps; set --gpu-speedup when known).")  # fmt: skip
-    lines.append("Core-hours: CPU seconds on a dedicated core × threads held by train jobs; all epochs run "
-                 "(no early stop). docs/plan.md has the laws and their validation.")  # fmt: skip
+        lines.append(
+            f"GPU-hours assume a GPU runs a training job {gpu_speedup:g}× as fast as one CPU core "
+            "(not measured: dispatch-bound batch-1 steps; set --gpu-speedup when known)."
+        )
+    lines.append(
+        "Core-hours: CPU seconds on a dedicated core × threads held by train jobs; all epochs run "
+        "(no early stop). docs/plan.md has the laws and their validation."
+    )
     return "\n".join(lines)
 
 
@@ -78,26 +92,52 @@ def main(argv=None) -> int:
     """Command line: ``python -m e3hier.plan --configfile a.yaml b.yaml [--calibration ...]`` (``--help``)."""
     parser = argparse.ArgumentParser(prog="python -m e3hier.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", nargs="+", default=["config.yaml"], help="config files in merge order")
-    parser.add_argument("--calibration", nargs="+", default=None,
-                        help="calibration tables (TSV, or folders of them); default: benchmarks/calibration/"
-                             "{tiny,default,paper-dft}.tsv")  # fmt: skip
-    parser.add_argument("--add-calibration", nargs="+", default=[],
-                        help="tables used in addition to the default ones (e.g. your own --summarise-run)")
+    parser.add_argument(
+        "--calibration",
+        nargs="+",
+        default=None,
+        help="calibration tables (TSV, or folders of them); default: benchmarks/calibration/"
+        "{tiny,default,paper-dft}.tsv",
+    )
+    parser.add_argument(
+        "--add-calibration",
+        nargs="+",
+        default=[],
+        help="tables used in addition to the default ones (e.g. your own --summarise-run)",
+    )
     parser.add_argument("--workdir", default=None, help="where the config's relative paths resolve (XYZ globs)")
-    parser.add_argument("--gpu-speedup", type=float, default=GPU_SPEEDUP_OVER_CORE,
-                        help="speed of a training job on one GPU relative to one CPU core (not measured: 1)")
-    parser.add_argument("--profile", help="plan with a Snakemake profile's threads and resources "
-                        "(e.g. profiles/slurm); the requested memory and runtime are then checked")  # fmt: skip
+    parser.add_argument(
+        "--gpu-speedup",
+        type=float,
+        default=GPU_SPEEDUP_OVER_CORE,
+        help="speed of a training job on one GPU relative to one CPU core (not measured: 1)",
+    )
+    parser.add_argument(
+        "--profile",
+        help="plan with a Snakemake profile's threads and resources "
+        "(e.g. profiles/slurm); the requested memory and runtime are then checked",
+    )
     parser.add_argument("--jobs", metavar="TSV", help="also write the per-job prediction here")
-    parser.add_argument("--summarise-run", metavar="RUN_DIR",
-                        help="instead of planning: write the calibration table of a finished run (its working "
-                             "directory, run with --configfile) to --output")  # fmt: skip
-    parser.add_argument("--validate", metavar="TSV", nargs="?", const=str(VALIDATION_RUN),
-                        help="instead of planning: predicted vs measured core-hours per rule of a summarised run "
-                             "(default: the study tier, calibrated on tiny and default)")  # fmt: skip
+    parser.add_argument(
+        "--summarise-run",
+        metavar="RUN_DIR",
+        help="instead of planning: write the calibration table of a finished run (its working "
+        "directory, run with --configfile) to --output",
+    )
+    parser.add_argument(
+        "--validate",
+        metavar="TSV",
+        nargs="?",
+        const=str(VALIDATION_RUN),
+        help="instead of planning: predicted vs measured core-hours per rule of a summarised run "
+        "(default: the study tier, calibrated on tiny and default)",
+    )
     parser.add_argument("--output", "-o", metavar="TSV", help="output of --summarise-run")
-    parser.add_argument("--cpu-table", metavar="TSV", help="--summarise-run: the run's CPU seconds per job "
-                        "(benchmarks/calibration/cpu_monitor.py)")
+    parser.add_argument(
+        "--cpu-table",
+        metavar="TSV",
+        help="--summarise-run: the run's CPU seconds per job (benchmarks/calibration/cpu_monitor.py)",
+    )
     args = parser.parse_args(argv)
     if args.summarise_run:
         if not args.output:

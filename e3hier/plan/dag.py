@@ -80,8 +80,20 @@ def dry_run_text(configfiles, workdir=None, snakefile=SNAKEFILE, timeout: float 
     files = [str(Path(f).resolve()) for f in configfiles]
     extra = ["--profile", str(Path(profile).resolve())] if profile else ["--cores", str(PLAN_CORES)]
     with tempfile.TemporaryDirectory(prefix="e3hier-plan-") as scratch:
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir or scratch),
-               "--dry-run", "--forceall", *extra, "--configfile", *files]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(snakefile),
+            "-d",
+            str(workdir or scratch),
+            "--dry-run",
+            "--forceall",
+            *extra,
+            "--configfile",
+            *files,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"snakemake dry run failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -126,21 +138,37 @@ def parse_dry_run(text: str) -> pd.DataFrame:
     for job in jobs:
         resources = _key_values(job.get("resources", ""))
         outputs = job.get("output", "").split(", ") if job.get("output") else []
-        rows.append({
-            "rule": job["rule"],
-            "jobid": int(job.get("jobid", -1)),
-            "threads": int(job.get("threads", 1)),
-            "gpu": int(float(resources.get("gpu", 0))),
-            "mem_mb": float(resources["mem_mb"]) if "mem_mb" in resources else np.nan,
-            "runtime_min": float(resources["runtime"]) if "runtime" in resources else np.nan,
-            "wildcards": _key_values(job.get("wildcards", "")),
-            "outputs": outputs,
-            "benchmark": job.get("benchmark", ""),
-            "log": job.get("log", "").split(", ")[0],
-            "points": MODEL_PATH.findall(job.get("output", "")),
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["rule", "jobid", "threads", "gpu", "mem_mb", "runtime_min", "wildcards",
-                                       "outputs", "benchmark", "log", "points"])  # fmt: skip
+        rows.append(
+            {
+                "rule": job["rule"],
+                "jobid": int(job.get("jobid", -1)),
+                "threads": int(job.get("threads", 1)),
+                "gpu": int(float(resources.get("gpu", 0))),
+                "mem_mb": float(resources["mem_mb"]) if "mem_mb" in resources else np.nan,
+                "runtime_min": float(resources["runtime"]) if "runtime" in resources else np.nan,
+                "wildcards": _key_values(job.get("wildcards", "")),
+                "outputs": outputs,
+                "benchmark": job.get("benchmark", ""),
+                "log": job.get("log", "").split(", ")[0],
+                "points": MODEL_PATH.findall(job.get("output", "")),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "rule",
+            "jobid",
+            "threads",
+            "gpu",
+            "mem_mb",
+            "runtime_min",
+            "wildcards",
+            "outputs",
+            "benchmark",
+            "log",
+            "points",
+        ],
+    )
 
 
 def job_counts(text: str) -> dict[str, int]:

@@ -10,9 +10,8 @@ import functools
 import json
 import math
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 
 from e3hier.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE
 from e3hier.plan.dag import parse_point, rule_family
@@ -25,7 +24,7 @@ BATCH1_FIXED_FRACTION = 0.4
 BATCH_REFERENCE_ATOMS = 10.5
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def atom_grid_points(element: str, grid_key: str) -> int:
     """Quadrature points of one free atom's grid (a molecule's grid has about the sum over its atoms).
 
@@ -57,7 +56,7 @@ def atom_grid_points(element: str, grid_key: str) -> int:
     return len(grids.weights)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def basis_functions(basis_name: str, element: str) -> int:
     """Spherical functions of one element in a contracted SCF basis, as PySCF builds it.
 
@@ -106,32 +105,46 @@ def structure_table(config: dict, base_dir=".") -> pd.DataFrame:
     for sid, info in wf.structure_manifest(config["structures"], base_dir).items():
         symbols, recipe = info["symbols"], info["recipe"]
         generated = recipe.get("source") == "water_clusters"
-        rows.append({
-            "structure": sid,
-            "split": info["split"],
-            "atoms": len(symbols),
-            "md_steps": (OPT_STEPS + int(recipe["md_steps"])) if generated else 0,
-            "n_basis": sum(basis_functions(dft_cfg["basis"], el) for el in symbols),
-            "fit_functions": sum(wf.n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in symbols),
-            "dft_points": sum(atom_grid_points(el, dft_key) for el in symbols),
-            "metric_points": sum(atom_grid_points(el, metric_key) for el in symbols),
-            "symbols": tuple(symbols),
-        })  # fmt: skip
+        rows.append(
+            {
+                "structure": sid,
+                "split": info["split"],
+                "atoms": len(symbols),
+                "md_steps": (OPT_STEPS + int(recipe["md_steps"])) if generated else 0,
+                "n_basis": sum(basis_functions(dft_cfg["basis"], el) for el in symbols),
+                "fit_functions": sum(
+                    wf.n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in symbols
+                ),
+                "dft_points": sum(atom_grid_points(el, dft_key) for el in symbols),
+                "metric_points": sum(atom_grid_points(el, metric_key) for el in symbols),
+                "symbols": tuple(symbols),
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["metric_grid"] = frame["metric_points"] * frame["fit_functions"]  # collocation entries
     return frame.set_index("structure")
 
 
-@functools.lru_cache(maxsize=None)
-def _model_size(lmax: int, output: str, capacity: str, channels: str, reference_lmax: int, elements: tuple,
-                fit_basis: str, decontract: bool, model_json: str) -> int:  # fmt: skip
+@functools.cache
+def _model_size(
+    lmax: int,
+    output: str,
+    capacity: str,
+    channels: str,
+    reference_lmax: int,
+    elements: tuple,
+    fit_basis: str,
+    decontract: bool,
+    model_json: str,
+) -> int:
     """Parameter count of one grid point's network, from the irreps alone (``e3hier.capacity``)."""
     from e3hier.capacity import grid_multiplicities
     from e3hier.layout import OutputLayout
 
     layout = OutputLayout.from_basis(fit_basis, list(elements), decontract, output)
-    plan = grid_multiplicities(lmax, capacity, channels, reference_lmax, len(elements), layout.irreps,
-                               json.loads(model_json))  # fmt: skip
+    plan = grid_multiplicities(
+        lmax, capacity, channels, reference_lmax, len(elements), layout.irreps, json.loads(model_json)
+    )
     return int(plan["n_params"])
 
 
@@ -153,7 +166,9 @@ def held_collocation(val_grids: pd.Series, test_grids: dict, metric_cfg: dict) -
         Entries of the held validation grids, of the streamed ones (evaluated every epoch), and of the
         largest chunk of test grids held at once (what the budget leaves, at least the largest structure).
     """
-    budget = float(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)) * 1e6 / np.dtype(COLLOCATION_DTYPE).itemsize
+    budget = (
+        float(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)) * 1e6 / np.dtype(COLLOCATION_DTYPE).itemsize
+    )
     held = streamed = 0.0
     for entries in val_grids:  # first come, first held
         if held + entries <= budget:
@@ -161,8 +176,14 @@ def held_collocation(val_grids: pd.Series, test_grids: dict, metric_cfg: dict) -
         else:
             streamed += entries
     # a chunk never spans two splits, and holds at least one structure
-    test_chunk = max((min(float(grids.sum()), max(budget - held, float(grids.max()))) for grids in test_grids.values()
-                      if len(grids)), default=0.0)  # fmt: skip
+    test_chunk = max(
+        (
+            min(float(grids.sum()), max(budget - held, float(grids.max())))
+            for grids in test_grids.values()
+            if len(grids)
+        ),
+        default=0.0,
+    )
     return held, streamed, test_chunk
 
 
@@ -205,7 +226,10 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
     test_grids = {s: float(structures.loc[structures["split"] == s, "metric_grid"].sum()) for s in tests}
     held_val, streamed_val, test_chunk = held_collocation(
-        val["metric_grid"], {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests}, config["metric"])
+        val["metric_grid"],
+        {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests},
+        config["metric"],
+    )
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
     probe_every = int(analysis_cfg.get("probe_every", 8))
@@ -214,9 +238,17 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     elements = tuple(sorted({el for symbols in structures["symbols"] for el in symbols}))
     model_cfg = config["model"]
     lmaxes = sorted(train_cfg["lmax_hidden"])
-    n_params = _model_size(lmax, point["output"], point.get("capacity", "study"), point.get("channels", "study"),
-                           lmaxes[-1], elements, config["dft"]["fit_auxbasis"], bool(config["dft"]["decontract"]),
-                           json.dumps(model_cfg, sort_keys=True))  # fmt: skip
+    n_params = _model_size(
+        lmax,
+        point["output"],
+        point.get("capacity", "study"),
+        point.get("channels", "study"),
+        lmaxes[-1],
+        elements,
+        config["dft"]["fit_auxbasis"],
+        bool(config["dft"]["decontract"]),
+        json.dumps(model_cfg, sort_keys=True),
+    )
     phi, ref = BATCH1_FIXED_FRACTION, BATCH_REFERENCE_ATOMS
     val_atoms = float(val["atoms"].mean()) if len(val) else 0.0
     return {
@@ -231,7 +263,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
         "val_grid": held_val + epochs * streamed_val,
         "test_grid": float(sum(test_grids.values())),
         "held_grid": held_val + test_chunk,
-    }  # fmt: skip
+    }
 
 
 def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame:
@@ -261,17 +293,29 @@ def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame
     rows = []
     for job in jobs.itertuples(index=False):
         family = rule_family(job.rule)
-        row = {"rule": job.rule, "family": family, "threads": job.threads, "gpu": job.gpu,
-               "mem_mb_requested": job.mem_mb, "runtime_requested_min": job.runtime_min, "benchmark": job.benchmark,
-               "job": job.rule + "".join(f":{k}={v}" for k, v in job.wildcards.items()),
-               "n_models": 1}  # fmt: skip
+        row = {
+            "rule": job.rule,
+            "family": family,
+            "threads": job.threads,
+            "gpu": job.gpu,
+            "mem_mb_requested": job.mem_mb,
+            "runtime_requested_min": job.runtime_min,
+            "benchmark": job.benchmark,
+            "job": job.rule + "".join(f":{k}={v}" for k, v in job.wildcards.items()),
+            "n_models": 1,
+        }
         wc = job.wildcards
         if family in ("structure", "dft"):
             info = structures.loc[wc["structure"]]
-            row.update(atoms=info["atoms"], md_work=info["md_steps"] * info["atoms"], n_basis=info["n_basis"],
-                       basis_per_atom=info["n_basis"] / info["atoms"],
-                       grid_per_atom=info["dft_points"] / info["atoms"], dft_points=info["dft_points"],
-                       scf_digits=-math.log10(float(config["dft"]["conv_tol"])))  # fmt: skip
+            row.update(
+                atoms=info["atoms"],
+                md_work=info["md_steps"] * info["atoms"],
+                n_basis=info["n_basis"],
+                basis_per_atom=info["n_basis"] / info["atoms"],
+                grid_per_atom=info["dft_points"] / info["atoms"],
+                dft_points=info["dft_points"],
+                scf_digits=-math.log10(float(config["dft"]["conv_tol"])),
+            )
             if family == "dft":  # the rule's own mem_mb (its estimate of the DFT's peak), as the DAG requests it
                 row["dft_mem_mb"] = job.mem_mb
             row["job"] = f"{job.rule}:{wc['structure']}"

@@ -115,22 +115,40 @@ def known_part(frame: pd.DataFrame, law: Law) -> np.ndarray:
 #: Time laws (seconds of one job at one thread) per rule family. A train job is the sum of four measured
 #: parts (``summarise_run``): optimiser steps, validation + probes, test evaluation, start-up + set-up.
 TIME_LAWS: dict[str, list[Law]] = {
-    "structure": [Law("seconds", (("md_work", 1.0, False),),
-                      note="start-up + (FIRE minimisation + Langevin MD) steps × atoms")],
+    "structure": [
+        Law("seconds", (("md_work", 1.0, False),), note="start-up + (FIRE minimisation + Langevin MD) steps × atoms")
+    ],
     "structure_manifest": [Law("seconds", (("n_structures", 1.0, True),), note="reads every structure")],
     "free_atom": [Law("seconds", (("element_basis", 3.0, False),), note="start-up + one atom's SCF ∝ N_basis³")],
-    "dft": [Law("seconds", (("atoms", 3.0, True), ("basis_per_atom", 3.0, True), ("grid_per_atom", 1.0, True),
-                            ("scf_digits", 1.0, False)),
-                intercept=False,
-                note="SCF ∝ N_basis³ = (atoms × basis functions per atom)³ with its own exponent for each "
-                     "(a cluster grows: more atoms, auxiliary functions and grid; a basis grows: more functions "
-                     "on the same atoms), × grid points per atom (XC), × SCF cycles ∝ digits of conv_tol")],
+    "dft": [
+        Law(
+            "seconds",
+            (
+                ("atoms", 3.0, True),
+                ("basis_per_atom", 3.0, True),
+                ("grid_per_atom", 1.0, True),
+                ("scf_digits", 1.0, False),
+            ),
+            intercept=False,
+            note="SCF ∝ N_basis³ = (atoms × basis functions per atom)³ with its own exponent for each "
+            "(a cluster grows: more atoms, auxiliary functions and grid; a basis grows: more functions "
+            "on the same atoms), × grid points per atom (XC), × SCF cycles ∝ digits of conv_tol",
+        )
+    ],
     "dataset": [Law("seconds", (("split_functions", 1.0, False),), note="reads each structure's fit table")],
     "train": [
-        Law("steps_s", (("step_work", 1.0, False), ("n_params", 1.0, True), ("lmax_plus_1", 1.0, True)),
-            intercept=False, note="epochs × structures × (dispatch per step / batch + atoms) × model × l_max"),
-        Law("validate_s", (("forward_work", 1.0, False), ("n_params", 1.0, True), ("lmax_plus_1", 1.0, True)),
-            intercept=False, note="(epochs × validation structures + probes × probe structures) × model"),
+        Law(
+            "steps_s",
+            (("step_work", 1.0, False), ("n_params", 1.0, True), ("lmax_plus_1", 1.0, True)),
+            intercept=False,
+            note="epochs × structures × (dispatch per step / batch + atoms) × model × l_max",
+        ),
+        Law(
+            "validate_s",
+            (("forward_work", 1.0, False), ("n_params", 1.0, True), ("lmax_plus_1", 1.0, True)),
+            intercept=False,
+            note="(epochs × validation structures + probes × probe structures) × model",
+        ),
         Law("evaluate_s", (("test_grid", 1.0, False),), note="test (and ablation) ε: structures × grid points"),
         Law("overhead_s", (("val_grid", 1.0, False),), note="start-up, data, validation ε grids"),
     ],
@@ -146,8 +164,12 @@ TIME_LAWS: dict[str, list[Law]] = {
 MEMORY_LAWS: dict[str, Law] = {
     # a held collocation entry is one float32: 4 B (grids are built a block of points at a time, so the
     # transient is ~0.2 GB at paper scale, within the fitted rest of a job)
-    "train": Law("max_rss", intercept=False, known=(("held_grid", np.dtype(COLLOCATION_DTYPE).itemsize / 1e6),),
-                 note="the held ε collocations (validation, then a test chunk) + the rest of a job"),
+    "train": Law(
+        "max_rss",
+        intercept=False,
+        known=(("held_grid", np.dtype(COLLOCATION_DTYPE).itemsize / 1e6),),
+        note="the held ε collocations (validation, then a test chunk) + the rest of a job",
+    ),
     "dataset": Law("max_rss", (("split_functions", 1.0, False),)),
     "analysis": Law("max_rss", (("n_models_read", 1.0, False),)),
     "figure": Law("max_rss", (("n_models_read", 1.0, False),)),
@@ -156,6 +178,7 @@ MEMORY_LAWS: dict[str, Law] = {
 #: Families whose memory is the largest measured RSS (nothing they hold grows much with the config:
 #: models_table keeps one summary row per model).
 CONSTANT_MEMORY = ("structure", "free_atom", "density_slice", "findings_report", "models_table")
+
 
 def fit_law(table: pd.DataFrame, law: Law) -> FittedLaw:
     """Fit a law by least squares in log space.
@@ -217,7 +240,7 @@ def fit_law(table: pd.DataFrame, law: Law) -> FittedLaw:
     if intercept or free:
         bounds = ([-np.inf, -30] + [0.0] * len(free), [np.inf, 30] + [upper[c] for c in free])
         best = None
-        for fraction in (START_BASE_FRACTIONS if intercept else (0.0,)):
+        for fraction in START_BASE_FRACTIONS if intercept else (0.0,):
             base0 = fraction * math.exp(y.min())
             scale0 = max(float(np.median((np.exp(y) - base0) / product)), 1e-30)
             p0 = np.array([math.log(scale0), math.log(max(base0, 1e-12))] + [physical[c] for c in free])

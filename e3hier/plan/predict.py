@@ -33,8 +33,12 @@ DEFAULT_PARALLEL_FRACTION = 1.0
 NO_COST_RULES = ("all",)
 
 
-def predict_jobs(features: pd.DataFrame, calibration: Calibration, gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
-                 include_dft_startup: bool = True) -> pd.DataFrame:  # fmt: skip
+def predict_jobs(
+    features: pd.DataFrame,
+    calibration: Calibration,
+    gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
+    include_dft_startup: bool = True,
+) -> pd.DataFrame:
     """Predict every job's cost.
 
     Parameters
@@ -113,22 +117,23 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
         ``requested_runtime_h`` (the largest request in the DAG).
     """
     grouped = jobs.groupby("rule", sort=False)
-    table = pd.DataFrame({
-        "jobs": grouped.size(),
-        "models": grouped["n_models"].sum().where(grouped["family"].first() == "train", 0).astype(int),
-        "threads": grouped["threads"].max(),
-        "core_hours": grouped["core_hours"].sum(),
-        "longest_job_h": grouped["seconds"].max() / 3600,
-        "peak_mem_gb": grouped["mem_mb"].max() / 1000,
-        "gpu_hours": grouped["gpu_hours"].sum(),
-        "requested_mem_gb": grouped["mem_mb_requested"].max() / 1000,
-        "requested_runtime_h": grouped["runtime_requested_min"].max() / 60,
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "jobs": grouped.size(),
+            "models": grouped["n_models"].sum().where(grouped["family"].first() == "train", 0).astype(int),
+            "threads": grouped["threads"].max(),
+            "core_hours": grouped["core_hours"].sum(),
+            "longest_job_h": grouped["seconds"].max() / 3600,
+            "peak_mem_gb": grouped["mem_mb"].max() / 1000,
+            "gpu_hours": grouped["gpu_hours"].sum(),
+            "requested_mem_gb": grouped["mem_mb_requested"].max() / 1000,
+            "requested_runtime_h": grouped["runtime_requested_min"].max() / 60,
+        }
+    )
     return table.sort_values("core_hours", ascending=False)
 
 
-def plan(configfiles, calibration_paths=None, workdir=None, gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
-         profile=None):  # fmt: skip
+def plan(configfiles, calibration_paths=None, workdir=None, gpu_speedup: float = GPU_SPEEDUP_OVER_CORE, profile=None):
     """The cost plan of a config.
 
     Parameters

@@ -44,8 +44,12 @@ def _train_parts(model_dir: Path, seconds: float) -> dict:
     steps = float(metrics["train_seconds"].sum())
     fit = float(metrics["wall_seconds"].iloc[-1])
     job = float(summary["job_seconds"])
-    return {"steps_s": steps, "validate_s": max(fit - steps, 1e-3), "evaluate_s": max(job - fit, 1e-3),
-            "overhead_s": max(seconds - job, 1e-3)}  # fmt: skip
+    return {
+        "steps_s": steps,
+        "validate_s": max(fit - steps, 1e-3),
+        "evaluate_s": max(job - fit, 1e-3),
+        "overhead_s": max(seconds - job, 1e-3),
+    }
 
 
 def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.DataFrame:
@@ -80,8 +84,9 @@ def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.Data
     cpu = None
     if cpu_table:  # a job's forked children carry its script too: their CPU counts for the job
         polled = pd.read_csv(cpu_table, sep="\t")
-        cpu = polled.groupby("log").agg({c: ("sum" if c == "cpu_s" else "max") for c in polled.columns
-                                         if c in ("cpu_s", "wall_s", "max_rss_mb")})  # fmt: skip
+        cpu = polled.groupby("log").agg(
+            {c: ("sum" if c == "cpu_s" else "max") for c in polled.columns if c in ("cpu_s", "wall_s", "max_rss_mb")}
+        )
     measured = []
     for job, feat in zip(jobs.itertuples(index=False), features.itertuples(index=False)):
         row: dict = {}

@@ -42,11 +42,13 @@ def compare(predicted: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
         Per rule and ``total``: ``jobs``, ``predicted_core_h``, ``measured_core_h`` and ``ratio``
         (predicted / measured).
     """
-    table = pd.DataFrame({
-        "jobs": measured["jobs"],
-        "predicted_core_h": predicted["core_hours"].reindex(measured.index).fillna(0.0),
-        "measured_core_h": measured["core_hours"],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "jobs": measured["jobs"],
+            "predicted_core_h": predicted["core_hours"].reindex(measured.index).fillna(0.0),
+            "measured_core_h": measured["core_hours"],
+        }
+    )
     table.loc["total"] = [table["jobs"].sum(), table["predicted_core_h"].sum(), table["measured_core_h"].sum()]
     table["ratio"] = table["predicted_core_h"] / table["measured_core_h"]
     return table
@@ -68,7 +70,8 @@ def validate_on(rows: pd.DataFrame, calibration: Calibration) -> pd.DataFrame:
         ``compare`` of the plan of the run's own jobs with what they measured. The DFT is compared
         without job start-up, as the run's DFT cost is its JSONs' ``wall_seconds``.
     """
-    predicted = predict_jobs(rows.drop(columns=["seconds", "max_rss"], errors="ignore"), calibration,
-                             include_dft_startup=False)  # fmt: skip
+    predicted = predict_jobs(
+        rows.drop(columns=["seconds", "max_rss"], errors="ignore"), calibration, include_dft_startup=False
+    )
     by_rule = predicted.groupby("rule", sort=False)["core_hours"].sum().to_frame()
     return compare(by_rule, measured_rule_table(rows))

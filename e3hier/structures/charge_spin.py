@@ -28,7 +28,8 @@ def electron_count(symbols, charge: int = DEFAULT_CHARGE) -> int:
 
 
 def _integer_info(atoms: Atoms, key: str, default: int, where: str) -> int:
-    """``atoms.info[key]`` as an int (``default`` when absent); ValueError naming ``where`` unless it is a whole number."""
+    """``atoms.info[key]`` as an int (``default`` when absent); ValueError naming ``where`` unless it is a
+    whole number."""
     value = atoms.info.get(key, default)
     if isinstance(value, (bool, np.bool_)):  # ASE reads a bare word of the comment line as True
         raise ValueError(
@@ -97,4 +98,3 @@ def charge_and_multiplicity(atoms: Atoms, where: str) -> tuple[int, int]:
     multiplicity = _integer_info(atoms, MULTIPLICITY_KEY, DEFAULT_MULTIPLICITY, where)
     check_charge_multiplicity(atoms.get_chemical_symbols(), charge, multiplicity, where)
     return charge, multiplicity
-

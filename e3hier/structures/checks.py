@@ -107,7 +107,7 @@ def check_not_periodic(atoms: Atoms, where: str) -> None:
     """
     found = []
     if atoms.pbc.any():
-        found.append("pbc=\"" + " ".join("T" if p else "F" for p in atoms.pbc) + "\"")
+        found.append('pbc="' + " ".join("T" if p else "F" for p in atoms.pbc) + '"')
     if atoms.cell.rank > 0:
         found.append("a cell (Lattice=)")
     if found:
@@ -154,4 +154,3 @@ def validate_structure(structure_id: str, atoms: Atoms, min_distance: float = 0.
             f"{structure_id}: atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.3f} Å apart "
             f"(minimum {min_distance} Å); {len(d)} pair(s) too close"
         )
-

@@ -85,4 +85,3 @@ def structure_rows(structures: list[tuple[str, str, object]]) -> list[dict]:
             {"structure": structure_id, "split": split, "n_atoms": len(atoms), "formula": atoms.get_chemical_formula()}
         )
     return rows
-

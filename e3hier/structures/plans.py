@@ -19,7 +19,8 @@ whose recipe changed. Each source (``SOURCES``) plans its structures and builds 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ase import Atoms
 
