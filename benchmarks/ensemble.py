@@ -62,15 +62,22 @@ def run_lmax(lmax: int, folder: Path, base: dict) -> dict:
     epsilon["together"] = [json.loads((out / "summary.json").read_text())["epsilon_test"] for out in outs]
     difference = max(abs(a - b) / b for a, b in zip(epsilon["together"], epsilon["separate"]))
     result = {
-        "members": K, "epochs": EPOCHS, "batch_size": BATCH_SIZE,
-        "cpu_seconds_separate": separate, "cpu_seconds_separate_total": sum(separate),
-        "cpu_seconds_together": together, "speedup": sum(separate) / together,
-        "epsilon_test": epsilon, "epsilon_max_relative_difference": difference,
+        "members": K,
+        "epochs": EPOCHS,
+        "batch_size": BATCH_SIZE,
+        "cpu_seconds_separate": separate,
+        "cpu_seconds_separate_total": sum(separate),
+        "cpu_seconds_together": together,
+        "speedup": sum(separate) / together,
+        "epsilon_test": epsilon,
+        "epsilon_max_relative_difference": difference,
         "equal_epsilon": difference <= EPSILON_TOLERANCE,
-    }  # fmt: skip
+    }
     result["goal"] = {"target": GOAL, "met": bool(result["speedup"] >= GOAL and result["equal_epsilon"])}
-    log(f"ensemble l_max {lmax}: {K} jobs {sum(separate):.1f} CPU s, one ensemble job {together:.1f} CPU s → "
-        f"{result['speedup']:.2f}× models per core-hour; test ε equal to {difference:.1e} (relative)")  # fmt: skip
+    log(
+        f"ensemble l_max {lmax}: {K} jobs {sum(separate):.1f} CPU s, one ensemble job {together:.1f} CPU s → "
+        f"{result['speedup']:.2f}× models per core-hour; test ε equal to {difference:.1e} (relative)"
+    )
     return result
 
 
@@ -83,11 +90,18 @@ def run(lmax_values=(2, 4)) -> dict:
         for split, frame in (("train", train_frame), ("val", val_frame), ("test", test_frame(source))):
             paths[split] = str(folder / f"{split}.parquet")
             frame.to_parquet(paths[split])
-        train_cfg = dict(wf.per_model_train_settings(config["train"]), device="cpu", epochs=EPOCHS,
-                         batch_size=BATCH_SIZE, threads=1)  # fmt: skip
-        base = {"train": paths["train"], "val": paths["val"], "tests": {"test": paths["test"]},
-                "dft": wf.fit_layout_settings(config["dft"]), "model": config["model"], "train_cfg": train_cfg,
-                "metric": config["metric"],
-                "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")}}  # fmt: skip
+        train_cfg = dict(
+            wf.per_model_train_settings(config["train"]), device="cpu", epochs=EPOCHS, batch_size=BATCH_SIZE, threads=1
+        )
+        base = {
+            "train": paths["train"],
+            "val": paths["val"],
+            "tests": {"test": paths["test"]},
+            "dft": wf.fit_layout_settings(config["dft"]),
+            "model": config["model"],
+            "train_cfg": train_cfg,
+            "metric": config["metric"],
+            "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
+        }
         per_lmax = {f"lmax_{lmax}": run_lmax(lmax, folder, base) for lmax in lmax_values}
     return {"data": source, "per_lmax": per_lmax}

@@ -35,8 +35,13 @@ GOALS = {
 def machine() -> dict:
     import torch
 
-    return {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}  # fmt: skip
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def goal_met(value, rule) -> bool:
@@ -50,28 +55,69 @@ def table(summary: dict) -> str:
         for key, r in summary["train"]["per_lmax"].items():
             rate = r["structures_per_second"]
             eps = r["val_epsilon_after"]
-            rows.append((f"training {key}: structures/s project | e3nn kernels | batch 1 | baseline",
-                         f"{rate['project']['median']:.2f} | {rate['project_e3nn_kernels']['median']:.2f} | "
-                         f"{rate['project_batch1']['median']:.2f} | {rate['baseline']['median']:.2f}", ""))  # fmt: skip
-            rows.append((f"speedup {key}: batch {r['batch_size']} | batch 1 (kernels alone {r['kernel_speedup']:.1f}×)",
-                         f"{r['speedup']:.1f}× | {r['speedup_batch1']:.1f}×", ""))  # fmt: skip
-            rows.append((f"val ε after {eps['seen_structures']} structures, mean of {len(eps['seeds'])} seeds: "
-                         f"batch {r['batch_size']} | batch 1 | baseline",
-                         f"{eps['project']:.2f} | {eps['project_batch1']:.2f} | {eps['baseline']:.2f} %", ""))  # fmt: skip
+            rows.append(
+                (
+                    f"training {key}: structures/s project | e3nn kernels | batch 1 | baseline",
+                    f"{rate['project']['median']:.2f} | {rate['project_e3nn_kernels']['median']:.2f} | "
+                    f"{rate['project_batch1']['median']:.2f} | {rate['baseline']['median']:.2f}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"speedup {key}: batch {r['batch_size']} | batch 1 (kernels alone {r['kernel_speedup']:.1f}×)",
+                    f"{r['speedup']:.1f}× | {r['speedup_batch1']:.1f}×",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"val ε after {eps['seen_structures']} structures, mean of {len(eps['seeds'])} seeds: "
+                    f"batch {r['batch_size']} | batch 1 | baseline",
+                    f"{eps['project']:.2f} | {eps['project_batch1']:.2f} | {eps['baseline']:.2f} %",
+                    "",
+                )
+            )
             goal = r["goal"]
-            rows.append((f"train_speedup {key} (fastest at equal or better ε: {goal['variant']})", f"{goal['speedup']:.1f}×",
-                         f"goal >= {goal['target']:g}: {'met' if goal['met'] else 'NOT met'}"))  # fmt: skip
+            rows.append(
+                (
+                    f"train_speedup {key} (fastest at equal or better ε: {goal['variant']})",
+                    f"{goal['speedup']:.1f}×",
+                    f"goal >= {goal['target']:g}: {'met' if goal['met'] else 'NOT met'}",
+                )
+            )
             same = r["val_epsilon_same_optimizer_steps"]
-            rows.append((f"val ε at {same['baseline_optimizer_steps']} optimizer steps: project ({same['epochs']} "
-                         f"epochs, {same['project_train_seconds']:.1f} s) | baseline ({same['baseline_train_seconds']:.1f} s)",
-                         f"{same['project_epsilon']:.2f} | {same['baseline_epsilon']:.2f} %", ""))  # fmt: skip
+            rows.append(
+                (
+                    f"val ε at {same['baseline_optimizer_steps']} optimizer steps: project ({same['epochs']} "
+                    f"epochs, {same['project_train_seconds']:.1f} s) | "
+                    f"baseline ({same['baseline_train_seconds']:.1f} s)",
+                    f"{same['project_epsilon']:.2f} | {same['baseline_epsilon']:.2f} %",
+                    "",
+                )
+            )
     for key, r in summary.get("ensemble", {}).get("per_lmax", {}).items():
-        rows.append((f"ensemble_speedup {key}: models per core-hour, K = {r['members']} in one job vs separate jobs",
-                     f"{r['speedup']:.2f}×", f"goal >= {r['goal']['target']:g}: {'met' if r['goal']['met'] else 'NOT met'}"))
-        rows.append((f"  test ε of each seed, together vs alone: max relative difference", f"{r['epsilon_max_relative_difference']:.1e}",
-                     ""))  # fmt: skip
-    for key, unit in (("epsilon_eval_speedup", "×"), ("epsilon_grid_electron_error", " e"),
-                      ("dft_overhead_ratio", ""), ("dag_dry_run_seconds", " s"), ("noop_rerun_seconds", " s")):  # fmt: skip
+        rows.append(
+            (
+                f"ensemble_speedup {key}: models per core-hour, K = {r['members']} in one job vs separate jobs",
+                f"{r['speedup']:.2f}×",
+                f"goal >= {r['goal']['target']:g}: {'met' if r['goal']['met'] else 'NOT met'}",
+            )
+        )
+        rows.append(
+            (
+                "  test ε of each seed, together vs alone: max relative difference",
+                f"{r['epsilon_max_relative_difference']:.1e}",
+                "",
+            )
+        )
+    for key, unit in (
+        ("epsilon_eval_speedup", "×"),
+        ("epsilon_grid_electron_error", " e"),
+        ("dft_overhead_ratio", ""),
+        ("dag_dry_run_seconds", " s"),
+        ("noop_rerun_seconds", " s"),
+    ):
         if key in summary:
             value = summary[key]
             text = f"{value:.3g}{unit}"
@@ -129,8 +175,11 @@ def main(argv=None) -> int:
         summary["ensemble_speedup"] = {key: r["speedup"] for key, r in result["per_lmax"].items()}
         summary["ensemble"] = result
 
-    summary["goals"] = {key: {"rule": " ".join(map(str, rule)), "value": summary[key],
-                              "met": goal_met(summary[key], rule)} for key, rule in GOALS.items() if key in summary}  # fmt: skip
+    summary["goals"] = {
+        key: {"rule": " ".join(map(str, rule)), "value": summary[key], "met": goal_met(summary[key], rule)}
+        for key, rule in GOALS.items()
+        if key in summary
+    }
     if "train" in summary:
         summary["goals"]["train_speedup"] = {key: r["goal"] for key, r in summary["train"]["per_lmax"].items()}
     if "ensemble" in summary:

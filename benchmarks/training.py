@@ -26,21 +26,20 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from e3nn import o3
 from e3nn.nn.models.gate_points_2101 import Network
 
-import pyarrow.parquet as pq
-
 from benchmarks.common import PIPELINE_DIR, ROOT, load_config, log, stats
-from e3hier.dataset import DATASET_COLUMNS
-from e3hier.conventions import positions_to_e3nn
-from e3hier.layout import OutputLayout
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
-from e3hier.model import DensityNetwork
-from e3hier.samples import load_samples, pack
+from e3hier.conventions import positions_to_e3nn
+from e3hier.dataset import DATASET_COLUMNS
 from e3hier.evaluation import Predictor, evaluate
+from e3hier.layout import OutputLayout
+from e3hier.model import DensityNetwork
 from e3hier.network_setup import build_model
+from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer
 
 N_TRAIN, N_VAL, EPOCHS, EVAL_AFTER = 16, 4, 3, 2
@@ -76,14 +75,20 @@ def stock_network(model: DensityNetwork, layout: OutputLayout, lmax: int, model_
     """e3nn's own Network with the project model's hyperparameters (and, loaded by the caller, its weights)."""
     n_el = len(layout.elements)
     return Network(
-        irreps_in=f"{n_el}x0e", irreps_hidden=hidden_irreps(lmax, model_cfg["hidden_multiplicities"]),
+        irreps_in=f"{n_el}x0e",
+        irreps_hidden=hidden_irreps(lmax, model_cfg["hidden_multiplicities"]),
         irreps_out=layout.irreps,
         irreps_node_attr=node_attribute_irreps(model_cfg.get("node_attributes", "constant"), n_el),
-        irreps_edge_attr=o3.Irreps.spherical_harmonics(model_cfg["lmax_edge"]), layers=model_cfg["layers"],
-        max_radius=model_cfg["max_radius"], number_of_basis=model_cfg["number_of_basis"],
-        radial_layers=model_cfg["radial_layers"], radial_neurons=model_cfg["radial_neurons"],
-        num_neighbors=model.num_neighbors, num_nodes=model.num_nodes, reduce_output=False,
-    )  # fmt: skip
+        irreps_edge_attr=o3.Irreps.spherical_harmonics(model_cfg["lmax_edge"]),
+        layers=model_cfg["layers"],
+        max_radius=model_cfg["max_radius"],
+        number_of_basis=model_cfg["number_of_basis"],
+        radial_layers=model_cfg["radial_layers"],
+        radial_neurons=model_cfg["radial_neurons"],
+        num_neighbors=model.num_neighbors,
+        num_nodes=model.num_nodes,
+        reduce_output=False,
+    )
 
 
 def stock_input(sample, layout, node_attributes: str = "constant") -> dict:
@@ -131,7 +136,10 @@ def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
 
 def max_output_difference(model, stock: Network, samples, layout) -> float:
     with torch.no_grad():
-        return max(float((model(pack([s])) - stock(stock_input(s, layout, model.node_attributes))).abs().max()) for s in samples)
+        return max(
+            float((model(pack([s])) - stock(stock_input(s, layout, model.node_attributes))).abs().max())
+            for s in samples
+        )
 
 
 def load_data(train_frame, val_frame, config: dict):
@@ -140,8 +148,9 @@ def load_data(train_frame, val_frame, config: dict):
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], "full")
     train = load_samples(train_frame, layout, model_cfg)
-    val = load_samples(val_frame, layout, model_cfg, with_grid=True, dft_cfg=dft_cfg,
-                       grid_level=config["metric"]["grid_level"])  # fmt: skip
+    val = load_samples(
+        val_frame, layout, model_cfg, with_grid=True, dft_cfg=dft_cfg, grid_level=config["metric"]["grid_level"]
+    )
     return layout, train, val
 
 
@@ -151,7 +160,9 @@ def epsilon_after_seed(lmax: int, seed: int, data, config: dict, tmp: str) -> di
     model_cfg, train_cfg = config["model"], dict(config["train"], device="cpu")
     layout, train, val = data
     project = Trainer("bench", layout, train, val, lmax, seed, model_cfg, train_cfg, f"{tmp}/s{seed}a.pt")
-    batch1 = Trainer("bench", layout, train, val, lmax, seed, model_cfg, dict(train_cfg, batch_size=1), f"{tmp}/s{seed}b.pt")
+    batch1 = Trainer(
+        "bench", layout, train, val, lmax, seed, model_cfg, dict(train_cfg, batch_size=1), f"{tmp}/s{seed}b.pt"
+    )
     stock = stock_network(project.model, layout, lmax, model_cfg)
     stock.load_state_dict(project.model.state_dict())
     batch1.model.load_state_dict(project.model.state_dict())
@@ -164,8 +175,10 @@ def epsilon_after_seed(lmax: int, seed: int, data, config: dict, tmp: str) -> di
     baseline_model = build_model(project.model_config)
     baseline_model.load_state_dict(stock.state_dict())
     models = {"project": project.model, "project_batch1": batch1.model, "baseline": baseline_model}
-    return {name: float(evaluate(Predictor(model, project.predictor.scales, layout), val)["epsilon"].mean())
-            for name, model in models.items()}  # fmt: skip
+    return {
+        name: float(evaluate(Predictor(model, project.predictor.scales, layout), val)["epsilon"].mean())
+        for name, model in models.items()
+    }
 
 
 def run_lmax(lmax: int, data, config: dict) -> dict:
@@ -176,12 +189,19 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         project = Trainer("bench", layout, train, val, lmax, 0, model_cfg, train_cfg, f"{tmp}/a.pt")
         initial = {k: v.clone() for k, v in project.model.state_dict().items()}
-        kwargs = dict(n_elements=len(elements), lmax_hidden=lmax, irreps_out=str(layout.irreps),
-                      num_neighbors=project.model.num_neighbors, num_nodes=project.model.num_nodes, **model_cfg)  # fmt: skip
+        kwargs = dict(
+            n_elements=len(elements),
+            lmax_hidden=lmax,
+            irreps_out=str(layout.irreps),
+            num_neighbors=project.model.num_neighbors,
+            num_nodes=project.model.num_nodes,
+            **model_cfg,
+        )
         e3nn_model = DensityNetwork(**kwargs, kernels="e3nn")
         e3nn_model.load_state_dict(initial)
-        e3nn_path = with_model(Trainer("bench", layout, train, val, lmax, 0, model_cfg, train_cfg, f"{tmp}/b.pt"),
-                               e3nn_model, lr)  # fmt: skip
+        e3nn_path = with_model(
+            Trainer("bench", layout, train, val, lmax, 0, model_cfg, train_cfg, f"{tmp}/b.pt"), e3nn_model, lr
+        )
         stock = stock_network(project.model, layout, lmax, model_cfg)
         stock.load_state_dict(initial)  # strict: same parameter names and shapes
         equivalence = {
@@ -189,13 +209,15 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
             "e3nn_kernels_vs_stock_max_abs": max_output_difference(e3nn_model, stock, val[:2], layout),
             "n_parameters": int(sum(p.numel() for p in stock.parameters())),
         }
-        equivalence["identical_to_1e-5"] = max(equivalence["fused_vs_stock_max_abs"],
-                                               equivalence["e3nn_kernels_vs_stock_max_abs"]) < 1e-5  # fmt: skip
+        equivalence["identical_to_1e-5"] = (
+            max(equivalence["fused_vs_stock_max_abs"], equivalence["e3nn_kernels_vs_stock_max_abs"]) < 1e-5
+        )
         batch1_model = DensityNetwork(**kwargs)
         batch1_model.load_state_dict(initial)
         batch1_cfg = dict(train_cfg, batch_size=1)
-        batch1 = with_model(Trainer("bench", layout, train, val, lmax, 0, model_cfg, batch1_cfg, f"{tmp}/c.pt"),
-                            batch1_model, lr)  # fmt: skip
+        batch1 = with_model(
+            Trainer("bench", layout, train, val, lmax, 0, model_cfg, batch1_cfg, f"{tmp}/c.pt"), batch1_model, lr
+        )
         baseline = Baseline(stock, project, layout, lr)
 
         paths = (("project", project), ("project_batch1", batch1), ("project_e3nn_kernels", e3nn_path))
@@ -222,14 +244,16 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
             project_seconds.append(project.train_epoch(epoch)["train_seconds"])
             project.scheduler.step()
         same_steps = {
-            "epochs": max(steps_epochs, EPOCHS), "seen_structures": max(steps_epochs, EPOCHS) * len(train),
+            "epochs": max(steps_epochs, EPOCHS),
+            "seen_structures": max(steps_epochs, EPOCHS) * len(train),
             "optimizer_steps": max(steps_epochs, EPOCHS) * -(-len(train) // int(train_cfg["batch_size"])),
             "project_epsilon": float(evaluate(project.predictor, val)["epsilon"].mean()),
-            "project_train_seconds": float(sum(project_seconds[:max(steps_epochs, EPOCHS)])),
-            "baseline_epsilon": epsilon["baseline"], "baseline_optimizer_steps": EVAL_AFTER * len(train),
+            "project_train_seconds": float(sum(project_seconds[: max(steps_epochs, EPOCHS)])),
+            "baseline_epsilon": epsilon["baseline"],
+            "baseline_optimizer_steps": EVAL_AFTER * len(train),
             "baseline_train_seconds": float(baseline_seconds_to_eval),
             "note": "single run (no repetitions)",
-        }  # fmt: skip
+        }
         per_seed = {name: [epsilon[name]] for name in ("project", "project_batch1", "baseline")}
         for seed in EPSILON_SEEDS[1:]:
             for name, value in epsilon_after_seed(lmax, seed, data, config, tmp).items():
@@ -237,7 +261,9 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
     rates = {name: stats([len(train) / s for s in runs]) for name, runs in seconds.items()}
     result = {
         "lmax_hidden": lmax,
-        "n_train": len(train), "n_val": len(val), "batch_size": train_cfg["batch_size"],
+        "n_train": len(train),
+        "n_val": len(val),
+        "batch_size": train_cfg["batch_size"],
         "epoch_seconds": {name: stats(runs) for name, runs in seconds.items()},
         "structures_per_second": rates,
         # each from the fastest of the timed epochs (the minimum of EPOCHS runs); medians beside them
@@ -247,9 +273,15 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
         "kernel_speedup": rates["project"]["max"] / rates["project_e3nn_kernels"]["max"],
         "speedup_of_medians": rates["project"]["median"] / rates["baseline"]["median"],
         "speedup_batch1_of_medians": rates["project_batch1"]["median"] / rates["baseline"]["median"],
-        "val_epsilon_after": {"epochs": EVAL_AFTER, "seen_structures": EVAL_AFTER * len(train), "seeds": list(EPSILON_SEEDS),
-                              "per_seed": per_seed, **{name: float(np.mean(v)) for name, v in per_seed.items()},
-                              "baseline_free_atom": epsilon["baseline_free_atom"], "tolerance": EPSILON_TOLERANCE},
+        "val_epsilon_after": {
+            "epochs": EVAL_AFTER,
+            "seen_structures": EVAL_AFTER * len(train),
+            "seeds": list(EPSILON_SEEDS),
+            "per_seed": per_seed,
+            **{name: float(np.mean(v)) for name, v in per_seed.items()},
+            "baseline_free_atom": epsilon["baseline_free_atom"],
+            "tolerance": EPSILON_TOLERANCE,
+        },
         "equivalence": equivalence,
         "val_epsilon_same_optimizer_steps": same_steps,
     }
@@ -257,15 +289,21 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
     for name in ("project", "project_batch1"):
         eps[f"{name}_equal_or_better"] = bool(eps[name] <= eps["baseline"] * (1 + EPSILON_TOLERANCE))
     # the goal: the fastest project variant whose validation ε is equal or better, ≥ GOAL× the baseline
-    eligible = [(result[key], name) for key, name in (("speedup", "project"), ("speedup_batch1", "project_batch1"))
-                if eps[f"{name}_equal_or_better"]]  # fmt: skip
+    eligible = [
+        (result[key], name)
+        for key, name in (("speedup", "project"), ("speedup_batch1", "project_batch1"))
+        if eps[f"{name}_equal_or_better"]
+    ]
     speedup, variant = max(eligible) if eligible else (0.0, None)
     result["goal"] = {"variant": variant, "speedup": speedup, "target": GOAL, "met": speedup >= GOAL}
-    log(f"training l_max {lmax}: project {rates['project']['median']:.2f} structures/s, e3nn kernels "
+    log(
+        f"training l_max {lmax}: project {rates['project']['median']:.2f} structures/s, e3nn kernels "
         f"{rates['project_e3nn_kernels']['median']:.2f}, batch 1 {rates['project_batch1']['median']:.2f}, baseline "
-        f"{rates['baseline']['median']:.2f} → speedup {result['speedup']:.1f}× (batch 1: {result['speedup_batch1']:.1f}×); "
+        f"{rates['baseline']['median']:.2f} → speedup {result['speedup']:.1f}× "
+        f"(batch 1: {result['speedup_batch1']:.1f}×); "
         f"val ε after {EVAL_AFTER} epochs (mean of {len(EPSILON_SEEDS)} seeds): project {eps['project']:.2f} %, "
-        f"batch 1 {eps['project_batch1']:.2f} %, baseline {eps['baseline']:.2f} %")  # fmt: skip
+        f"batch 1 {eps['project_batch1']:.2f} %, baseline {eps['baseline']:.2f} %"
+    )
     return result
 
 

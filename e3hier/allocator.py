@@ -33,6 +33,9 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     # c_int: the largest trim threshold and top pad mallopt takes (2 GiB - 1, 64 MiB)
-    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) and mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
-                 and mallopt(M_TOP_PAD, 64 * 1024 * 1024))  # fmt: skip
+    _done = bool(
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+        and mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+        and mallopt(M_TOP_PAD, 64 * 1024 * 1024)
+    )
     return _done

@@ -70,8 +70,15 @@ def _require(owner, name: str, where: str) -> None:
 def check_internals() -> None:
     """Build small e3nn modules and check every internal the fused kernels use; raise ``E3nnInternalsChanged``."""
     linear = o3.FullyConnectedTensorProduct("2x0e+1x1o", "1x0e", "2x0e+1x1o")
-    for name in ("_get_weights", "output_mask", "instructions", "weight", "internal_weights", "shared_weights",
-                 "weight_numel"):  # fmt: skip
+    for name in (
+        "_get_weights",
+        "output_mask",
+        "instructions",
+        "weight",
+        "internal_weights",
+        "shared_weights",
+        "weight_numel",
+    ):
         _require(linear, name, "o3.FullyConnectedTensorProduct")
     for name in INSTRUCTION_FIELDS:
         _require(linear.instructions[0], name, "a tensor product's Instruction")
@@ -82,13 +89,16 @@ def check_internals() -> None:
     _require(gate.sc, "cut", "e3nn.nn.Gate.sc")
     for name in ("irreps_in", "instructions"):
         _require(gate_extract(gate), name, "e3nn.nn.Gate.sc.cut")
-    conv = Convolution("1x0e", "1x0e", "1x0e+1x1o", "1x0e", number_of_basis=2, radial_layers=1, radial_neurons=4,
-                       num_neighbors=1.0)  # fmt: skip
+    conv = Convolution(
+        "1x0e", "1x0e", "1x0e+1x1o", "1x0e", number_of_basis=2, radial_layers=1, radial_neurons=4, num_neighbors=1.0
+    )
     for name in CONVOLUTION_CHILDREN + CONVOLUTION_ATTRIBUTES:
         _require(conv, name, "gate_points_2101.Convolution")
     if list(dict(conv.named_children())) != list(CONVOLUTION_CHILDREN):
-        raise E3nnInternalsChanged(f"e3nn {e3nn.__version__}: gate_points_2101.Convolution's children are "
-                                   f"{list(dict(conv.named_children()))}, not {list(CONVOLUTION_CHILDREN)}")  # fmt: skip
+        raise E3nnInternalsChanged(
+            f"e3nn {e3nn.__version__}: gate_points_2101.Convolution's children are "
+            f"{list(dict(conv.named_children()))}, not {list(CONVOLUTION_CHILDREN)}"
+        )
     for name in ("get_optimization_defaults", "set_optimization_defaults"):
         _require(e3nn, name, "the e3nn package")
     if "optimize_einsums" not in e3nn.get_optimization_defaults():

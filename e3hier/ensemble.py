@@ -39,10 +39,14 @@ def clone_structure(module: torch.nn.Module) -> torch.nn.Module:
     code, the fused kernels' plans): milliseconds, where building or deep-copying a network takes ~1 s."""
     clone = module.__class__.__new__(module.__class__)
     clone.__dict__ = {key: value.copy() if isinstance(value, dict) else value for key, value in module.__dict__.items()}
-    clone._modules = {name: clone_structure(child) if child is not None and any(True for _ in child.parameters())
-                      else child for name, child in module._modules.items()}  # fmt: skip
-    clone._parameters = {name: None if p is None else torch.nn.Parameter(p.detach().clone(), p.requires_grad)
-                         for name, p in module._parameters.items()}  # fmt: skip
+    clone._modules = {
+        name: clone_structure(child) if child is not None and any(True for _ in child.parameters()) else child
+        for name, child in module._modules.items()
+    }
+    clone._parameters = {
+        name: None if p is None else torch.nn.Parameter(p.detach().clone(), p.requires_grad)
+        for name, p in module._parameters.items()
+    }
     return clone
 
 
@@ -105,8 +109,9 @@ def pack_members(graphs: list[dict]) -> dict:
     for key in GRAPH_EDGE_KEYS:
         out[key] = torch.stack([padded(g[key], edges) for g in graphs])
     for key in ("edge_src", "edge_dst"):  # padding edges join a member's first node to itself, with no message
-        out[key] = torch.cat([torch.nn.functional.pad(g[key], (0, edges - len(g[key]))) + k * nodes
-                              for k, g in enumerate(graphs)])  # fmt: skip
+        out[key] = torch.cat(
+            [torch.nn.functional.pad(g[key], (0, edges - len(g[key]))) + k * nodes for k, g in enumerate(graphs)]
+        )
     out["atom"] = torch.cat([g["atom"] + k * nodes for k, g in enumerate(graphs)])
     out["slot"] = torch.cat([g["slot"] for g in graphs])
     return out
@@ -136,20 +141,24 @@ class EnsembleTrainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, runs: list[Run]) -> None:
-        write_checkpoint(self.checkpoint_path, {
-            "fingerprints": [t.fingerprint for t in self.trainers],
-            "epoch": epoch,  # the ensemble's: a member stopped early recorded fewer
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "runs": [run.state() for run in runs],
-        })  # fmt: skip
+        write_checkpoint(
+            self.checkpoint_path,
+            {
+                "fingerprints": [t.fingerprint for t in self.trainers],
+                "epoch": epoch,  # the ensemble's: a member stopped early recorded fewer
+                "network": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "runs": [run.state() for run in runs],
+            },
+        )
 
     def load_checkpoint(self):
         """``(epoch, runs)``: the ensemble's last finished epoch and each member's ``Run``, if a checkpoint of
         exactly these members exists."""
-        state = read_checkpoint(self.checkpoint_path, self.device,
-                                {"fingerprints": [t.fingerprint for t in self.trainers]})  # fmt: skip
+        state = read_checkpoint(
+            self.checkpoint_path, self.device, {"fingerprints": [t.fingerprint for t in self.trainers]}
+        )
         if state is None:
             return None
         with torch.no_grad():  # in place: the members' parameters are views of the stack
@@ -260,8 +269,13 @@ class EnsembleTrainer:
             validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
             for k in active:
                 self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
-            ended = [k for k in active if (runs[k].stopped or epoch == epochs)
-                     and runs[k].callbacks and runs[k].callbacks[-1]["step"] != rows[k]["step"]]  # fmt: skip
+            ended = [
+                k
+                for k in active
+                if (runs[k].stopped or epoch == epochs)
+                and runs[k].callbacks
+                and runs[k].callbacks[-1]["step"] != rows[k]["step"]
+            ]
             if probe is not None and ended:  # each trained model, always probed
                 results = probe(rows[0]["step"], epoch, self.network.network)
                 for k in ended:

@@ -89,8 +89,10 @@ def probe_rows(model, graph: dict, irreps_out, members: int | None = None) -> li
     model.train(was_training)
     if members is None:
         return size_rows(model, hidden, contributions, irreps_out)
-    return [size_rows(model, [h[k] for h in hidden], {l: c[k] for l, c in contributions.items()}, irreps_out)
-            for k in range(members)]  # fmt: skip
+    return [
+        size_rows(model, [h[k] for h in hidden], {l: c[k] for l, c in contributions.items()}, irreps_out)
+        for k in range(members)
+    ]
 
 
 def size_rows(model, hidden: list, contributions: dict, irreps_out) -> list[dict]:

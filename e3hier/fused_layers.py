@@ -57,8 +57,9 @@ class FusedConvolution(torch.nn.Module):
         x = self._node_sums(self._linear(self.lin1, node_input, node_attr), edge_src, edge_dst, edge_attr, weight)
         return self._combine(s, x, node_input.shape[:-1], node_attr)
 
-    def forward_masked(self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr,
-                       edge_length_embedded) -> list[torch.Tensor]:  # fmt: skip
+    def forward_masked(
+        self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded
+    ) -> list[torch.Tensor]:
         """``[self(node_input * mask, ...) for mask in masks]``, the edge work done once for all masks.
 
         Each mask must be constant on every irrep segment of the input (e.g. one hidden order l:
@@ -99,8 +100,9 @@ class FusedConvolution(torch.nn.Module):
         for first in range(0, members, group):
             last = min(first + group, members)
             rows = slice(first * edges, last * edges)
-            messages = self.tp.messages(x.index_select(0, edge_src[rows]), edge_attr[first:last].flatten(0, 1),
-                                        weight[first:last].flatten(0, 1))  # fmt: skip
+            messages = self.tp.messages(
+                x.index_select(0, edge_src[rows]), edge_attr[first:last].flatten(0, 1), weight[first:last].flatten(0, 1)
+            )
             sums = sums.index_add(0, edge_dst[rows], messages)
         return sums
 
@@ -154,10 +156,13 @@ class FusedGate(torch.nn.Module):
     def forward(self, features):
         pieces = torch.split(features, self._x_sizes, dim=-1)
         scalars, gates, gated = (
-            torch.cat([pieces[i] for i in group], dim=-1) if len(group) > 1
-            else pieces[group[0]] if group else features.new_zeros(features.shape[:-1] + (0,))
+            torch.cat([pieces[i] for i in group], dim=-1)
+            if len(group) > 1
+            else pieces[group[0]]
+            if group
+            else features.new_zeros(features.shape[:-1] + (0,))
             for group in self._groups
-        )  # fmt: skip
+        )
         scalars = self.act_scalars(scalars)
         if not gates.shape[-1]:
             return scalars

@@ -41,9 +41,13 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
 
     @staticmethod
     def supports(tp) -> bool:
-        return (isinstance(tp, o3.FullyConnectedTensorProduct) and tp.internal_weights and tp.shared_weights
-                and all(ir.l == 0 for _, ir in tp.irreps_in2)
-                and all(ins.connection_mode == "uvw" and ins.has_weight for ins in tp.instructions))  # fmt: skip
+        return (
+            isinstance(tp, o3.FullyConnectedTensorProduct)
+            and tp.internal_weights
+            and tp.shared_weights
+            and all(ir.l == 0 for _, ir in tp.irreps_in2)
+            and all(ins.connection_mode == "uvw" and ins.has_weight for ins in tp.instructions)
+        )
 
     def _prepare(self) -> None:
         in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
@@ -77,9 +81,16 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
             for run in runs:
                 first, last, i_in2 = run["i_in1"][0], run["i_in1"][-1], run["i_in2"]
                 mul1 = sum(in1[i].mul for i in run["i_in1"])
-                plan.append(((off1[first], off1[last + 1]), (off2[i_in2], off2[i_in2 + 1]), mul1, in2[i_in2].mul,
-                             tuple((piece, float(alpha)) for piece, alpha in run["pieces"]),
-                             [in1[i].dim for i in run["i_in1"]]))  # fmt: skip
+                plan.append(
+                    (
+                        (off1[first], off1[last + 1]),
+                        (off2[i_in2], off2[i_in2 + 1]),
+                        mul1,
+                        in2[i_in2].mul,
+                        tuple((piece, float(alpha)) for piece, alpha in run["pieces"]),
+                        [in1[i].dim for i in run["i_in1"]],
+                    )
+                )
             self._plan.append((plan, (mul_out, ir_out.dim)))
         # x is cut once at every run boundary (slicing it per run would cost a zero-filled gradient each)
         cuts = sorted({0, in1.dim} | {c for plan, _ in self._plan if plan for (a, b), *_ in plan for c in (a, b)})
@@ -87,14 +98,26 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
         # per run, derived once: its x pieces, its weight pieces, and its path weights (one scale when
         # they are all equal, else one per input segment); the forward pass only looks them up
         self._plan = [
-            (None if plan is None else [
-                ((cuts.index(a1), cuts.index(b1)), y_range, mul1, mul2, tuple(piece for piece, _ in blocks),
-                 blocks[0][1] if len({alpha for _, alpha in blocks}) == 1 else None,
-                 tuple(alpha for _, alpha in blocks), segment_dims)
-                for (a1, b1), y_range, mul1, mul2, blocks, segment_dims in plan
-            ], out_shape)
+            (
+                None
+                if plan is None
+                else [
+                    (
+                        (cuts.index(a1), cuts.index(b1)),
+                        y_range,
+                        mul1,
+                        mul2,
+                        tuple(piece for piece, _ in blocks),
+                        blocks[0][1] if len({alpha for _, alpha in blocks}) == 1 else None,
+                        tuple(alpha for _, alpha in blocks),
+                        segment_dims,
+                    )
+                    for (a1, b1), y_range, mul1, mul2, blocks, segment_dims in plan
+                ],
+                out_shape,
+            )
             for plan, out_shape in self._plan
-        ]  # fmt: skip
+        ]
 
     def forward(self, x, y, weight=None):
         weight = product_weights(self, weight)
@@ -120,7 +143,11 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
                     segments = torch.split(x1, segment_dims, dim=1)
                     x1 = torch.cat([piece * alpha for piece, alpha in zip(segments, alphas)], dim=1)
                 xv = (x1.reshape(-1, mul1, 1, dim) * y2[:, None, :, None]).reshape(-1, mul1 * mul2, dim)
-                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces])
+                w = (
+                    pieces[weight_pieces[0]]
+                    if len(weight_pieces) == 1
+                    else torch.cat([pieces[k] for k in weight_pieces])
+                )
                 term = torch.matmul(xv.transpose(1, 2), w.view(mul1 * mul2, mul_out))  # (z, dim, w)
                 result = term if result is None else result + term
             outputs.append(result.transpose(1, 2).reshape(-1, mul_out * dim))
@@ -153,7 +180,11 @@ class FusedScalarProduct(o3.FullyConnectedTensorProduct):
                 xv = (x1.reshape(members, nodes, mul1, 1, dim) * y2[:, :, None, :, None]).reshape(
                     members, nodes, mul1 * mul2, dim
                 )
-                w = pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([pieces[k] for k in weight_pieces], 1)
+                w = (
+                    pieces[weight_pieces[0]]
+                    if len(weight_pieces) == 1
+                    else torch.cat([pieces[k] for k in weight_pieces], 1)
+                )
                 xv = xv.transpose(2, 3).reshape(members, nodes * dim, mul1 * mul2)
                 term = torch.bmm(xv, w.view(members, mul1 * mul2, mul_out))  # (K, nodes·dim, w)
                 result = term if result is None else result + term
@@ -176,12 +207,16 @@ class FusedEdgeProduct(o3.TensorProduct):
     def supports(tp) -> bool:
         outputs = [ins.i_out for ins in tp.instructions]
         in1 = [ins.i_in1 for ins in tp.instructions]
-        return (type(tp) is o3.TensorProduct and not tp.shared_weights and not tp.internal_weights
-                and all(mul == 1 for mul, _ in tp.irreps_in2)
-                and all(ins.connection_mode == "uvu" and ins.has_weight for ins in tp.instructions)
-                and in1 == sorted(in1)  # each input segment's weights are contiguous
-                and len(set(outputs)) == len(outputs)
-                and set(outputs) >= {i for i, (mul, _) in enumerate(tp.irreps_out) if mul})  # fmt: skip
+        return (
+            type(tp) is o3.TensorProduct
+            and not tp.shared_weights
+            and not tp.internal_weights
+            and all(mul == 1 for mul, _ in tp.irreps_in2)
+            and all(ins.connection_mode == "uvu" and ins.has_weight for ins in tp.instructions)
+            and in1 == sorted(in1)  # each input segment's weights are contiguous
+            and len(set(outputs)) == len(outputs)
+            and set(outputs) >= {i for i, (mul, _) in enumerate(tp.irreps_out) if mul}
+        )
 
     def _prepare(self) -> None:
         in1, in2, out = self.irreps_in1, self.irreps_in2, self.irreps_out
@@ -218,8 +253,9 @@ class FusedEdgeProduct(o3.TensorProduct):
         dtype = torch.get_default_dtype()
         self._cg_sizes = [cg.shape[1] for cg in cgs]
         self.register_buffer("_fused_cg", torch.as_tensor(np.concatenate(cgs, axis=1), dtype=dtype), persistent=False)
-        self.register_buffer("_fused_spread", torch.as_tensor(np.concatenate([s.ravel() for s in spread])),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "_fused_spread", torch.as_tensor(np.concatenate([s.ravel() for s in spread])), persistent=False
+        )
         self.register_buffer("_fused_permutation", torch.as_tensor(permutation), persistent=False)
         #: per message column, a feature of the input segment it comes from (masks of whole segments)
         self.register_buffer("_fused_source", torch.as_tensor(np.concatenate(source)), persistent=False)

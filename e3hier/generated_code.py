@@ -94,7 +94,6 @@ def split_column_slices(graph_module: torch.fx.GraphModule, example_inputs) -> i
     return changed
 
 
-
 def optimise_tensor_products(module: torch.nn.Module) -> int:
     """Apply dead-code elimination and ``split_column_slices`` to every e3nn tensor product in ``module``.
 

@@ -68,7 +68,9 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
     pos = torch.as_tensor(positions_to_e3nn(positions_angstrom), dtype=torch.float64)
     edge_src, edge_dst = torch.as_tensor(src), torch.as_tensor(dst)
     edge_vec = pos[edge_src] - pos[edge_dst]
-    edge_sh = o3.spherical_harmonics(o3.Irreps.spherical_harmonics(lmax_edge), edge_vec, True, normalization="component")
+    edge_sh = o3.spherical_harmonics(
+        o3.Irreps.spherical_harmonics(lmax_edge), edge_vec, True, normalization="component"
+    )
     edge_length = edge_vec.norm(dim=1)
     embedded = soft_one_hot_linspace(
         edge_length, start=0.0, end=max_radius, number=number_of_basis, basis="gaussian", cutoff=False
@@ -99,21 +101,46 @@ class DensityNetwork(Network):
         The density block the network predicts (``e3hier.layout``).
     num_neighbors, num_nodes : float
         e3nn's normalisation constants: mean edges per node and nodes per graph of the training set.
-    hidden_multiplicities, layers, max_radius, number_of_basis, radial_layers, radial_neurons, lmax_edge, node_attributes
-        ``model.*`` of the config (``MODEL_DEFAULTS``).
+    **model_settings
+        ``model.*`` of the config (``MODEL_DEFAULTS``): ``hidden_multiplicities``, ``layers``, ``max_radius``,
+        ``number_of_basis``, ``radial_layers``, ``radial_neurons``, ``lmax_edge``, ``node_attributes``.
     kernels : str
         ``"fused"``, ``"split"`` or ``"e3nn"``, as above.
     """
 
-    def __init__(self, n_elements: int, lmax_hidden: int, irreps_out: str, num_neighbors: float, num_nodes: float,
-                 hidden_multiplicities=MODEL_DEFAULTS["hidden_multiplicities"], layers=MODEL_DEFAULTS["layers"],
-                 max_radius=MODEL_DEFAULTS["max_radius"], number_of_basis=MODEL_DEFAULTS["number_of_basis"],
-                 radial_layers=MODEL_DEFAULTS["radial_layers"], radial_neurons=MODEL_DEFAULTS["radial_neurons"],
-                 lmax_edge=MODEL_DEFAULTS["lmax_edge"], node_attributes=MODEL_DEFAULTS["node_attributes"],
-                 kernels: str = "fused"):  # fmt: skip
+    def __init__(
+        self,
+        n_elements: int,
+        lmax_hidden: int,
+        irreps_out: str,
+        num_neighbors: float,
+        num_nodes: float,
+        hidden_multiplicities=MODEL_DEFAULTS["hidden_multiplicities"],
+        layers=MODEL_DEFAULTS["layers"],
+        max_radius=MODEL_DEFAULTS["max_radius"],
+        number_of_basis=MODEL_DEFAULTS["number_of_basis"],
+        radial_layers=MODEL_DEFAULTS["radial_layers"],
+        radial_neurons=MODEL_DEFAULTS["radial_neurons"],
+        lmax_edge=MODEL_DEFAULTS["lmax_edge"],
+        node_attributes=MODEL_DEFAULTS["node_attributes"],
+        kernels: str = "fused",
+    ):
         with e3nn_code_generation(optimized=kernels != "fused"):
-            self._build(n_elements, lmax_hidden, irreps_out, num_neighbors, num_nodes, hidden_multiplicities, layers,
-                        max_radius, number_of_basis, radial_layers, radial_neurons, lmax_edge, node_attributes)  # fmt: skip
+            self._build(
+                n_elements,
+                lmax_hidden,
+                irreps_out,
+                num_neighbors,
+                num_nodes,
+                hidden_multiplicities,
+                layers,
+                max_radius,
+                number_of_basis,
+                radial_layers,
+                radial_neurons,
+                lmax_edge,
+                node_attributes,
+            )
         self.lmax_edge = lmax_edge
         self.node_attributes = node_attributes
         if kernels == "fused":
@@ -123,8 +150,22 @@ class DensityNetwork(Network):
         elif kernels != "e3nn":
             raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
 
-    def _build(self, n_elements, lmax_hidden, irreps_out, num_neighbors, num_nodes, hidden_multiplicities, layers,
-               max_radius, number_of_basis, radial_layers, radial_neurons, lmax_edge, node_attributes) -> None:  # fmt: skip
+    def _build(
+        self,
+        n_elements,
+        lmax_hidden,
+        irreps_out,
+        num_neighbors,
+        num_nodes,
+        hidden_multiplicities,
+        layers,
+        max_radius,
+        number_of_basis,
+        radial_layers,
+        radial_neurons,
+        lmax_edge,
+        node_attributes,
+    ) -> None:
         super().__init__(
             irreps_in=o3.Irreps(f"{n_elements}x0e"),
             irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),

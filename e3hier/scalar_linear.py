@@ -32,8 +32,9 @@ class LinearPlan:
             for (first, stop), _, mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
                 if mul2 != 1:
                     raise ValueError("ScalarLinear needs a single scalar attribute (constant node attributes)")
-                self.runs.append((index, first, stop, tuple(weight_pieces), mul1, dim, mul_out, scale, alphas,
-                                  tuple(segment_dims)))  # fmt: skip
+                self.runs.append(
+                    (index, first, stop, tuple(weight_pieces), mul1, dim, mul_out, scale, alphas, tuple(segment_dims))
+                )
         # a run's single path weight scales its weight block (one product for the whole map, on the small
         # weights) instead of its outputs and output gradients (one product per run, on node-sized tensors)
         scales = torch.ones(sum(self.weight_sizes), dtype=torch.float64)
@@ -137,12 +138,15 @@ class ScalarLinear(torch.autograd.Function):
                     grad_x[k] = part if grad_x[k] is None else grad_x[k] + part
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            grad_x = [g if g is not None else x.new_zeros(x.shape[0], nodes, size)
-                      for g, size in zip(grad_x, plan.x_sizes)]  # fmt: skip
+            grad_x = [
+                g if g is not None else x.new_zeros(x.shape[0], nodes, size) for g, size in zip(grad_x, plan.x_sizes)
+            ]
             gx = torch.cat(grad_x, dim=2) if len(grad_x) > 1 else grad_x[0]
         if ctx.needs_input_grad[1]:
-            grad_w = [g if g is not None else weight.new_zeros(weight.shape[0], size)
-                      for g, size in zip(grad_w, plan.weight_sizes)]  # fmt: skip
+            grad_w = [
+                g if g is not None else weight.new_zeros(weight.shape[0], size)
+                for g, size in zip(grad_w, plan.weight_sizes)
+            ]
             gw = (torch.cat(grad_w, dim=1) if len(grad_w) > 1 else grad_w[0]) * plan.scale(weight)
         return gx, gw, None
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
 
+from e3hier import fused_layers
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
 from e3hier.layout import OutputLayout
-from e3hier import fused_layers
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer
@@ -31,8 +31,10 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
     if chunk is not None:
         monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
     lay = layout()
-    graphs = [pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
-              for n, m in ((1, 1), (2, 2), (1, 3))]  # fmt: skip
+    graphs = [
+        pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
+        for n, m in ((1, 1), (2, 2), (1, 3))
+    ]
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -61,13 +63,29 @@ def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):
 @pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone(synthetic_splits, tmp_path):
     """Same initialisation, data order and optimiser: the same trajectory up to float rounding."""
-    together = run_grid_points([dict(POINT, seed=s) for s in (3, 5)], synthetic_splits["train"],
-                               synthetic_splits["val"], {"test": synthetic_splits["test"]}, FIT, TINY_MODEL,
-                               TINY_TRAIN, {"grid_level": 0}, [tmp_path / "a3", tmp_path / "a5"])  # fmt: skip
+    together = run_grid_points(
+        [dict(POINT, seed=s) for s in (3, 5)],
+        synthetic_splits["train"],
+        synthetic_splits["val"],
+        {"test": synthetic_splits["test"]},
+        FIT,
+        TINY_MODEL,
+        TINY_TRAIN,
+        {"grid_level": 0},
+        [tmp_path / "a3", tmp_path / "a5"],
+    )
     for seed, result in zip((3, 5), together):
-        alone = run_grid_point(dict(POINT, seed=seed), synthetic_splits["train"], synthetic_splits["val"],
-                               {"test": synthetic_splits["test"]}, FIT, TINY_MODEL, TINY_TRAIN, {"grid_level": 0},
-                               tmp_path / f"b{seed}")  # fmt: skip
+        alone = run_grid_point(
+            dict(POINT, seed=seed),
+            synthetic_splits["train"],
+            synthetic_splits["val"],
+            {"test": synthetic_splits["test"]},
+            FIT,
+            TINY_MODEL,
+            TINY_TRAIN,
+            {"grid_level": 0},
+            tmp_path / f"b{seed}",
+        )
         a = pd.read_parquet(tmp_path / f"a{seed}" / "metrics.parquet").drop(columns=TIMING)
         b = pd.read_parquet(tmp_path / f"b{seed}" / "metrics.parquet").drop(columns=TIMING)
         pd.testing.assert_frame_equal(a, b, rtol=1e-4)

@@ -1,8 +1,8 @@
 """Hidden-feature hooks, weight norms, ablation and the hierarchy tables, on small synthetic inputs."""
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 import torch
 from conftest import FIT, TINY_MODEL, synthetic_frame
 from e3nn import o3
@@ -106,18 +106,29 @@ def test_ablation_zeroes_exactly_the_chosen_order():
         ablated = model(graph)
         outputs, _ = order_contributions(model, graph)  # the layers' hooks zero the order here too
     layer = model.layers[0]
-    for l, _, sl, _ in ((ir.l, ir.p, s, m) for (m, ir), s in zip(layer.second.irreps_out, layer.second.irreps_out.slices())):
+    for l, _, sl, _ in (
+        (ir.l, ir.p, s, m) for (m, ir), s in zip(layer.second.irreps_out, layer.second.irreps_out.slices())
+    ):
         block = outputs[0][:, sl]
         assert (block == 0).all() if l == 2 else (block != 0).any()
     assert not torch.equal(ablated, model(graph))
 
 
 def test_onset_is_first_epoch_below_the_fraction_of_baseline():
-    learning = pd.DataFrame({
-        "lmax_hidden": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "n_train": 10,
-        "epoch": [1, 2, 3, 1, 2, 3], "l": [0, 0, 0, 1, 1, 1],
-        "epsilon_l": [4.0, 1.9, 1.0, 3.0, 2.9, 2.8], "baseline_l": [4.0] * 3 + [3.0] * 3,
-    })  # fmt: skip
+    learning = pd.DataFrame(
+        {
+            "lmax_hidden": 2,
+            "output": "full",
+            "capacity": "study",
+            "channels": "study",
+            "seed": 0,
+            "n_train": 10,
+            "epoch": [1, 2, 3, 1, 2, 3],
+            "l": [0, 0, 0, 1, 1, 1],
+            "epsilon_l": [4.0, 1.9, 1.0, 3.0, 2.9, 2.8],
+            "baseline_l": [4.0] * 3 + [3.0] * 3,
+        }
+    )
     learning["ratio"] = learning["epsilon_l"] / learning["baseline_l"]
     table = onset_table(learning, 0.5).set_index("l")
     assert table.loc[0, "onset_epoch"] == 2

@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import FIT, TINY_MODEL, synthetic_frame
-
 from e3nn import o3
 
 from e3hier.conventions import positions_to_e3nn, random_rotation, rotate_coefficients
+from e3hier.evaluation import Predictor, full_prediction
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork, edge_features, hidden_irreps, neighbour_list
 from e3hier.samples import load_samples, pack
-from e3hier.evaluation import Predictor, full_prediction
 
 
 def test_hidden_irreps_truncate_at_lmax():
@@ -88,19 +87,32 @@ def test_fused_kernels_compute_e3nns_network(lmax, node_attributes, float64_defa
     cfg = dict(TINY_MODEL)
     # the study's network has no node attributes: e3nn then uses a constant 1 (0e) per atom
     stock = Network(
-        irreps_in="2x0e", irreps_hidden=hidden_irreps(lmax, cfg.pop("hidden_multiplicities")),
-        irreps_out=layout.irreps, irreps_node_attr="2x0e" if node_attributes == "one_hot" else None,
-        irreps_edge_attr=o3.Irreps.spherical_harmonics(cfg.pop("lmax_edge")), num_neighbors=3.0, num_nodes=12.0,
-        reduce_output=False, **cfg,
-    )  # fmt: skip
+        irreps_in="2x0e",
+        irreps_hidden=hidden_irreps(lmax, cfg.pop("hidden_multiplicities")),
+        irreps_out=layout.irreps,
+        irreps_node_attr="2x0e" if node_attributes == "one_hot" else None,
+        irreps_edge_attr=o3.Irreps.spherical_harmonics(cfg.pop("lmax_edge")),
+        num_neighbors=3.0,
+        num_nodes=12.0,
+        reduce_output=False,
+        **cfg,
+    )
     pos = torch.as_tensor(positions_to_e3nn(sample.positions))
     one_hot = graph["one_hot"]
     inputs = {"pos": pos, "x": one_hot, **({"z": one_hot} if node_attributes == "one_hot" else {})}
     reference = stock(inputs)
     reference.pow(2).sum().backward()
     for kernels in ("fused", "split"):
-        model = DensityNetwork(2, lmax, str(layout.irreps), num_neighbors=3.0, num_nodes=12.0, kernels=kernels,
-                               node_attributes=node_attributes, **TINY_MODEL)  # fmt: skip
+        model = DensityNetwork(
+            2,
+            lmax,
+            str(layout.irreps),
+            num_neighbors=3.0,
+            num_nodes=12.0,
+            kernels=kernels,
+            node_attributes=node_attributes,
+            **TINY_MODEL,
+        )
         model.load_state_dict(stock.state_dict())  # strict: the same parameter names and shapes
         out = model(graph)
         out.pow(2).sum().backward()
