@@ -6,7 +6,9 @@ TRAIN_PARAMS = {
     "dft": wf.fit_layout_settings(config["dft"]),
     "model": config["model"],
     "train": wf.per_model_train_settings(config["train"]),
-    "metric": {k: v for k, v in config["metric"].items() if k != "collocation_cache_mb"},
+    "metric": {
+        k: v for k, v in config["metric"].items() if k != "collocation_cache_mb"
+    },
     # measured during training, so they are training settings too
     "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
 }
