@@ -14,11 +14,13 @@ from e3hier.capacity import grid_multiplicities
 from e3hier.dataset import DATASET_COLUMNS
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.evaluation import L_COLUMNS, evaluate
-from e3hier.features import features_table, probe_rows, zero_hidden_orders
+from e3hier.features import features_table, probe_rows
 from e3hier.grid import GridPoint
+from e3hier.held_out import evaluate_test_splits
 from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
+from e3hier.network_setup import place_on_device
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
 from e3hier.training import Trainer
 
@@ -32,77 +34,6 @@ def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
     if n_train > len(ids):
         raise ValueError(f"train.n_train: {n_train} structures requested, the training split has {len(ids)}")
     return frame[frame["structure"].isin(set(ids[:n_train]))]
-
-
-#: Columns of a model's ``ablation.parquet``.
-ABLATION_COLUMNS = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
-
-
-def ablation_variants(lmax_hidden: int) -> list[tuple[int, str, tuple]]:
-    """``(zeroed_l, mode, orders)``: the hidden orders zeroed in every layer, one order l (``single``) or
-    all orders ≥ l (``cumulative``), for l = 1..lmax_hidden."""
-    return [
-        (zeroed, mode, tuple(orders))
-        for zeroed in range(1, lmax_hidden + 1)
-        for mode, orders in (("single", [zeroed]), ("cumulative", range(zeroed, lmax_hidden + 1)))
-    ]
-
-
-def evaluate_split(evaluate_models, model, samples, variants, held_bytes: float) -> tuple[list, dict]:
-    """One split's ``evaluate`` tables per model, intact and with each ablation variant's orders zeroed.
-
-    ``evaluate_models(samples)`` gives one table per model of ``model`` (one network, or a ``MemberNetworks``
-    stack). The structures go in chunks whose ε-grid collocations fit in ``held_bytes`` (at least one
-    structure): a chunk's streamed grids are evaluated once, held for all its passes, then released.
-    Returns ``(intact, ablated)``: a table per model, and ``{variant: a table per model}``.
-    """
-    intact, ablated = [[] for _ in evaluate_models([])], {variant: [] for variant in variants}
-    start = 0
-    while start < len(samples):
-        stop, size = start + 1, samples[start].grid.collocation_bytes
-        while stop < len(samples) and size + samples[stop].grid.collocation_bytes <= held_bytes:
-            size += samples[stop].grid.collocation_bytes
-            stop += 1
-        chunk = samples[start:stop]
-        for sample in chunk:
-            sample.grid.hold()
-        for tables, table in zip(intact, evaluate_models(chunk)):
-            tables.append(table)
-        for variant in variants:
-            with zero_hidden_orders(model, variant[2]):
-                ablated[variant].append(evaluate_models(chunk))
-        for sample in chunk:
-            sample.grid.release()
-        start = stop
-
-    def joined(tables):
-        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-
-    return (
-        [joined(tables) for tables in intact],
-        {variant: [joined(tables) for tables in zip(*chunks)] for variant, chunks in ablated.items()},
-    )
-
-
-def ablation_rows(intact: list[pd.DataFrame], ablated: dict) -> list[pd.DataFrame]:
-    """Per model: test ε with each variant's hidden orders zeroed (``ablation_variants``), and Δε against
-    the intact model, in total and per output l (means over the structures of ``evaluate_split``'s tables)."""
-
-    def mean_errors(table):
-        return {
-            "epsilon": table["epsilon"].mean(),
-            **{f"epsilon_l{l}": table[f"epsilon_l{l}"].mean() for l in L_COLUMNS},
-        }
-
-    rows = [[] for _ in intact]
-    for (zeroed, mode, _), tables in ablated.items():
-        for k, (before, after) in enumerate(zip(map(mean_errors, intact), map(mean_errors, tables))):
-            row = {"zeroed_l": zeroed, "mode": mode, "epsilon": after["epsilon"]}
-            row["delta_epsilon"] = after["epsilon"] - before["epsilon"]
-            for l in L_COLUMNS:
-                row[f"delta_epsilon_l{l}"] = after[f"epsilon_l{l}"] - before[f"epsilon_l{l}"]
-            rows[k].append(row)
-    return [pd.DataFrame(r, columns=ABLATION_COLUMNS) for r in rows]
 
 
 def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
@@ -279,10 +210,9 @@ def run_grid_points(
     for trainer, (_, best, _) in zip(trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
         trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
-    evaluations, ablations = [[] for _ in trainers], [pd.DataFrame(columns=ABLATION_COLUMNS) for _ in trainers]
-    for split, path in test_paths.items():
-        # test grids are used in one stretch (the split, then its ablations): streamed, and held a chunk at
-        # a time in what the validation grids left of the budget
+
+    def load_test_split(path):
+        # streamed: a test split's grids are held a chunk at a time (evaluate_test_splits)
         samples = load_samples(
             read_table(path, DATASET_COLUMNS),
             layout,
@@ -293,20 +223,16 @@ def run_grid_points(
             grid_level=grid_level,
             budget=CollocationBudget(0),
         )
-        for s in samples:
-            s.graph = {k: v.to(trainers[0].device) for k, v in s.graph.items()}
-        variants = ablation_variants(point.lmax_hidden) if split == "test" else []
-        intact, ablated = evaluate_split(evaluate_models, model, samples, variants, budget.left)
-        for k, errors in enumerate(intact):
-            errors.insert(0, "split", split)
-            evaluations[k].append(errors)
-        if variants and samples:
-            ablations = ablation_rows(intact, ablated)
+        place_on_device(samples, trainers[0].device)
+        return samples
+
+    evaluations, ablations = evaluate_test_splits(
+        evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, budget.left
+    )
     results = []
-    for p, trainer, out_dir, (metrics, best, callbacks), evaluation, ablation in zip(
+    for p, trainer, out_dir, (metrics, best, callbacks), eval_table, ablation in zip(
         points, trainers, out_dirs, fitted, evaluations, ablations
     ):
-        eval_table = pd.concat(evaluation, ignore_index=True)
         summary = finish_grid_point(p, trainer, metrics, best, callbacks, eval_table, ablation, plan, out_dir)
         summary["ensemble_size"] = len(trainers)
         summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model

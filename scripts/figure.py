@@ -1,6 +1,6 @@
 """Snakemake glue: draw one figure from the analysis tables."""
 
-from e3hier import figures
+from e3hier import figures, hierarchy_figures
 from e3hier.io import logged_errors, read_table, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -14,15 +14,16 @@ with logged_errors(log):
     elif name == "learning_curves":
         fig = figures.learning_curves(tables["training"])
     elif name == "hierarchy":
-        fig = figures.hierarchy(tables["contributions"], tables["models"], options["output"])
+        fig = hierarchy_figures.hierarchy(tables["contributions"], tables["models"], options["output"])
     elif name == "hidden_features":
-        fig = figures.hidden_features(tables["features"], options["output"])
+        fig = hierarchy_figures.hidden_features(tables["features"], options["output"])
     elif name == "findings":
         fig = figures.findings(tables["findings"])
     elif name == "ablation":
-        fig = figures.ablation_heatmap(tables["ablation"], options["lmax_hidden"])
+        fig = hierarchy_figures.ablation_heatmap(tables["ablation"], options["lmax_hidden"])
     elif name == "density":
-        fig = figures.density_planes(tables["density_slice"], list(dict.fromkeys(tables["density_slice"]["label"])))
+        planes = tables["density_slice"]
+        fig = hierarchy_figures.density_planes(planes, list(dict.fromkeys(planes["label"])))
     elif name == "transfer":
         fig = figures.transfer(tables["transfer"])
     elif name == "data_efficiency":

@@ -60,10 +60,7 @@ from e3hier.plan.dag import (  # noqa: F401
 from e3hier.plan.features import (  # noqa: F401
     BATCH1_FIXED_FRACTION,
     BATCH_REFERENCE_ATOMS,
-    atom_grid_points,
-    basis_functions,
     job_features,
-    structure_table,
     train_features,
 )
 from e3hier.plan.laws import (  # noqa: F401
@@ -90,6 +87,7 @@ from e3hier.plan.predict import (  # noqa: F401
 from e3hier.plan.runs import (  # noqa: F401
     summarise_run,
 )
+from e3hier.plan.structure_features import atom_grid_points, basis_functions, structure_table  # noqa: F401
 from e3hier.plan.validation import (  # noqa: F401
     compare,
     measured_rule_table,
