@@ -63,12 +63,12 @@ class DensityGrid:
         self.dtype = np.dtype(dtype)
         self.columns = {int(order): np.flatnonzero(self.l == order) for order in np.unique(self.l)}
         self.evaluate = evaluate
-        self.blocks: dict = {}  # l → (columns, held collocation of those columns)
+        self.held: dict = {}  # l → held collocation of the columns of order l
 
     @property
     def held_bytes(self) -> int:
         """Bytes of collocation this grid holds (0 when streamed)."""
-        return sum(chi.nbytes for _, chi in self.blocks.values())
+        return sum(chi.nbytes for chi in self.held.values())
 
     @property
     def collocation_bytes(self) -> int:
@@ -84,24 +84,24 @@ class DensityGrid:
     def hold(self):
         """Evaluate the collocation once and hold it (until ``release``), a block of points at a time so that
         no whole float64 copy is ever made."""
-        if self.blocks:
+        if self.held:
             return
         held = {l: np.empty((len(self.weights), len(cols)), dtype=self.dtype) for l, cols in self.columns.items()}
         for start, stop, chi in self.point_blocks():
             for l, cols in self.columns.items():
                 # np.take along axis 1, not fancy indexing: the same columns, ~10× faster
                 held[l][start:stop] = np.take(chi, cols, axis=1)
-        self.blocks = {l: (cols, held[l]) for l, cols in self.columns.items()}
+        self.held = held
 
     def release(self):
         """Drop the held collocation: the grid is streamed again."""
-        self.blocks = {}
+        self.held = {}
 
     def density_by_l(self, coefficients: np.ndarray) -> dict[int, np.ndarray]:
         """ρ_l on the grid: the density of each order's functions alone."""
         coefficients = np.asarray(coefficients, dtype=self.dtype)
-        if self.blocks:
-            return {l: chi @ coefficients[cols] for l, (cols, chi) in self.blocks.items()}
+        if self.held:
+            return {l: chi @ coefficients[self.columns[l]] for l, chi in self.held.items()}
         out = {l: np.empty((len(self.weights), *coefficients.shape[1:]), dtype=self.dtype) for l in self.columns}
         for start, stop, chi in self.point_blocks():
             for l, cols in self.columns.items():
@@ -194,7 +194,3 @@ class CollocationBudget:
             return False
         self.left -= nbytes
         return True
-
-    def rest(self) -> CollocationBudget:
-        """A new budget of what is left of this one (for grids held one after the other)."""
-        return CollocationBudget(self.left / 1e6)

@@ -126,20 +126,20 @@ class DensityNetwork(Network):
         kernels: str = "fused",
     ):
         with e3nn_code_generation(optimized=kernels != "fused"):
-            self._build(
-                n_elements,
-                lmax_hidden,
-                irreps_out,
-                num_neighbors,
-                num_nodes,
-                hidden_multiplicities,
-                layers,
-                max_radius,
-                number_of_basis,
-                radial_layers,
-                radial_neurons,
-                lmax_edge,
-                node_attributes,
+            super().__init__(
+                irreps_in=o3.Irreps(f"{n_elements}x0e"),
+                irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),
+                irreps_out=o3.Irreps(irreps_out),
+                irreps_node_attr=node_attribute_irreps(node_attributes, n_elements),
+                irreps_edge_attr=o3.Irreps.spherical_harmonics(lmax_edge),
+                layers=layers,
+                max_radius=max_radius,
+                number_of_basis=number_of_basis,
+                radial_layers=radial_layers,
+                radial_neurons=radial_neurons,
+                num_neighbors=num_neighbors,
+                num_nodes=num_nodes,
+                reduce_output=False,
             )
         self.lmax_edge = lmax_edge
         self.node_attributes = node_attributes
@@ -149,38 +149,6 @@ class DensityNetwork(Network):
             optimise_tensor_products(self)
         elif kernels != "e3nn":
             raise ValueError(f"kernels: {kernels!r} is not one of 'fused', 'split', 'e3nn'")
-
-    def _build(
-        self,
-        n_elements,
-        lmax_hidden,
-        irreps_out,
-        num_neighbors,
-        num_nodes,
-        hidden_multiplicities,
-        layers,
-        max_radius,
-        number_of_basis,
-        radial_layers,
-        radial_neurons,
-        lmax_edge,
-        node_attributes,
-    ) -> None:
-        super().__init__(
-            irreps_in=o3.Irreps(f"{n_elements}x0e"),
-            irreps_hidden=hidden_irreps(lmax_hidden, hidden_multiplicities),
-            irreps_out=o3.Irreps(irreps_out),
-            irreps_node_attr=node_attribute_irreps(node_attributes, n_elements),
-            irreps_edge_attr=o3.Irreps.spherical_harmonics(lmax_edge),
-            layers=layers,
-            max_radius=max_radius,
-            number_of_basis=number_of_basis,
-            radial_layers=radial_layers,
-            radial_neurons=radial_neurons,
-            num_neighbors=num_neighbors,
-            num_nodes=num_nodes,
-            reduce_output=False,
-        )
 
     def node_attr(self, graph: dict) -> torch.Tensor:
         """The node attributes: the element one-hot, or a constant 1 per atom (the study's)."""

@@ -54,7 +54,6 @@ from e3hier.plan.dag import (  # noqa: F401
     job_counts,
     load_config,
     parse_dry_run,
-    parse_point,
     rule_family,
 )
 from e3hier.plan.features import (  # noqa: F401

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from e3hier.grid import folder_values
-
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "Snakefile"
 SCHEMA = ROOT / "e3hier" / "schemas" / "config.schema.yaml"
@@ -241,19 +239,3 @@ def rule_family(rule: str) -> str:
     if rule == "train" or rule.startswith("train_ensemble"):
         return "train"
     return rule
-
-
-def parse_point(name: str) -> dict:
-    """The grid point of a model folder name.
-
-    Parameters
-    ----------
-    name : str
-        A folder name such as ``lmax_hidden~2_output~full_capacity~study_channels~study_seed~0_n_train~all``.
-
-    Returns
-    -------
-    dict
-        ``{"lmax_hidden": "2", "output": "full", ...}`` (values as strings; ``e3hier.grid.folder_values``).
-    """
-    return folder_values(name)

@@ -14,8 +14,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from e3hier.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE
-from e3hier.plan.dag import parse_point, rule_family
+from e3hier.grid import folder_values
+from e3hier.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE, CollocationBudget
+from e3hier.plan.dag import rule_family
 from e3hier.plan.structure_features import basis_functions, model_size, structure_table
 
 #: Share of a batch-1 optimiser step that does not grow with the atoms in the step (op dispatch), at
@@ -44,22 +45,18 @@ def held_collocation(val_grids: pd.Series, test_grids: dict, metric_cfg: dict) -
         Entries of the held validation grids, of the streamed ones (evaluated every epoch), and of the
         largest chunk of test grids held at once (what the budget leaves, at least the largest structure).
     """
-    budget = (
-        float(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)) * 1e6 / np.dtype(COLLOCATION_DTYPE).itemsize
-    )
+    itemsize = np.dtype(COLLOCATION_DTYPE).itemsize
+    budget = CollocationBudget(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB))
     held = streamed = 0.0
-    for entries in val_grids:  # first come, first held
-        if held + entries <= budget:
+    for entries in val_grids:  # first come, first held, as the job's load_samples does
+        if budget.take(entries * itemsize):
             held += entries
         else:
             streamed += entries
+    left = budget.left / itemsize
     # a chunk never spans two splits, and holds at least one structure
     test_chunk = max(
-        (
-            min(float(grids.sum()), max(budget - held, float(grids.max())))
-            for grids in test_grids.values()
-            if len(grids)
-        ),
+        (min(float(grids.sum()), max(left, float(grids.max()))) for grids in test_grids.values() if len(grids)),
         default=0.0,
     )
     return held, streamed, test_chunk
@@ -71,7 +68,8 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     Parameters
     ----------
     point : dict
-        The grid point (``parse_point``): ``lmax_hidden``, ``output``, ``capacity``, ``channels``, ``n_train``.
+        The grid point (``e3hier.grid.folder_values`` of its folder name): ``lmax_hidden``, ``output``,
+        ``capacity``, ``channels``, ``n_train``.
     config : dict
         A ``load_config`` config.
     structures : pandas.DataFrame
@@ -102,12 +100,8 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     train_atoms = float(structures.loc[train_ids[:n_train], "atoms"].mean()) if n_train else 0.0
     val = structures[structures["split"] == train_cfg.get("val_split", "val")]
     tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
-    test_grids = {s: float(structures.loc[structures["split"] == s, "metric_grid"].sum()) for s in tests}
-    held_val, streamed_val, test_chunk = held_collocation(
-        val["metric_grid"],
-        {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests},
-        config["metric"],
-    )
+    test_grids = {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests}
+    held_val, streamed_val, test_chunk = held_collocation(val["metric_grid"], test_grids, config["metric"])
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
     probe_every = int(analysis_cfg.get("probe_every", 8))
@@ -139,7 +133,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
         "step_work": epochs * n_train * (phi / batch + (1 - phi) * train_atoms / ref),
         "forward_work": (epochs * len(val) + n_probes * probe_structures) * (val_atoms / ref),
         "val_grid": held_val + epochs * streamed_val,
-        "test_grid": float(sum(test_grids.values())),
+        "test_grid": float(sum(grids.sum() for grids in test_grids.values())),
         "held_grid": held_val + test_chunk,
     }
 
@@ -205,7 +199,7 @@ def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame
         elif family == "structure_manifest":
             row["n_structures"] = len(structures)
         elif family == "train":
-            points = [parse_point(p) for p in job.points]
+            points = [folder_values(p) for p in job.points]
             key = tuple(sorted((k, v) for k, v in points[0].items() if k != "seed"))
             if key not in per_point:
                 per_point[key] = train_features(points[0], config, structures)
