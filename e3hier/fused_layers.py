@@ -16,6 +16,7 @@ from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.e3nn_internals import CONVOLUTION_ATTRIBUTES, GATE_ATTRIBUTES, gate_extract, output_mask
 from e3hier.fused_products import FusedEdgeProduct, FusedScalarProduct, segment_offsets
+from e3hier.fused_radial import FusedRadialNet
 from e3hier.generated_code import optimise_tensor_products
 from e3hier.scalar_linear import scalar_linear
 
@@ -33,7 +34,8 @@ class FusedConvolution(torch.nn.Module):
     ----------
     convolution : Convolution
         e3nn's convolution, whose ``tp`` is a ``FusedEdgeProduct``; its children (``sc``, ``lin1``,
-        ``fc``, ``tp``, ``lin2``) become this module's, in the same order.
+        ``fc``, ``tp``, ``lin2``) become this module's, in the same order (``fc`` on
+        ``e3hier.fused_radial.FusedRadialNet``).
     constant_attributes : bool
         The node attribute is the constant 1 (the study's): ``sc``, ``lin1`` and ``lin2`` are then
         linear maps of the features (``e3hier.scalar_linear``); they must be ``FusedScalarProduct``.
@@ -47,6 +49,8 @@ class FusedConvolution(torch.nn.Module):
             setattr(self, name, getattr(convolution, name))
         if not isinstance(self.tp, FusedEdgeProduct):
             raise TypeError("FusedConvolution needs a FusedEdgeProduct (fuse_tensor_products)")
+        if FusedRadialNet.supports(self.fc):
+            self.fc = FusedRadialNet(self.fc)
         self.constant_attributes = bool(constant_attributes)
         if constant_attributes and not all(isinstance(p, FusedScalarProduct) for p in (self.sc, self.lin1, self.lin2)):
             raise TypeError("constant_attributes needs FusedScalarProduct for sc, lin1 and lin2")

@@ -1,87 +1,103 @@
 """The self-interaction and linear maps of a convolution with constant node attributes, by hand.
 
 With the study's constant node attribute (one scalar 1 per atom), each of a convolution's ``sc``,
-``lin1`` and ``lin2`` (``FusedScalarProduct``) is a linear map of the features: output segment o is
-``Σ_runs α · x_run W_run`` over the runs of input segments of o's irrep. ``ScalarLinear`` evaluates it
-with one matrix product per run and writes the backward by hand (two products per run), so autograd
-records one node per map instead of ~10 per run. Inputs carry a leading member axis (K, nodes, dim),
-weights (K, numel); one model is K = 1 (``e3hier.ensemble`` stacks K models).
+``lin1`` and ``lin2`` (``FusedScalarProduct``) is a linear map of the features that mixes the channels
+of each irrep and keeps its components m: output segment o is ``Σ_runs α · x_run W_run`` over the
+runs of adjacent input segments of o's irrep. The graphs are small (~10 atoms), so a map costs its
+number of operations more than its arithmetic. ``ScalarLinear`` therefore gathers the features of
+every run at once into rows (node, m) × channel, each column times its path weight α (one
+``index_select`` and one product for the whole map), multiplies each run by its weight block (a view
+of the flat weight: one ``bmm`` per run), and puts all outputs back into e3nn's (u, m) layout with
+one more ``index_select``. The backward is written by hand the same way (two products per run).
+Inputs carry a leading member axis (K, nodes, dim), weights (K, numel); one model is K = 1
+(``e3hier.ensemble`` stacks K models).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
 class LinearPlan:
-    """What ``ScalarLinear`` needs of a ``FusedScalarProduct`` plan, derived once.
+    """Index maps and run table of ``ScalarLinear`` for a ``FusedScalarProduct``, derived once.
 
-    ``runs`` holds, per run: its output segment, the x pieces it reads (``first``, ``stop``), the
-    weight pieces it uses, (mul1, dim, mul_out), a scale for the whole run or one per input segment.
+    Gathered input columns run after run, each (m, u) within its run, so that a run's slice of a
+    node's row reshapes to (m, u): rows (node, m) × channels u. Output columns likewise, output
+    segment after output segment, (m, w) within each.
     """
 
     def __init__(self, product):
-        self.x_sizes = list(product._x_sizes)
-        self.weight_sizes = list(product._sizes)
-        self.out_sizes, self.empty_outputs, self.runs = [], set(), []
-        for index, (plan, (mul_out, dim)) in enumerate(product._plan):
-            self.out_sizes.append(mul_out * dim)
-            if plan is None:
-                self.empty_outputs.add(index)
-                continue
-            for (first, stop), _, mul1, mul2, weight_pieces, scale, alphas, segment_dims in plan:
-                if mul2 != 1:
-                    raise ValueError("ScalarLinear needs a single scalar attribute (constant node attributes)")
-                self.runs.append(
-                    (index, first, stop, tuple(weight_pieces), mul1, dim, mul_out, scale, alphas, tuple(segment_dims))
-                )
-        # a run's single path weight scales its weight block (one product for the whole map, on the small
-        # weights) instead of its outputs and output gradients (one product per run, on node-sized tensors)
-        scales = torch.ones(sum(self.weight_sizes), dtype=torch.float64)
-        offsets = [0]
-        for size in self.weight_sizes:
-            offsets.append(offsets[-1] + size)
-        for _, _, _, pieces, _, _, _, scale, _, _ in self.runs:
-            for k in pieces:
-                scales[offsets[k] : offsets[k + 1]] = 1.0 if scale is None else scale
-        self.weight_scale = scales
-        self._scale_cache: dict = {}
+        x_offsets = np.cumsum([0, *product._x_sizes])
+        w_offsets = np.cumsum([0, *product._sizes])
+        self.in_dim, self.numel = int(x_offsets[-1]), int(w_offsets[-1])
+        in_columns, in_scale, out_columns = [], [], []
+        self.runs = []  # (gathered start, stop, weight start, stop, mul_in, dim, output index)
+        self.outputs = []  # (gathered output start, stop, mul_out, dim)
+        o_start = 0
+        for plan, (mul_out, dim) in product._plan:
+            if plan:
+                for (first, stop), _, mul1, mul2, pieces, scale, alphas, segment_dims in plan:
+                    if mul2 != 1:
+                        raise ValueError("ScalarLinear needs a single scalar attribute (constant node attributes)")
+                    if list(pieces) != list(range(pieces[0], pieces[-1] + 1)):
+                        raise ValueError("ScalarLinear needs each run's weight blocks to be adjacent")
+                    channel_alpha = (
+                        np.full(mul1, scale) if scale is not None else np.repeat(alphas, np.array(segment_dims) // dim)
+                    )
+                    start = len(in_columns)
+                    for m in range(dim):
+                        for u in range(mul1):
+                            in_columns.append(int(x_offsets[first]) + u * dim + m)
+                            in_scale.append(float(channel_alpha[u]))
+                    weights = (int(w_offsets[pieces[0]]), int(w_offsets[pieces[-1] + 1]))
+                    self.runs.append((start, len(in_columns), *weights, mul1, dim, len(self.outputs)))
+                start = len(out_columns)
+                out_columns.extend(o_start + w * dim + m for m in range(dim) for w in range(mul_out))
+                self.outputs.append((start, len(out_columns), mul_out, dim))
+            o_start += mul_out * dim
+        self.out_dim = o_start
+        self.gathered_out = len(out_columns)
+        covered = sorted((a, b) for _, _, a, b, *_ in self.runs)
+        #: every weight belongs to one run, in order: the weight gradient is the runs' blocks one after another
+        self.runs_cover_weights = [a for a, _ in covered] == [0] + [b for _, b in covered[:-1]] and (
+            not covered or covered[-1][1] == self.numel
+        )
+        self.weight_order = sorted(range(len(self.runs)), key=lambda i: self.runs[i][2])
+        # e3nn's output columns from the gathered outputs; columns no run reaches read an appended zero
+        out_position = np.full(self.out_dim, len(out_columns), dtype=np.int64)
+        out_position[out_columns] = np.arange(len(out_columns))
+        self.out_complete = len(out_columns) == self.out_dim
+        # input columns read by exactly one gathered column get their gradient by one index_select
+        counts = np.bincount(np.array(in_columns, dtype=np.int64), minlength=self.in_dim)
+        self.in_unique = bool((counts <= 1).all())
+        in_position = np.full(self.in_dim, len(in_columns), dtype=np.int64)
+        in_position[in_columns] = np.arange(len(in_columns))
+        self.in_complete = bool((counts == 1).all())
+        self.unit_scale = bool(np.allclose(in_scale, 1.0, rtol=0, atol=0))
+        self._cpu = {
+            "in_columns": torch.as_tensor(np.array(in_columns, dtype=np.int64)),
+            "in_position": torch.as_tensor(in_position),
+            "in_scale": torch.as_tensor(np.array(in_scale)),
+            "out_columns": torch.as_tensor(np.array(out_columns, dtype=np.int64)),
+            "out_position": torch.as_tensor(out_position),
+        }
+        self._cache: dict = {}
 
-    def scale(self, weight: torch.Tensor) -> torch.Tensor:
-        """``weight_scale`` on ``weight``'s device and dtype (cached)."""
-        key = (weight.device, weight.dtype)
-        if key not in self._scale_cache:
-            self._scale_cache[key] = self.weight_scale.to(weight.device, weight.dtype)
-        return self._scale_cache[key]
+    def tensors(self, like: torch.Tensor) -> dict:
+        """The index maps on ``like``'s device and the scales in its dtype (cached)."""
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            self._cache[key] = {
+                name: value.to(like.device, like.dtype if value.is_floating_point() else None)
+                for name, value in self._cpu.items()
+            }
+        return self._cache[key]
 
 
-def _as_rows(x: torch.Tensor, mul: int, dim: int) -> torch.Tensor:
-    """(K, n, mul·dim) in e3nn's (u, m) layout → (K, n·dim, mul): one row per node and component m."""
-    if dim == 1:  # scalars: already one row per node
-        return x
-    members, nodes = x.shape[0], x.shape[1]
-    return x.reshape(members, nodes, mul, dim).transpose(2, 3).reshape(members, nodes * dim, mul)
-
-
-def _from_rows(rows: torch.Tensor, nodes: int, dim: int) -> torch.Tensor:
-    """The inverse of ``_as_rows``: (K, n·dim, mul) → (K, n, mul·dim)."""
-    if dim == 1:
-        return rows
-    members, mul = rows.shape[0], rows.shape[2]
-    return rows.view(members, nodes, dim, mul).transpose(2, 3).reshape(members, nodes, mul * dim)
-
-
-def _run_input(x_pieces, first, stop, scale, alphas, segment_dims):
-    """The run's input features, each input segment times its path weight when they differ."""
-    x1 = x_pieces[first] if stop == first + 1 else torch.cat(x_pieces[first:stop], dim=2)
-    if scale is None:
-        x1 = torch.cat([p * a for p, a in zip(torch.split(x1, segment_dims, dim=2), alphas)], dim=2)
-    return x1
-
-
-def _run_weight(w_pieces, weight_pieces, mul1, mul_out):
-    w = w_pieces[weight_pieces[0]] if len(weight_pieces) == 1 else torch.cat([w_pieces[k] for k in weight_pieces], 1)
-    return w.view(-1, mul1, mul_out)
+def _gather(x2d: torch.Tensor, columns: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    gathered = x2d.index_select(1, columns)
+    return gathered if scale is None else gathered.mul_(scale)
 
 
 class ScalarLinear(torch.autograd.Function):
@@ -89,66 +105,64 @@ class ScalarLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, plan: LinearPlan):
+        t = plan.tensors(x)
         members, nodes = x.shape[0], x.shape[1]
-        x_pieces = torch.split(x, plan.x_sizes, dim=2)
-        scaled = weight * plan.scale(weight)
-        w_pieces = torch.split(scaled, plan.weight_sizes, dim=1)
-        results: dict[int, torch.Tensor] = {}
-        for index, first, stop, pieces, mul1, dim, mul_out, scale, alphas, segment_dims in plan.runs:
-            rows = _as_rows(_run_input(x_pieces, first, stop, scale, alphas, segment_dims), mul1, dim)
-            w = _run_weight(w_pieces, pieces, mul1, mul_out)
-            results[index] = torch.bmm(rows, w) if index not in results else results[index].baddbmm_(rows, w)
-        outputs = []
-        for index, size in enumerate(plan.out_sizes):
-            if index in plan.empty_outputs:
-                outputs.append(x.new_zeros(members, nodes, size))
-            else:
-                outputs.append(_from_rows(results[index], nodes, size // results[index].shape[2]))
-        ctx.save_for_backward(x, scaled)
-        ctx.plan = plan
-        return torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+        gathered = _gather(x.reshape(members * nodes, -1), t["in_columns"], None if plan.unit_scale else t["in_scale"])
+        rows, results = [], [None] * len(plan.outputs)
+        for start, stop, w_start, w_stop, mul_in, dim, output in plan.runs:
+            r = gathered[:, start:stop].reshape(members, nodes * dim, mul_in)
+            w = weight[:, w_start:w_stop].view(members, mul_in, -1)
+            results[output] = torch.bmm(r, w) if results[output] is None else results[output].baddbmm_(r, w)
+            rows.append(r)
+        parts = [result.view(members * nodes, -1) for result in results]
+        if not plan.out_complete:
+            parts.append(x.new_zeros(members * nodes, 1))
+        out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        ctx.save_for_backward(weight, *rows)
+        ctx.plan, ctx.in_shape = plan, x.shape
+        return out.index_select(1, t["out_position"]).view(members, nodes, plan.out_dim)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors  # the scaled weights
+        weight, *rows = ctx.saved_tensors
         plan = ctx.plan
-        nodes = x.shape[1]
-        x_pieces = torch.split(x, plan.x_sizes, dim=2)
-        w_pieces = torch.split(weight, plan.weight_sizes, dim=1)
-        grad_pieces = torch.split(grad_out, plan.out_sizes, dim=2)
-        grad_x = [None] * len(plan.x_sizes)
-        grad_w = [None] * len(plan.weight_sizes)
-        grad_rows: dict[int, torch.Tensor] = {}
-        for index, first, stop, pieces, mul1, dim, mul_out, scale, alphas, segment_dims in plan.runs:
-            if index not in grad_rows:
-                grad_rows[index] = _as_rows(grad_pieces[index], mul_out, dim)
-            g = grad_rows[index]
-            w = _run_weight(w_pieces, pieces, mul1, mul_out)
-            if ctx.needs_input_grad[1]:
-                rows = _as_rows(_run_input(x_pieces, first, stop, scale, alphas, segment_dims), mul1, dim)
-                gw = torch.bmm(rows.transpose(1, 2), g).flatten(1)
-                for k, part in zip(pieces, torch.split(gw, [plan.weight_sizes[k] for k in pieces], dim=1)):
-                    grad_w[k] = part if grad_w[k] is None else grad_w[k] + part
-            if ctx.needs_input_grad[0]:
-                gx = _from_rows(torch.bmm(g, w.transpose(1, 2)), nodes, dim)
-                if scale is None:
-                    gx = torch.cat([p * a for p, a in zip(torch.split(gx, segment_dims, dim=2), alphas)], dim=2)
-                parts = torch.split(gx, plan.x_sizes[first:stop], dim=2) if stop > first + 1 else (gx,)
-                for k, part in zip(range(first, stop), parts):
-                    grad_x[k] = part if grad_x[k] is None else grad_x[k] + part
-        gx = gw = None
-        if ctx.needs_input_grad[0]:
-            grad_x = [
-                g if g is not None else x.new_zeros(x.shape[0], nodes, size) for g, size in zip(grad_x, plan.x_sizes)
-            ]
-            gx = torch.cat(grad_x, dim=2) if len(grad_x) > 1 else grad_x[0]
+        t = plan.tensors(grad_out)
+        members, nodes = ctx.in_shape[0], ctx.in_shape[1]
+        gathered = grad_out.reshape(members * nodes, -1).index_select(1, t["out_columns"])
+        grads = [
+            gathered[:, start:stop].reshape(members, nodes * dim, mul_out) for start, stop, mul_out, dim in plan.outputs
+        ]
+        grad_x = grad_w = None
         if ctx.needs_input_grad[1]:
-            grad_w = [
-                g if g is not None else weight.new_zeros(weight.shape[0], size)
-                for g, size in zip(grad_w, plan.weight_sizes)
+            blocks = [torch.bmm(r.transpose(1, 2), grads[run[6]]).view(members, -1) for run, r in zip(plan.runs, rows)]
+            if plan.runs_cover_weights:
+                ordered = [blocks[i] for i in plan.weight_order]
+                grad_w = torch.cat(ordered, dim=1) if len(ordered) > 1 else ordered[0]
+            else:
+                grad_w = weight.new_zeros(members, plan.numel)
+                for (_, _, w_start, w_stop, *_), block in zip(plan.runs, blocks):
+                    grad_w[:, w_start:w_stop] += block
+        if ctx.needs_input_grad[0]:
+            parts = [
+                torch.bmm(grads[output], weight[:, w_start:w_stop].view(members, mul_in, -1).transpose(1, 2)).view(
+                    members * nodes, -1
+                )
+                for _, _, w_start, w_stop, mul_in, _, output in plan.runs
             ]
-            gw = (torch.cat(grad_w, dim=1) if len(grad_w) > 1 else grad_w[0]) * plan.scale(weight)
-        return gx, gw, None
+            if not plan.in_complete:
+                parts.append(grad_out.new_zeros(members * nodes, 1))
+            cols = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            if not plan.unit_scale:
+                scale = t["in_scale"] if plan.in_complete else torch.cat([t["in_scale"], t["in_scale"].new_zeros(1)])
+                cols = cols.mul_(scale)
+            if plan.in_unique:
+                grad_x = cols.index_select(1, t["in_position"])
+            else:
+                grad_x = cols.new_zeros(members * nodes, plan.in_dim).index_add_(
+                    1, t["in_columns"], cols[:, : len(t["in_columns"])]
+                )
+            grad_x = grad_x.view(ctx.in_shape)
+        return grad_x, grad_w, None
 
 
 def scalar_linear(product, x: torch.Tensor) -> torch.Tensor:
