@@ -18,7 +18,7 @@ from e3hier.e3nn_internals import CONVOLUTION_ATTRIBUTES, GATE_ATTRIBUTES, gate_
 from e3hier.fused_products import FusedEdgeProduct, FusedScalarProduct, segment_offsets
 from e3hier.fused_radial import FusedRadialNet
 from e3hier.generated_code import optimise_tensor_products
-from e3hier.scalar_linear import scalar_linear
+from e3hier.scalar_linear import LinearPlan, scalar_linear
 
 #: The largest per-edge tensor (edges × message width, elements) an ensemble's convolution makes at once
 #: without gradients (16 MiB in float32: half the L3 cache of the machine it was tuned on).
@@ -52,12 +52,13 @@ class FusedConvolution(torch.nn.Module):
         if FusedRadialNet.supports(self.fc):
             self.fc = FusedRadialNet(self.fc)
         self.constant_attributes = bool(constant_attributes)
+        self._sc_plan = self._lin2_plan = None  # LinearPlans with the combination folded in, made on first use
         if constant_attributes and not all(isinstance(p, FusedScalarProduct) for p in (self.sc, self.lin1, self.lin2)):
             raise TypeError("constant_attributes needs FusedScalarProduct for sc, lin1 and lin2")
 
     def forward(self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded) -> torch.Tensor:
         weight = self.fc(edge_length_embedded)
-        s = self._linear(self.sc, node_input, node_attr)
+        s = self._self_interaction(node_input, node_attr)
         x = self._node_sums(self._linear(self.lin1, node_input, node_attr), edge_src, edge_dst, edge_attr, weight)
         return self._combine(s, x, node_input.shape[:-1], node_attr)
 
@@ -77,12 +78,20 @@ class FusedConvolution(torch.nn.Module):
         outputs = []
         for mask in masks:
             masked = node_input * mask
-            s = self._linear(self.sc, masked, node_attr)
+            s = self._self_interaction(masked, node_attr)
             outputs.append(self._combine(s, sums * mask[self.tp._fused_source], node_input.shape[:-1], node_attr))
         return outputs
 
     def _linear(self, product, x, node_attr):
         return scalar_linear(product, x) if self.constant_attributes else product(x, node_attr)
+
+    def _self_interaction(self, x, node_attr):
+        """``sc`` of the features; with constant attributes already times its share sin(π/8) (``_combine``)."""
+        if not self.constant_attributes:
+            return self.sc(x, node_attr)
+        if self._sc_plan is None:
+            self._sc_plan = LinearPlan(self.sc, output_scale=math.sin(math.pi / 8))
+        return scalar_linear(self.sc, x, self._sc_plan)
 
     def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:
         """The messages summed on their destination nodes, in the fused layout (all members' nodes, W)."""
@@ -110,15 +119,33 @@ class FusedConvolution(torch.nn.Module):
             sums = sums.index_add(0, edge_dst[rows], messages)
         return sums
 
+    def _shares(self):
+        """The shares of ``sc`` and ``lin2`` in the output: sin(π/8) and, per output column, cos(π/8) where
+        ``sc`` has a path, else 1 (e3nn's ``Convolution``)."""
+        m = output_mask(self.sc)
+        return math.sin(math.pi / 8), (1 - m) + math.cos(math.pi / 8) * m
+
     def _combine(self, s, x, nodes, node_attr) -> torch.Tensor:
-        """The output from the self-interaction ``s`` and the node sums ``x`` (``_node_sums``)."""
+        """The output from the self-interaction ``s`` (``_self_interaction``) and the node sums ``x``
+        (``_node_sums``): ``sin(π/8) sc + cos(π/8) lin2(sums)`` where ``sc`` has a path, else ``lin2(sums)``.
+        With constant attributes the permutation into e3nn's layout, the 1/√num_neighbors and these shares
+        ride on the linear maps' own gathers (``e3hier.scalar_linear.LinearPlan``)."""
+        if self.constant_attributes:
+            if self._lin2_plan is None:
+                self._lin2_plan = LinearPlan(
+                    self.lin2,
+                    self.tp._fused_permutation.cpu().numpy(),
+                    self.num_neighbors**-0.5,
+                    self._shares()[1].detach().cpu().double().numpy(),
+                )
+            if len(nodes) == 2:
+                x = x.view(*nodes, x.shape[-1])
+            return s + scalar_linear(self.lin2, x, self._lin2_plan)
+        c_s, c_x = self._shares()
         x = x.index_select(1, self.tp._fused_permutation).div(self.num_neighbors**0.5)
         if len(nodes) == 2:
             x = x.view(*nodes, x.shape[-1])
         x = self._linear(self.lin2, x, node_attr)
-        c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
-        m = output_mask(self.sc)
-        c_x = (1 - m) + c_x * m
         return c_s * s + c_x * x
 
 

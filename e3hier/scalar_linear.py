@@ -22,12 +22,17 @@ import torch
 class LinearPlan:
     """Index maps and run table of ``ScalarLinear`` for a ``FusedScalarProduct``, derived once.
 
+    The map can take its input with permuted columns (``columns``: input column j of the product is
+    column ``columns[j]`` of x) and scaled (``input_scale``), and scale its output (``output_scale``: a
+    number, or one per output column, constant on each output segment); these ride on the gather and
+    its path weights, so they cost nothing.
+
     Gathered input columns run after run, each (m, u) within its run, so that a run's slice of a
     node's row reshapes to (m, u): rows (node, m) × channels u. Output columns likewise, output
     segment after output segment, (m, w) within each.
     """
 
-    def __init__(self, product):
+    def __init__(self, product, columns=None, input_scale: float = 1.0, output_scale=None):
         x_offsets = np.cumsum([0, *product._x_sizes])
         w_offsets = np.cumsum([0, *product._sizes])
         self.in_dim, self.numel = int(x_offsets[-1]), int(w_offsets[-1])
@@ -44,7 +49,7 @@ class LinearPlan:
                         raise ValueError("ScalarLinear needs each run's weight blocks to be adjacent")
                     channel_alpha = (
                         np.full(mul1, scale) if scale is not None else np.repeat(alphas, np.array(segment_dims) // dim)
-                    )
+                    ) * (input_scale * (1.0 if output_scale is None else _segment_value(output_scale, o_start, mul_out * dim)))
                     start = len(in_columns)
                     for m in range(dim):
                         for u in range(mul1):
@@ -57,6 +62,8 @@ class LinearPlan:
                 self.outputs.append((start, len(out_columns), mul_out, dim))
             o_start += mul_out * dim
         self.out_dim = o_start
+        if columns is not None:  # the input arrives with its columns permuted: x_logical[:, j] = x[:, columns[j]]
+            in_columns = [int(c) for c in np.asarray(columns)[in_columns]]
         self.gathered_out = len(out_columns)
         covered = sorted((a, b) for _, _, a, b, *_ in self.runs)
         #: every weight belongs to one run, in order: the weight gradient is the runs' blocks one after another
@@ -93,6 +100,17 @@ class LinearPlan:
                 for name, value in self._cpu.items()
             }
         return self._cache[key]
+
+
+def _segment_value(values, start: int, size: int) -> float:
+    """The one value of ``values`` (a number, or one per column) on the columns [start, start + size)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 0:
+        return float(values)
+    segment = values[start : start + size]
+    if not np.all(segment == segment[0]):
+        raise ValueError("ScalarLinear: an output scale must be constant on each output segment")
+    return float(segment[0])
 
 
 def _gather(x2d: torch.Tensor, columns: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -165,12 +183,14 @@ class ScalarLinear(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def scalar_linear(product, x: torch.Tensor) -> torch.Tensor:
+def scalar_linear(product, x: torch.Tensor, plan: LinearPlan | None = None) -> torch.Tensor:
     """``product(x, 1)`` for a ``FusedScalarProduct`` whose attribute is the constant scalar 1; ``x`` is
-    (nodes, dim) for one model, (K, nodes, dim) for K stacked models (weights (K, numel))."""
-    plan = product.__dict__.get("_linear_plan")
+    (nodes, dim) for one model, (K, nodes, dim) for K stacked models (weights (K, numel)). With ``plan``
+    (a ``LinearPlan`` of ``product`` with a column permutation or scales) that map instead."""
     if plan is None:
-        plan = product._linear_plan = LinearPlan(product)
+        plan = product.__dict__.get("_linear_plan")
+        if plan is None:
+            plan = product._linear_plan = LinearPlan(product)
     weight = product.weight
     if weight.dim() == 1:
         return ScalarLinear.apply(x[None], weight[None], plan)[0]
