@@ -75,13 +75,9 @@ class FusedRadialNet(torch.nn.Module):
         if type(net) is not FullyConnectedNet:
             return False
         layers = list(net.children())
-        return (
-            len(layers) >= 1
-            and layers[-1].act is None
-            and all(
-                isinstance(layer.act, normalize2mom) and layer.act.f is torch.nn.functional.silu for layer in layers[:-1]
-            )
-        )
+        silu = torch.nn.functional.silu
+        hidden_silu = all(isinstance(layer.act, normalize2mom) and layer.act.f is silu for layer in layers[:-1])
+        return len(layers) >= 1 and layers[-1].act is None and hidden_silu
 
     def __init__(self, net: FullyConnectedNet):
         super().__init__()

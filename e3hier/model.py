@@ -14,7 +14,7 @@ Positions enter in e3nn's frame (y, z, x), so outputs are in the project's
 m-ordered layout (``e3hier.conventions``).
 
 The tensor products run on fused kernels by default (``DensityNetwork(kernels=...)``; the speed layer
-is ``e3hier.fused_layers``, ``e3hier.fused_products``, ``e3hier.scalar_linear`` and
+is ``e3hier.fused_layers``, ``e3hier.fused_products``, ``e3hier.scalar_linear``, ``e3hier.fused_radial`` and
 ``e3hier.generated_code``, reaching e3nn's internals only through ``e3hier.e3nn_internals``): the same
 parameters and state-dict keys as e3nn's modules, outputs equal to float rounding, ~3-4× faster
 training steps on CPU (``benchmarks/``).

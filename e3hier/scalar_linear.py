@@ -42,14 +42,16 @@ class LinearPlan:
         o_start = 0
         for plan, (mul_out, dim) in product._plan:
             if plan:
-                for (first, stop), _, mul1, mul2, pieces, scale, alphas, segment_dims in plan:
+                for (first, _), _, mul1, mul2, pieces, scale, alphas, segment_dims in plan:
                     if mul2 != 1:
                         raise ValueError("ScalarLinear needs a single scalar attribute (constant node attributes)")
                     if list(pieces) != list(range(pieces[0], pieces[-1] + 1)):
                         raise ValueError("ScalarLinear needs each run's weight blocks to be adjacent")
-                    channel_alpha = (
+                    path_weight = (
                         np.full(mul1, scale) if scale is not None else np.repeat(alphas, np.array(segment_dims) // dim)
-                    ) * (input_scale * (1.0 if output_scale is None else _segment_value(output_scale, o_start, mul_out * dim)))
+                    )
+                    output_share = 1.0 if output_scale is None else _segment_value(output_scale, o_start, mul_out * dim)
+                    channel_alpha = path_weight * input_scale * output_share
                     start = len(in_columns)
                     for m in range(dim):
                         for u in range(mul1):
