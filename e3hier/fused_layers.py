@@ -90,7 +90,7 @@ class FusedConvolution(torch.nn.Module):
         if not self.constant_attributes:
             return self.sc(x, node_attr)
         if self._sc_plan is None:
-            self._sc_plan = LinearPlan(self.sc, output_scale=math.sin(math.pi / 8))
+            self._sc_plan = LinearPlan(self.sc, output_scale=self._shares()[0])
         return scalar_linear(self.sc, x, self._sc_plan)
 
     def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:

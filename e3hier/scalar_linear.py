@@ -66,7 +66,6 @@ class LinearPlan:
         self.out_dim = o_start
         if columns is not None:  # the input arrives with its columns permuted: x_logical[:, j] = x[:, columns[j]]
             in_columns = [int(c) for c in np.asarray(columns)[in_columns]]
-        self.gathered_out = len(out_columns)
         covered = sorted((a, b) for _, _, a, b, *_ in self.runs)
         #: every weight belongs to one run, in order: the weight gradient is the runs' blocks one after another
         self.runs_cover_weights = [a for a, _ in covered] == [0] + [b for _, b in covered[:-1]] and (
