@@ -96,21 +96,24 @@ class MemberNetworks(torch.nn.Module):
 
 
 def pack_members(graphs: list[dict]) -> dict:
-    """One graph of K members' packed batches: node tensors (K, max nodes, ·), edge features (K, max
-    edges, ·) padded with zeros, and edge and output-row indices into the members' nodes laid one after
-    another (member k's node i is row k·max nodes + i)."""
+    """One graph of K members' packed batches: node tensors (K, max nodes, ·), edge and pair features
+    (K, max edges or pairs, ·) padded with zeros, and edge, pair and output-row indices into the members'
+    nodes and pairs laid one after another (member k's node i is row k·max nodes + i)."""
     nodes = max(g["one_hot"].shape[0] for g in graphs)
     edges = max(g["edge_src"].shape[0] for g in graphs)
 
     def padded(tensor, size):
         return torch.nn.functional.pad(tensor, (0, 0, 0, size - tensor.shape[0]))
 
+    pairs = max(g["pair_length_embedded"].shape[0] for g in graphs)
     out = {"one_hot": torch.stack([padded(g["one_hot"], nodes) for g in graphs])}
     for key in GRAPH_EDGE_KEYS:
         out[key] = torch.stack([padded(g[key], edges) for g in graphs])
-    for key in ("edge_src", "edge_dst"):  # padding edges join a member's first node to itself, with no message
+    out["pair_length_embedded"] = torch.stack([padded(g["pair_length_embedded"], pairs) for g in graphs])
+    # padding edges join a member's first node to itself, with no message (their edge_attr is zero)
+    for key, rows in (("edge_src", nodes), ("edge_dst", nodes), ("edge_pair", pairs)):
         out[key] = torch.cat(
-            [torch.nn.functional.pad(g[key], (0, edges - len(g[key]))) + k * nodes for k, g in enumerate(graphs)]
+            [torch.nn.functional.pad(g[key], (0, edges - len(g[key]))) + k * rows for k, g in enumerate(graphs)]
         )
     out["atom"] = torch.cat([g["atom"] + k * nodes for k, g in enumerate(graphs)])
     out["slot"] = torch.cat([g["slot"] for g in graphs])

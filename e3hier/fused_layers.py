@@ -56,14 +56,18 @@ class FusedConvolution(torch.nn.Module):
         if constant_attributes and not all(isinstance(p, FusedScalarProduct) for p in (self.sc, self.lin1, self.lin2)):
             raise TypeError("constant_attributes needs FusedScalarProduct for sc, lin1 and lin2")
 
-    def forward(self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded) -> torch.Tensor:
-        weight = self.fc(edge_length_embedded)
+    def forward(
+        self, node_input, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded, edge_pair=None
+    ) -> torch.Tensor:
+        """e3nn's ``Convolution.forward``; with ``edge_pair`` (``e3hier.model.edge_features``),
+        ``edge_length_embedded`` has one row per undirected pair and ``edge_pair`` is each edge's row."""
+        weight = self._edge_weights(edge_length_embedded, edge_pair)
         s = self._self_interaction(node_input, node_attr)
         x = self._node_sums(self._linear(self.lin1, node_input, node_attr), edge_src, edge_dst, edge_attr, weight)
         return self._combine(s, x, node_input.shape[:-1], node_attr)
 
     def forward_masked(
-        self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded
+        self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded, edge_pair=None
     ) -> list[torch.Tensor]:
         """``[self(node_input * mask, ...) for mask in masks]``, the edge work done once for all masks.
 
@@ -72,7 +76,7 @@ class FusedConvolution(torch.nn.Module):
         message column comes from one input segment, so masking the input masks the summed messages
         column by column: the edge products (most of a convolution) run once instead of once per mask.
         """
-        weight = self.fc(edge_length_embedded)
+        weight = self._edge_weights(edge_length_embedded, edge_pair)
         x = self._linear(self.lin1, node_input, node_attr)
         sums = self._node_sums(x, edge_src, edge_dst, edge_attr, weight)
         outputs = []
@@ -81,6 +85,18 @@ class FusedConvolution(torch.nn.Module):
             s = self._self_interaction(masked, node_attr)
             outputs.append(self._combine(s, sums * mask[self.tp._fused_source], node_input.shape[:-1], node_attr))
         return outputs
+
+    def _edge_weights(self, edge_length_embedded, edge_pair=None) -> torch.Tensor:
+        """The radial network's weights per edge. A length does not depend on the edge's direction, so
+        with ``edge_pair`` the network runs once per undirected pair (half the edges; its products are
+        a large share of a step) and each edge takes its pair's row."""
+        weight = self.fc(edge_length_embedded)
+        if edge_pair is None:
+            return weight
+        if weight.dim() == 2:
+            return weight.index_select(0, edge_pair)
+        # an ensemble: (K, pairs, W), members' pairs one after another in edge_pair (``pack_members``)
+        return weight.flatten(0, 1).index_select(0, edge_pair).view(weight.shape[0], -1, weight.shape[-1])
 
     def _linear(self, product, x, node_attr):
         return scalar_linear(product, x) if self.constant_attributes else product(x, node_attr)

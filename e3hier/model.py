@@ -62,7 +62,11 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
 
     Returns ``edge_src``, ``edge_dst`` (long), ``edge_attr`` (smooth cutoff ×
     spherical harmonics, component normalisation) and ``edge_length_embedded``
-    (Gaussian basis × √number_of_basis), exactly as ``Network.forward`` builds them.
+    (Gaussian basis × √number_of_basis), exactly as ``Network.forward`` builds them; and the
+    undirected pairs: ``pair_length_embedded``, one row per pair of atoms (the same numbers as
+    both of its directed edges' rows, since a length does not depend on the direction), and
+    ``edge_pair``, each edge's row in it. The fused convolutions run their radial networks on the
+    pairs (``e3hier.fused_layers.FusedConvolution``): half the edges.
     """
     src, dst = neighbour_list(positions_angstrom, max_radius)
     pos = torch.as_tensor(positions_to_e3nn(positions_angstrom), dtype=torch.float64)
@@ -76,7 +80,16 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
         edge_length, start=0.0, end=max_radius, number=number_of_basis, basis="gaussian", cutoff=False
     ).mul(number_of_basis**0.5)
     edge_attr = smooth_cutoff(edge_length / max_radius)[:, None] * edge_sh
-    return {"edge_src": edge_src, "edge_dst": edge_dst, "edge_attr": edge_attr, "edge_length_embedded": embedded}
+    pair_key = np.minimum(src, dst) * len(positions_angstrom) + np.maximum(src, dst)
+    _, first_edge, edge_pair = np.unique(pair_key, return_index=True, return_inverse=True)
+    return {
+        "edge_src": edge_src,
+        "edge_dst": edge_dst,
+        "edge_attr": edge_attr,
+        "edge_length_embedded": embedded,
+        "edge_pair": torch.as_tensor(edge_pair.reshape(-1).astype(np.int64)),
+        "pair_length_embedded": embedded[torch.as_tensor(first_edge)],
+    }
 
 
 class DensityNetwork(Network):
@@ -143,8 +156,11 @@ class DensityNetwork(Network):
             )
         self.lmax_edge = lmax_edge
         self.node_attributes = node_attributes
+        #: every convolution is fused, so all take the radial input per undirected pair (``edge_inputs``)
+        self.radial_on_pairs = False
         if kernels == "fused":
-            fuse_tensor_products(self, constant_attributes=node_attributes == "constant")
+            counts = fuse_tensor_products(self, constant_attributes=node_attributes == "constant")
+            self.radial_on_pairs = counts["convolution"] == len(self.layers)
         elif kernels == "split":
             optimise_tensor_products(self)
         elif kernels != "e3nn":
@@ -155,10 +171,13 @@ class DensityNetwork(Network):
         one_hot = graph["one_hot"]
         return one_hot if self.node_attributes == "one_hot" else one_hot.new_ones(*one_hot.shape[:-1], 1)
 
-    @staticmethod
-    def edge_inputs(graph: dict) -> tuple:
-        """What every convolution takes besides the node features and attributes."""
-        return graph["edge_src"], graph["edge_dst"], graph["edge_attr"], graph["edge_length_embedded"]
+    def edge_inputs(self, graph: dict) -> tuple:
+        """What every convolution takes besides the node features and attributes: the fused
+        convolutions take the radial networks' input per undirected pair and each edge's pair."""
+        edges = graph["edge_src"], graph["edge_dst"], graph["edge_attr"]
+        if self.radial_on_pairs:
+            return *edges, graph["pair_length_embedded"], graph["edge_pair"]
+        return *edges, graph["edge_length_embedded"]
 
     def forward(self, graph: dict) -> torch.Tensor:
         """Per-atom output (n_atoms, irreps_out.dim) of a (packed) graph from ``edge_features``."""

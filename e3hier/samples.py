@@ -156,12 +156,15 @@ def pack(samples: list[Sample]) -> dict:
         s = samples[0]
         return {**s.graph, "atom": torch.as_tensor(s.atom), "slot": torch.as_tensor(s.slot)}
     offsets = np.cumsum([0] + [s.n_atoms for s in samples[:-1]])
+    pair_offsets = np.cumsum([0] + [len(s.graph["pair_length_embedded"]) for s in samples[:-1]])
     packed = {
         "one_hot": torch.cat([s.graph["one_hot"] for s in samples]),
         "edge_src": torch.cat([s.graph["edge_src"] + int(o) for s, o in zip(samples, offsets)]),
         "edge_dst": torch.cat([s.graph["edge_dst"] + int(o) for s, o in zip(samples, offsets)]),
         "edge_attr": torch.cat([s.graph["edge_attr"] for s in samples]),
         "edge_length_embedded": torch.cat([s.graph["edge_length_embedded"] for s in samples]),
+        "edge_pair": torch.cat([s.graph["edge_pair"] + int(o) for s, o in zip(samples, pair_offsets)]),
+        "pair_length_embedded": torch.cat([s.graph["pair_length_embedded"] for s in samples]),
         "atom": torch.as_tensor(np.concatenate([s.atom + o for s, o in zip(samples, offsets)])),
         "slot": torch.as_tensor(np.concatenate([s.slot for s in samples])),
     }
