@@ -42,6 +42,23 @@ def gate_extract(gate: Gate):
     return gate.sc.cut
 
 
+def activation_runs(activation) -> list[tuple[int, int, object, float]] | None:
+    """An ``e3nn.nn.Activation`` on scalars as runs of adjacent segments with one function and one
+    normalisation constant: ``(start, stop, f, constant)`` (its output is ``f(x[start:stop]) · constant``
+    run after run); None where a segment has no function (non-scalars pass through)."""
+    runs, start = [], 0
+    for mul, _, act in activation.paths:
+        if act is None:
+            return None
+        f, constant = act.f, float(getattr(act, "cst", 1.0))
+        if runs and runs[-1][2] is f and runs[-1][3] == constant:
+            runs[-1] = (runs[-1][0], start + mul, f, constant)
+        else:
+            runs.append((start, start + mul, f, constant))
+        start += mul
+    return runs
+
+
 def optimize_einsums() -> bool:
     """Whether e3nn optimises the einsums of the code it generates (``opt_einsum_fx``)."""
     return bool(e3nn.get_optimization_defaults()["optimize_einsums"])
@@ -87,6 +104,9 @@ def check_internals() -> None:
     for name in GATE_CHILDREN + GATE_ATTRIBUTES:
         _require(gate, name, "e3nn.nn.Gate")
     _require(gate.sc, "cut", "e3nn.nn.Gate.sc")
+    _require(gate.act_gates, "paths", "e3nn.nn.Activation")
+    for name in ("f", "cst"):
+        _require(gate.act_gates.paths[0][2], name, "e3nn.math.normalize2mom")
     for name in ("irreps_in", "instructions"):
         _require(gate_extract(gate), name, "e3nn.nn.Gate.sc.cut")
     conv = Convolution(

@@ -14,7 +14,7 @@ from e3nn import o3
 from e3nn.nn import Gate
 from e3nn.nn.models.gate_points_2101 import Convolution
 
-from e3hier.e3nn_internals import CONVOLUTION_ATTRIBUTES, GATE_ATTRIBUTES, gate_extract, output_mask
+from e3hier.e3nn_internals import CONVOLUTION_ATTRIBUTES, GATE_ATTRIBUTES, activation_runs, gate_extract, output_mask
 from e3hier.fused_products import FusedEdgeProduct, FusedScalarProduct, segment_offsets
 from e3hier.fused_radial import FusedRadialNet
 from e3hier.generated_code import optimise_tensor_products
@@ -199,6 +199,8 @@ class FusedGate(torch.nn.Module):
             start = len(gate_index) and gate_index[-1] + 1
             gate_index += [start + u for u in range(mul) for _ in range(ir.dim)]
         self.register_buffer("_gate_index", torch.as_tensor(gate_index, dtype=torch.long), persistent=False)
+        # the activations as runs of one function each (all the gates are one sigmoid): e3nn applies one per segment
+        self._scalar_runs, self._gate_runs = activation_runs(self.act_scalars), activation_runs(self.act_gates)
 
     def forward(self, features):
         pieces = torch.split(features, self._x_sizes, dim=-1)
@@ -210,11 +212,22 @@ class FusedGate(torch.nn.Module):
             else features.new_zeros(features.shape[:-1] + (0,))
             for group in self._groups
         )
-        scalars = self.act_scalars(scalars)
+        scalars = _activate(self.act_scalars, self._scalar_runs, scalars)
         if not gates.shape[-1]:
             return scalars
-        gated = gated * self.act_gates(gates).index_select(-1, self._gate_index)
+        gated = gated * _activate(self.act_gates, self._gate_runs, gates).index_select(-1, self._gate_index)
         return torch.cat([scalars, gated], dim=-1)
+
+
+def _activate(activation, runs, x: torch.Tensor) -> torch.Tensor:
+    """``activation(x)`` (e3nn's ``Activation`` on scalars), one function call per run of ``activation_runs``."""
+    if runs is None:
+        return activation(x)
+    parts = []
+    for start, stop, f, constant in runs:
+        part = f(x if len(runs) == 1 else x[..., start:stop])
+        parts.append(part if constant == 1.0 else part * constant)
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
 
 def _replace(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
