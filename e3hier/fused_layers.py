@@ -18,7 +18,7 @@ from e3hier.e3nn_internals import CONVOLUTION_ATTRIBUTES, GATE_ATTRIBUTES, activ
 from e3hier.fused_products import FusedEdgeProduct, FusedScalarProduct, segment_offsets
 from e3hier.fused_radial import FusedRadialNet
 from e3hier.generated_code import optimise_tensor_products
-from e3hier.scalar_linear import LinearPlan, scalar_linear
+from e3hier.scalar_linear import LinearPlan, linear_maps, scalar_linear
 
 #: The largest per-edge tensor (edges × message width, elements) an ensemble's convolution makes at once
 #: without gradients (16 MiB in float32: half the L3 cache of the machine it was tuned on).
@@ -53,6 +53,8 @@ class FusedConvolution(torch.nn.Module):
             self.fc = FusedRadialNet(self.fc)
         self.constant_attributes = bool(constant_attributes)
         self._sc_plan = self._lin2_plan = None  # LinearPlans with the combination folded in, made on first use
+        self._input_plan = None  # sc and lin1 stacked (``_input_maps``), made on first use
+        self.stack_input_maps = True
         if constant_attributes and not all(isinstance(p, FusedScalarProduct) for p in (self.sc, self.lin1, self.lin2)):
             raise TypeError("constant_attributes needs FusedScalarProduct for sc, lin1 and lin2")
 
@@ -62,9 +64,22 @@ class FusedConvolution(torch.nn.Module):
         """e3nn's ``Convolution.forward``; with ``edge_pair`` (``e3hier.model.edge_features``),
         ``edge_length_embedded`` has one row per undirected pair and ``edge_pair`` is each edge's row."""
         weight = self._edge_weights(edge_length_embedded, edge_pair)
-        s = self._self_interaction(node_input, node_attr)
-        x = self._node_sums(self._linear(self.lin1, node_input, node_attr), edge_src, edge_dst, edge_attr, weight)
+        if self.constant_attributes and self.stack_input_maps:
+            s, x = self._input_maps(node_input)
+        else:
+            s = self._self_interaction(node_input, node_attr)
+            x = self._linear(self.lin1, node_input, node_attr)
+        x = self._node_sums(x, edge_src, edge_dst, edge_attr, weight)
         return self._combine(s, x, node_input.shape[:-1], node_attr)
+
+    def _input_maps(self, x):
+        """``_self_interaction`` and ``lin1`` of the features at once (constant attributes): one map of the
+        input (one gather, one scatter of it, one gradient) with both outputs side by side."""
+        if self._input_plan is None:
+            self._input_plan = LinearPlan.stacked([self._sc_linear_plan(), LinearPlan(self.lin1)])
+        both = linear_maps(self._input_plan, torch.cat([self.sc.weight, self.lin1.weight], dim=-1), x)
+        sc_dim = self._sc_plan.out_dim
+        return both.split([sc_dim, self._input_plan.out_dim - sc_dim], dim=-1)
 
     def forward_masked(
         self, node_input, masks, node_attr, edge_src, edge_dst, edge_attr, edge_length_embedded, edge_pair=None
@@ -105,9 +120,13 @@ class FusedConvolution(torch.nn.Module):
         """``sc`` of the features; with constant attributes already times its share sin(π/8) (``_combine``)."""
         if not self.constant_attributes:
             return self.sc(x, node_attr)
+        return scalar_linear(self.sc, x, self._sc_linear_plan())
+
+    def _sc_linear_plan(self) -> LinearPlan:
+        """``sc`` times its share sin(π/8) (``_combine``)."""
         if self._sc_plan is None:
             self._sc_plan = LinearPlan(self.sc, output_scale=self._shares()[0])
-        return scalar_linear(self.sc, x, self._sc_plan)
+        return self._sc_plan
 
     def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:
         """The messages summed on their destination nodes, in the fused layout (all members' nodes, W)."""

@@ -66,6 +66,36 @@ class LinearPlan:
         self.out_dim = o_start
         if columns is not None:  # the input arrives with its columns permuted: x_logical[:, j] = x[:, columns[j]]
             in_columns = [int(c) for c in np.asarray(columns)[in_columns]]
+        self._derive(in_columns, in_scale, out_columns)
+
+    @classmethod
+    def stacked(cls, plans: list[LinearPlan]) -> LinearPlan:
+        """One map of the same input with the outputs of ``plans`` side by side, and their flat weights
+        one after another (``linear_maps``): one gather and one scatter for all of them."""
+        plan = cls.__new__(cls)
+        plan.in_dim = plans[0].in_dim
+        if any(p.in_dim != plan.in_dim for p in plans):
+            raise ValueError("LinearPlan.stacked: the maps must take one input")
+        plan.numel = plan.out_dim = 0
+        plan.runs, plan.outputs = [], []
+        in_columns, in_scale, out_columns = [], [], []
+        for p in plans:
+            gathered, outputs = len(in_columns), len(plan.outputs)
+            plan.runs += [
+                (a + gathered, b + gathered, wa + plan.numel, wb + plan.numel, mul, dim, o + outputs)
+                for a, b, wa, wb, mul, dim, o in p.runs
+            ]
+            plan.outputs += [(a + len(out_columns), b + len(out_columns), mul, dim) for a, b, mul, dim in p.outputs]
+            in_columns += p._cpu["in_columns"].tolist()
+            in_scale += p._cpu["in_scale"].tolist()
+            out_columns += (p._cpu["out_columns"] + plan.out_dim).tolist()
+            plan.numel += p.numel
+            plan.out_dim += p.out_dim
+        plan._derive(in_columns, in_scale, out_columns)
+        return plan
+
+    def _derive(self, in_columns: list, in_scale: list, out_columns: list) -> None:
+        """The run order, index maps and flags ``ScalarLinear`` uses, from the gathered columns."""
         covered = sorted((a, b) for _, _, a, b, *_ in self.runs)
         #: every weight belongs to one run, in order: the weight gradient is the runs' blocks one after another
         self.runs_cover_weights = [a for a, _ in covered] == [0] + [b for _, b in covered[:-1]] and (
@@ -184,6 +214,14 @@ class ScalarLinear(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def linear_maps(plan: LinearPlan, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The map of ``plan`` with the flat ``weight``: (numel,) and ``x`` (nodes, dim) for one model,
+    (K, numel) and (K, nodes, dim) for K stacked models."""
+    if weight.dim() == 1:
+        return ScalarLinear.apply(x[None], weight[None], plan)[0]
+    return ScalarLinear.apply(x, weight, plan)
+
+
 def scalar_linear(product, x: torch.Tensor, plan: LinearPlan | None = None) -> torch.Tensor:
     """``product(x, 1)`` for a ``FusedScalarProduct`` whose attribute is the constant scalar 1; ``x`` is
     (nodes, dim) for one model, (K, nodes, dim) for K stacked models (weights (K, numel)). With ``plan``
@@ -192,7 +230,4 @@ def scalar_linear(product, x: torch.Tensor, plan: LinearPlan | None = None) -> t
         plan = product.__dict__.get("_linear_plan")
         if plan is None:
             plan = product._linear_plan = LinearPlan(product)
-    weight = product.weight
-    if weight.dim() == 1:
-        return ScalarLinear.apply(x[None], weight[None], plan)[0]
-    return ScalarLinear.apply(x, weight, plan)
+    return linear_maps(plan, product.weight, x)

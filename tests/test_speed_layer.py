@@ -11,7 +11,7 @@ from e3nn.nn import FullyConnectedNet
 from e3hier.capacity import hidden_irreps
 from e3hier.fused_products import FusedScalarProduct
 from e3hier.fused_radial import FusedRadialNet
-from e3hier.scalar_linear import scalar_linear
+from e3hier.scalar_linear import LinearPlan, linear_maps, scalar_linear
 
 
 @pytest.fixture
@@ -60,6 +60,32 @@ def test_scalar_linear_is_the_scalar_product(members, float64_default):
         torch.testing.assert_close(out, reference, rtol=0, atol=1e-12)
         torch.testing.assert_close(ex, dx, rtol=0, atol=1e-12)
         torch.testing.assert_close(ew, dw, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("members", [None, 3])
+def test_stacked_linear_maps_are_the_maps(members, float64_default):
+    """``LinearPlan.stacked``: two maps of one input (one with scales, as ``sc`` has its share) as one map,
+    outputs side by side, weights one after the other: the same outputs and gradients as two maps."""
+    products = [tp for _, tp in scalar_products()]
+    sc, lin1 = products[0], products[0].__class__.__new__(products[0].__class__)
+    lin1.__dict__.update(copy.deepcopy(products[0]).__dict__)
+    torch.manual_seed(2)
+    lin1.weight = torch.nn.Parameter(torch.randn_like(sc.weight))
+    plans = [LinearPlan(sc, output_scale=0.3), LinearPlan(lin1)]
+    shape = (7,) if members is None else (members, 7)
+    x = torch.randn(*shape, sc.irreps_in1.dim, requires_grad=True)
+    weights = [
+        (p.weight.detach() if members is None else torch.randn(members, p.weight.numel())).requires_grad_(True)
+        for p in (sc, lin1)
+    ]
+    grad = torch.randn(*shape, sum(p.out_dim for p in plans))
+    separate = torch.cat([linear_maps(plan, w, x) for plan, w in zip(plans, weights)], dim=-1)
+    expected = torch.autograd.grad(separate, (x, *weights), grad)
+    both = linear_maps(LinearPlan.stacked(plans), torch.cat(weights, dim=-1), x)
+    got = torch.autograd.grad(both, (x, *weights), grad)
+    torch.testing.assert_close(both, separate, rtol=0, atol=1e-12)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("hidden_layers", [1, 2])
