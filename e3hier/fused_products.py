@@ -266,7 +266,12 @@ class FusedEdgeProduct(o3.TensorProduct):
         x_pieces = torch.split(x, self._x_sizes, dim=1)
         couplings = torch.split(y @ self._fused_cg, self._cg_sizes, dim=1)  # CG · Y per edge, all segments
         products = [
-            torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling.reshape(-1, dim, width)).reshape(-1, mul * width)
+            (
+                # scalar inputs: an outer product per edge, which bmm does as a product with a sum over one term
+                (x_pieces[i_in1][:, :, None] * coupling[:, None, :])
+                if dim == 1
+                else torch.bmm(x_pieces[i_in1].reshape(-1, mul, dim), coupling.reshape(-1, dim, width))
+            ).reshape(-1, mul * width)
             for (i_in1, mul, dim, width), coupling in zip(self._plan, couplings)
         ]  # (z, u, k) per input segment
         product = torch.cat(products, dim=1) if len(products) > 1 else products[0]
