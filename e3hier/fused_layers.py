@@ -131,9 +131,7 @@ class FusedConvolution(torch.nn.Module):
     def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:
         """The messages summed on their destination nodes, in the fused layout (all members' nodes, W)."""
         if x.dim() == 2:
-            messages = self.tp.messages(x.index_select(0, edge_src), edge_attr, weight)
-            # index_add, not scatter_add with an expanded index: same sums, much cheaper backward (index_select)
-            return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
+            return self.tp.node_sums(x, edge_src, edge_dst, edge_attr, weight)
         # an ensemble: the members' nodes one after another, edge indices offset to match. Without
         # gradients (probes, validation: many structures per member) the per-edge tensors of all members
         # at once (edges × W, W ~13,000 at l_max 4) would fall out of the caches: members are taken in
@@ -142,7 +140,9 @@ class FusedConvolution(torch.nn.Module):
         # Each node's messages are still added in edge order.
         members, edges = edge_attr.shape[0], edge_attr.shape[1]
         width = self.tp._fused_permutation.shape[0]
-        group = members if torch.is_grad_enabled() else max(1, MESSAGE_CHUNK_ELEMENTS // max(1, edges * width))
+        if torch.is_grad_enabled():  # all members at once
+            return self.tp.node_sums(x.flatten(0, 1), edge_src, edge_dst, edge_attr.flatten(0, 1), weight.flatten(0, 1))
+        group = max(1, MESSAGE_CHUNK_ELEMENTS // max(1, edges * width))
         x = x.flatten(0, 1)
         sums = x.new_zeros(x.shape[0], width)
         for first in range(0, members, group):
