@@ -19,6 +19,10 @@ import numpy as np
 import torch
 
 
+#: The largest map (in_dim × out_dim entries) evaluated as one dense matrix (``LinearPlan._dense``).
+DENSE_ENTRIES = 16384
+
+
 class LinearPlan:
     """Index maps and run table of ``ScalarLinear`` for a ``FusedScalarProduct``, derived once.
 
@@ -67,6 +71,8 @@ class LinearPlan:
         if columns is not None:  # the input arrives with its columns permuted: x_logical[:, j] = x[:, columns[j]]
             in_columns = [int(c) for c in np.asarray(columns)[in_columns]]
         self._derive(in_columns, in_scale, out_columns)
+
+    use_dense = True
 
     @classmethod
     def stacked(cls, plans: list[LinearPlan]) -> LinearPlan:
@@ -121,6 +127,30 @@ class LinearPlan:
             "out_position": torch.as_tensor(out_position),
         }
         self._cache: dict = {}
+        self._dense(in_columns, in_scale, out_columns)
+
+    def _dense(self, in_columns: list, in_scale: list, out_columns: list) -> None:
+        """For a small map (``DENSE_ENTRIES``), its matrix (in_dim × out_dim) as one gather of the flat
+        weight (an appended zero where no weight reaches) times the scales: the map is then one matrix
+        product, cheaper than the runs' gathers and products when the map is tiny (the first layer's)."""
+        self.dense = False
+        if self.in_dim * self.out_dim > DENSE_ENTRIES:
+            return
+        index = np.full((self.in_dim, self.out_dim), self.numel, dtype=np.int64)
+        scale = np.zeros((self.in_dim, self.out_dim))
+        for start, _, w_start, _, mul_in, dim, output in self.runs:
+            o_start, _, mul_out, _ = self.outputs[output]
+            for m in range(dim):
+                for u in range(mul_in):
+                    g = start + m * mul_in + u
+                    columns = [out_columns[o_start + m * mul_out + w] for w in range(mul_out)]
+                    if (index[in_columns[g], columns] != self.numel).any():
+                        return  # two weights on one entry: keep the runs
+                    index[in_columns[g], columns] = w_start + u * mul_out + np.arange(mul_out)
+                    scale[in_columns[g], columns] = in_scale[g]
+        self.dense = True
+        self._cpu["dense_index"] = torch.as_tensor(index.ravel())
+        self._cpu["dense_scale"] = torch.as_tensor(scale.ravel())
 
     def tensors(self, like: torch.Tensor) -> dict:
         """The index maps on ``like``'s device and the scales in its dtype (cached)."""
@@ -217,6 +247,13 @@ class ScalarLinear(torch.autograd.Function):
 def linear_maps(plan: LinearPlan, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The map of ``plan`` with the flat ``weight``: (numel,) and ``x`` (nodes, dim) for one model,
     (K, numel) and (K, nodes, dim) for K stacked models."""
+    if plan.dense and plan.use_dense:
+        t = plan.tensors(x)
+        padded = torch.cat([weight, weight.new_zeros(*weight.shape[:-1], 1)], dim=-1)
+        matrix = (padded.index_select(-1, t["dense_index"]) * t["dense_scale"]).view(
+            *weight.shape[:-1], plan.in_dim, plan.out_dim
+        )
+        return x @ matrix
     if weight.dim() == 1:
         return ScalarLinear.apply(x[None], weight[None], plan)[0]
     return ScalarLinear.apply(x, weight, plan)

@@ -37,11 +37,15 @@ def scalar_products():
         yield e3nn_tp, tp
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("members", [None, 3])
-def test_scalar_linear_is_the_scalar_product(members, float64_default):
+def test_scalar_linear_is_the_scalar_product(members, dense, float64_default, monkeypatch):
     """``scalar_linear(product, x)`` equals e3nn's ``product(x, 1)`` (each member with its own weights): outputs,
-    input and weight gradients; an output irrep no input reaches (3o here) is zero."""
+    input and weight gradients; an output irrep no input reaches (3o here) is zero. Both ways: the runs, and
+    the small maps' dense matrix."""
+    monkeypatch.setattr(LinearPlan, "use_dense", dense)
     for e3nn_tp, tp in scalar_products():
+        assert LinearPlan(tp).dense  # these maps are small
         torch.manual_seed(1)
         shape = (7,) if members is None else (members, 7)
         x = torch.randn(*shape, tp.irreps_in1.dim, requires_grad=True)
@@ -62,10 +66,12 @@ def test_scalar_linear_is_the_scalar_product(members, float64_default):
         torch.testing.assert_close(ew, dw, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("members", [None, 3])
-def test_stacked_linear_maps_are_the_maps(members, float64_default):
+def test_stacked_linear_maps_are_the_maps(members, dense, float64_default, monkeypatch):
     """``LinearPlan.stacked``: two maps of one input (one with scales, as ``sc`` has its share) as one map,
     outputs side by side, weights one after the other: the same outputs and gradients as two maps."""
+    monkeypatch.setattr(LinearPlan, "use_dense", dense)
     products = [tp for _, tp in scalar_products()]
     sc, lin1 = products[0], products[0].__class__.__new__(products[0].__class__)
     lin1.__dict__.update(copy.deepcopy(products[0]).__dict__)
