@@ -108,6 +108,11 @@ class LinearPlan:
             not covered or covered[-1][1] == self.numel
         )
         self.weight_order = sorted(range(len(self.runs)), key=lambda i: self.runs[i][2])
+        self.run_widths = [b - a for a, b, *_ in self.runs]
+        self.output_widths = [b - a for a, b, *_ in self.outputs]
+        #: the runs take the weights in order, one block after another: one split gives every run's block
+        self.weights_in_run_order = self.runs_cover_weights and self.weight_order == list(range(len(self.runs)))
+        self._run_weight_sizes = [b - a for _, _, a, b, *_ in self.runs]
         # e3nn's output columns from the gathered outputs; columns no run reaches read an appended zero
         out_position = np.full(self.out_dim, len(out_columns), dtype=np.int64)
         out_position[out_columns] = np.arange(len(out_columns))
@@ -152,6 +157,12 @@ class LinearPlan:
         self._cpu["dense_index"] = torch.as_tensor(index.ravel())
         self._cpu["dense_scale"] = torch.as_tensor(scale.ravel())
 
+    def run_weights(self, weight: torch.Tensor) -> list:
+        """Each run's block of the flat weight (members, its size)."""
+        if self.weights_in_run_order:
+            return torch.split(weight, self._run_weight_sizes, dim=1) if len(self.runs) > 1 else [weight]
+        return [weight[:, a:b] for _, _, a, b, *_ in self.runs]
+
     def tensors(self, like: torch.Tensor) -> dict:
         """The index maps on ``like``'s device and the scales in its dtype (cached)."""
         key = (like.device, like.dtype)
@@ -188,9 +199,11 @@ class ScalarLinear(torch.autograd.Function):
         members, nodes = x.shape[0], x.shape[1]
         gathered = _gather(x.reshape(members * nodes, -1), t["in_columns"], None if plan.unit_scale else t["in_scale"])
         rows, results = [], [None] * len(plan.outputs)
-        for start, stop, w_start, w_stop, mul_in, dim, output in plan.runs:
-            r = gathered[:, start:stop].reshape(members, nodes * dim, mul_in)
-            w = weight[:, w_start:w_stop].view(members, mul_in, -1)
+        for (_, _, _, _, mul_in, dim, output), piece, w in zip(
+            plan.runs, torch.split(gathered, plan.run_widths, dim=1), plan.run_weights(weight)
+        ):
+            r = piece.reshape(members, nodes * dim, mul_in)
+            w = w.view(members, mul_in, -1)
             results[output] = torch.bmm(r, w) if results[output] is None else results[output].baddbmm_(r, w)
             rows.append(r)
         parts = [result.view(members * nodes, -1) for result in results]
@@ -209,7 +222,8 @@ class ScalarLinear(torch.autograd.Function):
         members, nodes = ctx.in_shape[0], ctx.in_shape[1]
         gathered = grad_out.reshape(members * nodes, -1).index_select(1, t["out_columns"])
         grads = [
-            gathered[:, start:stop].reshape(members, nodes * dim, mul_out) for start, stop, mul_out, dim in plan.outputs
+            piece.reshape(members, nodes * dim, mul_out)
+            for (_, _, mul_out, dim), piece in zip(plan.outputs, torch.split(gathered, plan.output_widths, dim=1))
         ]
         grad_x = grad_w = None
         if ctx.needs_input_grad[1]:
@@ -223,10 +237,8 @@ class ScalarLinear(torch.autograd.Function):
                     grad_w[:, w_start:w_stop] += block
         if ctx.needs_input_grad[0]:
             parts = [
-                torch.bmm(grads[output], weight[:, w_start:w_stop].view(members, mul_in, -1).transpose(1, 2)).view(
-                    members * nodes, -1
-                )
-                for _, _, w_start, w_stop, mul_in, _, output in plan.runs
+                torch.bmm(grads[output], w.view(members, mul_in, -1).transpose(1, 2)).view(members * nodes, -1)
+                for (_, _, _, _, mul_in, _, output), w in zip(plan.runs, plan.run_weights(weight))
             ]
             if not plan.in_complete:
                 parts.append(grad_out.new_zeros(members * nodes, 1))
