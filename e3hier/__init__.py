@@ -11,9 +11,8 @@
   ``held_out.py`` (test splits and the ablation), ``features.py`` (hidden-feature probes) and
   ``ensemble.py`` (seeds trained together);
 - the network: ``model.py`` (the study's), and its speed layer ``fused_products.py``, ``fused_layers.py``,
-  ``generated_code.py``, ``scalar_linear.py``, ``fused_radial.py``, ``allocator.py``, with e3nn's internals
-  reached only in
-  ``e3nn_internals.py``;
+  ``generated_code.py``, ``scalar_linear.py``, ``fused_radial.py``, ``allocator.py``, ``lean_adam.py`` (the
+  optimiser's step), with e3nn's internals reached only in ``e3nn_internals.py``;
 - analysis and figures: ``analysis.py``, ``findings.py`` (verdicts), ``statistics.py``,
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
 - the workflow's helpers: ``workflow.py``, ``script_imports.py`` (code inputs), ``slurm_nodes.py``,

@@ -54,7 +54,6 @@ class FusedConvolution(torch.nn.Module):
         self.constant_attributes = bool(constant_attributes)
         self._sc_plan = self._lin2_plan = None  # LinearPlans with the combination folded in, made on first use
         self._input_plan = None  # sc and lin1 stacked (``_input_maps``), made on first use
-        self.stack_input_maps = True
         if constant_attributes and not all(isinstance(p, FusedScalarProduct) for p in (self.sc, self.lin1, self.lin2)):
             raise TypeError("constant_attributes needs FusedScalarProduct for sc, lin1 and lin2")
 
@@ -64,7 +63,7 @@ class FusedConvolution(torch.nn.Module):
         """e3nn's ``Convolution.forward``; with ``edge_pair`` (``e3hier.model.edge_features``),
         ``edge_length_embedded`` has one row per undirected pair and ``edge_pair`` is each edge's row."""
         weight = self._edge_weights(edge_length_embedded, edge_pair)
-        if self.constant_attributes and self.stack_input_maps:
+        if self.constant_attributes:
             s, x = self._input_maps(node_input)
         else:
             s = self._self_interaction(node_input, node_attr)

@@ -229,7 +229,8 @@ class FusedEdgeProduct(o3.TensorProduct):
     segments at once), each input segment (u, l1) is coupled to its paths with one batched product, and
     the per-edge path weights are spread over each path's 2l+1 components by one ``index_select``; one
     column permutation gives e3nn's output layout. Same weights and layout; outputs agree to float
-    rounding. Made by ``fuse_tensor_products``.
+    rounding. A convolution sums the messages on the nodes with ``node_sums`` (``EdgeSums``: a
+    hand-written backward). Made by ``fuse_tensor_products``.
     """
 
     @staticmethod

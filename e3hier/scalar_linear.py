@@ -10,14 +10,14 @@ every run at once into rows (node, m) × channel, each column times its path wei
 of the flat weight: one ``bmm`` per run), and puts all outputs back into e3nn's (u, m) layout with
 one more ``index_select``. The backward is written by hand the same way (two products per run).
 Inputs carry a leading member axis (K, nodes, dim), weights (K, numel); one model is K = 1
-(``e3hier.ensemble`` stacks K models).
+(``e3hier.ensemble`` stacks K models). Two maps of one input (``sc`` and ``lin1``) run as one
+(``LinearPlan.stacked``), and a tiny map (the first layer's) as one dense matrix (``LinearPlan.dense``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-
 
 #: The largest map (in_dim × out_dim entries) evaluated as one dense matrix (``LinearPlan._dense``).
 DENSE_ENTRIES = 16384
@@ -72,6 +72,7 @@ class LinearPlan:
             in_columns = [int(c) for c in np.asarray(columns)[in_columns]]
         self._derive(in_columns, in_scale, out_columns)
 
+    #: evaluate maps with ``dense`` as their dense matrix (the tests take both ways)
     use_dense = True
 
     @classmethod

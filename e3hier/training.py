@@ -21,11 +21,11 @@ import torch
 from tqdm import tqdm
 
 from e3hier.allocator import keep_freed_memory
-from e3hier.lean_adam import LeanAdam
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
+from e3hier.lean_adam import LeanAdam
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import model_config, place_on_device, resolve_device, seeded_model
 from e3hier.samples import TORCH_DTYPES, Sample, pack, shell_scales
