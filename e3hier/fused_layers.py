@@ -62,13 +62,14 @@ class FusedConvolution(torch.nn.Module):
     ) -> torch.Tensor:
         """e3nn's ``Convolution.forward``; with ``edge_pair`` (``e3hier.model.edge_features``),
         ``edge_length_embedded`` has one row per undirected pair and ``edge_pair`` is each edge's row."""
-        weight = self._edge_weights(edge_length_embedded, edge_pair)
+        # per pair: the edge products take each edge's row when they spread the weights (``EdgeSums``)
+        weight = self.fc(edge_length_embedded)
         if self.constant_attributes:
             s, x = self._input_maps(node_input)
         else:
             s = self._self_interaction(node_input, node_attr)
             x = self._linear(self.lin1, node_input, node_attr)
-        x = self._node_sums(x, edge_src, edge_dst, edge_attr, weight)
+        x = self._node_sums(x, edge_src, edge_dst, edge_attr, weight, edge_pair)
         return self._combine(s, x, node_input.shape[:-1], node_attr)
 
     def _input_maps(self, x):
@@ -127,10 +128,11 @@ class FusedConvolution(torch.nn.Module):
             self._sc_plan = LinearPlan(self.sc, output_scale=self._shares()[0])
         return self._sc_plan
 
-    def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight) -> torch.Tensor:
-        """The messages summed on their destination nodes, in the fused layout (all members' nodes, W)."""
+    def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight, edge_pair=None) -> torch.Tensor:
+        """The messages summed on their destination nodes, in the fused layout (all members' nodes, W);
+        ``weight`` per edge, or per pair with ``edge_pair``."""
         if x.dim() == 2:
-            return self.tp.node_sums(x, edge_src, edge_dst, edge_attr, weight)
+            return self.tp.node_sums(x, edge_src, edge_dst, edge_attr, weight, edge_pair)
         # an ensemble: the members' nodes one after another, edge indices offset to match. Without
         # gradients (probes, validation: many structures per member) the per-edge tensors of all members
         # at once (edges × W, W ~13,000 at l_max 4) would fall out of the caches: members are taken in
@@ -140,7 +142,11 @@ class FusedConvolution(torch.nn.Module):
         members, edges = edge_attr.shape[0], edge_attr.shape[1]
         width = self.tp._fused_permutation.shape[0]
         if torch.is_grad_enabled():  # all members at once
-            return self.tp.node_sums(x.flatten(0, 1), edge_src, edge_dst, edge_attr.flatten(0, 1), weight.flatten(0, 1))
+            return self.tp.node_sums(
+                x.flatten(0, 1), edge_src, edge_dst, edge_attr.flatten(0, 1), weight.flatten(0, 1), edge_pair
+            )
+        if edge_pair is not None:
+            weight = weight.flatten(0, 1).index_select(0, edge_pair).view(members, edges, weight.shape[-1])
         group = max(1, MESSAGE_CHUNK_ELEMENTS // max(1, edges * width))
         x = x.flatten(0, 1)
         sums = x.new_zeros(x.shape[0], width)

@@ -198,18 +198,22 @@ class EdgeSums(torch.autograd.Function):
     and the products' gradient is formed once, in place."""
 
     @staticmethod
-    def forward(ctx, x, weight, y, edge_src, edge_dst, tp):
+    def forward(ctx, x, weight, y, edge_src, edge_dst, edge_pair, tp):
         couplings = y @ tp._fused_cg
         products = tp._products(x.index_select(0, edge_src), couplings)
+        # spread over the columns once per pair, then each edge copies its pair's row (a row copy is cheaper
+        # than a column gather, and the backward adds the two edges of a pair before its column sums)
         spread = weight.index_select(1, tp._fused_spread)
+        if edge_pair is not None:
+            spread = spread.index_select(0, edge_pair)
         sums = products.new_zeros(x.shape[0], products.shape[1]).index_add_(0, edge_dst, products * spread)
-        ctx.save_for_backward(couplings, products, spread, edge_src, edge_dst)
+        ctx.save_for_backward(couplings, products, spread, edge_src, edge_dst, edge_pair)
         ctx.tp, ctx.x_shape, ctx.weight_shape = tp, x.shape, weight.shape
         return sums
 
     @staticmethod
     def backward(ctx, grad_sums):
-        couplings, products, spread, edge_src, edge_dst = ctx.saved_tensors
+        couplings, products, spread, edge_src, edge_dst, edge_pair = ctx.saved_tensors
         tp = ctx.tp
         grad = grad_sums.index_select(0, edge_dst)  # each message's gradient
         grad_x = grad_weight = None
@@ -217,8 +221,11 @@ class EdgeSums(torch.autograd.Function):
             grad_source = tp._input_gradient(grad * spread, couplings)
             grad_x = grad_source.new_zeros(ctx.x_shape).index_add_(0, edge_src, grad_source)
         if ctx.needs_input_grad[1]:
-            grad_weight = grad.new_zeros(ctx.weight_shape).index_add_(1, tp._fused_spread, grad.mul_(products))
-        return grad_x, grad_weight, None, None, None, None
+            columns = grad.mul_(products)
+            if edge_pair is not None:
+                columns = columns.new_zeros(ctx.weight_shape[0], columns.shape[1]).index_add_(0, edge_pair, columns)
+            grad_weight = columns.new_zeros(ctx.weight_shape).index_add_(1, tp._fused_spread, columns)
+        return grad_x, grad_weight, None, None, None, None, None
 
 
 class FusedEdgeProduct(o3.TensorProduct):
@@ -295,13 +302,16 @@ class FusedEdgeProduct(o3.TensorProduct):
         """The output in the fused layout, (z, Σ u·k): ``_fused_permutation`` reorders it into e3nn's."""
         return self._products(x, y @ self._fused_cg) * weight.index_select(1, self._fused_spread)
 
-    def node_sums(self, x, edge_src, edge_dst, y, weight) -> torch.Tensor:
+    def node_sums(self, x, edge_src, edge_dst, y, weight, edge_pair=None) -> torch.Tensor:
         """``messages(x[edge_src], y, weight)`` summed on the rows ``edge_dst`` of a (nodes, Σ u·k) tensor;
-        by hand (``EdgeSums``) where only ``x`` and ``weight`` need gradients, as in training."""
+        by hand (``EdgeSums``) where only ``x`` and ``weight`` need gradients, as in training. With
+        ``edge_pair``, ``weight`` has one row per undirected pair and each edge takes its pair's row."""
         if y.requires_grad:
+            if edge_pair is not None:
+                weight = weight.index_select(0, edge_pair)
             messages = self.messages(x.index_select(0, edge_src), y, weight)
             return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
-        return EdgeSums.apply(x, weight, y, edge_src, edge_dst, self)
+        return EdgeSums.apply(x, weight, y, edge_src, edge_dst, edge_pair, self)
 
     def _products(self, x, couplings) -> torch.Tensor:
         """The edge products before their weights, (z, Σ u·k): each input segment (u, i) times its
