@@ -91,27 +91,15 @@ class FusedConvolution(torch.nn.Module):
         message column comes from one input segment, so masking the input masks the summed messages
         column by column: the edge products (most of a convolution) run once instead of once per mask.
         """
-        weight = self._edge_weights(edge_length_embedded, edge_pair)
+        weight = self.fc(edge_length_embedded)
         x = self._linear(self.lin1, node_input, node_attr)
-        sums = self._node_sums(x, edge_src, edge_dst, edge_attr, weight)
+        sums = self._node_sums(x, edge_src, edge_dst, edge_attr, weight, edge_pair)
         outputs = []
         for mask in masks:
             masked = node_input * mask
             s = self._self_interaction(masked, node_attr)
             outputs.append(self._combine(s, sums * mask[self.tp._fused_source], node_input.shape[:-1], node_attr))
         return outputs
-
-    def _edge_weights(self, edge_length_embedded, edge_pair=None) -> torch.Tensor:
-        """The radial network's weights per edge. A length does not depend on the edge's direction, so
-        with ``edge_pair`` the network runs once per undirected pair (half the edges; its products are
-        a large share of a step) and each edge takes its pair's row."""
-        weight = self.fc(edge_length_embedded)
-        if edge_pair is None:
-            return weight
-        if weight.dim() == 2:
-            return weight.index_select(0, edge_pair)
-        # an ensemble: (K, pairs, W), members' pairs one after another in edge_pair (``pack_members``)
-        return weight.flatten(0, 1).index_select(0, edge_pair).view(weight.shape[0], -1, weight.shape[-1])
 
     def _linear(self, product, x, node_attr):
         return scalar_linear(product, x) if self.constant_attributes else product(x, node_attr)
@@ -130,7 +118,8 @@ class FusedConvolution(torch.nn.Module):
 
     def _node_sums(self, x, edge_src, edge_dst, edge_attr, weight, edge_pair=None) -> torch.Tensor:
         """The messages summed on their destination nodes, in the fused layout (all members' nodes, W);
-        ``weight`` per edge, or per pair with ``edge_pair``."""
+        ``weight`` per edge, or per undirected pair with ``edge_pair`` (each edge's row in it): a length
+        does not depend on the edge's direction, so the radial networks run on half the edges."""
         if x.dim() == 2:
             return self.tp.node_sums(x, edge_src, edge_dst, edge_attr, weight, edge_pair)
         # an ensemble: the members' nodes one after another, edge indices offset to match. Without

@@ -20,10 +20,10 @@ class LeanAdam(torch.optim.Adam):
 
     def __init__(self, params, lr: float):
         super().__init__(params, lr=lr, fused=True)
-        self._lists = None  # (params, grads' owners, exp_avgs, exp_avg_sqs, steps) of the short path
+        self._lists = None  # (params, exp_avgs, exp_avg_sqs, steps) of the short path
 
     def _short_path(self):
-        """The kernel's tensor lists, or None where ``Adam.step`` must run."""
+        """The parameter group, its tensor lists in ``_lists``; or None where ``Adam.step`` must run."""
         if len(self.param_groups) != 1 or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks:
             return None
         if _global_optimizer_pre_hooks or _global_optimizer_post_hooks:

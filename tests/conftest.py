@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,15 @@ def dft_settings(default_config):
     settings = copy.deepcopy(default_config["dft"])
     settings["grid"] = {"radial": 40, "angular": 110, "prune": True, "radial_scheme": "treutler"}
     return settings
+
+
+@pytest.fixture
+def float64_default():
+    """Build modules in float64 (their constant buffers too, so rounding cannot hide a wrong kernel)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 @pytest.fixture(scope="session")

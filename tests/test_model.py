@@ -63,15 +63,6 @@ def test_predictions_rotate_with_the_dft_wigner_d(output, lmax):
     assert np.abs(after - expected).max() < 1e-4
 
 
-@pytest.fixture
-def float64_default():
-    """Build modules in float64 (their constant buffers too, so rounding cannot hide a wrong kernel)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("lmax, node_attributes", [(0, "constant"), (1, "one_hot"), (4, "constant"), (4, "one_hot")])
 def test_fused_kernels_compute_e3nns_network(lmax, node_attributes, float64_default):

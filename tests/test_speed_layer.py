@@ -14,14 +14,6 @@ from e3hier.fused_radial import FusedRadialNet
 from e3hier.scalar_linear import LinearPlan, linear_maps, scalar_linear
 
 
-@pytest.fixture
-def float64_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def scalar_products():
     """Self-interactions and linear maps as the study's convolutions have them (constant 1x0e attribute)."""
     hidden = o3.Irreps(hidden_irreps(2, [6, 4, 3]))
