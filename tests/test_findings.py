@@ -104,8 +104,8 @@ def synthetic_probes(initial_fall: float, final_fall: float, tau_growth: float =
                     common = {**point, "step": step, "epoch": 1, "l": l, "value": v}
                     for l_out in (-1, COMMON_ORDERS):
                         rows.append({**common, "kind": "contribution", "layer": 2, "parity": 0, "l_out": l_out})
-                    share = v / sum(value.values())
-                    rows.append({**common, "kind": "share", "layer": 2, "parity": 0, "l_out": COMMON_ORDERS, "value": share})
+                    share = {"kind": "share", "layer": 2, "parity": 0, "l_out": COMMON_ORDERS}
+                    rows.append({**common, **share, "value": v / sum(value.values())})
                     for layer in (0, 1):
                         for parity in (1, -1):
                             rows.append({**common, "kind": "feature", "layer": layer, "parity": parity, "l_out": -1})
