@@ -131,7 +131,7 @@ def hierarchy_specs(features: pd.DataFrame) -> list[dict]:
     common = "on the output orders every hidden order can reach"
     size = initial_and_trained_slopes(probe_rows(features, "contribution", channels))
     share = initial_and_trained_slopes(probe_rows(features, "share", channels), transform=lambda v: v)
-    change = f"{SETTLE_FRACTION:.0%} of its change from initialisation (orders changing < {MOVE_FLOOR:.0%} excluded)"
+    change = f"{SETTLE_FRACTION:.0%} of their change from initialisation (orders changing < {MOVE_FLOOR:.0%} excluded)"
     return [
         {
             "finding": "2a",
@@ -152,7 +152,7 @@ def hierarchy_specs(features: pd.DataFrame) -> list[dict]:
         {
             "finding": "2b",
             "claim": STUDY_CLAIM + f"higher hidden orders settle later: order l's contribution ({common}) "
-            f"makes {change} at a later step (study model, full output, largest l_max).",
+            f"makes {change.replace('their', 'its')} at a later step (study model, full output, largest l_max).",
             "statistic": "slope over l of log settling step of the contribution, per seed",
             "per_seed": settling_slopes(probe_rows(features, "contribution", "study")),
             "direction": +1,
