@@ -261,3 +261,16 @@ def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
     assert findings_markdown(findings) in text and "| 1a | supported |" in text
     assert epsilon_markdown(lmax_gains(models)) in text and "full, matched capacity" in text
+
+
+def test_evaluation_table_takes_each_models_reachable_orders():
+    from e3hier.analysis import evaluation_table
+
+    point = dict(zip(GRID, (0, "full", "study", "study", 0, 32)))
+    evaluations = pd.DataFrame(
+        [{**point, "split": "test", "structure": "a", "epsilon_block_upto_l2": 1.0, "epsilon_block_upto_l3": 2.0}]
+    )
+    models = pd.DataFrame([{**point, "reachable_lmax": 3}])
+    assert evaluation_table(evaluations, models)["epsilon_reachable"].tolist() == [2.0]
+    with pytest.raises(ValueError, match="epsilon_block_upto_l4"):
+        evaluation_table(evaluations, models.assign(reachable_lmax=4))
