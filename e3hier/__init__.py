@@ -13,7 +13,8 @@
 - the network: ``model.py`` (the study's), and its speed layer ``fused_products.py``, ``fused_layers.py``,
   ``generated_code.py``, ``scalar_linear.py``, ``fused_radial.py``, ``allocator.py``, ``lean_adam.py`` (the
   optimiser's step), with e3nn's internals reached only in ``e3nn_internals.py``;
-- analysis and figures: ``analysis.py``, ``findings.py`` (verdicts), ``statistics.py``,
+- analysis and figures: ``analysis.py``, ``findings.py`` (verdicts), ``families.py`` (which models measure
+  which finding), ``hierarchy_findings.py`` (finding 2), ``statistics.py`` (intervals, the verdict rule),
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
 - the workflow's helpers: ``workflow.py``, ``script_imports.py`` (code inputs), ``slurm_nodes.py``,
   ``resume.py`` (``make reproduce``'s runner), ``io.py``; the cost plan: ``plan/``.

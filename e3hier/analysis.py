@@ -1,4 +1,5 @@
-"""Hierarchy analysis across the training grid: learning per l, ablation, data efficiency, transfer."""
+"""Hierarchy analysis across the training grid: learning per l, ablation, data efficiency, transfer, and the
+per-(model, test structure) errors the findings are measured on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.evaluation import L_COLUMNS
-from e3hier.findings import contributions, findings_table, lmax_gains, study_models
+from e3hier.findings import REACHABLE, contributions, findings_table, lmax_gains, study_models
 from e3hier.io import read_json, read_table
 
 GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
@@ -94,22 +95,43 @@ def transfer_table(evaluations: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def evaluation_table(evaluations: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    """Every model's ``eval.parquet`` (stacked by ``gather``) with the models table's ``reachable_lmax`` and
+    ``epsilon_reachable``: each row's ``epsilon_block_upto_l{reachable_lmax}`` (ε of the block on the output
+    orders every hidden l_max of the grid reaches)."""
+    if "reachable_lmax" not in models:
+        raise ValueError("models table: no column 'reachable_lmax' (written by training: rerun the train jobs)")
+    reach = models[GRID_COLUMNS + ["reachable_lmax"]]
+    table = evaluations.merge(reach, on=GRID_COLUMNS, how="left", validate="many_to_one")
+    if table["reachable_lmax"].isna().any():
+        raise ValueError("evaluation table: models without a reachable_lmax in the models table")
+    table[REACHABLE.test] = np.nan
+    for lmax in sorted(table["reachable_lmax"].unique()):
+        column = f"epsilon_block_upto_l{int(lmax)}"
+        if column not in table:
+            raise ValueError(f"eval.parquet: no column {column!r} (reachable_lmax {int(lmax)}): rerun the train jobs")
+        rows = table["reachable_lmax"] == lmax
+        table.loc[rows, REACHABLE.test] = table.loc[rows, column]
+    return table
+
+
 def hierarchy_tables(model_dirs, onset_fraction: float) -> dict[str, pd.DataFrame]:
     """Every table of the analysis stage, keyed by its file stem under ``results/tables/``."""
     metrics = gather(model_dirs, "metrics")
     learning = learning_per_l(metrics)
     models = pd.DataFrame([read_json(Path(d) / "summary.json") for d in model_dirs])
     features = gather(model_dirs, "features")
-    contribution = contributions(features)
+    evaluation = evaluation_table(gather(model_dirs, "eval"), models)
     return {
-        "findings": findings_table(models, contribution),
+        "findings": findings_table(models, evaluation, features),
+        "evaluation": evaluation,
         "lmax_gains": lmax_gains(models),
-        "contributions": contribution,
+        "contributions": contributions(features),
         "training": metrics,
         "learning": learning,
         "hierarchy": onset_table(learning, onset_fraction),
         "features": features,
         "ablation": gather(model_dirs, "ablation"),
         "learning_curve": learning_curve_slopes(models),
-        "transfer": transfer_table(gather(model_dirs, "eval")),
+        "transfer": transfer_table(evaluation),
     }

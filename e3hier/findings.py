@@ -1,84 +1,182 @@
-"""The study's findings as numbers: one row per claim, with a statistic over seeds, its interval and a verdict.
+"""The study's findings as numbers: one row per claim, with a statistic, its interval and a verdict.
 
-Every statistic is computed per seed on models that share the data, the splits and the initial-weight
-seed (paired), then summarised by ``e3hier.statistics.t_interval``; the verdict is
-``e3hier.statistics.verdict``. Errors are the test ε of the predicted block (``epsilon_test_block``:
-for the full output, the whole density). Where a claim picks "the best l_max", it picks it on the mean
-*validation* ε, so the test error that measures the claim did not choose it.
+Every statistic is computed per seed on models that share the data, the splits and the initial-weight seed
+(paired); the verdict is ``e3hier.statistics.verdict``. Findings 1 and 3 are measured on test structures:
+their interval (``e3hier.statistics.covering_interval``) also covers the draw of those structures (a paired
+bootstrap over seeds × test structures, from the per-(model, structure) errors of the evaluation table);
+finding 2 (probes, no test structures) has the t interval over seeds. Where a claim picks something (the best
+l_max, the pair of output orders), each seed's pick is made on the *other* seeds' mean validation ε
+(leave-one-seed-out), so neither that seed's test error nor its own validation error picked it.
+
+Errors are on the output orders that every hidden l_max of the grid can reach (l ≤ ``reachable_lmax`` =
+min(grid l_max) + ``model.lmax_edge``): ``epsilon_reachable`` per test structure, ``epsilon_val_reachable``
+for validation. Row ``3-all`` keeps the study's literal version on every output order of the block.
 
 - 1a: full output, study capacity: relative ε gain from l_max 0 to the best l_max > 0 (> 0 if it holds).
 - 1b: the same with every l_max at the parameter count of the largest (``capacity: matched``).
-- 2a: slope over hidden order l of log(per-component RMS of order l's contribution to the output), after
-  training minus at initialisation, in the equal-channel control (< 0 if contributions fall with l more
-  steeply than initialisation and channel counts make them).
-- 2b: slope over l of the optimiser steps at which order l's contribution first reaches 90 % of its
-  final value (> 0 if higher orders switch on later).
+- 2a, 2a-share, 2b, 2b-features: the hierarchy over hidden orders l (``e3hier.hierarchy_findings``).
 - 3: relative ε gain from l_max 0 to 2 of the output order (scalar, vector, higher) that gains most on
-  validation minus that of the one that gains least (> 0 if the difference seen on validation holds on
-  the test structures, i.e. the gain differs between output orders).
+  validation minus that of the one that gains least (> 0 if the difference seen on validation holds on the
+  test structures, i.e. the gain differs between output orders); ``3-all`` on every output order, ``3-1to2``
+  from l_max 1 to 2 (a sensitivity check without the scalar-only hidden network).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from e3hier.statistics import t_interval, verdict
+from e3hier.families import (
+    hierarchy_models,
+    largest_training_set,
+    matched_family,
+    on_test_split,
+    study_family,
+    study_models,
+)
+from e3hier.hierarchy_findings import contributions, hierarchy_specs
+from e3hier.statistics import BOOTSTRAP_INTERVAL, T_INTERVAL, covering_interval, t_interval, verdict
 
-FINDING_COLUMNS = ["finding", "claim", "statistic", "estimate", "ci_low", "ci_high", "n_seeds", "verdict"]
+__all__ = [
+    "FINDING_COLUMNS",
+    "contributions",
+    "findings_table",
+    "hierarchy_models",
+    "largest_training_set",
+    "lmax_gains",
+    "matched_family",
+    "study_family",
+    "study_models",
+]
+
+FINDING_COLUMNS = [
+    "finding",
+    "claim",
+    "statistic",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_structures",
+    "interval",
+    "verdict",
+]
+#: The models table's test ε of ``lmax_gains`` (the predicted block; for the full output, the whole density).
 ERROR = "epsilon_test_block"
-#: A hidden order has "switched on" when its contribution first reaches this fraction of its final value.
-SWITCH_ON_FRACTION = 0.9
+#: The single-order outputs whose gains finding 3 contrasts.
+OUTPUT_ORDERS = ("scalar", "vector", "higher")
+#: The columns of the models table the findings need beyond the grid columns.
+MODEL_COLUMNS = ("reachable_lmax", "epsilon_val_reachable", "epsilon_val_best")
 
 
-def study_models(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the study's grid, without its controls (capacity and channels ``study``)."""
-    if "capacity" not in frame:
-        return frame
-    return frame[(frame["capacity"] == "study") & (frame["channels"] == "study")]
+@dataclass(frozen=True)
+class Measure:
+    """Which error a finding is measured on: ``test``, a column of the evaluation table (per test structure),
+    and ``val``, the models table's validation ε at the kept epoch."""
+
+    test: str
+    val: str
 
 
-def largest_training_set(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the largest training size (the controls are trained at that size only)."""
-    return frame[frame["n_train"] == frame["n_train"].max()] if len(frame) else frame
-
-
-def study_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
-    """The study's models of one output (study capacity and channels), at the largest training size."""
-    return largest_training_set(study_models(models[models["output"] == output]))
-
-
-def matched_family(models: pd.DataFrame, output: str = "full") -> pd.DataFrame:
-    """Capacity-matched models of one output, with the study's model at the reference (largest) l_max,
-    which is its own match."""
-    study = study_family(models, output)
-    matched = models[(models["output"] == output) & (models["capacity"] == "matched") & (models["channels"] == "study")]
-    if matched.empty or study.empty:
-        return matched
-    reference = study[study["lmax_hidden"] == study["lmax_hidden"].max()]
-    return pd.concat([matched, reference], ignore_index=True)
-
-
-def best_lmax(family: pd.DataFrame) -> int | None:
-    """The l_max > 0 with the lowest mean validation ε (None if there is none)."""
-    above = family[family["lmax_hidden"] > 0]
-    if above.empty:
-        return None
-    return int(above.groupby("lmax_hidden")["epsilon_val_best"].mean().idxmin())
+REACHABLE = Measure("epsilon_reachable", "epsilon_val_reachable")
+ALL_ORDERS = Measure("epsilon_block", "epsilon_val_best")
 
 
 def paired_gains(family: pd.DataFrame, lmax_from: int, lmax_to: int) -> pd.Series:
-    """Per seed: 1 - ε(lmax_to) / ε(lmax_from), over the seeds that have both."""
+    """Per seed: 1 - ε(lmax_to) / ε(lmax_from) of the models table's ``ERROR``, over the seeds that have both."""
     by = family.pivot_table(index="seed", columns="lmax_hidden", values=ERROR, aggfunc="mean")
     if lmax_from not in by or lmax_to not in by:
         return pd.Series(dtype=float)
     return (1 - by[lmax_to] / by[lmax_from]).dropna()
 
 
-def finding_row(finding: str, claim: str, statistic: str, per_seed, direction: int) -> dict:
-    """One verdict-table row from the per-seed values of a statistic."""
+def gain(means):
+    """Per seed: 1 - ε(second model) / ε(first model), from mean errors of shape (..., seeds, 2)."""
+    return 1 - means[..., 1] / means[..., 0]
+
+
+def gain_contrast(means):
+    """Per seed: the gain of models 0 → 1 minus the gain of models 2 → 3 (shape (..., seeds, 4))."""
+    return gain(means[..., :2]) - gain(means[..., 2:])
+
+
+def leave_one_seed_out(validation: pd.DataFrame, choose) -> dict:
+    """Per seed (rows of ``validation``, a seed × option table of validation ε): ``choose`` applied to the
+    mean over the *other* seeds (a Series over the options); seeds without another seed, or where ``choose``
+    returns None, get no choice."""
+    choices = {}
+    for seed in validation.index:
+        others = validation.drop(index=seed).mean()
+        choice = choose(others.dropna()) if len(validation) > 1 else None
+        if choice is not None:
+            choices[seed] = choice
+    return choices
+
+
+def best_lmax_choices(family: pd.DataFrame, val: str) -> dict:
+    """Per seed: the l_max > 0 with the lowest mean validation ε over the other seeds."""
+    above = family[family["lmax_hidden"] > 0]
+    table = above.pivot_table(index="seed", columns="lmax_hidden", values=val, aggfunc="mean")
+    return leave_one_seed_out(table, lambda mean: int(mean.idxmin()) if len(mean) else None)
+
+
+def pair_choices(models: pd.DataFrame, val: str, lmax_from: int, lmax_to: int) -> dict:
+    """Per seed: (most, least), the output orders whose gain ``lmax_from`` → ``lmax_to`` is largest and smallest
+    on the other seeds' mean validation ε."""
+    family = pd.concat([study_family(models, o) for o in OUTPUT_ORDERS])
+    table = family.pivot_table(index="seed", columns=["output", "lmax_hidden"], values=val, aggfunc="mean")
+
+    def choose(mean: pd.Series):
+        gains = {
+            o: 1 - mean[(o, lmax_to)] / mean[(o, lmax_from)]
+            for o in OUTPUT_ORDERS
+            if (o, lmax_to) in mean and (o, lmax_from) in mean
+        }
+        return (max(gains, key=gains.get), min(gains, key=gains.get)) if len(gains) >= 2 else None
+
+    return leave_one_seed_out(table, choose) if len(table) else {}
+
+
+def error_cube(test: pd.DataFrame, column: str, keys_by_seed: dict) -> tuple[np.ndarray, list]:
+    """The (seeds, structures, models) errors ``column`` of each seed's models, keyed (output, l_max), on the
+    test structures that every one of them has; and the seeds kept (those with all their models)."""
+    if not len(test) or not keys_by_seed:
+        return np.empty((0, 0, 0)), []
+    wide = test.pivot_table(index=["seed", "structure"], columns=["output", "lmax_hidden"], values=column)
+    blocks = {
+        seed: wide.loc[seed, list(keys)]
+        for seed, keys in sorted(keys_by_seed.items())
+        if seed in wide.index.get_level_values("seed") and all(k in wide.columns for k in keys)
+    }
+    if not blocks:
+        return np.empty((0, 0, 0)), []
+    shared = sorted(set.intersection(*(set(b.dropna().index) for b in blocks.values())))
+    return np.stack([b.loc[shared].to_numpy(dtype=float) for b in blocks.values()]), list(blocks)
+
+
+def bootstrap_row(finding: str, claim: str, statistic: str, cube: np.ndarray, function, direction: int) -> dict:
+    """One verdict-table row of a statistic of per-(model, structure) errors (``covering_interval``)."""
+    estimate, low, high = covering_interval(cube, function) if cube.size else (math.nan,) * 3
+    return {
+        "finding": finding,
+        "claim": claim,
+        "statistic": statistic,
+        "estimate": estimate,
+        "ci_low": low,
+        "ci_high": high,
+        "n_seeds": int(cube.shape[0]),
+        "n_structures": int(cube.shape[1]),
+        "interval": BOOTSTRAP_INTERVAL,
+        "verdict": verdict(low, high, direction),
+    }
+
+
+def t_row(finding: str, claim: str, statistic: str, per_seed, direction: int) -> dict:
+    """One verdict-table row from the per-seed values of a statistic (t interval over seeds)."""
     values = np.asarray(list(per_seed), dtype=float)
     estimate, low, high = t_interval(values)
     return {
@@ -89,150 +187,97 @@ def finding_row(finding: str, claim: str, statistic: str, per_seed, direction: i
         "ci_low": low,
         "ci_high": high,
         "n_seeds": int(np.isfinite(values).sum()),
+        "n_structures": pd.NA,
+        "interval": T_INTERVAL,
         "verdict": verdict(low, high, direction),
     }
 
 
-def lmax_gain_row(finding: str, family: pd.DataFrame, capacity: str) -> dict:
-    best = best_lmax(family)
-    gains = paired_gains(family, 0, best) if best is not None else []
-    return finding_row(
+def _counted(choices) -> str:
+    return ", ".join(f"{c} for {n} seed{'s' * (n > 1)}" for c, n in sorted(Counter(choices).items())) or "none"
+
+
+def lmax_gain_row(finding: str, models: pd.DataFrame, test: pd.DataFrame, capacity: str, reachable: int) -> dict:
+    """1a or 1b: the full output's gain from l_max 0 to each seed's best l_max > 0 (``best_lmax_choices``)."""
+    choices = best_lmax_choices(models, REACHABLE.val)
+    cube, seeds = error_cube(test, REACHABLE.test, {s: [("full", 0), ("full", b)] for s, b in choices.items()})
+    picked = _counted(f"l_max {choices[s]}" for s in seeds)
+    return bootstrap_row(
         finding,
-        f"Full output, {capacity} capacity: the best hidden l_max > 0 (l_max {best}, chosen on validation ε) "
-        "has a lower test ε than l_max 0.",
-        f"relative test ε gain 1 - ε(l_max {best}) / ε(l_max 0), paired by seed",
-        gains,
+        f"Full output, {capacity} capacity: the best hidden l_max > 0 has a lower test ε than l_max 0, on the "
+        f"output orders l ≤ {reachable} that every hidden l_max reaches (best l_max chosen per seed on the other "
+        f"seeds' validation ε: {picked}).",
+        "relative test ε gain 1 - ε(best l_max) / ε(l_max 0), paired by seed and test structure",
+        cube,
+        gain,
         +1,
     )
 
 
-def contributions(features: pd.DataFrame) -> pd.DataFrame:
-    """Per model and probe step: each hidden order's contribution to the whole output (RMS per
-    component) and its share of their sum."""
-    rows = features[(features["kind"] == "contribution") & (features["l_out"] == -1)]
-    keys = [c for c in features.columns if c not in ("kind", "layer", "l", "parity", "l_out", "value", "epoch")]
-    table = rows[keys + ["epoch", "l", "value"]].rename(columns={"value": "rms"}).copy()
-    table["share"] = table["rms"] / table.groupby(keys)["rms"].transform("sum")
-    return table.reset_index(drop=True)
+def output_contrast_row(finding, models, test, measure, lmax_from, lmax_to, scope, note="") -> dict:
+    """3, 3-all, 3-1to2: the test gain ``lmax_from`` → ``lmax_to`` of the output order that gains most on the
+    other seeds' validation ε minus that of the one that gains least (``pair_choices``)."""
+    choices = pair_choices(models, measure.val, lmax_from, lmax_to)
+    keys = {s: [(m, lmax_from), (m, lmax_to), (w, lmax_from), (w, lmax_to)] for s, (m, w) in choices.items()}
+    families = pd.concat([study_family(test, o) for o in OUTPUT_ORDERS]) if len(test) else test
+    cube, seeds = error_cube(families, measure.test, keys)
+    pairs = _counted(f"{choices[s][0]} − {choices[s][1]}" for s in seeds)
+    return bootstrap_row(
+        finding,
+        f"The gain from hidden l_max {lmax_from} to {lmax_to} differs between output orders (scalar, vector, "
+        f"higher), {scope}: for each seed, the output that gains most on the other seeds' validation ε gains more "
+        f"on test than the one that gains least (pairs: {pairs}).{note}",
+        f"relative test ε gain (l_max {lmax_from} → {lmax_to}) of the most minus the least gaining output, paired "
+        "by seed and test structure (pair chosen on the other seeds' validation ε)",
+        cube,
+        gain_contrast,
+        +1,
+    )
 
 
-def hierarchy_models(frame: pd.DataFrame, channels: str, output: str = "full") -> pd.DataFrame:
-    """Rows (probes or contributions) of the models that measure finding 2: one output at study capacity,
-    the given channels, the largest training size and the largest l_max."""
-    part = frame[(frame["output"] == output) & (frame["capacity"] == "study") & (frame["channels"] == channels)]
-    part = largest_training_set(part)
-    return part[part["lmax_hidden"] == part["lmax_hidden"].max()] if len(part) else part
+def findings_table(models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2a-share, 2b, 2b-features, 3,
+    3-all, 3-1to2.
 
-
-def _slope(x, y) -> float:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = np.isfinite(y)
-    return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 and len(set(x[ok])) >= 2 else math.nan
-
-
-def contribution_slopes(model: pd.DataFrame) -> pd.DataFrame:
-    """Per seed: slope of log contribution over l at initialisation (step 0) and after training (last step)."""
-    rows = []
-    for seed, group in model.groupby("seed"):
-        first, last = group[group["step"] == group["step"].min()], group[group["step"] == group["step"].max()]
-        rows.append(
-            {
-                "seed": seed,
-                "initial": _slope(first["l"], np.log(first["rms"])),
-                "trained": _slope(last["l"], np.log(last["rms"])),
-            }
-        )
-    return pd.DataFrame(rows, columns=["seed", "initial", "trained"])
-
-
-def switch_on_steps(model: pd.DataFrame, fraction: float = SWITCH_ON_FRACTION) -> pd.DataFrame:
-    """Per seed and order l: the first probe step at which the contribution reaches ``fraction`` of its
-    value at the last step."""
-    rows = []
-    for (seed, l), group in model.groupby(["seed", "l"]):
-        group = group.sort_values("step")
-        final = group["rms"].iloc[-1]
-        reached = group[group["rms"] >= fraction * final]
-        rows.append({"seed": seed, "l": l, "switch_on_step": float(reached["step"].iloc[0])})
-    return pd.DataFrame(rows, columns=["seed", "l", "switch_on_step"])
-
-
-def output_gain_contrast(models: pd.DataFrame, lmax_to: int = 2) -> tuple[pd.Series, int | None, tuple]:
-    """Per seed: the test gain (l_max 0 → ``lmax_to``) of the output order that gains most on *validation*
-    minus that of the one that gains least (scalar, vector and higher outputs).
-
-    Choosing the pair on validation ε keeps the choice out of the test numbers, so the interval of the
-    test contrast is not biased by it (a largest-minus-smallest contrast chosen on the test data would
-    always look > 0). ``lmax_to`` falls back to the nearest l_max > 0 of the grid. Returns the per-seed
-    contrast, the l_max used and the (most, least) pair.
+    Parameters
+    ----------
+    models : pandas.DataFrame
+        The models table (``results/tables/models.parquet``).
+    evaluation : pandas.DataFrame
+        Every model's ``eval.parquet`` with its grid columns and ``epsilon_reachable``
+        (``e3hier.analysis.evaluation_table``).
+    features : pandas.DataFrame
+        Every model's probes with their grid columns (``results/tables/features.parquet``).
     """
-    empty = pd.Series(dtype=float)
-    available = sorted(set(models["lmax_hidden"]) - {0})
-    if not available or 0 not in set(models["lmax_hidden"]):
-        return empty, None, ()
-    lmax_to = min(available, key=lambda l: (abs(l - lmax_to), l))
-    families = {o: study_family(models, o) for o in ("scalar", "vector", "higher")}
-    if any(f.empty or not {0, lmax_to} <= set(f["lmax_hidden"]) for f in families.values()):
-        return empty, lmax_to, ()
-    validation = {}
-    for output, family in families.items():
-        by_lmax = family.groupby("lmax_hidden")["epsilon_val_best"].mean()
-        validation[output] = 1 - by_lmax[lmax_to] / by_lmax[0]
-    most, least = max(validation, key=validation.get), min(validation, key=validation.get)
-    gains = pd.DataFrame({o: paired_gains(families[o], 0, lmax_to) for o in (most, least)}).dropna()
-    return gains[most] - gains[least], lmax_to, (most, least)
-
-
-def findings_table(models: pd.DataFrame, contribution: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2b, 3, from the models
-    table and the per-order contributions (``contributions``)."""
+    missing = [c for c in MODEL_COLUMNS if c not in models]
+    if missing:
+        raise ValueError(f"models table: no column {missing} (written by training: rerun the train jobs)")
+    if REACHABLE.test not in evaluation:
+        raise ValueError(f"evaluation table: no column {REACHABLE.test!r} (e3hier.analysis.evaluation_table)")
+    test = on_test_split(evaluation)
+    reachable = int(models["reachable_lmax"].min())
+    scope = f"on the output orders l ≤ {reachable} that every hidden l_max reaches"
     rows = [
-        lmax_gain_row("1a", study_family(models), "study"),
-        lmax_gain_row("1b", matched_family(models), "matched"),
+        lmax_gain_row("1a", study_family(models), study_family(test), "study", reachable),
+        lmax_gain_row("1b", matched_family(models), matched_family(test), "matched", reachable),
     ]
-    equal = hierarchy_models(contribution, "equal") if len(contribution) else contribution
-    control = "equal-channel" if len(equal) else "study-channel (no equal-channel control in this grid)"
-    if not len(equal) and len(contribution):
-        equal = hierarchy_models(contribution, "study")
-    slopes = contribution_slopes(equal) if len(equal) else pd.DataFrame(columns=["trained", "initial"])
-    rows.append(
-        finding_row(
-            "2a",
-            f"The per-component contribution of hidden order l to the output falls with l more steeply after "
-            f"training than at initialisation, in the {control} model (full output, largest l_max).",
-            "slope of log contribution over l, trained minus initial, paired by seed",
-            slopes["trained"] - slopes["initial"],
-            -1,
-        )
+    rows += [t_row(**spec) for spec in hierarchy_specs(features)]
+    grid = sorted(set(models["lmax_hidden"]))
+    lmax_to = min([l for l in grid if l > 0] or [2], key=lambda l: (abs(l - 2), l))
+    artefact = (
+        " Artefact of this literal version: hidden l_max 0 reaches output orders up to model.lmax_edge only (the "
+        "study's edge harmonics stop at l = 3, so an l = 4 output cannot be reached from hidden l_max 0): part of "
+        "the gain is orders that l_max 0 cannot produce at all."
     )
-    study = hierarchy_models(contribution, "study") if len(contribution) else contribution
-    switch = switch_on_steps(study) if len(study) else pd.DataFrame(columns=["seed", "l", "switch_on_step"])
-    per_seed = [_slope(g["l"], g["switch_on_step"]) for _, g in switch.groupby("seed")]
-    rows.append(
-        finding_row(
-            "2b",
-            f"Hidden orders switch on in order of l: higher orders reach {SWITCH_ON_FRACTION:.0%} of their final "
-            "contribution later (study model, full output, largest l_max).",
-            f"slope over l of the optimiser step reaching {SWITCH_ON_FRACTION:.0%} of the final contribution",
-            per_seed,
-            +1,
-        )
-    )
-    contrast, lmax_to, pair = output_gain_contrast(models)
-    most, least = pair or ("?", "?")
-    rows.append(
-        finding_row(
-            "3",
-            f"The gain from hidden l_max 0 to {lmax_to} differs between output orders (scalar, vector, higher): "
-            f"the {most} output, which gains most on validation, gains more on test than the {least} output, "
-            "which gains least.",
-            f"relative test ε gain (l_max 0 → {lmax_to}) of the {most} minus the {least} output, paired by seed "
-            "(pair chosen on validation ε)",
-            contrast,
-            +1,
-        )
-    )
-    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    absent = "" if {1, 2} <= set(grid) else " (l_max 1 and 2 are not both in this grid)"
+    rows += [
+        output_contrast_row("3", models, test, REACHABLE, 0, lmax_to, scope),
+        output_contrast_row("3-all", models, test, ALL_ORDERS, 0, lmax_to, "on every output order", artefact),
+        output_contrast_row("3-1to2", models, test, REACHABLE, 1, 2, scope + ", without l_max 0", absent),
+    ]
+    table = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    table["n_structures"] = table["n_structures"].astype("Int64")
+    return table
 
 
 def lmax_gains(models: pd.DataFrame) -> pd.DataFrame:

@@ -11,13 +11,29 @@ import pandas as pd
 
 from e3hier.findings import largest_training_set
 
+#: The verdict table's columns as the report shows them.
+REPORT_COLUMNS = [
+    "finding",
+    "verdict",
+    "claim",
+    "statistic",
+    "estimate",
+    "95 % CI",
+    "interval",
+    "n_seeds",
+    "n_structures",
+]
+
 
 def _formatted(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in ("estimate", "ci_low", "ci_high"):
         out[column] = out[column].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.3g}")
     out["95 % CI"] = "[" + out["ci_low"] + ", " + out["ci_high"] + "]"
-    return out[["finding", "verdict", "claim", "statistic", "estimate", "95 % CI", "n_seeds"]]
+    out["n_structures"] = out["n_structures"].map(lambda v: "n/a" if pd.isna(v) else str(int(v)))
+    return out[
+        ["finding", "verdict", "claim", "statistic", "estimate", "95 % CI", "interval", "n_seeds", "n_structures"]
+    ]
 
 
 def findings_markdown(table: pd.DataFrame) -> str:
@@ -45,9 +61,11 @@ def findings_html(table: pd.DataFrame) -> str:
     body = _formatted(table).to_html(index=False, border=0, justify="left")
     style = "body{font-family:sans-serif;font-size:13px}td,th{padding:4px 8px;vertical-align:top;text-align:left}"
     rule = (
-        "Interval: 95 % Student-t over seeds of a per-seed (paired) statistic. Verdict: supported if the "
-        "interval excludes 0 in the claimed direction, not_supported if it excludes 0 in the other "
-        "direction, inconclusive otherwise."
+        "Interval (column interval): findings measured on test structures: the union of the 95 % Student-t "
+        "interval over seeds and a paired percentile bootstrap over seeds × test structures; the others: the 95 % "
+        "Student-t interval over seeds of a per-seed (paired) statistic. Verdict: supported if the interval "
+        "excludes 0 in the claimed direction, not_supported if it excludes 0 in the other direction, inconclusive "
+        "otherwise (also when the interval has zero width)."
     )
     return f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}<p>{rule}</p></body></html>\n"
 

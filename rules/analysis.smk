@@ -1,11 +1,15 @@
 rule analysis:
-    """Hierarchy tables: learning per l and its onset, feature norms, ablation, learning curves, transfer."""
+    """Hierarchy tables: learning per l and its onset, feature norms, ablation, learning curves, transfer, the
+    per-(model, test structure) errors and the verdict table."""
     input:
         models="results/tables/models.parquet",
         dirs=expand(
             "results/models/{point}/{name}.parquet",
             point=GRID.instance_patterns,
             name=["metrics", "features", "ablation", "eval"],
+        ),
+        summaries=expand(
+            "results/models/{point}/summary.json", point=GRID.instance_patterns
         ),
         code=code_inputs("analysis.py"),
     output:

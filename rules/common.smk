@@ -118,6 +118,7 @@ def dft_mem_mb(wildcards, attempt):
 ANALYSIS_TABLES = [
     "findings",
     "lmax_gains",
+    "evaluation",
     "contributions",
     "training",
     "learning",

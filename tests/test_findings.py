@@ -4,9 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e3hier.findings import FINDING_COLUMNS, contributions, findings_table, lmax_gains, switch_on_steps
+from e3hier.findings import FINDING_COLUMNS, contributions, findings_table, leave_one_seed_out, lmax_gains
 from e3hier.grid import training_grid
-from e3hier.statistics import t_interval, verdict
+from e3hier.hierarchy_findings import COMMON_ORDERS, MOVE_FLOOR, settling_step
+from e3hier.statistics import paired_bootstrap, t_interval, verdict
+
+OUTPUTS = ("full", "scalar", "vector", "higher")
+ROWS = ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "3", "3-all", "3-1to2"]
+GRID = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
 
 
 def test_t_interval_of_known_values():
@@ -32,113 +37,193 @@ def test_pure_noise_is_inconclusive():
     assert verdict(float("nan"), float("nan"), 1) == "inconclusive"
 
 
-def synthetic_models(gain_by_output: dict, noise: float, seeds=range(5), rng=None, val_gain_by_output=None):
-    """A models table whose test ε falls with l_max by a given relative gain per output (validation ε by
-    ``val_gain_by_output``, or like the test ε)."""
-    rng = rng or np.random.default_rng(2)
-    val_gain_by_output = val_gain_by_output or gain_by_output
-    rows = []
-    for output, gain in gain_by_output.items():
+def test_a_zero_width_interval_is_inconclusive():
+    assert verdict(0.3, 0.3, +1) == "inconclusive"
+    assert verdict(*t_interval([0.1, 0.1, 0.1])[1:], +1) == "inconclusive"
+
+
+def gains_by_lmax(gain) -> dict:
+    """{l_max: relative gain over l_max 0}: a dict as given, or a number reached at l_max 2 (half at 1)."""
+    return gain if isinstance(gain, dict) else {0: 0.0, 1: gain / 2, 2: gain}
+
+
+def synthetic_tables(test_gain: dict, val_gain=None, seeds=range(5), n_structures=8, noise=0.01, spread=0.1, rng=0):
+    """(models, evaluation): errors that fall with l_max by a given relative gain per output (validation by
+    ``val_gain``, or like the test); ``spread``: a per-seed factor shared by all the seed's models; every test
+    structure has its own difficulty, shared by all models."""
+    rng = np.random.default_rng(rng)
+    val_gain = val_gain or test_gain
+    difficulty = np.exp(0.3 * rng.normal(size=n_structures))
+    models, evaluation = [], []
+    for output in test_gain:
+        test, valid = gains_by_lmax(test_gain[output]), gains_by_lmax(val_gain[output])
         for seed in seeds:
-            base = 1.0 + 0.1 * rng.normal()
-            for lmax in range(3):
-                eps = base * (1 - gain * min(lmax, 2) / 2) * (1 + noise * rng.normal())
-                val = base * (1 - val_gain_by_output[output] * min(lmax, 2) / 2) * (1 + noise * rng.normal())
-                for capacity in ("study", "matched") if output == "full" and lmax < 2 else ("study",):
-                    rows.append(
+            base = np.exp(spread * rng.normal())
+            for lmax in test:
+                for capacity in ("study", "matched") if output == "full" and lmax < max(test) else ("study",):
+                    point = dict(zip(GRID, (lmax, output, capacity, "study", seed, 32)))
+                    eps = base * difficulty * (1 - test[lmax]) * (1 + noise * rng.normal(size=n_structures))
+                    val = base * (1 - valid[lmax]) * (1 + noise * rng.normal())
+                    for j, e in enumerate(eps):
+                        evaluation.append({**point, "split": "test", "structure": f"s{j}", "epsilon_reachable": e})
+                    models.append(
                         {
-                            "lmax_hidden": lmax,
-                            "output": output,
-                            "capacity": capacity,
-                            "channels": "study",
-                            "seed": seed,
-                            "n_train": 32,
-                            "epsilon_test_block": eps,
+                            **point,
+                            "reachable_lmax": 3,
+                            "epsilon_test_block": eps.mean(),
+                            "epsilon_val_reachable": val,
                             "epsilon_val_best": val,
                             "n_params": 1000,
                         }
                     )
-    return pd.DataFrame(rows)
+    evaluation = pd.DataFrame(evaluation)
+    evaluation["epsilon_block"] = evaluation["epsilon_reachable"]
+    return pd.DataFrame(models), evaluation
 
 
-def synthetic_probes(falls: float, seeds=range(5)) -> pd.DataFrame:
-    """Probe rows whose trained contributions fall with l as exp(-falls·l) and switch on at step 10·(l+1)."""
+STEPS = [*range(11), 20, 50, 100, 200, 500, 1000]
+
+
+def synthetic_probes(initial_fall: float, final_fall: float, tau_growth: float = 2.0, seeds=range(5)) -> pd.DataFrame:
+    """Probe rows of the largest-l_max full-output models: order l moves from exp(-initial_fall·l) at step 0 to
+    exp(-final_fall·l) with time constant 10·tau_growth**l (settling step 23·tau_growth**l); contributions (over
+    the commonly reachable and all output orders), shares, and two hidden layers' features of both parities."""
     rows = []
     for channels in ("study", "equal"):
         for seed in seeds:
-            for step in range(0, 101, 5):
-                for l in range(3):
-                    final = np.exp(-falls * l) * (1 + 0.01 * seed)
-                    value = 0.01 + final * min(1.0, step / (10 * (l + 1)))
-                    rows.append(
-                        {
-                            "lmax_hidden": 2,
-                            "output": "full",
-                            "capacity": "study",
-                            "channels": channels,
-                            "seed": seed,
-                            "n_train": 32,
-                            "step": step,
-                            "epoch": 1,
-                            "kind": "contribution",
-                            "layer": 2,
-                            "l": l,
-                            "parity": 0,
-                            "l_out": -1,
-                            "value": value,
-                        }
-                    )
+            point = dict(zip(GRID, (2, "full", "study", channels, seed, 32)))
+            for step in STEPS:
+                jitter = 1 + 0.02 * seed
+                value = {
+                    l: np.exp(-initial_fall * l)
+                    + (np.exp(-final_fall * jitter * l) - np.exp(-initial_fall * l))
+                    * (1 - np.exp(-step / (10 * jitter * tau_growth**l)))
+                    for l in range(3)
+                }
+                for l, v in value.items():
+                    common = {**point, "step": step, "epoch": 1, "l": l, "value": v}
+                    for l_out in (-1, COMMON_ORDERS):
+                        rows.append({**common, "kind": "contribution", "layer": 2, "parity": 0, "l_out": l_out})
+                    share = {"kind": "share", "layer": 2, "parity": 0, "l_out": COMMON_ORDERS}
+                    rows.append({**common, **share, "value": v / sum(value.values())})
+                    for layer in (0, 1):
+                        for parity in (1, -1):
+                            rows.append({**common, "kind": "feature", "layer": layer, "parity": parity, "l_out": -1})
     return pd.DataFrame(rows)
 
 
-def synthetic_contributions(falls: float, seeds=range(5)) -> pd.DataFrame:
-    """The contributions table of ``synthetic_probes``."""
-    return contributions(synthetic_probes(falls, seeds))
+def verdicts(table: pd.DataFrame) -> dict:
+    return dict(zip(table["finding"], table["verdict"]))
 
 
 def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
-    models = synthetic_models({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5}, noise=0.01)
-    table = findings_table(models, synthetic_contributions(falls=0.8))
-    assert list(table.columns) == FINDING_COLUMNS
-    assert list(table["finding"]) == ["1a", "1b", "2a", "2b", "3"]
-    assert dict(zip(table["finding"], table["verdict"])) == {
-        "1a": "supported",
-        "1b": "supported",
-        "2a": "supported",
-        "2b": "supported",
-        "3": "supported",
-    }
+    models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
+    table = findings_table(models, evaluation, synthetic_probes(initial_fall=0.5, final_fall=1.5))
+    assert list(table.columns) == FINDING_COLUMNS and list(table["finding"]) == ROWS
+    assert verdicts(table) == dict.fromkeys(ROWS, "supported")
     assert (table["n_seeds"] == 5).all()
+    assert list(table["n_structures"].fillna(0)) == [8, 8, 0, 0, 0, 0, 8, 8, 8]
     assert table.set_index("finding").loc["1a", "estimate"] == pytest.approx(0.3, abs=0.02)
+    assert "l_max 2 for 5 seeds" in table.set_index("finding").loc["1a", "claim"]
+    assert table["interval"].str.contains("bootstrap").tolist() == [True, True] + [False] * 4 + [True] * 3
 
 
-def test_findings_table_is_not_supported_or_inconclusive_when_the_data_say_so():
-    # the output that gains most on validation (vector) gains least on test: finding 3 does not replicate
-    test_gains = {"full": -0.3, "scalar": 0.5, "vector": 0.1, "higher": 0.3}
-    val_gains = {"full": -0.3, "scalar": 0.1, "vector": 0.5, "higher": 0.3}
-    models = synthetic_models(test_gains, noise=0.01, val_gain_by_output=val_gains)
-    table = findings_table(models, synthetic_contributions(falls=0.0)).set_index("finding")
-    assert table.loc["1a", "verdict"] == "not_supported" and table.loc["3", "verdict"] == "not_supported"
-    assert "vector output, which gains most on validation" in table.loc["3", "claim"]
-    noisy = synthetic_models(
-        {"full": 0.0, "scalar": 0.0, "vector": 0.0, "higher": 0.0}, noise=0.2, rng=np.random.default_rng(5)
+def test_every_row_can_be_not_supported():
+    # l_max > 0 is worse; the output that gains most on validation (vector) gains least on test; the
+    # contributions fall less steeply after training than at initialisation; lower orders settle later
+    models, evaluation = synthetic_tables(
+        {"full": -0.3, "scalar": 0.5, "vector": 0.1, "higher": 0.3},
+        val_gain={"full": -0.3, "scalar": 0.1, "vector": 0.5, "higher": 0.3},
     )
-    table = findings_table(noisy, synthetic_contributions(0.5)).set_index("finding")
-    assert table.loc["1a", "verdict"] == "inconclusive" and table.loc["3", "verdict"] == "inconclusive"
+    table = findings_table(models, evaluation, synthetic_probes(1.5, 0.5, tau_growth=0.5))
+    assert verdicts(table) == dict.fromkeys(ROWS, "not_supported")
+    assert "vector − scalar for 5 seeds" in table.set_index("finding").loc["3", "claim"]
 
 
-def test_switch_on_step_is_the_first_probe_at_90_percent_of_the_final_value():
-    steps = switch_on_steps(synthetic_contributions(0.5).query("channels == 'study' and seed == 0"))
-    # value = 0.01 + final·min(1, step / (10(l+1))): 90 % of (final + 0.01) is reached at step ≈ 9(l+1)
-    assert list(steps["switch_on_step"]) == [10.0, 20.0, 30.0]
+def test_2a_subtracts_the_initial_slope():
+    # contributions fall with l already at step 0, and less steeply after training: not a learnt hierarchy
+    models, evaluation = synthetic_tables({o: 0.3 for o in OUTPUTS})
+    table = findings_table(models, evaluation, synthetic_probes(initial_fall=1.5, final_fall=1.0))
+    assert verdicts(table)["2a"] == "not_supported" and verdicts(table)["2a-share"] == "not_supported"
+
+
+def test_settling_step_works_on_a_shrinking_series_and_interpolates():
+    steps = [0, 10, 20, 40]
+    # shrinks from 2 to 1: 90 % of the change is 0.9, reached between 10 (moved 0.5) and 20 (moved 1.0)
+    assert settling_step(steps, [2.0, 1.5, 1.0, 1.0]) == pytest.approx(18.0)
+    assert settling_step(steps, [1.0, 1.5, 2.0, 2.0]) == pytest.approx(18.0)
+    assert np.isnan(settling_step(steps, [1.0, 1.01, 1.02, 1.0 + MOVE_FLOOR / 2]))
+
+
+def test_2b_is_supported_when_shrinking_higher_orders_settle_later():
+    # every order shrinks from 3 to exp(-l) (final below initial): "90 % of the final value" is met at step 0
+    models, evaluation = synthetic_tables({o: 0.3 for o in OUTPUTS})
+    probes = synthetic_probes(initial_fall=0.0, final_fall=1.0)
+    initial = probes["step"] == 0
+    probes.loc[initial, "value"] = np.where(probes.loc[initial, "kind"] == "share", 1 / 3, 3.0)
+    table = findings_table(models, evaluation, probes)
+    assert verdicts(table)["2b"] == "supported" and verdicts(table)["2b-features"] == "supported"
+
+
+def test_pairing_by_seed_removes_the_seeds_shared_noise():
+    # a small gain under a large per-seed factor: only a paired comparison sees it
+    models, evaluation = synthetic_tables({o: 0.05 for o in OUTPUTS}, spread=0.5, noise=0.002)
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    assert verdicts(table)["1a"] == "supported"
+
+
+def test_the_best_lmax_is_chosen_on_validation_not_on_test():
+    # l_max 1 gains on test, l_max 2 loses; validation prefers l_max 2, which then decides 1a and 1b
+    test = {"full": {0: 0.0, 1: 0.3, 2: -0.2}} | {o: 0.3 for o in OUTPUTS[1:]}
+    val = {"full": {0: 0.0, 1: 0.1, 2: 0.4}} | {o: 0.3 for o in OUTPUTS[1:]}
+    models, evaluation = synthetic_tables(test, val_gain=val)
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    assert verdicts(table)["1a"] == "not_supported" and verdicts(table)["1b"] == "not_supported"
+
+
+def test_each_seed_is_chosen_for_on_the_other_seeds():
+    validation = pd.DataFrame({1: [1.0, 2.0, 2.0], 2: [2.0, 1.0, 1.0]}, index=[0, 1, 2])
+    # seed 0's own validation favours l_max 1, the other seeds' l_max 2; seed 1's others are split, 1.5 each
+    assert leave_one_seed_out(validation, lambda mean: int(mean.idxmin())) == {0: 2, 1: 1, 2: 1}
+
+
+def test_zero_variance_is_inconclusive():
+    models, evaluation = synthetic_tables({o: 0.3 for o in OUTPUTS}, noise=0.0, spread=0.0)
+    evaluation["epsilon_reachable"] = evaluation.groupby(GRID)["epsilon_reachable"].transform("mean")
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    assert verdicts(table)["1a"] == "inconclusive"
+
+
+def test_a_gain_carried_by_one_test_structure_is_not_supported():
+    models, evaluation = synthetic_tables({o: 0.0 for o in OUTPUTS}, n_structures=10, noise=0.001)
+    # l_max > 0 is 1 % worse on nine structures and 5x better on one, for every seed alike
+    better = (evaluation["lmax_hidden"] > 0) & (evaluation["structure"] == "s0")
+    evaluation.loc[evaluation["lmax_hidden"] > 0, "epsilon_reachable"] *= np.where(better, 0.2, 1.01)[
+        evaluation["lmax_hidden"] > 0
+    ]
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5)).set_index("finding")
+    assert table.loc["1a", "estimate"] > 0 and table.loc["1a", "verdict"] == "inconclusive"
+
+
+def test_paired_bootstrap_is_reproducible_and_covers_the_mean():
+    rng = np.random.default_rng(3)
+    errors = 1 + 0.1 * rng.normal(size=(5, 20, 2))
+    first = paired_bootstrap(errors, lambda m: m[..., 1] - m[..., 0])
+    assert first == paired_bootstrap(errors, lambda m: m[..., 1] - m[..., 0])
+    assert first[1] < first[0] < first[2]
 
 
 def test_lmax_gains_pairs_by_seed_and_puts_the_reference_into_the_matched_family():
-    models = synthetic_models({"full": 0.3}, noise=0.0)
+    models, _ = synthetic_tables({"full": 0.3}, noise=0.0)
     gains = lmax_gains(models)
     matched = gains[(gains["capacity"] == "matched")]
     assert sorted(matched["lmax_hidden"]) == [0, 1, 2]
     assert matched.set_index("lmax_hidden").loc[2, "gain"] == pytest.approx(0.3)
+
+
+def test_contributions_table_keeps_the_whole_output_rows():
+    table = contributions(synthetic_probes(0.5, 1.5))
+    assert set(table["l"]) == {0, 1, 2} and np.allclose(table.groupby(GRID + ["step"])["share"].sum(), 1.0)
 
 
 def test_training_grid_adds_the_controls_at_the_largest_size():
@@ -162,8 +247,8 @@ def test_training_grid_adds_the_controls_at_the_largest_size():
 def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
     from e3hier.findings_report import epsilon_markdown, findings_markdown, main
 
-    models = synthetic_models({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5}, noise=0.01)
-    findings = findings_table(models, synthetic_contributions(falls=0.8))
+    models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
+    findings = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
     findings.to_parquet(tmp_path / "findings.parquet")
     lmax_gains(models).to_parquet(tmp_path / "lmax_gains.parquet")
     readme = tmp_path / "README.md"
@@ -176,3 +261,16 @@ def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
     assert findings_markdown(findings) in text and "| 1a | supported |" in text
     assert epsilon_markdown(lmax_gains(models)) in text and "full, matched capacity" in text
+
+
+def test_evaluation_table_takes_each_models_reachable_orders():
+    from e3hier.analysis import evaluation_table
+
+    point = dict(zip(GRID, (0, "full", "study", "study", 0, 32)))
+    evaluations = pd.DataFrame(
+        [{**point, "split": "test", "structure": "a", "epsilon_block_upto_l2": 1.0, "epsilon_block_upto_l3": 2.0}]
+    )
+    models = pd.DataFrame([{**point, "reachable_lmax": 3}])
+    assert evaluation_table(evaluations, models)["epsilon_reachable"].tolist() == [2.0]
+    with pytest.raises(ValueError, match="epsilon_block_upto_l4"):
+        evaluation_table(evaluations, models.assign(reachable_lmax=4))

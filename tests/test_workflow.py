@@ -150,15 +150,16 @@ def test_analysis_tables_figures_and_report(tiny_workflow_run):
         "density_slice",
         "findings",
         "lmax_gains",
+        "evaluation",
         "contributions",
     ):
         assert len(pd.read_parquet(results / "tables" / f"{name}.parquet")) > 0, name
     findings = pd.read_parquet(results / "tables" / "findings.parquet")
-    assert list(findings["finding"]) == ["1a", "1b", "2a", "2b", "3"]
+    assert list(findings["finding"]) == ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "3", "3-all", "3-1to2"]
     assert set(findings["verdict"]) <= {"supported", "not_supported", "inconclusive"}
     models = pd.read_parquet(results / "tables" / "models.parquet")
     assert set(models["capacity"]) == {"study", "matched"} and set(models["channels"]) == {"study", "equal"}
-    assert (results / "tables" / "findings.html").read_text().count("<tr") == 6  # the header and 5 findings
+    assert (results / "tables" / "findings.html").read_text().count("<tr") == 10  # the header and 9 findings
     ablation = pd.read_parquet(results / "tables" / "ablation.parquet")
     assert set(ablation["lmax_hidden"]) == {2} and set(ablation["zeroed_l"]) == {1, 2}
     for figure in (
