@@ -29,12 +29,17 @@ reproduce: venv
 STUDY_CONFIG := config.yaml config.study.yaml
 STUDY_DRAW1 := results/draw_1
 study: venv
+	mkdir -p results && date +%s > results/study_started
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG)
 	mkdir -p $(STUDY_DRAW1)
 	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(STUDY_DRAW1) \
 		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
 	$(BIN)/python -m e3hier.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
+	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
+	$(BIN)/python -m e3hier.docs_numbers snapshot results $(STUDY_DRAW1)/results \
+		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started
+	$(BIN)/python -m e3hier.docs_numbers write
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -8,7 +8,13 @@ from e3hier.draws import findings_by_draw, main
 
 def verdicts(**by_finding):
     return pd.DataFrame(
-        {"finding": list(by_finding), "estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2, "verdict": list(by_finding.values())}
+        {
+            "finding": list(by_finding),
+            "estimate": 0.1,
+            "ci_low": 0.0,
+            "ci_high": 0.2,
+            "verdict": list(by_finding.values()),
+        }
     )
 
 

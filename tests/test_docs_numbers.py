@@ -1,0 +1,87 @@
+"""Numbers in the README and the docs come from the committed snapshot of a run's tables (e3hier.docs_numbers)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from e3hier import docs_numbers as D
+
+
+def fake_snapshot(folder, estimate=0.3):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for draw in ("draw 0", "draw 1"):
+        rows.append(
+            {
+                "finding": "1a",
+                "draw": draw,
+                "claim": "c",
+                "statistic": "s",
+                "estimate": estimate,
+                "ci_low": 0.1,
+                "ci_high": 0.5,
+                "interval": "t",
+                "n_seeds": 5,
+                "n_structures": 12,
+                "verdict": "supported",
+                "replicated": True,
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "findings_by_draw.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "output": "full",
+                "capacity": "study",
+                "channels": "study",
+                "n_train": "all",
+                "lmax_hidden": 0,
+                "epsilon": 0.7,
+                "epsilon_ci_low": 0.6,
+                "epsilon_ci_high": 0.8,
+            }
+        ]
+    ).to_csv(folder / "lmax_gains.csv", index=False)
+    run = {
+        "commit": "abc1234",
+        "configs": ["config.yaml", "config.study.yaml"],
+        "wall_minutes": 80.0,
+        "structures": {"test": 12, "train": 64},
+        "models": 125,
+        "seeds": 5,
+        "lmax_hidden": [0, 4],
+        "target_scaling": ["population"],
+        "baseline_percent": 11.9,
+    }
+    (folder / "run.json").write_text(json.dumps(run))
+
+
+def test_blocks_are_rewritten_from_the_snapshot_and_stamped(tmp_path):
+    fake_snapshot(tmp_path / "snap")
+    doc = tmp_path / "README.md"
+    doc.write_text(
+        "a\n<!-- draws:begin -->\nold 0.99\n<!-- draws:end -->\nb\n<!-- study-run:begin -->\n<!-- study-run:end -->\n"
+    )
+    assert D.write(tmp_path, tmp_path / "snap") == [doc]
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("a\n") and "\nb\n" in text
+    assert "| 1a | supported, 0.3 [0.1, 0.5] | supported, 0.3 [0.1, 0.5] | yes |" in text
+    assert "commit abc1234; config.yaml config.study.yaml" in text and "ε = 11.9 %" in text
+    assert D.write(tmp_path, tmp_path / "snap") == []  # already current
+
+
+def test_a_changed_number_in_the_tables_changes_the_block(tmp_path):
+    fake_snapshot(tmp_path / "snap")
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- draws:begin -->\n<!-- draws:end -->\n")
+    D.write(tmp_path, tmp_path / "snap")
+    fake_snapshot(tmp_path / "snap", estimate=0.25)
+    assert D.write(tmp_path, tmp_path / "snap") == [doc] and "0.25 [0.1, 0.5]" in doc.read_text()
+
+
+def test_an_unknown_block_is_refused(tmp_path):
+    fake_snapshot(tmp_path / "snap")
+    (tmp_path / "README.md").write_text("<!-- typo:begin -->\n<!-- typo:end -->\n")
+    with pytest.raises(KeyError, match="typo"):
+        D.write(tmp_path, tmp_path / "snap")
