@@ -6,6 +6,7 @@ import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
 
 from e3hier import fused_layers
+from e3hier.devices import to_device
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
@@ -32,7 +33,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
         monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
     lay = layout()
     graphs = [
-        pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
+        to_device(pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL)), "cpu")
         for n, m in ((1, 1), (2, 2), (1, 3))
     ]
     models = []
@@ -41,7 +42,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
         models.append(DensityNetwork(2, 2, str(lay.irreps), 3.0, 6.0, **TINY_MODEL))
     alone = [model(graph) for model, graph in zip(models, graphs)]
     with torch.set_grad_enabled(chunk is None):
-        together = MemberNetworks(models)(pack_members(graphs))
+        together = MemberNetworks(models)(to_device(pack_members(graphs), "cpu"))
     for k, out in enumerate(alone):
         torch.testing.assert_close(together[k, : out.shape[0]], out, rtol=1e-5, atol=1e-6)
     # the members' parameters are views of their rows of the stack: an update of the stack reaches them
@@ -156,6 +157,6 @@ def test_member_model_equals_a_fresh_build_for_its_seed(lmax):
     with torch.no_grad():
         next(member.parameters()).zero_()
     assert next(first.parameters()).abs().sum() > 0
-    graph = pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL))
+    graph = to_device(pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL)), "cpu")
     member.load_state_dict(fresh.state_dict())
     torch.testing.assert_close(member(graph), fresh(graph))
