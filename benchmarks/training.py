@@ -136,9 +136,10 @@ def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
 
 
 def max_output_difference(model, stock: Network, samples, layout) -> float:
+    attributes = model.node_attributes
     with torch.no_grad():
         return max(
-            float((model(to_device(pack([s]), "cpu")) - stock(stock_input(s, layout, model.node_attributes))).abs().max())
+            float((model(to_device(pack([s]), "cpu")) - stock(stock_input(s, layout, attributes))).abs().max())
             for s in samples
         )
 
