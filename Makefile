@@ -6,7 +6,7 @@ CORES ?= all
 # e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
 SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
 
-.PHONY: venv reproduce study report test test-fast lint bench plan clean
+.PHONY: venv reproduce study report test test-fast lint bench gpu-check plan clean
 
 venv: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ test-fast: venv
 # Speed benchmarks (≤ 10 min on 2 cores): results/benchmarks/summary.json, see benchmarks/README.md.
 bench: venv
 	$(BIN)/python benchmarks/run.py
+
+# CUDA against the CPU (< 5 min on a GPU node): one grid point and an ensemble of 2, a few epochs each;
+# exits 0 with "skipped: no CUDA device" without a GPU (docs/cluster.md).
+gpu-check: venv
+	$(BIN)/python benchmarks/gpu_check.py
 
 # Cost plan of a config before running it (docs/plan.md): core-hours, peak memory, GPU-hours per rule.
 #   make plan CONFIG="config.yaml config.paper.yaml"   (the config files in merge order)

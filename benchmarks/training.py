@@ -35,6 +35,7 @@ from benchmarks.common import PIPELINE_DIR, ROOT, load_config, log, stats
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.conventions import positions_to_e3nn
 from e3hier.dataset import DATASET_COLUMNS
+from e3hier.devices import to_device
 from e3hier.evaluation import Predictor, evaluate
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork
@@ -135,9 +136,10 @@ def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
 
 
 def max_output_difference(model, stock: Network, samples, layout) -> float:
+    attributes = model.node_attributes
     with torch.no_grad():
         return max(
-            float((model(pack([s])) - stock(stock_input(s, layout, model.node_attributes))).abs().max())
+            float((model(to_device(pack([s]), "cpu")) - stock(stock_input(s, layout, attributes))).abs().max())
             for s in samples
         )
 

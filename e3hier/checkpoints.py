@@ -39,13 +39,17 @@ class Run:
     callbacks
         The probe results, in step order.
     stopped
-        Whether early stopping ended the run.
+        Whether the run ended before its last epoch: early stopping, or divergence (an ensemble member).
+    diverged_epoch
+        The epoch in which an ensemble member's loss or validation ε stopped being finite (None: it did not;
+        ``e3hier.ensemble.EnsembleTrainer``).
     """
 
     metrics: list = dataclasses.field(default_factory=list)
     best: dict = dataclasses.field(default_factory=lambda: {"epsilon": math.inf, "epoch": 0, "state": None})
     callbacks: list = dataclasses.field(default_factory=list)
     stopped: bool = False
+    diverged_epoch: int | None = None
 
     @property
     def epoch(self) -> int:

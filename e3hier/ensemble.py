@@ -18,6 +18,7 @@ seeds, so adding a seed to a block retrains that block (``e3hier.grid.seed_block
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -27,9 +28,12 @@ import torch
 from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.checkpoints import Run, read_checkpoint, write_checkpoint
+from e3hier.devices import HostGraph, to_device
 from e3hier.evaluation import L_COLUMNS, structure_errors, validation_row
 from e3hier.samples import pack
 from e3hier.training import Trainer, TrainingDiverged, epoch_row
+
+log = logging.getLogger(__name__)
 
 GRAPH_EDGE_KEYS = ("edge_attr", "edge_length_embedded")
 
@@ -95,7 +99,7 @@ class MemberNetworks(torch.nn.Module):
         return self.network(graph)
 
 
-def pack_members(graphs: list[dict]) -> dict:
+def pack_members(graphs: list[dict]) -> HostGraph:
     """One graph of K members' packed batches: node tensors (K, max nodes, ·), edge and pair features
     (K, max edges or pairs, ·) padded with zeros, and edge, pair and output-row indices into the members'
     nodes and pairs laid one after another (member k's node i is row k·max nodes + i)."""
@@ -106,7 +110,7 @@ def pack_members(graphs: list[dict]) -> dict:
         return torch.nn.functional.pad(tensor, (0, 0, 0, size - tensor.shape[0]))
 
     pairs = max(g["pair_length_embedded"].shape[0] for g in graphs)
-    out = {"one_hot": torch.stack([padded(g["one_hot"], nodes) for g in graphs])}
+    out = HostGraph(one_hot=torch.stack([padded(g["one_hot"], nodes) for g in graphs]))
     for key in GRAPH_EDGE_KEYS:
         out[key] = torch.stack([padded(g[key], edges) for g in graphs])
     out["pair_length_embedded"] = torch.stack([padded(g["pair_length_embedded"], pairs) for g in graphs])
@@ -137,6 +141,7 @@ class EnsembleTrainer:
         self.cfg, self.device = lead.cfg, lead.device
         self.optimizer = lead.make_optimizer(self.network)
         self.scheduler = lead.make_scheduler(self.optimizer)
+        self.runs: list[Run] = []  # the members' records, once ``fit`` has run
 
     @property
     def name(self) -> str:
@@ -172,45 +177,50 @@ class EnsembleTrainer:
         return state["epoch"], [Run.from_state(run) for run in state["runs"]]
 
     # ---- one epoch ---------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> list[dict]:
+    def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> tuple[list[dict], list[bool]]:
         """One pass over every member's shuffled batches, one optimiser step for all members per batch.
 
+        A member whose loss is not finite at a step drops out of the summed loss from that step on: its
+        rows of the stack go on being computed (the shapes, hence every other member's arithmetic, stay
+        those of the ensemble without the divergence) but nothing of it reaches another member (each
+        member's gradient is that of its own loss; Adam is elementwise). Which members are still finite
+        is kept on the device and read once, at the end of the epoch.
+
         ``probe(step, epoch, network)`` of the stacked network gives one result per member (see ``fit``).
-        Returns one ``train_epoch`` row per member (the epoch's seconds are the ensemble's)."""
+        Returns one ``train_epoch`` row per member (the epoch's seconds are the ensemble's) and whether
+        each member's loss stayed finite."""
         self.network.train()
         members, n_l = len(self.trainers), len(L_COLUMNS)
         sums = torch.zeros(members * (n_l + 1), dtype=torch.float64, device=self.device)
-        counts = torch.zeros(members * (n_l + 1), dtype=torch.long, device=self.device)
+        counts = np.zeros((members, n_l + 1), dtype=np.int64)
+        finite = torch.tensor([run.diverged_epoch is None for run in runs], device=self.device)
         batches = [t.batches(epoch) for t in self.trainers]
         step = (epoch - 1) * len(batches[0])
         every = self.trainers[0].probe_every
         probe_seconds = 0.0
         start = time.perf_counter()
         for member_batches in zip(*batches):
-            graph = pack_members([pack(batch) for batch in member_batches])
-            if self.device.type != "cpu":
-                graph = {k: v.to(self.device, non_blocking=True) for k, v in graph.items()}
+            graph = to_device(pack_members([pack(batch) for batch in member_batches]), self.device)
             targets, l_rows, sizes = [], [], []
             for k, (trainer, batch) in enumerate(zip(self.trainers, member_batches)):
                 size = 0
                 for sample in batch:
-                    target, rows_l = trainer.step_targets(sample)
+                    target, rows_l, l_counts = trainer.step_targets(sample)
                     targets.append(target)
                     l_rows.append(rows_l + k * (n_l + 1))
+                    counts[k] += l_counts
                     size += len(target)
                 sizes.append(size)
             target, l_rows = torch.cat(targets), torch.cat(l_rows)
             output = self.network(graph)
             residual = output.flatten(0, 1)[graph["atom"], graph["slot"]] - target
             losses = torch.stack([part.pow(2).mean() for part in residual.split(sizes)])
-            loss = losses.sum()  # each member's gradient is that of its own mean squared error
-            if not torch.isfinite(loss):
-                bad = [self.trainers[k].name for k in torch.nonzero(~torch.isfinite(losses)).flatten().tolist()]
-                raise TrainingDiverged(f"grid point(s) {', '.join(bad)}: loss is not finite at epoch {epoch}")
+            finite &= torch.isfinite(losses)
+            # each member's gradient is that of its own mean squared error; a diverged member's is zero
+            loss = torch.where(finite, losses, torch.zeros_like(losses)).sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            counts += torch.bincount(l_rows, minlength=members * (n_l + 1))
             sums.index_add_(0, l_rows, residual.detach().pow(2).double())
             step += 1
             if probe is not None and step % every == 0:
@@ -220,8 +230,9 @@ class EnsembleTrainer:
                         run.callbacks.append(result)
                 probe_seconds += time.perf_counter() - clock
         seconds = time.perf_counter() - start - probe_seconds
-        sums, counts = sums.view(members, -1).tolist(), counts.view(members, -1).tolist()
-        return [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.trainers)]
+        sums, counts = sums.view(members, -1).tolist(), counts.tolist()
+        rows = [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.trainers)]
+        return rows, finite.tolist()
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -233,7 +244,7 @@ class EnsembleTrainer:
         tables = [[] for _ in range(members)]
         if not samples:
             return [pd.DataFrame() for _ in range(members)]
-        graph = pack_members([pack(samples)] * members)
+        graph = to_device(pack_members([pack(samples)] * members), self.device)
         out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
         scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
         targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows of all structures)
@@ -247,12 +258,20 @@ class EnsembleTrainer:
         return [pd.DataFrame(rows) for rows in tables]
 
     # ---- the loop ----------------------------------------------------------------------------
+    def diverged(self, run: Run, k: int, epoch: int, reason: str) -> None:
+        """Stop member ``k`` at ``epoch``, recorded as diverged: its record ends with the last finished epoch
+        (metrics, best state; the probes of ``epoch`` are dropped), and the others train on."""
+        run.stopped, run.diverged_epoch = True, epoch
+        run.callbacks[:] = [result for result in run.callbacks if result["epoch"] < epoch]
+        log.warning("ensemble %s: member %s diverged at epoch %d (%s)", self.name, self.trainers[k].name, epoch, reason)
+
     def fit(self, probe=None) -> list[tuple[pd.DataFrame, dict, list]]:
         """Train every member (resuming if possible); returns ``Trainer.fit``'s triple per member.
 
         ``probe(step, epoch, network)`` probes the stacked network and returns one result per member, at
         the steps ``Trainer.fit`` probes one model. A member whose early stopping ends its run keeps the
-        record of that epoch (its best state, metrics and probes); the others train on.
+        record of that epoch (its best state, metrics and probes); the others train on. So does a member whose
+        loss or validation ε stops being finite, recorded as diverged (``Run.diverged_epoch``, ``diverged``).
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         resumed = self.load_checkpoint()
@@ -266,12 +285,18 @@ class EnsembleTrainer:
         for epoch in range(first_epoch, epochs + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
-            rows = self.train_epoch(epoch, runs, probe)
+            rows, finite = self.train_epoch(epoch, runs, probe)
             self.scheduler.step()
+            for k in (k for k, run in enumerate(runs) if not run.stopped and not finite[k]):
+                self.diverged(runs[k], k, epoch, "its loss is not finite")
             active = [k for k, run in enumerate(runs) if not run.stopped]
             validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
             for k in active:
-                self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
+                try:
+                    self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
+                except TrainingDiverged as error:  # a non-finite validation ε
+                    self.diverged(runs[k], k, epoch, str(error))
+            active = [k for k in active if runs[k].diverged_epoch is None]
             ended = [
                 k
                 for k in active
@@ -291,4 +316,5 @@ class EnsembleTrainer:
                 self.save_checkpoint(epoch, runs)
             if done:
                 break
+        self.runs = runs  # each member's record, its ``diverged_epoch`` included
         return [(run.metrics_table(), run.best, run.callbacks) for run in runs]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from e3hier.devices import module_device, to_device
 from e3hier.layout import OutputLayout
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import build_model
@@ -31,7 +32,9 @@ class Predictor:
         """The scale of each of the sample's block rows (cached per structure)."""
         if sample.structure not in self._row_scales:
             el = torch.as_tensor([self.element_index[sample.symbols[a]] for a in sample.atom], dtype=torch.long)
-            self._row_scales[sample.structure] = self.scales[el.to(self.scales.device), torch.as_tensor(sample.slot)]
+            self._row_scales[sample.structure] = self.scales[
+                el.to(self.scales.device), torch.as_tensor(sample.slot, device=self.scales.device)
+            ]
         return self._row_scales[sample.structure]
 
     def scaled_outputs(self, graph: dict) -> torch.Tensor:
@@ -41,7 +44,8 @@ class Predictor:
     @torch.no_grad()
     def predict_targets(self, sample: Sample) -> np.ndarray:
         """Predicted targets (coefficient − reference) for the sample's block rows."""
-        out = self.scaled_outputs(pack([sample])) * self.row_scales(sample).to(self.scales.dtype)
+        graph = to_device(pack([sample]), module_device(self.model))
+        out = self.scaled_outputs(graph) * self.row_scales(sample).to(self.scales.dtype)
         return out.double().cpu().numpy()
 
 

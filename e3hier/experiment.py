@@ -12,6 +12,7 @@ import torch
 from e3hier.allocator import keep_freed_memory
 from e3hier.capacity import grid_multiplicities
 from e3hier.dataset import DATASET_COLUMNS
+from e3hier.devices import check_cuda, to_device
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
 from e3hier.evaluation import L_COLUMNS, evaluate
 from e3hier.features import features_table, probe_rows
@@ -20,7 +21,7 @@ from e3hier.held_out import evaluate_test_splits
 from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
-from e3hier.network_setup import place_on_device
+from e3hier.network_setup import place_on_device, resolve_device
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
 from e3hier.training import Trainer
 
@@ -126,6 +127,8 @@ def run_grid_points(
     if len({p.with_seed(0) for p in points}) != 1:
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
+    check_cuda(train_cfg["device"])  # before the data: building the validation grids takes minutes
+    device = resolve_device(train_cfg["device"])
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
     keep_freed_memory()  # before the samples' ε grids: see ``e3hier.allocator``
     train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)
@@ -165,7 +168,7 @@ def run_grid_points(
     val = load_samples(
         val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level, budget=budget
     )
-    probe_graph = pack(val[: analysis_cfg["probe_structures"]])
+    probe_graph = to_device(pack(val[: analysis_cfg["probe_structures"]]), device)
 
     def probe(step, epoch, model):
         return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
@@ -199,7 +202,7 @@ def run_grid_points(
             return [evaluate(trainers[0].predictor, samples)]
     else:
         ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
-        members_graph = pack_members([probe_graph] * len(trainers))
+        members_graph = to_device(pack_members([probe_graph] * len(trainers)), device)
 
         def probe_members(step, epoch, network):
             rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
@@ -209,7 +212,8 @@ def run_grid_points(
         model, evaluate_models = ensemble.network.network, ensemble.evaluate
     for trainer, (_, best, _) in zip(trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
-        trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
+        if best["state"] is not None:  # None: a member that diverged before its first validated epoch
+            trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
 
     def load_test_split(path):
         # streamed: a test split's grids are held a chunk at a time (evaluate_test_splits)
@@ -223,17 +227,21 @@ def run_grid_points(
             grid_level=grid_level,
             budget=CollocationBudget(0),
         )
-        place_on_device(samples, trainers[0].device)
+        place_on_device(samples, device)
         return samples
 
     evaluations, ablations = evaluate_test_splits(
         evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, budget.left
     )
     results = []
-    for p, trainer, out_dir, (metrics, best, callbacks), eval_table, ablation in zip(
-        points, trainers, out_dirs, fitted, evaluations, ablations
+    runs = ensemble.runs if len(trainers) > 1 else [None]
+    for p, trainer, out_dir, (metrics, best, callbacks), eval_table, ablation, run in zip(
+        points, trainers, out_dirs, fitted, evaluations, ablations, runs
     ):
         summary = finish_grid_point(p, trainer, metrics, best, callbacks, eval_table, ablation, plan, out_dir)
+        # a member of an ensemble may diverge and stop, the others train on (e3hier.ensemble); alone, it raises
+        diverged_epoch = None if run is None else run.diverged_epoch
+        summary["diverged"], summary["diverged_epoch"] = diverged_epoch is not None, diverged_epoch
         summary["ensemble_size"] = len(trainers)
         summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
         write_json(out_dir / "summary.json", summary)
@@ -259,7 +267,9 @@ def finish_grid_point(
     """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
     its summary row (``summary.json`` is written by the caller)."""
     name = point.name
-    train_seconds = float(metrics["wall_seconds"].iloc[-1])
+    # no epoch recorded: an ensemble member that diverged in its first epoch (its outputs are NaN)
+    last = metrics.iloc[-1] if len(metrics) else {"wall_seconds": float("nan"), "epoch": 0, "step": 0}
+    train_seconds = float(last["wall_seconds"])
     model_cfg, train_cfg, layout = trainer.model_config["model"], trainer.cfg, trainer.layout
     provenance = {"grid_point": point.as_dict(), "train": train_cfg, "model": model_cfg, "device": str(trainer.device)}
     write_parquet(out_dir / "metrics.parquet", metrics, metadata=provenance)
@@ -291,8 +301,8 @@ def finish_grid_point(
         "epsilon_test_baseline": float(test["epsilon_baseline"].mean()),
         "epsilon_val_best": float(best["epsilon"]),
         "best_epoch": int(best["epoch"]),
-        "epochs": int(metrics["epoch"].iloc[-1]),
-        "steps": int(metrics["step"].iloc[-1]),
+        "epochs": int(last["epoch"]),
+        "steps": int(last["step"]),
         **target_sizes(trainer.train, trainer.predictor),
         "train_seconds": train_seconds,
     }

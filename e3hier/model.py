@@ -33,6 +33,7 @@ from e3nn.nn.models.gate_points_2101 import Network, smooth_cutoff
 
 from e3hier.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.conventions import positions_to_e3nn
+from e3hier.devices import check_graph, module_device
 from e3hier.fused_layers import fuse_tensor_products
 from e3hier.generated_code import e3nn_code_generation, optimise_tensor_products
 
@@ -174,7 +175,10 @@ class DensityNetwork(Network):
 
     def edge_inputs(self, graph: dict) -> tuple:
         """What every convolution takes besides the node features and attributes: the fused
-        convolutions take the radial networks' input per undirected pair and each edge's pair."""
+        convolutions take the radial networks' input per undirected pair and each edge's pair. The graph
+        must be on the network's device (``e3hier.devices.check_graph``: the forward pass and the probes
+        both come here)."""
+        check_graph(graph, module_device(self))
         edges = graph["edge_src"], graph["edge_dst"], graph["edge_attr"]
         if self.radial_on_pairs:
             return *edges, graph["pair_length_embedded"], graph["edge_pair"]

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from pyscf import gto
 
+from e3hier.devices import HostGraph
 from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_DTYPE, CollocationBudget, DensityGrid, density_grid
 from e3hier.model import edge_features
@@ -32,7 +33,7 @@ class Sample:
     structure: str
     symbols: list
     positions: np.ndarray  # Å
-    graph: dict  # one_hot + edge_features, torch tensors
+    graph: dict  # one_hot, edge_features, and the block rows' atom and slot: torch tensors
     l: np.ndarray
     coefficient: np.ndarray
     integral: np.ndarray
@@ -66,6 +67,10 @@ def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, mod
     graph["one_hot"] = torch.as_tensor(layout.one_hot(symbols), dtype=dtype)
     l = rows["l"].to_numpy()
     block = np.flatnonzero(layout.in_block(l))
+    atom = rows["atom"].to_numpy()[block]
+    slot = layout.slots(l[block], rows["shell"].to_numpy()[block], rows["m"].to_numpy()[block])
+    # the output rows as tensors of the graph: moved to the network's device once, with the graph
+    graph["atom"], graph["slot"] = torch.as_tensor(atom), torch.as_tensor(slot)
     return Sample(
         structure=structure_id,
         symbols=symbols,
@@ -77,8 +82,8 @@ def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, mod
         reference=rows["reference"].to_numpy(dtype=float, copy=True),
         target=rows["target"].to_numpy(dtype=float, copy=True),
         rows=block,
-        atom=rows["atom"].to_numpy()[block],
-        slot=layout.slots(l[block], rows["shell"].to_numpy()[block], rows["m"].to_numpy()[block]),
+        atom=atom,
+        slot=slot,
         n_electrons=float(rows["n_electrons"].iloc[0]),
     )
 
@@ -150,25 +155,26 @@ def load_samples(
     return samples
 
 
-def pack(samples: list[Sample]) -> dict:
-    """One disjoint graph from several structures (edge and row indices offset per structure)."""
+def pack(samples: list[Sample]) -> HostGraph:
+    """One disjoint graph from several structures (edge and row indices offset per structure), on the device
+    of the samples' graphs; a network takes it through ``e3hier.devices.to_device``."""
     if len(samples) == 1:
-        s = samples[0]
-        return {**s.graph, "atom": torch.as_tensor(s.atom), "slot": torch.as_tensor(s.slot)}
+        return HostGraph(samples[0].graph)
     offsets = np.cumsum([0] + [s.n_atoms for s in samples[:-1]])
     pair_offsets = np.cumsum([0] + [len(s.graph["pair_length_embedded"]) for s in samples[:-1]])
-    packed = {
-        "one_hot": torch.cat([s.graph["one_hot"] for s in samples]),
-        "edge_src": torch.cat([s.graph["edge_src"] + int(o) for s, o in zip(samples, offsets)]),
-        "edge_dst": torch.cat([s.graph["edge_dst"] + int(o) for s, o in zip(samples, offsets)]),
-        "edge_attr": torch.cat([s.graph["edge_attr"] for s in samples]),
-        "edge_length_embedded": torch.cat([s.graph["edge_length_embedded"] for s in samples]),
-        "edge_pair": torch.cat([s.graph["edge_pair"] + int(o) for s, o in zip(samples, pair_offsets)]),
-        "pair_length_embedded": torch.cat([s.graph["pair_length_embedded"] for s in samples]),
-        "atom": torch.as_tensor(np.concatenate([s.atom + o for s, o in zip(samples, offsets)])),
-        "slot": torch.as_tensor(np.concatenate([s.slot for s in samples])),
-    }
-    return packed
+    return HostGraph(
+        {
+            "one_hot": torch.cat([s.graph["one_hot"] for s in samples]),
+            "edge_src": torch.cat([s.graph["edge_src"] + int(o) for s, o in zip(samples, offsets)]),
+            "edge_dst": torch.cat([s.graph["edge_dst"] + int(o) for s, o in zip(samples, offsets)]),
+            "edge_attr": torch.cat([s.graph["edge_attr"] for s in samples]),
+            "edge_length_embedded": torch.cat([s.graph["edge_length_embedded"] for s in samples]),
+            "edge_pair": torch.cat([s.graph["edge_pair"] + int(o) for s, o in zip(samples, pair_offsets)]),
+            "pair_length_embedded": torch.cat([s.graph["pair_length_embedded"] for s in samples]),
+            "atom": torch.cat([s.graph["atom"] + int(o) for s, o in zip(samples, offsets)]),
+            "slot": torch.cat([s.graph["slot"] for s in samples]),
+        }
+    )
 
 
 def shell_scales(samples: list[Sample], layout: OutputLayout, scaling: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from e3hier.allocator import keep_freed_memory
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
+from e3hier.devices import to_device
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
@@ -29,6 +30,9 @@ from e3hier.lean_adam import LeanAdam
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import model_config, place_on_device, resolve_device, seeded_model
 from e3hier.samples import TORCH_DTYPES, Sample, pack, shell_scales
+
+#: Optimiser steps between the progress bar's loss updates (each one waits for the device).
+PROGRESS_EVERY = 100
 
 
 class TrainingDiverged(FloatingPointError):
@@ -145,24 +149,30 @@ class Trainer:
         size = self.cfg["batch_size"]
         return [[self.train[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
 
-    def step_targets(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sample's scaled block targets and each row's l (capped at 5), on the device (cached)."""
+    def step_targets(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """The sample's scaled block targets and each row's l (capped at 5), on the device, and its rows per l
+        (l = 0..4, then l > 4) on the host (cached): the epoch's counts need no device sync."""
         if sample.structure not in self._step_targets:
+            l_capped = np.minimum(sample.l[sample.rows], len(L_COLUMNS))
             target = torch.as_tensor(sample.target[sample.rows]).to(self.device, self.dtype)
-            l_rows = torch.as_tensor(np.minimum(sample.l[sample.rows], len(L_COLUMNS)), device=self.device)
-            self._step_targets[sample.structure] = (target / self.predictor.row_scales(sample), l_rows)
+            l_rows = torch.as_tensor(l_capped, device=self.device)
+            l_counts = np.bincount(l_capped, minlength=len(L_COLUMNS) + 1)
+            self._step_targets[sample.structure] = (target / self.predictor.row_scales(sample), l_rows, l_counts)
         return self._step_targets[sample.structure]
 
     def train_epoch(self, epoch: int, probe=None, probes: list | None = None) -> dict:
-        """One pass over the shuffled training batches; the per-l losses are accumulated on the device
-        (one host transfer per epoch; the finiteness check is the only per-step sync).
+        """One pass over the shuffled training batches; the per-l losses are accumulated on the device, so
+        a step waits for no device result: the loss reaches the host every ``PROGRESS_EVERY`` steps (for the
+        progress bar) and at the end of the epoch, which raises ``TrainingDiverged`` if any step's loss was
+        not finite.
 
         ``probe(step, epoch, model)`` runs after every ``probe_every`` optimiser steps (counted over the
         whole run) and its results are appended to ``probes``."""
         self.model.train()
         n_l = len(L_COLUMNS)
         sums = torch.zeros(n_l + 1, dtype=torch.float64, device=self.device)  # per l, then l > 4
-        counts = torch.zeros(n_l + 1, dtype=torch.long, device=self.device)
+        counts = np.zeros(n_l + 1, dtype=np.int64)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # NaN or inf once a step's is
         batches = self.batches(epoch)
         show = self.log_stream is not None
         progress = tqdm(
@@ -177,31 +187,35 @@ class Trainer:
         step = (epoch - 1) * len(batches)  # optimiser steps before this epoch (batches per epoch are fixed)
         probe_seconds = 0.0
         start = time.perf_counter()
-        for batch in progress:
-            graph = pack(batch)
-            if self.device.type != "cpu":
-                graph = {k: v.to(self.device, non_blocking=True) for k, v in graph.items()}
-            targets, l_rows = zip(*(self.step_targets(s) for s in batch))
+        for index, batch in enumerate(progress, 1):
+            graph = to_device(pack(batch), self.device)
+            targets, l_rows, l_counts = zip(*(self.step_targets(s) for s in batch))
             target, l_rows = (targets[0], l_rows[0]) if len(batch) == 1 else (torch.cat(targets), torch.cat(l_rows))
             residual = self.predictor.scaled_outputs(graph) - target
             loss = residual.pow(2).mean()
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"grid point {self.name}: loss is {loss.item()} at epoch {epoch}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            squared = residual.detach().pow(2).double()
-            counts += torch.bincount(l_rows, minlength=n_l + 1)
-            sums.index_add_(0, l_rows, squared)
-            if show:
-                progress.set_postfix(loss=f"{loss.item():.3e}", refresh=False)
+            loss_sum += loss.detach()
+            counts += sum(l_counts)
+            sums.index_add_(0, l_rows, residual.detach().pow(2).double())
+            if show and index % PROGRESS_EVERY == 0:
+                progress.set_postfix(loss=f"{self.finite_loss(loss_sum, epoch) / index:.3e}", refresh=False)
             step += 1
             if probe is not None and step % self.probe_every == 0:
                 clock = time.perf_counter()
                 probes.append(probe(step, epoch, self.model))
                 probe_seconds += time.perf_counter() - clock
+        self.finite_loss(loss_sum, epoch)
         seconds = time.perf_counter() - start - probe_seconds
         return epoch_row(epoch, sums.tolist(), counts.tolist(), len(self.train), seconds, step)
+
+    def finite_loss(self, loss_sum: torch.Tensor, epoch: int) -> float:
+        """The summed loss of the epoch's steps so far (a host sync); TrainingDiverged if it is not finite."""
+        value = float(loss_sum)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"grid point {self.name}: loss is {value} at epoch {epoch}")
+        return value
 
     def validate(self) -> dict:
         return validation_row(evaluate(self.predictor, self.val))

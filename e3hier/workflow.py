@@ -128,6 +128,16 @@ def fit_layout_settings(dft_cfg: dict) -> dict:
     return {k: dft_cfg[k] for k in ("basis", "fit_auxbasis", "decontract")}
 
 
+def mem_mb_per_attempt(first_mb: int):
+    """A rule's ``mem_mb``: ``first_mb`` on the first attempt, 2x and 3x on the retries (the profiles'
+    ``restart-times``), so a job killed for its memory asks for more."""
+
+    def mem_mb(wildcards, attempt: int) -> int:
+        return int(first_mb) * attempt
+
+    return mem_mb
+
+
 def training_uses_gpu(train_cfg: dict) -> bool:
     """Whether ``train.device`` resolves to CUDA here (``auto``: if torch sees a GPU)."""
     if train_cfg["device"] == "cuda":

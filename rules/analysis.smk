@@ -22,7 +22,7 @@ rule analysis:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb_per_attempt(2000),
         runtime=10,
     params:
         model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
@@ -47,7 +47,7 @@ rule density_slice:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb_per_attempt(2000),
         runtime=10,
     params:
         labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
@@ -78,7 +78,7 @@ rule findings_report:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb_per_attempt(1000),
         runtime=5,
     script:
         "../scripts/findings_report.py"

@@ -115,6 +115,28 @@ def dft_mem_mb(wildcards, attempt):
     )
 
 
+def share_profile_settings(source, target):
+    """Give rule ``target`` the profile's per-rule settings of rule ``source`` (``set-resources``,
+    ``set-threads``: Snakemake keys them by rule name), below any the profile gives ``target`` by name.
+
+    The training rules of ``train.ensemble_size`` > 1 are named per block of seeds, so a profile's
+    ``train:`` entry reaches them through this. Reads Snakemake 9's parsed settings (pinned in requirements.lock;
+    ``tests/test_slurm.py`` checks the effect in a dry run).
+    """
+    settings = workflow.resource_settings
+    target_rule = workflow.get_rule(target)
+    resources = settings._parsed_overwrite_resources
+    if source in resources:
+        target_rule.resources.update(resources[source])
+        target_rule.resources.update(resources.get(target, {}))
+    threads = settings._parsed_overwrite_threads
+    if source in threads and target not in threads:
+        target_rule.resources["_cores"] = threads[source]
+
+
+mem_mb_per_attempt = wf.mem_mb_per_attempt
+
+
 ANALYSIS_TABLES = [
     "findings",
     "lmax_gains",

@@ -17,7 +17,7 @@ rule dataset:
         "../envs/dataset.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb_per_attempt(2000),
         runtime=10,
     params:
         structure_ids=lambda wc: structure_ids(wc.split),

@@ -37,7 +37,7 @@ rule free_atom:
         "../envs/dft.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb_per_attempt(2000),
         runtime=10,
     params:
         dft=config["dft"],

@@ -22,7 +22,7 @@ for figure, spec in FIGURES.items():
             "../envs/analysis.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
+            mem_mb=mem_mb_per_attempt(2000),
             runtime=10,
         params:
             figure=figure,

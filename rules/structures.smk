@@ -17,7 +17,7 @@ rule structure:
         "../envs/structures.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb_per_attempt(1000),
         runtime=5,
     params:
         # this structure's recipe only (split, index, n_molecules, its own seed, MD
@@ -43,7 +43,7 @@ rule structure_manifest:
         "../envs/structures.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb_per_attempt(1000),
         runtime=10,
     params:
         splits=[STRUCTURES[s]["split"] for s in structure_ids()],

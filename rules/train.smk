@@ -1,6 +1,8 @@
-# the rest of a training job (data, network, Python) and the ε grids it holds: the job holds what its
-# mem_mb leaves (scripts/train.py), so the cache size is a resource, not a setting that retrains models
-TRAIN_MEM_MB = TRAINING_BASE_MB + int(config["metric"]["collocation_cache_mb"])
+# the rest of a training job (data, network, Python) and the ε grids it holds (resource collocation_cache_mb,
+# read by scripts/train.py: a resource, not a setting that retrains models); a retry asks for 2x, 3x the
+# memory and holds the same grids, so the extra memory is all headroom
+TRAIN_CACHE_MB = int(config["metric"]["collocation_cache_mb"])
+TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_CACHE_MB
 TRAIN_PARAMS = {
     "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),
@@ -31,7 +33,8 @@ if ENSEMBLE_SIZE == 1:
         threads: config["train"].get("threads", 1)
         resources:
             **TRAIN_GPU,
-            mem_mb=TRAIN_MEM_MB,
+            mem_mb=mem_mb_per_attempt(TRAIN_MEM_MB),
+            collocation_cache_mb=TRAIN_CACHE_MB,
             runtime=120,
         params:
             **TRAIN_PARAMS,
@@ -60,7 +63,8 @@ else:
             threads: config["train"].get("threads", 1)
             resources:
                 **TRAIN_GPU,
-                mem_mb=TRAIN_MEM_MB,
+                mem_mb=mem_mb_per_attempt(TRAIN_MEM_MB),
+                collocation_cache_mb=TRAIN_CACHE_MB,
                 runtime=120 * len(block),
             params:
                 **TRAIN_PARAMS,
@@ -68,6 +72,11 @@ else:
                 reference_lmax=reference_lmax,
             script:
                 "../scripts/train.py"
+
+        # a profile's settings of rule `train` (--set-resources, --set-threads) apply to these rules too
+        share_profile_settings(
+            "train", f"train_ensemble_seeds_{'_'.join(map(str, block))}"
+        )
 
 
 rule models_table:
@@ -87,7 +96,7 @@ rule models_table:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb_per_attempt(1000),
         runtime=10,
     script:
         "../scripts/models_table.py"

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from e3hier.experiment import run_grid_points
 from e3hier.io import logged_errors, setup_logging
-from e3hier.metric import TRAINING_BASE_MB
 
 log = setup_logging(snakemake.log[0])
 
@@ -24,8 +23,8 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:
         log_stream=progress,
         analysis_cfg=snakemake.params.probes,
         reference_lmax=snakemake.params.reference_lmax,
-        # the ε grids held: what the job's memory leaves (metric.collocation_cache_mb, or a bigger mem_mb)
-        collocation_cache_mb=snakemake.resources.mem_mb - TRAINING_BASE_MB,
+        # the ε grids held: metric.collocation_cache_mb, or the profile's resource of that name (rules/train.smk)
+        collocation_cache_mb=snakemake.resources.collocation_cache_mb,
     )
     for result in results:
         log.info("done: %s", result["summary"])

@@ -6,6 +6,7 @@ import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
 
 from e3hier import fused_layers
+from e3hier.devices import to_device
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
@@ -32,7 +33,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
         monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
     lay = layout()
     graphs = [
-        pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL))
+        to_device(pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL)), "cpu")
         for n, m in ((1, 1), (2, 2), (1, 3))
     ]
     models = []
@@ -41,7 +42,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
         models.append(DensityNetwork(2, 2, str(lay.irreps), 3.0, 6.0, **TINY_MODEL))
     alone = [model(graph) for model, graph in zip(models, graphs)]
     with torch.set_grad_enabled(chunk is None):
-        together = MemberNetworks(models)(pack_members(graphs))
+        together = MemberNetworks(models)(to_device(pack_members(graphs), "cpu"))
     for k, out in enumerate(alone):
         torch.testing.assert_close(together[k, : out.shape[0]], out, rtol=1e-5, atol=1e-6)
     # the members' parameters are views of their rows of the stack: an update of the stack reaches them
@@ -156,6 +157,52 @@ def test_member_model_equals_a_fresh_build_for_its_seed(lmax):
     with torch.no_grad():
         next(member.parameters()).zero_()
     assert next(first.parameters()).abs().sum() > 0
-    graph = pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL))
+    graph = to_device(pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL)), "cpu")
     member.load_state_dict(fresh.state_dict())
     torch.testing.assert_close(member(graph), fresh(graph))
+
+
+@pytest.mark.slow
+def test_a_diverging_member_stops_and_the_others_train_on_bit_for_bit(synthetic_splits, tmp_path, monkeypatch):
+    """Seed 5's targets turn NaN in its second epoch: it stops, recorded as diverged with its epoch-1 record;
+    seed 3 ends exactly (every bit) as in the same ensemble without the divergence."""
+    train = dict(TINY_TRAIN, epochs=3)
+
+    def run(folder):
+        return run_grid_points(
+            [dict(POINT, seed=s) for s in (3, 5)],
+            synthetic_splits["train"],
+            synthetic_splits["val"],
+            {"test": synthetic_splits["test"]},
+            FIT,
+            TINY_MODEL,
+            train,
+            {"grid_level": 0},
+            [tmp_path / folder / "3", tmp_path / folder / "5"],
+        )
+
+    reference = run("reference")
+    original, calls = Trainer.step_targets, []
+
+    def poisoned(self, sample):  # 6 training structures in batches of 2: call 8 is in epoch 2
+        target, l_rows, counts = original(self, sample)
+        if self.seed == 5:
+            calls.append(sample.structure)
+            if len(calls) >= 8:
+                target = target * float("nan")
+        return target, l_rows, counts
+
+    monkeypatch.setattr(Trainer, "step_targets", poisoned)
+    diverged = run("diverged")
+    assert [r["summary"]["diverged"] for r in diverged] == [False, True]
+    assert diverged[1]["summary"]["diverged_epoch"] == 2 and diverged[0]["summary"]["diverged_epoch"] is None
+    metrics = pd.read_parquet(tmp_path / "diverged" / "5" / "metrics.parquet")
+    assert list(metrics["epoch"]) == [1] and diverged[1]["summary"]["best_epoch"] == 1
+    for name in ("metrics", "eval", "features", "ablation"):
+        a = pd.read_parquet(tmp_path / "diverged" / "3" / f"{name}.parquet").drop(columns=TIMING, errors="ignore")
+        b = pd.read_parquet(tmp_path / "reference" / "3" / f"{name}.parquet").drop(columns=TIMING, errors="ignore")
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    state_a = torch.load(tmp_path / "diverged" / "3" / "model.pt", weights_only=True)["state_dict"]
+    state_b = torch.load(tmp_path / "reference" / "3" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(state_a[key], state_b[key]) for key in state_b)
+    assert reference[0]["summary"]["epsilon_test"] == diverged[0]["summary"]["epsilon_test"]

@@ -8,6 +8,7 @@ from conftest import FIT, TINY_MODEL, synthetic_frame
 from e3nn import o3
 
 from e3hier.analysis import learning_curve_slopes, onset_table
+from e3hier.devices import to_device
 from e3hier.experiment import unreachable_orders
 from e3hier.features import component_rms, order_contributions, order_mask, probe_rows, zero_hidden_orders
 from e3hier.layout import OutputLayout
@@ -21,7 +22,7 @@ def tiny_model(lmax, output="full", seed=0, **options):
     cfg = {**TINY_MODEL, **options}
     model = DensityNetwork(2, lmax, str(layout.irreps), num_neighbors=4.0, num_nodes=6.0, **cfg).eval()
     (sample,) = load_samples(synthetic_frame(1, seed=9), layout, TINY_MODEL)
-    return model, pack([sample])
+    return model, to_device(pack([sample]), "cpu")
 
 
 def test_component_rms_splits_irreps_by_l_and_parity_without_summing_over_m():

@@ -557,3 +557,35 @@ def test_workstation_profile_lets_one_training_job_hold_the_gpu(tmp_path):
     out = dry_run(WORKSTATION, tmp_path / "work", cuda)
     train = re.findall(r"rule train:\n.*?resources: ([^\n]*)", out, re.S)
     assert len(train) == len(training_grid(merged_config()["train"])) and all("gpu=1" in res for res in train), train
+
+
+def test_every_rule_asks_for_more_memory_on_a_retry():
+    """Each rule's mem_mb is a function of the attempt (a fixed number, in a rule or a profile, would
+    resubmit a job killed for its memory with the same)."""
+    from e3hier.workflow import mem_mb_per_attempt
+
+    assert [mem_mb_per_attempt(2000)(None, attempt) for attempt in (1, 2, 3)] == [2000, 4000, 6000]
+    sources = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    settings = re.findall(r"^\s*mem_mb=([^\n]*),$", sources, re.M)
+    assert len(settings) == len(re.findall(r"^\s*resources:", sources, re.M)), settings
+    assert all(s.startswith("mem_mb_per_attempt(") or s == "dft_mem_mb" for s in settings), settings
+    assert "* attempt" in sources[sources.index("def dft_mem_mb") :]
+    for profile in (PROFILE, WORKSTATION):
+        per_rule = yaml.safe_load((profile / "config.yaml").read_text()).get("set-resources") or {}
+        assert all("mem_mb" not in resources for resources in per_rule.values()), profile
+
+
+@pytest.mark.slow
+def test_the_profiles_train_entry_covers_the_ensemble_training_rules(tmp_path):
+    """Snakemake keys a profile's per-rule settings by rule name; `train:` reaches train_ensemble_seeds_*."""
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    settings["set-resources"]["train"]["slurm_partition"] = "gpu-test"
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+    ensemble = tmp_path / "ensemble.yaml"
+    ensemble.write_text("train: {ensemble_size: 2, device: cuda}\n")
+    out = dry_run(profile, tmp_path / "work", ensemble)
+    jobs = re.findall(r"rule (train\w*):\n.*?resources: ([^\n]*)", out, re.S)
+    assert jobs and all(name.startswith("train_ensemble_seeds_") for name, _ in jobs), jobs
+    assert all("slurm_partition=gpu-test" in res and "runtime=720" in res and "gpu=1" in res for _, res in jobs)
