@@ -39,7 +39,7 @@ def stale_locks(workdir: Path) -> bool:
 def main(argv: list[str]) -> int:
     workdir = working_directory(argv)
     (workdir / RUN_LOCK).parent.mkdir(parents=True, exist_ok=True)
-    handle = open(workdir / RUN_LOCK, "w")  # noqa: SIM115 (held open: the flock lives as long as the process)
+    handle = open(workdir / RUN_LOCK, "w")  # noqa: SIM115  # not an output: the run lock, held open
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
