@@ -9,6 +9,7 @@ from snakemake.utils import Paramspace, min_version, validate
 from e3hier import config_checks, grid, script_imports, slurm_nodes
 from e3hier import workflow as wf
 from e3hier.metric import TRAINING_BASE_MB
+from e3hier.structures.xyz import STRUCTURE_ID
 
 min_version("9.0")
 
@@ -86,7 +87,7 @@ onstart:
 
 
 wildcard_constraints:
-    structure=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    structure=STRUCTURE_ID,
     split=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
     element=r"[A-Z][a-z]?",
 
