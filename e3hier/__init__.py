@@ -15,6 +15,7 @@
   optimiser's step), with e3nn's internals reached only in ``e3nn_internals.py``;
 - analysis and figures: ``analysis.py``, ``findings.py`` (verdicts), ``statistics.py``,
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
-- the workflow's helpers: ``workflow.py``, ``script_imports.py`` (code inputs), ``slurm_nodes.py``,
-  ``resume.py`` (``make reproduce``'s runner), ``io.py``; the cost plan: ``plan/``.
+- the workflow's helpers: ``workflow.py``, ``config_checks.py`` (contradictions refused up front),
+  ``script_imports.py`` (code inputs), ``slurm_nodes.py``, ``resume.py`` (``make reproduce``'s runner, the run
+  lock), ``io.py`` (atomic, durable writes); the cost plan: ``plan/``.
 """
