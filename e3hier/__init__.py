@@ -16,6 +16,7 @@
 - analysis and figures: ``analysis.py``, ``findings.py`` (verdicts), ``families.py`` (which models measure
   which finding), ``hierarchy_findings.py`` (finding 2), ``statistics.py`` (intervals, the verdict rule),
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
-- the workflow's helpers: ``workflow.py``, ``script_imports.py`` (code inputs), ``slurm_nodes.py``,
-  ``resume.py`` (``make reproduce``'s runner), ``io.py``; the cost plan: ``plan/``.
+- the workflow's helpers: ``workflow.py``, ``config_checks.py`` (contradictions refused up front),
+  ``script_imports.py`` (code inputs), ``slurm_nodes.py``, ``resume.py`` (``make reproduce``'s runner, the run
+  lock), ``io.py`` (atomic, durable writes); the cost plan: ``plan/``.
 """

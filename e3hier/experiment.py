@@ -276,7 +276,8 @@ def finish_grid_point(
     write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
     write_parquet(out_dir / "features.parquet", features_table(callbacks), metadata=provenance)
     write_parquet(out_dir / "ablation.parquet", ablation, metadata=provenance)
-    test = eval_table[eval_table["split"] == "test"] if (eval_table["split"] == "test").any() else eval_table
+    # the summary's test ε: the first of train.test_splits (the evaluation's first rows), whatever its name
+    test = eval_table[eval_table["split"] == eval_table["split"].iloc[0]] if len(eval_table) else eval_table
     n_params = int(sum(p.numel() for p in trainer.model.parameters()))
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")

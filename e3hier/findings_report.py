@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.findings import largest_training_set
+from e3hier.io import write_text
 
 #: The verdict table's columns as the report shows them.
 REPORT_COLUMNS = [
@@ -144,7 +145,7 @@ def main(argv=None) -> None:
     text = readme.read_text()
     text = replace_block(text, "findings", findings_markdown(pd.read_parquet(tables / "findings.parquet")))
     text = replace_block(text, "epsilon", epsilon_markdown(pd.read_parquet(tables / "lmax_gains.parquet")))
-    readme.write_text(text)
+    write_text(readme, text)  # atomically and durably: the README is the user's file
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ import pandas as pd
 #: a grid value does not invalidate the models already trained.
 GRID_AXES = ("lmax_hidden", "output", "seed", "n_train", "matched_capacity", "equal_channels", "ensemble_size")
 
+#: ``train.output`` → the orders l it predicts (the rest stays at the free-atom reference).
+OUTPUT_ORDERS = {
+    "scalar": lambda l: l == 0,
+    "vector": lambda l: l == 1,
+    "higher": lambda l: l >= 2,
+    "full": lambda l: True,
+}
+
 #: The output order whose models the single-output figures draw: the full density when it is trained.
 PREFERRED_OUTPUT = "full"
 

@@ -2,7 +2,8 @@
 
 Each test split is evaluated once per model, with its ε-grid collocations held a chunk at a time (within
 what the job's ``metric.collocation_cache_mb`` leaves) for every pass over the chunk: the intact models and,
-on the ``test`` split, each ablation variant (hidden channels of some orders zeroed in every layer).
+on the first of ``train.test_splits``, each ablation variant (hidden channels of some orders zeroed in every
+layer).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def evaluate_test_splits(
     model
         The network, or the ``MemberNetworks`` stack, whose hidden orders the ablation zeroes.
     test_paths
-        ``{split: dataset file}``; the ablation runs on the ``test`` split.
+        ``{split: dataset file}`` in ``train.test_splits`` order; the ablation runs on the first split.
     load_split
         ``load_split(path)``: a split's samples, their grids streamed.
     lmax_hidden
@@ -106,9 +107,10 @@ def evaluate_test_splits(
     n_models = len(evaluate_models([]))
     evaluations = [[] for _ in range(n_models)]
     ablations = [pd.DataFrame(columns=ABLATION_COLUMNS) for _ in range(n_models)]
+    ablation_split = next(iter(test_paths), None)  # the first of train.test_splits, whatever its name
     for split, path in test_paths.items():
         samples = load_split(path)
-        variants = ablation_variants(lmax_hidden) if split == "test" else []
+        variants = ablation_variants(lmax_hidden) if split == ablation_split else []
         intact, ablated = evaluate_split(evaluate_models, model, samples, variants, held_bytes)
         for k, errors in enumerate(intact):
             errors.insert(0, "split", split)

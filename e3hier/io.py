@@ -1,12 +1,14 @@
 """Atomic output writing, provenance and logging shared by the workflow's scripts.
 
-Every writer goes through a temporary file in the destination folder and
-``os.replace``, so an interrupted job never leaves a half-written output.
+Every writer goes through ``atomic_path``: a temporary file in the destination folder, flushed to disk
+(``fsync``), then ``os.replace`` and an ``fsync`` of the folder, so neither an interrupted job nor a crash of
+the machine leaves a half-written output (or a rename the file system forgot) behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -54,10 +56,48 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+#: ``fsync`` errors of a file system that cannot sync a folder (some network and FUSE file systems): the
+#: rename stands, only its durability across a crash is not promised there.
+UNSYNCABLE_FOLDER = (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES)
+
+
+def fsync_path(path, folder: bool = False) -> None:
+    """``fsync`` a file, or a folder (its entries: a rename in it); a folder that cannot be synced is skipped."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if folder else 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if not (folder and error.errno in UNSYNCABLE_FOLDER):
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(tmp, path) -> None:
+    """Move the finished temporary ``tmp`` onto ``path`` so that it survives a crash of the machine: the data
+    reaches the disk before the rename (``fsync`` of the file), the rename after it (``fsync`` of the folder)."""
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(Path(path).parent, folder=True)
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically and durably (``atomic_path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_tsv(path, frame, **kwargs) -> None:
+    """Write a ``pandas.DataFrame`` as a tab-separated table without its index, atomically and durably;
+    ``kwargs`` go to ``DataFrame.to_csv``."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, **kwargs)
 
 
 def _json_default(value):
@@ -73,8 +113,7 @@ def to_json(payload) -> str:
 
 def write_json(path, payload: dict) -> None:
     """Write ``payload`` as indented, key-sorted JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(to_json(payload) + "\n")
+    write_text(path, to_json(payload) + "\n")
 
 
 #: How to recover from an unreadable output of an earlier run.

@@ -14,14 +14,7 @@ import numpy as np
 from e3nn import o3
 
 from e3hier.basis import PARITY_LETTER, fit_basis, irreps_counts
-
-#: ``train.output`` → the orders l it predicts.
-OUTPUT_ORDERS = {
-    "scalar": lambda l: l == 0,
-    "vector": lambda l: l == 1,
-    "higher": lambda l: l >= 2,
-    "full": lambda l: True,
-}
+from e3hier.grid import OUTPUT_ORDERS
 
 
 @dataclass(frozen=True)

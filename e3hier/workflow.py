@@ -85,13 +85,14 @@ def _trie_pattern(node: dict) -> str:
 
 
 def check_basis_coverage(manifest: dict[str, dict], dft_cfg: dict) -> None:
-    """Fail before any job runs if a structure has an element that the SCF or fit basis lacks.
+    """Fail before any job runs if a structure has an element that the SCF basis, its density-fitting basis or
+    the fit basis lacks (or PySCF knows no basis of that name).
 
     The message names the first structure with each missing element.
     """
     problems = []
     for element in elements(manifest):
-        for key in ("basis", "fit_auxbasis"):
+        for key in ("basis", "scf_auxbasis", "fit_auxbasis"):
             try:
                 element_basis(dft_cfg[key], element, False)
             except KeyError:

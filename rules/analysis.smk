@@ -32,9 +32,10 @@ rule analysis:
 
 
 rule density_slice:
-    """DFT and predicted densities on a plane through one test cluster, for the lowest and highest l_max."""
+    """DFT and predicted densities on a plane through one structure of the first test split, for the lowest
+    and highest l_max."""
     input:
-        dataset="results/dataset/test.parquet",
+        dataset=f"results/dataset/{TEST_SPLITS[0]}.parquet",
         models=expand("results/models/{point}/model.pt", point=density_slice_points()),
         code=code_inputs("density_slice.py"),
     output:

@@ -6,9 +6,10 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
-from e3hier import grid, script_imports, slurm_nodes
+from e3hier import config_checks, grid, script_imports, slurm_nodes
 from e3hier import workflow as wf
 from e3hier.metric import TRAINING_BASE_MB
+from e3hier.structures.xyz import STRUCTURE_ID
 
 min_version("9.0")
 
@@ -24,6 +25,8 @@ STRUCTURE_PATTERN = wf.literal_pattern(STRUCTURES)
 ELEMENTS = wf.elements(STRUCTURES)
 TRAIN_SPLIT = "train"
 TEST_SPLITS = config["train"].get("test_splits", ["test", "test_large"])
+# splits whose roles contradict each other, a functional PySCF does not know: refused before any job
+config_checks.check_config(config, STRUCTURES, TRAIN_SPLIT)
 # the network has no charge input: every structure it sees must carry the same charge
 wf.check_single_charge(
     STRUCTURES,
@@ -58,6 +61,7 @@ def training_inputs(wildcards):
 @functools.cache
 def check_training_setup():
     wf.check_training_config(config, STRUCTURES, TRAIN_SPLIT)
+    config_checks.check_training_plan(config, STRUCTURES)
 
 
 TRAIN_INPUT = {
@@ -83,7 +87,7 @@ onstart:
 
 
 wildcard_constraints:
-    structure=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    structure=STRUCTURE_ID,
     split=r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*",
     element=r"[A-Z][a-z]?",
 

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from e3hier.dataset import assemble_split
-from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet
+from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet, write_tsv
 from e3hier.structures.files import read_structure
 
 log = setup_logging(snakemake.log[0])
@@ -23,4 +23,4 @@ with logged_errors(log):
     )
     provenance = {"split": split, "dft": snakemake.params.dft, "skipped": skipped, "versions": package_versions()}
     write_parquet(snakemake.output.dataset, frame, metadata=provenance)
-    pd.DataFrame({"structure": skipped}).to_csv(snakemake.output.skipped, sep="\t", index=False)
+    write_tsv(snakemake.output.skipped, pd.DataFrame({"structure": skipped}))

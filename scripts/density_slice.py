@@ -1,4 +1,4 @@
-"""Snakemake glue: DFT and predicted densities on a plane through one test cluster."""
+"""Snakemake glue: DFT and predicted densities on a plane through one structure of the first test split."""
 
 from e3hier.density_slice import plane_densities
 from e3hier.evaluation import full_prediction, load_predictor
@@ -12,7 +12,10 @@ with logged_errors(log):
     structures = list(split_structures(frame))
     index = snakemake.params.structure_index
     if index >= len(structures):
-        raise ValueError(f"analysis.density_plane_structure: {index} is past the {len(structures)} test structures")
+        raise ValueError(
+            f"analysis.density_plane_structure: {index} is past the {len(structures)} structures of "
+            f"{snakemake.input.dataset}"
+        )
     structure, rows = structures[index]
     sets = {"DFT": rows["coefficient"].to_numpy()}
     for label, path in zip(snakemake.params.labels, snakemake.input.models):

@@ -1,7 +1,7 @@
 """Snakemake glue: the verdict table as HTML and Markdown."""
 
 from e3hier.findings_report import findings_html, findings_markdown
-from e3hier.io import atomic_path, logged_errors, read_table, setup_logging
+from e3hier.io import logged_errors, read_table, setup_logging, write_text
 
 log = setup_logging(snakemake.log[0])
 
@@ -11,6 +11,5 @@ with logged_errors(log):
         (snakemake.output.html, findings_html(table)),
         (snakemake.output.markdown, findings_markdown(table)),
     ):
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
+        write_text(path, text)
     log.info("%d findings: %s", len(table), dict(zip(table["finding"], table["verdict"])))

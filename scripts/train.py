@@ -7,7 +7,7 @@ from e3hier.io import logged_errors, setup_logging
 
 log = setup_logging(snakemake.log[0])
 
-with logged_errors(log), open(snakemake.log[0], "a") as progress:
+with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an output: the progress log, appended to
     models = snakemake.output.model
     models = [models] if isinstance(models, str) else list(models)
     results = run_grid_points(

@@ -79,3 +79,128 @@ def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
     )
     assert result.returncode != 0 and "train.val_split" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "train, needles",
+    [
+        ({"val_split": "test"}, ["train.val_split", "'test'", "also in train.test_splits"]),
+        ({"val_split": "test_large"}, ["train.val_split", "'test_large'"]),
+        ({"val_split": "train"}, ["train.val_split", "'train' is the training split"]),
+        ({"test_splits": ["test", "train"]}, ["train.test_splits", "holds the training split 'train'"]),
+        ({"test_splits": ["val"]}, ["train.val_split", "'val' is also in train.test_splits ['val']"]),
+        ({"test_splits": []}, ["train.test_splits: [] names no split"]),
+    ],
+)
+def test_splits_with_contradicting_roles_are_refused(train, needles):
+    from e3hier.config_checks import check_config
+
+    with pytest.raises(ValueError) as error:
+        check_config(config(**train), GOOD)
+    for needle in needles:
+        assert needle in str(error.value)
+
+
+def test_the_default_config_passes_the_parse_time_checks():
+    from e3hier.config_checks import check_config, check_training_plan
+
+    check_config(config(), GOOD)
+    check_training_plan(config(), GOOD)
+
+
+def test_an_empty_or_repeated_list_is_refused_by_the_schema():
+    import jsonschema
+
+    schema = yaml.safe_load((ROOT / "e3hier" / "schemas" / "config.schema.yaml").read_text())
+    for train in ({"test_splits": []}, {"test_splits": ["test", "test"]}, {"val_split": ""}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(config(**train), schema)
+    jsonschema.validate(config(), schema)
+
+
+def test_an_unknown_functional_is_refused_with_its_name():
+    from e3hier.config_checks import check_config
+
+    cfg = config()
+    cfg["dft"]["xc"] = "PBEX0"
+    with pytest.raises(ValueError, match=r"dft.xc: 'PBEX0' is not a functional PySCF knows"):
+        check_config(cfg, GOOD)
+
+
+def test_an_unknown_density_fitting_basis_is_refused_with_its_name():
+    from e3hier.workflow import check_basis_coverage
+
+    dft = {**CONFIG["dft"], "scf_auxbasis": "cc-pvdz-jkfitt"}
+    with pytest.raises(ValueError, match=r"structure train_0: dft.scf_auxbasis 'cc-pvdz-jkfitt' has no functions"):
+        check_basis_coverage(GOOD, dft)
+
+
+@pytest.mark.parametrize(
+    "lmax_hidden, lmax_edge, output, needle",
+    [
+        ([0], 0, ["vector"], "train.output 'vector' (orders l = [1]"),
+        ([0, 2], 1, ["higher"], "cannot be reached at train.lmax_hidden [0] with model.lmax_edge 1"),
+        ([0, 2], 0, ["scalar", "vector", "full"], "'vector'"),
+    ],
+)
+def test_a_block_no_order_can_reach_is_refused(lmax_hidden, lmax_edge, output, needle):
+    from e3hier.config_checks import check_training_plan
+
+    cfg = config(lmax_hidden=lmax_hidden, output=output, matched_capacity=[], equal_channels=[])
+    cfg["model"]["lmax_edge"] = lmax_edge
+    with pytest.raises(ValueError) as error:
+        check_training_plan(cfg, GOOD)
+    assert needle in str(error.value)
+    cfg["model"]["lmax_edge"] = 2  # higher (l ≥ 2) is reached in part at l_max 0: trained, the rest flagged
+    check_training_plan(cfg, GOOD)
+
+
+def test_a_density_plane_structure_past_the_first_test_split_is_refused():
+    from e3hier.config_checks import check_training_plan
+
+    cfg = config(test_splits=["test_large", "test"])
+    cfg["analysis"]["density_plane_structure"] = 1
+    with pytest.raises(ValueError, match=r"density_plane_structure: 1 is past the 1 structures of split 'test_large'"):
+        check_training_plan(cfg, GOOD)
+    cfg["train"]["test_splits"] = ["test", "test_large"]
+    check_training_plan(cfg, GOOD)
+
+
+@pytest.mark.slow
+def test_a_test_split_as_validation_split_stops_the_run_while_it_is_read(tmp_path):
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "results/dataset/train.parquet",
+        configfiles=[ROOT / "tests" / "configs" / "tiny.yaml"],
+        overrides={"train": {"val_split": "test"}},
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "train.val_split: 'test' is also in train.test_splits" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_ablation_runs_on_the_first_test_split_whatever_its_name(monkeypatch):
+    """No split named ``test`` is required: the ablation takes the first of ``train.test_splits``."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from e3hier import held_out
+    from e3hier.evaluation import L_COLUMNS
+
+    monkeypatch.setattr(held_out, "zero_hidden_orders", lambda model, orders: contextlib.nullcontext())
+    grid = SimpleNamespace(collocation_bytes=1, hold=lambda: None, release=lambda: None)
+
+    def evaluate_models(samples):
+        row = {"epsilon": 1.0, **{f"epsilon_l{l}": 0.5 for l in L_COLUMNS}}
+        return [pd.DataFrame([row] * len(samples), columns=list(row))]
+
+    paths = {"holdout": "a.parquet", "large": "b.parquet"}
+    evaluations, ablations = held_out.evaluate_test_splits(
+        evaluate_models, None, paths, lambda path: [SimpleNamespace(grid=grid)], 2, 10
+    )
+    assert list(evaluations[0]["split"]) == ["holdout", "large"]
+    assert len(ablations[0]) == len(held_out.ablation_variants(2)) == 4

@@ -56,3 +56,50 @@ def test_truncated_outputs_of_an_earlier_run_are_named_with_the_way_out(tmp_path
     pd.DataFrame({"structure": ["a"]}).to_parquet(table)
     with pytest.raises(ValueError, match=r"columns \['coefficient'\] are missing"):
         read_table(table, ["structure", "coefficient"])
+
+
+def test_each_write_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """A crash of the machine right after a job must not leave an empty or missing output: ``fsync`` of the
+    temporary, then the rename, then ``fsync`` of the folder, for every writer (here JSON, TSV, text)."""
+    import pandas as pd
+
+    from e3hier import io
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    io.write_json(tmp_path / "a.json", {"a": 1})
+    io.write_tsv(tmp_path / "skipped.tsv", pd.DataFrame({"structure": ["w3_0"]}))
+    io.write_text(tmp_path / "README.md", "text\n")
+    for name in ("a.json", "skipped.tsv", "README.md"):
+        assert [("fsync", "file"), ("replace", name), ("fsync", "folder")] == events[:3]
+        del events[:3]
+    assert not events
+    assert (tmp_path / "skipped.tsv").read_text() == "structure\nw3_0\n"
+
+
+def test_no_writer_bypasses_the_atomic_writer():
+    """Every file the package and the scripts write goes through ``e3hier.io.atomic_path`` (and its fsyncs)."""
+    import re
+
+    from conftest import ROOT
+
+    direct = re.compile(r"\.write_text\(|\.write_bytes\(|\.to_csv\(|\.to_parquet\(|open\([^)]*[\"'][wax]")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("e3hier", "scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line) and "tmp" not in line and "# not an output" not in line
+    ]
+    assert not offenders, f"write through e3hier.io.atomic_path (or write_text / write_tsv): {offenders}"

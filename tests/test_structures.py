@@ -347,6 +347,47 @@ def test_read_xyz_duplicate_ids(xyz_dir):
         xyz_frames({"train": ["data/*.xyz"], "test": ["test/*.xyz"]}, base_dir=xyz_dir)
 
 
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        # ASE reads nan and inf; the DFT job would fail on them
+        ("3\nc\nO 0 0 0\nH 0.96 nan 0\nH 0 1 0\n", "line 4: coordinates [0.96, nan, 0.0] are not finite"),
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 1 0\n3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 inf 0\n", "line 10:"),
+        # two atoms closer than structures.min_distance_angstrom (0.3 here)
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0.1 0.1 0\n", "line 3 and line 5: atoms O and H are 0.141 Å apart"),
+    ],
+)
+def test_unusable_coordinates_are_refused_while_the_workflow_is_read(tmp_path, text, needle):
+    path = tmp_path / "bad.xyz"
+    path.write_text(text)
+    cfg = {"source": "xyz", "min_distance_angstrom": 0.3, "xyz": {"train": ["bad.xyz"]}}
+    with pytest.raises(ValueError) as err:
+        structure_plans(cfg, base_dir=tmp_path)
+    assert f"{path}, {needle}" in str(err.value)
+
+
+def test_the_minimum_distance_of_the_config_is_the_one_checked(tmp_path):
+    (tmp_path / "w.xyz").write_text("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 0.96 0\n")
+    cfg = {"source": "xyz", "min_distance_angstrom": 1.0, "xyz": {"train": ["w.xyz"]}}
+    with pytest.raises(ValueError, match=r"closer than structures.min_distance_angstrom 1.0"):
+        structure_plans(cfg, base_dir=tmp_path)
+    assert list(structure_plans({**cfg, "min_distance_angstrom": 0.5}, base_dir=tmp_path)) == ["w"]
+
+
+def test_a_file_name_that_is_no_job_name_is_refused(tmp_path):
+    (tmp_path / "my water.xyz").write_text(WATER_XYZ.format(comment="c"))
+    with pytest.raises(ValueError, match=r"my water.xyz: structure id 'my water' .* is not a valid job name"):
+        xyz_frames({"train": ["*.xyz"]}, base_dir=tmp_path)
+
+
+def test_ids_that_differ_only_in_case_are_refused(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "A.xyz").write_text(WATER_XYZ.format(comment="c"))
+    (tmp_path / "a.xyz").write_text(WATER_XYZ.format(comment="c"))
+    with pytest.raises(ValueError, match=r"duplicate structure id 'a' \(ids that differ only in case.*A\.xyz.*a\.xyz"):
+        xyz_frames({"train": ["train/*.xyz"], "val": ["a.xyz"]}, base_dir=tmp_path)
+
+
 # --- validate_structure ---------------------------------------------------------
 
 

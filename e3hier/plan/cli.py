@@ -7,10 +7,10 @@ into a calibration table, or validate a calibration.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
+from e3hier.io import write_tsv
 from e3hier.plan.calibration import (
     CALIBRATION_DIR,
     VALIDATION_CALIBRATION,
@@ -143,8 +143,7 @@ def main(argv=None) -> int:
         if not args.output:
             parser.error("--summarise-run needs --output")
         table = summarise_run(args.summarise_run, args.configfile, args.workdir, args.cpu_table)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.output, sep="\t", index=False, float_format="%.6g")
+        write_tsv(args.output, table, float_format="%.6g")
         print(f"{args.output}: {len(table)} jobs, {table['seconds'].mul(table['threads']).sum() / 3600:.3f} core-hours")
         return 0
     if args.validate:
@@ -158,5 +157,5 @@ def main(argv=None) -> int:
     table, per_job, calibration = plan(args.configfile, paths, args.workdir, args.gpu_speedup, args.profile)
     print(format_plan(table, calibration, args.configfile, args.gpu_speedup))
     if args.jobs:
-        per_job.drop(columns=["benchmark"], errors="ignore").to_csv(args.jobs, sep="\t", index=False)
+        write_tsv(args.jobs, per_job.drop(columns=["benchmark"], errors="ignore"))
     return 0

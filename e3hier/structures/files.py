@@ -6,13 +6,12 @@ that file, so what is written must not depend on the run: same atoms → same by
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import ase.io
 from ase import Atoms
 
+from e3hier.io import atomic_path
 from e3hier.structures.charge_spin import (
     CHARGE_KEY,
     DEFAULT_CHARGE,
@@ -44,16 +43,8 @@ def write_structure(path, atoms: Atoms) -> None:
         clean.info[CHARGE_KEY] = charge
     if multiplicity != DEFAULT_MULTIPLICITY:
         clean.info[MULTIPLICITY_KEY] = multiplicity
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory, so os.replace is an atomic rename: readers never see half a file.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x") as fh:
-            ase.io.write(fh, clean, format="extxyz")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:  # readers never see half a file, a crash loses no finished one
+        ase.io.write(tmp, clean, format="extxyz")
 
 
 def read_structure(path) -> Atoms:

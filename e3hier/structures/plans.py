@@ -25,21 +25,24 @@ from typing import NamedTuple
 from ase import Atoms
 
 from e3hier.structures.water_clusters import build_water_cluster, water_cluster_plans
-from e3hier.structures.xyz import build_xyz_frame, xyz_plans
+from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, build_xyz_frame, xyz_plans
 
 
 class Source(NamedTuple):
     """How one ``structures.source`` plans its structures and builds one of them."""
 
-    #: ``(the source's config block, base_dir) → {id: plan}``
-    plans: Callable[[dict, object], dict[str, dict]]
+    #: ``(the source's config block, base_dir, structures.min_distance_angstrom) → {id: plan}``
+    plans: Callable[[dict, object, float], dict[str, dict]]
     #: ``(recipe, path or None) → Atoms``
     build: Callable[[dict, object], Atoms]
 
 
 #: ``structures.source`` → its planner and builder; the config block of a source has the source's name.
 SOURCES = {
-    "water_clusters": Source(water_cluster_plans, build_water_cluster),
+    # a cluster is checked in its job, once generated; XYZ files are checked as they are read (file and line)
+    "water_clusters": Source(
+        lambda block, base_dir, min_distance: water_cluster_plans(block, base_dir), build_water_cluster
+    ),
     "xyz": Source(xyz_plans, build_xyz_frame),
 }
 
@@ -66,11 +69,12 @@ def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     -------
     dict
         One plan per structure. XYZ files are read (to count their frames and learn their elements,
-        charges and multiplicities; bad ones are refused), clusters are not generated: they are
-        neutral singlets.
+        charges and multiplicities; bad ones are refused, naming the file and line), clusters are not
+        generated: they are neutral singlets.
     """
     name = structures_cfg.get("source")
-    return _source(name).plans(structures_cfg.get(name) or {}, base_dir)
+    min_distance = structures_cfg.get("min_distance_angstrom", MIN_DISTANCE_ANGSTROM)
+    return _source(name).plans(structures_cfg.get(name) or {}, base_dir, min_distance)
 
 
 def build_structure(recipe: dict, path=None) -> Atoms:
