@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.findings_report import epsilon_markdown, findings_markdown
-from e3hier.io import atomic_path
+from e3hier.io import atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the snapshot lives (committed).
@@ -75,10 +75,9 @@ def snapshot(results: list[Path], configs: list[str], started: float | None, out
         "findings_by_draw": findings_by_draw(tables),
         "lmax_gains": pd.read_parquet(results[0] / "tables" / "lmax_gains.parquet"),
     }.items():
-        with atomic_path(out / f"{name}.csv") as path:
-            frame.to_csv(path, index=False, float_format="%.6g")
-    with atomic_path(out / "run.json") as path:
-        Path(path).write_text(json.dumps(run_facts(results[0], configs, started), indent=1) + "\n")
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started), indent=1) + "\n")
 
 
 # --- the blocks --------------------------------------------------------------------------------------
@@ -157,8 +156,7 @@ def write(root: Path = ROOT, snapshot_dir: Path = SNAPSHOT) -> list[Path]:
         text = doc.read_text()
         new = rewrite(text, data)
         if new != text:
-            with atomic_path(doc) as path:
-                Path(path).write_text(new)
+            write_text(doc, new)
             changed.append(doc)
     return changed
 
