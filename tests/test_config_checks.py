@@ -79,3 +79,11 @@ def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
     )
     assert result.returncode != 0 and "train.val_split" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_population_scaling_of_a_contracted_fit_basis_is_refused():
+    cfg = config(target_scaling="population")
+    check_training_config(cfg, GOOD)
+    cfg["dft"]["decontract"] = False
+    with pytest.raises(ValueError, match=r"train.target_scaling: population needs dft.decontract: true"):
+        check_training_config(cfg, GOOD)
