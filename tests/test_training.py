@@ -226,9 +226,12 @@ def test_population_scaling_trains_on_the_studys_populations_and_maps_prediction
     train_cfg = dict(TINY_TRAIN, target_scaling="population")
     trainer = Trainer("test-point", layout, samples[:4], samples[4:], 1, 3, TINY_MODEL, train_cfg, tmp_path / "c.pt")
     sample = samples[0]
-    l, exponent = sample.l[sample.rows], pd.read_parquet(synthetic_splits["train"]).query(
-        "structure == @sample.structure"
-    )["exponent"].to_numpy()[sample.rows]
+    l, exponent = (
+        sample.l[sample.rows],
+        pd.read_parquet(synthetic_splits["train"])
+        .query("structure == @sample.structure")["exponent"]
+        .to_numpy()[sample.rows],
+    )
     inverse = primitive_normalisation(l, exponent) / (2 * np.sqrt(2))  # computed here, not read from the table
     np.testing.assert_allclose(trainer.predictor.row_scales(sample).numpy(), inverse, rtol=1e-6)
     seen = trainer.step_targets(sample)[0].double().numpy()
