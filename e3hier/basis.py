@@ -35,10 +35,10 @@ def double_factorial(n: int) -> int:
 
 
 def primitive_normalisation(l, exponent):
-    """psi4's normalisation of a primitive Gaussian of order ``l`` and ``exponent`` (bohr⁻²), as psi4 prints
-    it for a one-primitive shell (up to the sign of the basis file's coefficient):
+    """psi4's normalisation of a primitive Gaussian of order ``l`` and ``exponent`` (bohr⁻²), as psi4 reports
+    it for a one-primitive shell (``shell.coef(0)``, up to the sign of the basis file's coefficient):
     N(l, α) = (2α/π)^{3/4} (4α)^{l/2} / √((2l − 1)!!), which normalises x^l e^{−αr²}. It equals PySCF's
-    ``gto_norm(l, α)`` × √((2l + 1)/4π), the radial norm times that of a real spherical harmonic's Y_l0 factor.
+    ``gto_norm(l, α)`` (the radial norm) × √((2l + 1)/4π).
 
     Parameters
     ----------
