@@ -12,6 +12,8 @@ density is always rendered against the function it belongs to.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pyscf import gto
 
@@ -20,6 +22,65 @@ PYSCF_P_M = (1, -1, 0)
 
 #: Parity of a density component of order l: it is a scalar field, so (-1)^l.
 PARITY_LETTER = {0: "e", 1: "o"}
+
+
+#: The study's population scale: its network learns pop = c · 2√2 / N for a coefficient c of a primitive with
+#: psi4's normalisation N (``get_iso_permuted_dataset`` in JoshRackers/equivariant_electron_density ``utils.py``).
+POPULATION_NUMERATOR = 2.0 * math.sqrt(2.0)
+
+
+def double_factorial(n: int) -> int:
+    """n!! for n ≥ −1, with (−1)!! = 0!! = 1."""
+    return math.prod(range(n, 0, -2)) if n > 0 else 1
+
+
+def primitive_normalisation(l, exponent):
+    """psi4's normalisation of a primitive Gaussian of order ``l`` and ``exponent`` (bohr⁻²), as psi4 reports
+    it for a one-primitive shell (``shell.coef(0)``, up to the sign of the basis file's coefficient):
+    N(l, α) = (2α/π)^{3/4} (4α)^{l/2} / √((2l − 1)!!), which normalises x^l e^{−αr²}. It equals PySCF's
+    ``gto_norm(l, α)`` (the radial norm) × √((2l + 1)/4π).
+
+    Parameters
+    ----------
+    l : int or array of int
+        Order of the shell.
+    exponent : float or array of float
+        Gaussian exponent α, bohr⁻².
+    """
+    l = np.asarray(l, dtype=np.int64)
+    alpha = np.asarray(exponent, dtype=np.float64)
+    odd = np.vectorize(lambda n: float(double_factorial(int(n))), otypes=[np.float64])(2 * l - 1)
+    return (2.0 * alpha / np.pi) ** 0.75 * (4.0 * alpha) ** (l / 2.0) / np.sqrt(odd)
+
+
+def population_factor(l, exponent):
+    """What a coefficient is multiplied by to give the study's population: 2√2 / N(l, α)
+    (``primitive_normalisation``). ``train.target_scaling: population`` trains on target × this factor.
+
+    Parameters
+    ----------
+    l : int or array of int
+        Order of the shell.
+    exponent : float or array of float
+        Gaussian exponent α, bohr⁻².
+    """
+    return POPULATION_NUMERATOR / primitive_normalisation(l, exponent)
+
+
+def ao_population_factors(auxmol: gto.Mole) -> np.ndarray:
+    """``population_factor`` of every column of ``auxmol.eval_gto`` (index it with ``ao_index``).
+
+    A contracted shell (more than one primitive, ``dft.decontract: false``) has no single primitive whose
+    normalisation the study's scale divides by: its columns get NaN, and ``train.target_scaling: population``
+    refuses them.
+    """
+    factors = np.full(int(auxmol.nao_nr()), np.nan)
+    ao_offsets = auxmol.ao_loc_nr()
+    for ib in range(auxmol.nbas):
+        exps = auxmol.bas_exp(ib)
+        if len(exps) == 1:
+            factors[ao_offsets[ib] : ao_offsets[ib + 1]] = population_factor(auxmol.bas_angular(ib), exps[0])
+    return factors
 
 
 def pyscf_m_order(l: int) -> tuple[int, ...]:

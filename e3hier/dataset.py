@@ -2,24 +2,27 @@
 
 Schema of ``results/dataset/{split}.parquet`` (one row per structure × fit function):
 
-=============  =======  ===========================================================
-column         type     meaning
-=============  =======  ===========================================================
-structure      str      structure id
-atom           int      0-based atom index in the structure
-element        str      element symbol
-x, y, z        float    atom position, Å (Cartesian, as in the XYZ file)
-l, shell, m    int      order, shell index within (atom, l), m = -l..l
-exponent       float    Gaussian exponent of the shell, bohr⁻²
-ao_index       int      column of the function in ``auxmol.eval_gto``
-integral       float    ∫χ dr of the function (non-zero for s functions only)
-coefficient    float    fitted density coefficient (PySCF-normalised function)
-reference      float    free-atom (spherical) coefficient, 0 for l > 0
-target         float    coefficient − reference: what the model learns
-n_electrons    int      electrons of the structure: Σ Z − charge
-charge         int      net charge of the structure, e (0 unless its XYZ says so)
-multiplicity   int      2S + 1 (1: RKS; > 1: UKS, the fit is of the total density)
-=============  =======  ===========================================================
+=================  =======  ===========================================================
+column             type     meaning
+=================  =======  ===========================================================
+structure          str      structure id
+atom               int      0-based atom index in the structure
+element            str      element symbol
+x, y, z            float    atom position, Å (Cartesian, as in the XYZ file)
+l, shell, m        int      order, shell index within (atom, l), m = -l..l
+exponent           float    Gaussian exponent of the shell, bohr⁻²
+ao_index           int      column of the function in ``auxmol.eval_gto``
+integral           float    ∫χ dr of the function (non-zero for s functions only)
+coefficient        float    fitted density coefficient (PySCF-normalised function)
+reference          float    free-atom (spherical) coefficient, 0 for l > 0
+target             float    coefficient − reference: what the model learns
+population_factor  float    2√2 / N(l, exponent), N psi4's primitive normalisation: target ×
+                            it is the study's population (``train.target_scaling: population``);
+                            NaN for a contracted shell
+n_electrons        int      electrons of the structure: Σ Z − charge
+charge             int      net charge of the structure, e (0 unless its XYZ says so)
+multiplicity       int      2S + 1 (1: RKS; > 1: UKS, the fit is of the total density)
+=================  =======  ===========================================================
 
 Group by ``l`` (or by ``structure, l``) to work per order. The Parquet metadata
 key ``e3hier`` holds the DFT settings, package versions and skipped structures.
@@ -49,6 +52,7 @@ DATASET_COLUMNS = [
     "coefficient",
     "reference",
     "target",
+    "population_factor",
     "n_electrons",
     "charge",
     "multiplicity",
@@ -82,6 +86,11 @@ def structure_rows(
             f"structure {structure_id}: the DFT result has charge {charge}, multiplicity {multiplicity} and "
             f"{n_electrons} electrons, the structure file charge {file_charge}, multiplicity {file_multiplicity} "
             f"and {file_electrons} electrons: delete results/dft/{structure_id}.* and rerun"
+        )
+    if "population_factor" not in dft_table.columns:
+        raise ValueError(
+            f"structure {structure_id}: its DFT table has no population_factor column (written by an earlier "
+            f"version): delete results/dft/{structure_id}.* and rerun"
         )
     rows = attach_reference(dft_table, references)
     positions = atoms.get_positions()

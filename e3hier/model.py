@@ -6,7 +6,7 @@ Irreps
 - node attributes (``model.node_attributes``): ``constant``, the study's (one scalar 1 per atom, ``0e``),
   or ``one_hot`` (the element again; ~35-50 % more parameters in the self-interactions);
 - hidden: multiplicities [125, 40, 25, 15, 10] for l = 0..4 in both parities,
-  truncated at the grid point's ``lmax_hidden``;
+  truncated at the grid point's ``lmax_hidden`` (the study's stop at l = 3; the 10 at l = 4 are ours);
 - edge attributes: spherical harmonics up to l = 3 times a smooth cutoff;
 - output: the density block the grid point predicts (see ``e3hier.layout``).
 

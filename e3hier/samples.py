@@ -45,6 +45,7 @@ class Sample:
     n_electrons: float
     grid: DensityGrid | None = field(default=None, repr=False)
     baseline: dict | None = field(default=None, repr=False)  # ε of the free-atom reference, once computed
+    population_factor: np.ndarray | None = field(default=None, repr=False)  # per row; NaN: unknown (contracted)
 
     @property
     def n_atoms(self) -> int:
@@ -85,6 +86,12 @@ def make_sample(structure_id: str, rows: pd.DataFrame, layout: OutputLayout, mod
         atom=atom,
         slot=slot,
         n_electrons=float(rows["n_electrons"].iloc[0]),
+        # a table of another kind may lack the column: only ``target_scaling: population`` needs it
+        population_factor=(
+            rows["population_factor"].to_numpy(dtype=float, copy=True)
+            if "population_factor" in rows
+            else np.full(len(rows), np.nan)
+        ),
     )
 
 
@@ -177,24 +184,62 @@ def pack(samples: list[Sample]) -> HostGraph:
     )
 
 
+#: ``train.target_scaling`` values; ``population`` is the study's loss.
+TARGET_SCALINGS = ("population", "global_rms", "none", "shell_rms")
+
+
+def population_scales(samples: list[Sample], layout: OutputLayout) -> np.ndarray:
+    """Scale per (element, output slot) that turns a target into the study's population: 1 / ``population_factor``
+    (N(l, α) / 2√2, ``e3hier.basis.population_factor``). One number per shell, from the dataset's
+    ``population_factor`` column; unused slots get 1.
+
+    ValueError naming the structure when a block row has no factor (a contracted shell, ``dft.decontract:
+    false``, or a dataset written before the column existed) or when an element's slot has two factors (the
+    samples' fit bases differ).
+    """
+    scales = np.full((len(layout.elements), layout.irreps.dim), np.nan)
+    element_index = {el: i for i, el in enumerate(layout.elements)}
+    for s in samples:
+        factors = s.population_factor[s.rows]
+        if not np.all(np.isfinite(factors) & (factors > 0)):
+            raise ValueError(
+                f"train.target_scaling: population: structure {s.structure} has fit functions without a "
+                "population_factor (a contracted shell, dft.decontract: false, or a dataset written before the "
+                "column existed): decontract the fit basis, or rebuild the dataset"
+            )
+        el = np.array([element_index[s.symbols[a]] for a in s.atom])
+        known = scales[el, s.slot]
+        clash = np.isfinite(known) & ~np.isclose(known, 1.0 / factors, rtol=1e-10, atol=0.0)
+        if clash.any():
+            raise ValueError(
+                f"train.target_scaling: population: structure {s.structure} has another population_factor for "
+                f"element {s.symbols[s.atom[clash][0]]} than earlier structures (a different fit basis)"
+            )
+        scales[el, s.slot] = 1.0 / factors
+    return np.where(np.isfinite(scales), scales, 1.0)
+
+
 def shell_scales(samples: list[Sample], layout: OutputLayout, scaling: str) -> np.ndarray:
     """Target scale per (element, output slot): RMS of the target over the training set per shell.
 
     One number per shell (all m of a shell share it), so scaling keeps the
-    output equivariant. ``scaling="none"`` gives ones (the study's unscaled loss); ``"global_rms"`` one
-    RMS over every block target (the same weighting over coefficients as ``none``, the loss divided by a
-    constant, so Adam sees the same problem with outputs of unit size). Unused slots get 1.
+    output equivariant. ``scaling="population"`` (the study's) gives N(l, α) / 2√2, so the loss sees the
+    study's populations (``population_scales``); ``"none"`` gives ones (the unscaled coefficients);
+    ``"global_rms"`` one RMS over every block target (the same weighting over coefficients as ``none``, the
+    loss divided by a constant, so Adam sees the same problem with outputs of unit size). Unused slots get 1.
     """
     n_el, dim = len(layout.elements), layout.irreps.dim
     scales = np.ones((n_el, dim))
     if scaling == "none":
         return scales
+    if scaling == "population":
+        return population_scales(samples, layout)
     if scaling == "global_rms":  # one number for every coefficient: the loss weighs them as unscaled MSE does
         block = np.concatenate([s.target[s.rows] for s in samples]) if samples else np.zeros(0)
         rms = float(np.sqrt(np.mean(block**2))) if len(block) else 1.0
         return scales * (rms if rms > 1e-8 else 1.0)
     if scaling != "shell_rms":
-        raise ValueError(f"train.target_scaling: {scaling!r} is not one of 'none', 'global_rms', 'shell_rms'")
+        raise ValueError(f"train.target_scaling: {scaling!r} is not one of {', '.join(map(repr, TARGET_SCALINGS))}")
     sums, counts = np.zeros((n_el, dim)), np.zeros((n_el, dim))
     element_index = {el: i for i, el in enumerate(layout.elements)}
     for s in samples:

@@ -1,10 +1,12 @@
 """Training one grid point (hidden l_max × output order × seed × training-set size), with resume.
 
 The loss is the mean squared error of the block's targets (coefficient − free-atom
-reference). With ``train.target_scaling: none`` (the study's) every coefficient counts as it is;
-``global_rms`` divides them all by one number (the same weighting, outputs in units of the targets' RMS);
-``shell_rms`` divides each by its shell's RMS over the training set (``e3hier.samples.shell_scales``),
-which weighs the orders l more evenly.
+reference), scaled per shell by ``train.target_scaling`` (``e3hier.samples.shell_scales``): ``population``
+(the study's) multiplies each by 2√2 / N(l, α), psi4's primitive normalisation, so the loss is the study's MSE
+of populations; ``none`` leaves every coefficient as it is; ``global_rms`` divides them all by one number (the
+weighting of ``none``, outputs in units of the targets' RMS); ``shell_rms`` divides each by its shell's RMS over
+the training set, which weighs the orders l more evenly. Predictions are mapped back by the same scales
+(``e3hier.evaluation.Predictor``) before any density or ε.
 Validation ε is integrated on Becke grids every epoch; the weights of the epoch
 with the lowest validation ε of the predicted block are kept (early stopping on it).
 """

@@ -158,7 +158,9 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
     - every ``train.n_train`` size must fit in the training split;
     - ``model.hidden_multiplicities`` needs one entry per order up to the largest ``train.lmax_hidden``;
     - every element of an evaluated split must occur in the training or validation split (the network has
-      no input for an element it never saw).
+      no input for an element it never saw);
+    - ``train.target_scaling: population`` needs ``dft.decontract: true`` (the study's populations divide by
+      the normalisation of one primitive, which a contracted shell does not have).
     """
     train_cfg, problems = config["train"], []
     counts = {split: 0 for split in splits(manifest)}
@@ -189,5 +191,10 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
                 f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
                 "validation structure has (the network has no input for them)"
             )
+    if train_cfg["target_scaling"] == "population" and not config["dft"]["decontract"]:
+        problems.append(
+            "train.target_scaling: population needs dft.decontract: true (the study's population divides each "
+            "coefficient by its primitive's normalisation; a contracted shell has several primitives)"
+        )
     if problems:
         raise ValueError("config: " + "; ".join(problems))

@@ -55,7 +55,7 @@ def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
     """
     import pandas as pd
 
-    from e3hier.basis import build_mol, fit_basis, function_table, make_auxmol
+    from e3hier.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
     from e3hier.dft.fit import fit_function_integrals
 
     rng = np.random.default_rng(seed)
@@ -75,6 +75,7 @@ def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
         table["coefficient"] = rng.normal(scale=0.1, size=len(table)) / (1 + table["l"])
         table["reference"] = np.where(table["l"] == 0, 0.2, 0.0)
         table["target"] = table["coefficient"] - table["reference"]
+        table["population_factor"] = ao_population_factors(auxmol)[table["ao_index"].to_numpy()]
         for axis, name in enumerate("xyz"):
             table[name] = pos[table["atom"].to_numpy(), axis]
         table["structure"] = f"s{seed}_{i:03d}"

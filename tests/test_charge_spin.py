@@ -1,13 +1,14 @@
 """Charge and spin after the DFT: the dataset records them, ε divides by the real electron count, and a
 training job (or the workflow, before any job) refuses structures of different charges."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from ase import Atoms
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, WATER, synthetic_frame
 from workflow_helpers import snakemake
 
-from e3hier.basis import build_mol, fit_basis, function_table, make_auxmol
+from e3hier.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
 from e3hier.dataset import structure_rows
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
@@ -35,6 +36,7 @@ def water_table():
     table = function_table(auxmol)
     table["integral"] = 0.0
     table["coefficient"] = 0.1
+    table["population_factor"] = ao_population_factors(auxmol)[table["ao_index"].to_numpy()]
     references = table[table["l"] == 0].drop_duplicates(["element", "l", "shell", "m"])[["element", "l", "shell", "m"]]
     return table, references.assign(reference=0.05)
 
@@ -48,6 +50,15 @@ def test_dataset_rows_record_charge_multiplicity_and_electrons(water_table):
     assert structure_charges(rows).to_dict() == {"h2o_plus": 1}
     neutral = structure_rows("h2o", Atoms(symbols, positions=pos), table, references, 10)
     assert (set(neutral["charge"]), set(neutral["multiplicity"])) == ({0}, {1})
+
+
+def test_dataset_rows_carry_the_population_factor_and_refuse_a_dft_table_without_it(water_table):
+    table, references = water_table
+    symbols, pos = WATER
+    rows = structure_rows("h2o", Atoms(symbols, positions=pos), table, references, 10)
+    np.testing.assert_array_equal(rows["population_factor"], table["population_factor"])
+    with pytest.raises(ValueError, match=r"structure h2o: its DFT table has no population_factor column"):
+        structure_rows("h2o", Atoms(symbols, positions=pos), table.drop(columns="population_factor"), references, 10)
 
 
 def test_dft_result_of_another_charge_than_the_structure_file_is_refused(water_table):

@@ -204,3 +204,11 @@ def test_the_ablation_runs_on_the_first_test_split_whatever_its_name(monkeypatch
     )
     assert list(evaluations[0]["split"]) == ["holdout", "large"]
     assert len(ablations[0]) == len(held_out.ablation_variants(2)) == 4
+
+
+def test_population_scaling_of_a_contracted_fit_basis_is_refused():
+    cfg = config(target_scaling="population")
+    check_training_config(cfg, GOOD)
+    cfg["dft"]["decontract"] = False
+    with pytest.raises(ValueError, match=r"train.target_scaling: population needs dft.decontract: true"):
+        check_training_config(cfg, GOOD)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pyscf import df
 
-from e3hier.basis import build_mol, fit_basis, make_auxmol
+from e3hier.basis import build_mol, fit_basis, make_auxmol, population_factor
 from e3hier.conventions import random_rotation, rotate_coefficients
 from e3hier.dft.fit import (
     aux_shell_blocks,
@@ -41,6 +41,8 @@ def test_monomer_fit_is_accurate_and_integrates_to_n_electrons(monomer_fit, wate
     coords, weights = becke_grid(mol, 5)
     chi = auxmol.eval_gto("GTOval_sph", coords)[:, monomer_fit.table["ao_index"].to_numpy()]
     assert abs(weights @ chi @ monomer_fit.table["coefficient"].to_numpy() - 10) < 1e-6
+    table = monomer_fit.table.to_pandas()
+    np.testing.assert_allclose(table["population_factor"], population_factor(table["l"], table["exponent"]))
 
 
 @pytest.mark.parametrize("decontract", [True, False])
@@ -75,6 +77,7 @@ def test_unconverged_scf_raises_naming_the_structure(water, dft_settings):
     dft_settings["on_failure"] = "skip"
     table, summary = dft_job("w1_bad", symbols, pos, dft_settings)
     assert summary["skipped"] and not summary["converged"] and len(table) == 0
+    assert str(table.schema.field("population_factor").type) == "double"
 
 
 def test_missing_element_names_structure_and_element(dft_settings):

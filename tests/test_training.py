@@ -13,10 +13,11 @@ import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
 from e3hier import metric
+from e3hier.basis import primitive_normalisation
 from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
-from e3hier.samples import load_samples
+from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
@@ -108,6 +109,7 @@ import sys, json
 sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 from e3hier import metric
+from e3hier.basis import primitive_normalisation
 from e3hier.experiment import run_grid_point
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
@@ -214,3 +216,29 @@ def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, t
     for table in ("metrics", "eval", "ablation"):
         held, streamed = (runs[name][table].drop(columns=TIMING, errors="ignore") for name in ("held", "streamed"))
         pd.testing.assert_frame_equal(held, streamed, rtol=1e-5)
+
+
+def test_population_scaling_trains_on_the_studys_populations_and_maps_predictions_back(synthetic_splits, tmp_path):
+    """``target_scaling: population``: the loss sees target × 2√2 / N(l, α), and every consumer (evaluation,
+    the saved model) gets the network's output × N / 2√2, the coefficient-space target."""
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+    samples = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
+    train_cfg = dict(TINY_TRAIN, target_scaling="population")
+    trainer = Trainer("test-point", layout, samples[:4], samples[4:], 1, 3, TINY_MODEL, train_cfg, tmp_path / "c.pt")
+    sample = samples[0]
+    l, exponent = (
+        sample.l[sample.rows],
+        pd.read_parquet(synthetic_splits["train"])
+        .query("structure == @sample.structure")["exponent"]
+        .to_numpy()[sample.rows],
+    )
+    inverse = primitive_normalisation(l, exponent) / (2 * np.sqrt(2))  # computed here, not read from the table
+    np.testing.assert_allclose(trainer.predictor.row_scales(sample).numpy(), inverse, rtol=1e-6)
+    seen = trainer.step_targets(sample)[0].double().numpy()
+    np.testing.assert_allclose(seen, sample.target[sample.rows] / inverse, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        network = trainer.predictor.scaled_outputs(pack([sample])).double().numpy()
+    np.testing.assert_allclose(trainer.predictor.predict_targets(sample), network * inverse, rtol=1e-6)
+    trainer.save_model(tmp_path / "model.pt", {"state": None, "epoch": 0, "epsilon": float("nan")})
+    reloaded = load_predictor(tmp_path / "model.pt")
+    np.testing.assert_allclose(reloaded.predict_targets(sample), network * inverse, rtol=1e-6)

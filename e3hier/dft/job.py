@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from e3hier.basis import FUNCTION_COLUMNS, build_mol, fit_basis, function_columns, make_auxmol
+from e3hier.basis import FUNCTION_COLUMNS, ao_population_factors, build_mol, fit_basis, function_columns, make_auxmol
 from e3hier.dft.fit import fit_density, fit_function_integrals
 from e3hier.dft.fit_error import fit_error_percent
 from e3hier.dft.scf import SCF_METHODS, SCFNotConverged, run_scf, total_density_matrix
@@ -21,7 +21,7 @@ from e3hier.dft.scf import SCF_METHODS, SCFNotConverged, run_scf, total_density_
 class DensityFit:
     """A structure's SCF result and fitted density (coefficients in the stored, m-ordered layout)."""
 
-    table: pa.Table  # function_columns + integral + coefficient
+    table: pa.Table  # function_columns + integral + coefficient + population_factor
     energy_hartree: float
     converged: bool
     scf_cycles: int
@@ -96,6 +96,7 @@ def reference_density(
     columns = function_columns(auxmol)
     columns["integral"] = integrals[columns["ao_index"]]
     columns["coefficient"] = coeff[columns["ao_index"]]
+    columns["population_factor"] = ao_population_factors(auxmol)[columns["ao_index"]]
     return DensityFit(
         table=pa.Table.from_arrays([arrow_column(v) for v in columns.values()], names=list(columns)),
         energy_hartree=energy,
@@ -178,5 +179,5 @@ def function_table_columns_only() -> pa.Table:
     types = {"element": pa.string(), "exponent": pa.float64()}
     return pa.table(
         {name: pa.array([], type=types.get(name, pa.int64())) for name in FUNCTION_COLUMNS}
-        | {"integral": pa.array([], type=pa.float64()), "coefficient": pa.array([], type=pa.float64())}
+        | {name: pa.array([], type=pa.float64()) for name in ("integral", "coefficient", "population_factor")}
     )
