@@ -185,7 +185,7 @@ def pack(samples: list[Sample]) -> HostGraph:
 
 
 #: ``train.target_scaling`` values; ``population`` is the study's loss.
-TARGET_SCALINGS = ("population", "global_rms", "none", "shell_rms")
+TARGET_SCALINGS = ("population", "population_rms", "global_rms", "none", "shell_rms")
 
 
 def population_scales(samples: list[Sample], layout: OutputLayout) -> np.ndarray:
@@ -232,8 +232,16 @@ def shell_scales(samples: list[Sample], layout: OutputLayout, scaling: str) -> n
     scales = np.ones((n_el, dim))
     if scaling == "none":
         return scales
-    if scaling == "population":
-        return population_scales(samples, layout)
+    if scaling in ("population", "population_rms"):
+        scales = population_scales(samples, layout)
+        if scaling == "population":
+            return scales
+        # the study's weighting of the coefficients divided by one constant (Adam sees the same problem), so the
+        # outputs start at the targets' size instead of shrinking ~20x first: population_rms is to population
+        # what global_rms is to none
+        populations = np.concatenate([s.target[s.rows] * s.population_factor[s.rows] for s in samples])
+        rms = float(np.sqrt(np.mean(populations**2))) if len(populations) else 1.0
+        return scales * (rms if rms > 1e-8 else 1.0)
     if scaling == "global_rms":  # one number for every coefficient: the loss weighs them as unscaled MSE does
         block = np.concatenate([s.target[s.rows] for s in samples]) if samples else np.zeros(0)
         rms = float(np.sqrt(np.mean(block**2))) if len(block) else 1.0

@@ -191,9 +191,9 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
                 f"train.test_splits: split {split!r} has element(s) {unseen} that no training or "
                 "validation structure has (the network has no input for them)"
             )
-    if train_cfg["target_scaling"] == "population" and not config["dft"]["decontract"]:
+    if train_cfg["target_scaling"].startswith("population") and not config["dft"]["decontract"]:
         problems.append(
-            "train.target_scaling: population needs dft.decontract: true (the study's population divides each "
+            f"train.target_scaling: {train_cfg['target_scaling']} needs dft.decontract: true (the study's population divides each "
             "coefficient by its primitive's normalisation; a contracted shell has several primitives)"
         )
     if problems:
