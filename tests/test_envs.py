@@ -506,7 +506,9 @@ def test_torch_is_the_cpu_build_except_in_the_cuda_env(env):
     elif env.stem.endswith("-cuda"):
         assert options == [], f"{env.name} is the CUDA env: PyPI's torch (a CUDA build), no other index: {options}"
     else:
-        assert options == [env_generator.CPU_TORCH_INDEX], f"{env.name}: torch's CPU build needs {options}"
+        assert options == [env_generator.CPU_TORCH_INDEX], (
+            f"{env.name}: torch's CPU build needs the pip option {env_generator.CPU_TORCH_INDEX!r}, not {options}"
+        )
     assert (ROOT / "envs" / "train-cuda.yaml").is_file()
 
 
