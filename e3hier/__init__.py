@@ -17,5 +17,6 @@
   which finding), ``hierarchy_findings.py`` (finding 2), ``statistics.py`` (intervals, the verdict rule),
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
 - the workflow's helpers: ``workflow.py``, ``script_imports.py`` (code inputs), ``slurm_nodes.py``,
-  ``resume.py`` (``make reproduce``'s runner), ``io.py``; the cost plan: ``plan/``.
+  ``resume.py`` (``make reproduce``'s runner), ``io.py``; the cost plan: ``plan/``; the rules' conda envs,
+  generated from ``requirements.lock`` (``make envs``): ``envs.py``.
 """

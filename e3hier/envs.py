@@ -84,8 +84,8 @@ ENVS = (
     EnvSpec(
         "train-cuda",
         "e3nn training and evaluation on GPUs (rule: train, train.device cuda). torch is PyPI's CUDA build;\n"
-        "its CUDA libraries (nvidia-* wheels) and triton are not in requirements.lock: torch's own metadata\n"
-        "pins them exactly, so they too are the same in every build of this env (docs/cluster.md).",
+        "its CUDA libraries (nvidia-* wheels) and triton are not in requirements.lock: the CUDA wheel's\n"
+        "metadata pins them exactly, so they too are the same in every build of this env (docs/cluster.md).",
         TRAIN,
         cuda=True,
     ),
