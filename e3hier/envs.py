@@ -76,7 +76,7 @@ ENVS = (
         "analysis",
         "Tables, hierarchy analysis and figures (rules: models_table, analysis, figures).",
         (*TRAIN, "matplotlib", "seaborn"),
-    ),  # fmt: skip
+    ),
     EnvSpec("dataset", "Dataset assembly (rule: dataset).", BASE),
     EnvSpec("dft", "PySCF SCF, density fitting and free-atom references (rules: dft, free_atom).", (*BASE, "h5py")),
     EnvSpec("structures", "Structure generation / XYZ reading (rules: structure, structure_manifest).", BASE),
