@@ -6,7 +6,7 @@ CORES ?= all
 # e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
 SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
 
-.PHONY: venv reproduce study report test test-fast lint bench gpu-check plan clean
+.PHONY: venv envs reproduce study report test test-fast lint bench gpu-check plan clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The rules' conda environments (envs/*.yaml): the full closure of each env's packages at the versions of
+# requirements.lock, read from the venv's metadata (e3hier/envs.py; tests/test_envs.py checks they are current).
+envs: venv
+	$(BIN)/python -m e3hier.envs
 
 reproduce: venv
 	$(SNAKEMAKE)

@@ -18,5 +18,6 @@
   ``findings_report.py``, ``figures.py``, ``hierarchy_figures.py``, ``density_slice.py``;
 - the workflow's helpers: ``workflow.py``, ``config_checks.py`` (contradictions refused up front),
   ``script_imports.py`` (code inputs), ``slurm_nodes.py``, ``resume.py`` (``make reproduce``'s runner, the run
-  lock), ``io.py`` (atomic, durable writes); the cost plan: ``plan/``.
+  lock), ``io.py`` (atomic, durable writes); the cost plan: ``plan/``; the rules' conda envs,
+  generated from ``requirements.lock`` (``make envs``): ``envs.py``.
 """

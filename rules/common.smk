@@ -36,6 +36,8 @@ GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
+# torch's CUDA build where training runs on GPUs, its CPU build (no CUDA libraries) elsewhere (docs/cluster.md)
+TRAIN_CONDA_ENV = "../envs/train-cuda.yaml" if TRAIN_GPU else "../envs/train.yaml"
 
 
 def code_inputs(script):

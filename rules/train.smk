@@ -29,7 +29,7 @@ if ENSEMBLE_SIZE == 1:
         benchmark:
             f"results/rule_benchmarks/train/{GRID.wildcard_pattern}.tsv"
         conda:
-            "../envs/train.yaml"
+            TRAIN_CONDA_ENV
         threads: config["train"].get("threads", 1)
         resources:
             **TRAIN_GPU,
@@ -59,7 +59,7 @@ else:
             benchmark:
                 f"results/rule_benchmarks/train/{block_pattern(block)}.tsv"
             conda:
-                "../envs/train.yaml"
+                TRAIN_CONDA_ENV
             threads: config["train"].get("threads", 1)
             resources:
                 **TRAIN_GPU,

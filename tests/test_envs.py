@@ -14,6 +14,10 @@ host's copy, and fail on the next cluster. These tests check, without conda:
   every other package from PyPI, in its `pip:` section, pinned `name==version` to exactly
   the version of requirements.lock (the venv's pins): those are the versions the tests
   ran with, and PyPI serves them, which no conda channel reachable here could confirm;
+* the env files are exactly what `make envs` (e3hier.envs) generates from requirements.lock: each pins
+  the full dependency closure of its packages (markers evaluated for Linux, CPython 3.11), and takes
+  torch's CPU build from PyTorch's CPU index, except train-cuda, which the train rules use when
+  train.device resolves to CUDA;
 * the project's own package reaches the envs the way docs/cluster.md says: not
   installed into them, but imported from the workflow's source tree, because
   Snakemake puts the Snakefile's directory on the script's sys.path.
@@ -29,6 +33,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import snakemake
+
+from e3hier import envs as env_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "e3hier"
@@ -105,6 +112,23 @@ def parse_rules(path: Path) -> dict:
 
 def literal(value: str) -> str:
     return ast.literal_eval(value.rstrip(","))
+
+
+def conda_envs(path: Path, value: str) -> list[Path]:
+    """The env files a rule's ``conda:`` value may name: a string, or a variable that chooses among
+    strings (e.g. ``TRAIN_CONDA_ENV``, assigned in a rule file: the CPU or the CUDA build of torch)."""
+    if not re.fullmatch(r"[A-Za-z_]\w*,?", value):
+        return [(path.parent / literal(value)).resolve()]
+    name = value.rstrip(",")
+    for source in rule_files():
+        for line in source.read_text().splitlines():
+            assignment = re.fullmatch(rf"{name}\s*=\s*(.+)", line)
+            if assignment:  # a one-line expression, e.g. `"../envs/a.yaml" if GPU else "../envs/b.yaml"`
+                strings = [c.value for c in ast.walk(ast.parse(assignment.group(1))) if isinstance(c, ast.Constant)]
+                envs = [(source.parent / s).resolve() for s in strings if isinstance(s, str) and s.endswith(".yaml")]
+                assert envs, f"{source.relative_to(ROOT)}: {line!r} names no .yaml env file"
+                return envs
+    raise AssertionError(f"{path.relative_to(ROOT)}: conda: {value} is assigned on one line in no rule file")
 
 
 def rule_files():
@@ -260,9 +284,9 @@ def test_every_rule_that_runs_something_declares_an_existing_conda_env():
         if not directives.get("conda"):
             problems.append(f"{where}: no `conda:` directive")
             continue
-        env = (path.parent / literal(directives["conda"])).resolve()
-        if not env.is_file() or env.parent != ROOT / "envs":
-            problems.append(f"{where}: conda env {directives['conda']} is not a file in envs/")
+        for env in conda_envs(path, directives["conda"]):
+            if not env.is_file() or env.parent != ROOT / "envs":
+                problems.append(f"{where}: conda env {env} (conda: {directives['conda']}) is not a file in envs/")
         if "script" in directives and not (path.parent / literal(directives["script"])).is_file():
             problems.append(f"{where}: script {directives['script']} not found")
     assert checked >= 6, f"parsed only {checked} rules with an action: is the parser out of date?"
@@ -273,8 +297,9 @@ def script_rules():
     for path, name, directives in all_rules():
         if directives.get("script"):
             script = (path.parent / literal(directives["script"])).resolve()
-            env = (path.parent / literal(directives["conda"])).resolve() if directives.get("conda") else None
-            yield pytest.param(name, script, env, id=name)
+            envs = conda_envs(path, directives["conda"]) if directives.get("conda") else [None]
+            for env in envs:
+                yield pytest.param(name, script, env, id=f"{name}-{env.stem if env else None}")
 
 
 @pytest.mark.parametrize(("rule", "script", "env"), list(script_rules()))
@@ -446,3 +471,90 @@ def test_scripts_import_the_package_from_the_snakefile_directory(tmp_path):
     assert str(flow) in probe["path"]
     # and in this repository the package sits next to the Snakefile
     assert (ROOT / "Snakefile").is_file() and (ROOT / PACKAGE / "__init__.py").is_file()
+
+
+# --------------------------------------------------------------------------- generated from the lock
+
+
+def pinned(env: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of an env's ``name==version`` pip entries."""
+    return {name.removeprefix("pip:"): v for name, v in load_env(env).items() if name.startswith("pip:")}
+
+
+def test_env_files_equal_their_generation_from_the_lock():
+    problems = env_generator.stale(env_generator.generate())
+    assert not problems, "envs/ is not what requirements.lock generates; run `make envs`:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
+def test_each_env_pins_the_full_closure_of_its_packages(env):
+    """Nothing floats: every package that the env's pins require (on Linux, py3.11) is pinned in it too."""
+    pins = pinned(env)
+    closure = env_generator.closure(sorted(pins), env_generator.read_lock())
+    unpinned = {name: sorted(parents) for name, (_, parents) in closure.items() if name not in pins}
+    assert not unpinned, f"{env.name} leaves unpinned: " + ", ".join(
+        f"{n} (via {', '.join(p)})" for n, p in unpinned.items()
+    )
+
+
+@pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
+def test_torch_is_the_cpu_build_except_in_the_cuda_env(env):
+    _, pip = env_entries(env)
+    options = [entry for entry in pip if entry.startswith(PIP_OPTIONS)]
+    if "torch" not in pinned(env):
+        assert options == [], f"{env.name} has no torch but pip options {options}"
+    elif env.stem.endswith("-cuda"):
+        assert options == [], f"{env.name} is the CUDA env: PyPI's torch (a CUDA build), no other index: {options}"
+    else:
+        assert options == [env_generator.CPU_TORCH_INDEX], (
+            f"{env.name}: torch's CPU build needs the pip option {env_generator.CPU_TORCH_INDEX!r}, not {options}"
+        )
+    assert (ROOT / "envs" / "train-cuda.yaml").is_file()
+
+
+def test_closure_follows_markers_extras_and_the_lock():
+    """The generator itself, on made-up metadata: markers for Linux/py3.11, extras, lock versions, errors."""
+    requires = {
+        "app": ["lib[fast]>=1", "winonly; sys_platform == 'win32'", "old; python_version < '3.10'", "pip"],
+        "lib": ["dep", "speedup; extra == 'fast'", "docs; extra == 'docs'"],
+        "dep": [],
+        "speedup": ["setuptools"],
+    }
+    lock = {n: (n, "1.0") for n in ("app", "lib", "dep", "speedup", "docs", "winonly", "old")}
+    kwargs = {"requires": lambda name: requires[name], "version": lambda name: "1.0"}
+    closure = env_generator.closure(["app"], lock, **kwargs)
+    assert {name: version for name, (version, _) in closure.items()} == {
+        n: "1.0" for n in ("app", "lib", "dep", "speedup")
+    }
+    assert closure["speedup"][1] == {"lib"} and closure["app"][1] == set()
+    with pytest.raises(LookupError, match=r"dep \(required by lib\) is not pinned in requirements.lock"):
+        env_generator.closure(["app"], {k: v for k, v in lock.items() if k != "dep"}, **kwargs)
+    with pytest.raises(LookupError, match=r"lib 0.9 is installed but requirements.lock pins 1.0: run `make venv`"):
+        env_generator.closure(
+            ["app"], lock, requires=kwargs["requires"], version=lambda n: "0.9" if n == "lib" else "1.0"
+        )
+    text = env_generator.render(env_generator.EnvSpec("x", "For tests.", ("app",)), lock, **kwargs)
+    assert "      - app==1.0\n" in text and "      - speedup==1.0  # via lib\n" in text
+    assert "--extra-index-url" not in text  # no torch, no PyTorch index
+
+
+def test_stale_names_edited_missing_and_stray_env_files(tmp_path):
+    files = {tmp_path / "a.yaml": "a\n", tmp_path / "b.yaml": "b\n"}
+    (tmp_path / "a.yaml").write_text("edited\n")
+    (tmp_path / "stray.yaml").write_text("x\n")
+    assert env_generator.stale(files, tmp_path) == [
+        "a.yaml: differs from its generation",
+        "b.yaml: missing",
+        "stray.yaml: no env of e3hier.envs.ENVS generates it",
+    ]
+    assert env_generator.main(["--check"]) == 0  # the committed files are current
+
+
+@pytest.mark.parametrize(("device", "env"), [("cuda", "train-cuda.yaml"), ("cpu", "train.yaml")])
+def test_train_rules_take_the_cuda_env_when_training_runs_on_cuda(tmp_path, device, env):
+    """What Snakemake itself resolves: `--containerize` hashes the env of every job of the DAG (and then
+    stops where conda is missing, as here: the hashing comes first)."""
+    result = snakemake(tmp_path, "--containerize", overrides={"train": {"device": device}}, check=False, timeout=120)
+    hashed = set(re.findall(r"Hashing conda environment \S*/envs/([^/\s]+\.yaml)", result.stdout + result.stderr))
+    assert {"dft.yaml", "dataset.yaml", "analysis.yaml"} <= hashed, result.stdout[-2000:] + result.stderr[-2000:]
+    assert env in hashed and {"train.yaml", "train-cuda.yaml"} - {env} & hashed == set(), hashed
