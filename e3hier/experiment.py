@@ -18,7 +18,7 @@ from e3hier.features import features_table, probe_rows
 from e3hier.grid import GridPoint
 from e3hier.held_out import evaluate_test_splits
 from e3hier.io import read_table, write_json, write_parquet
-from e3hier.layout import OutputLayout
+from e3hier.layout import OutputLayout, unreachable_orders
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.network_setup import place_on_device
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
@@ -34,13 +34,6 @@ def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
     if n_train > len(ids):
         raise ValueError(f"train.n_train: {n_train} structures requested, the training split has {len(ids)}")
     return frame[frame["structure"].isin(set(ids[:n_train]))]
-
-
-def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
-    """Output orders the network cannot produce: each convolution couples its input orders with the
-    edge harmonics (l ≤ ``lmax_edge``), so the output convolution reaches l ≤ lmax_hidden + lmax_edge;
-    an unreachable output stays exactly zero (the prediction is the free-atom reference there)."""
-    return [l for l in output_orders if l > lmax_hidden + lmax_edge]
 
 
 def target_sizes(samples, predictor) -> dict:

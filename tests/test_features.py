@@ -8,9 +8,8 @@ from conftest import FIT, TINY_MODEL, synthetic_frame
 from e3nn import o3
 
 from e3hier.analysis import learning_curve_slopes, onset_table
-from e3hier.experiment import unreachable_orders
 from e3hier.features import component_rms, order_contributions, order_mask, probe_rows, zero_hidden_orders
-from e3hier.layout import OutputLayout
+from e3hier.layout import OutputLayout, unreachable_orders
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 
