@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from e3hier.layout import OutputLayout
+from e3hier.layout import OutputLayout, reachable_lmax
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import build_model
 from e3hier.samples import TORCH_DTYPES, Sample, pack
@@ -126,6 +126,32 @@ def validation_row(errors: pd.DataFrame) -> dict:
     for l in L_COLUMNS:
         row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
     return row
+
+
+def with_reachable(models: pd.DataFrame, lmax_hidden_grid, lmax_edge: int) -> pd.DataFrame:
+    """The models table with ``reachable_lmax`` and the test and validation ε of the output orders every model
+    of the grid can reach, ``epsilon_test_reachable`` and ``epsilon_val_reachable`` (the summaries'
+    ``epsilon_{test,val}_block_upto_l{reachable_lmax}``).
+
+    ``reachable_lmax`` is ``e3hier.layout.reachable_lmax`` of the grid's hidden l_max (``lmax_hidden_grid``:
+    ``train.lmax_hidden``, which the controls share) and ``model.lmax_edge``, capped at each model's
+    ``lmax_output``.
+    """
+    missing = {"lmax_output"} - set(models)
+    if missing and len(models):
+        raise ValueError(f"models table: no column {sorted(missing)} (summaries written before it: retrain)")
+    out = models.copy()
+    caps = [reachable_lmax(lmax_hidden_grid, lmax_edge, int(lmax)) for lmax in out["lmax_output"]]
+    out["reachable_lmax"] = pd.Series(caps, index=out.index, dtype="int64")
+    for split in ("test", "val"):
+        values = []
+        for index, cap in zip(out.index, caps):
+            column = f"epsilon_{split}_block_upto_l{cap}"
+            if column not in out:
+                raise ValueError(f"models table: no column {column!r} for reachable_lmax {cap}")
+            values.append(float(out.at[index, column]))
+        out[f"epsilon_{split}_reachable"] = values
+    return out
 
 
 def load_predictor(path, device: str = "cpu") -> Predictor:

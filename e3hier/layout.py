@@ -90,7 +90,8 @@ def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[
     """Output orders that no hidden order 0..``lmax_hidden`` reaches (``orders_reached``): for l_h ≤ l_o this
     is l_o > lmax_hidden + lmax_edge. An unreachable output stays exactly zero (the prediction is the free-atom
     reference there)."""
-    reached = {l for l_hidden in range(int(lmax_hidden) + 1) for l in orders_reached(l_hidden, lmax_edge, output_orders)}
+    hidden = range(int(lmax_hidden) + 1)
+    reached = {l for l_hidden in hidden for l in orders_reached(l_hidden, lmax_edge, output_orders)}
     return [int(l) for l in output_orders if int(l) not in reached]
 
 

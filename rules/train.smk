@@ -10,7 +10,7 @@ TRAIN_PARAMS = {
         k: v for k, v in config["metric"].items() if k != "collocation_cache_mb"
     },
     # measured during training, so they are training settings too
-    "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
+    "probes": {k: config["analysis"][k] for k in ("probe_schedule", "probe_structures")},
 }
 
 
