@@ -175,10 +175,23 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     assert len(evaluation) == 2 and {"epsilon", "epsilon_block", "electron_error", "epsilon_l4"} <= set(evaluation)
     if output == "scalar":
         assert np.isclose(evaluation["epsilon_l2"], evaluation["epsilon_baseline_l2"]).all()
+    # ε of the block's orders l ≤ L, L = 0..the highest output order: the whole block at the highest
+    highest = {"scalar": 0, "higher": 4}[output]
+    upto = [f"epsilon_block_upto_l{cap}" for cap in range(highest + 1)]
+    assert [c for c in evaluation if c.startswith("epsilon_block_upto_l")] == upto
+    np.testing.assert_allclose(evaluation[upto[-1]], evaluation["epsilon_block"], rtol=1e-6)
+    if output == "higher":  # no order ≤ 1 in the block; at L = 2 the block's l = 2 functions alone
+        assert evaluation[upto[0]].isna().all() and evaluation[upto[1]].isna().all()
+        np.testing.assert_allclose(evaluation[upto[2]], evaluation["epsilon_l2"], rtol=1e-6)
+    assert {f"val_{c}" for c in upto} <= set(metrics) and summary["lmax_output"] == highest
+    best = metrics[metrics["epoch"] == summary["best_epoch"]].iloc[0]
+    for c in upto[2 if output == "higher" else 0 :]:
+        assert np.isclose(summary[c.replace("epsilon_", "epsilon_test_", 1)], evaluation[c].mean())
+        assert np.isclose(summary[c.replace("epsilon_", "epsilon_val_", 1)], best[f"val_{c}"])
     predictor = load_predictor(tmp_path / "model.pt")
     assert str(predictor.layout.irreps) == str(result["trainer"].layout.irreps)
     assert not (tmp_path / "checkpoint.pt").exists()
-    # hidden-feature probes: step 0 (initialisation), every probe_every steps, and the last step
+    # hidden-feature probes: step 0 (initialisation), every step of the first dense_steps (64), the last step
     features = pd.read_parquet(tmp_path / "features.parquet")
     steps = sorted(set(features["step"]))
     assert steps == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] and summary["steps"] == 12  # 4 epochs × 3 batches
