@@ -15,6 +15,7 @@ from conftest import FIT, TINY_MODEL, TINY_TRAIN
 from e3hier import metric
 from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
+from e3hier.features import probe_steps
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples
 from e3hier.training import Trainer, TrainingDiverged
@@ -28,6 +29,20 @@ def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1
     train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
     val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
     return Trainer("test-point", layout, train, val, lmax, 3, TINY_MODEL, train_cfg, checkpoint)
+
+
+def test_training_probes_at_the_steps_of_the_probe_schedule(synthetic_splits, tmp_path):
+    """analysis.probe_schedule: every step of the first dense_steps, then geometric, within max_probes."""
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "scalar")
+    train = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
+    val = load_samples(
+        pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0
+    )
+    schedule = {"dense_steps": 2, "max_probes": 6}
+    trainer = Trainer("probed", layout, train, val, 0, 3, TINY_MODEL, TINY_TRAIN, tmp_path / "c.pt", None, schedule)
+    _, _, probes = trainer.fit(lambda step, epoch, model: {"step": step})
+    expected = probe_steps(12, 2, 6)  # 4 epochs × 3 batches
+    assert [p["step"] for p in probes] == expected and expected[:3] == [0, 1, 2] and len(expected) == 6
 
 
 def test_same_config_gives_identical_metrics_and_weights(synthetic_splits, tmp_path):
@@ -109,6 +124,7 @@ sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 from e3hier import metric
 from e3hier.experiment import run_grid_point
+from e3hier.features import probe_steps
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
 run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
