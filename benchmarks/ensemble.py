@@ -101,7 +101,7 @@ def run(lmax_values=(2, 4)) -> dict:
             "model": config["model"],
             "train_cfg": train_cfg,
             "metric": config["metric"],
-            "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
+            "probes": {k: config["analysis"][k] for k in ("probe_schedule", "probe_structures")},
         }
         per_lmax = {f"lmax_{lmax}": run_lmax(lmax, folder, base) for lmax in lmax_values}
     return {"data": source, "per_lmax": per_lmax}

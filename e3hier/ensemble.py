@@ -196,7 +196,7 @@ class EnsembleTrainer:
         finite = torch.tensor([run.diverged_epoch is None for run in runs], device=self.device)
         batches = [t.batches(epoch) for t in self.trainers]
         step = (epoch - 1) * len(batches[0])
-        every = self.trainers[0].probe_every
+        probed = self.trainers[0].probe_steps
         probe_seconds = 0.0
         start = time.perf_counter()
         for member_batches in zip(*batches):
@@ -223,7 +223,7 @@ class EnsembleTrainer:
             self.optimizer.step()
             sums.index_add_(0, l_rows, residual.detach().pow(2).double())
             step += 1
-            if probe is not None and step % every == 0:
+            if probe is not None and step in probed:
                 clock = time.perf_counter()
                 for run, result in zip(runs, probe(step, epoch, self.network.network)):
                     if not run.stopped:

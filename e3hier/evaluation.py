@@ -1,8 +1,8 @@
 """Predictions and their errors: the network's block targets back to coefficients, ε per structure and per l.
 
-``structure_errors`` gives ε (%) in total, of the predicted block and per order l, the free-atom baseline's,
-and the electron-count error; ``evaluate`` tabulates them per structure. Validation, test and the ablation
-all go through it.
+``structure_errors`` gives ε (%) in total, of the predicted block, of the block's orders l ≤ L (one column per
+L) and per order l, the free-atom baseline's, and the electron-count error; ``evaluate`` tabulates them per
+structure. Validation, test and the ablation all go through it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from e3hier.devices import module_device, to_device
-from e3hier.layout import OutputLayout
+from e3hier.layout import OutputLayout, reachable_lmax
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import build_model
 from e3hier.samples import TORCH_DTYPES, Sample, pack
@@ -56,15 +56,31 @@ def full_prediction(sample: Sample, predicted_block_targets: np.ndarray) -> np.n
     return coefficients
 
 
+#: Prefix of the columns ``epsilon_block_upto_l{L}``: ε of the predicted block restricted to its orders l ≤ L.
+BLOCK_UPTO = "epsilon_block_upto_l"
+
+
+def upto_orders(layout: OutputLayout) -> range:
+    """The L of the ``epsilon_block_upto_l{L}`` columns: 0..the layout's highest output order."""
+    return range(max(layout.counts) + 1)
+
+
+def upto_columns(table) -> list[str]:
+    """The ``epsilon_block_upto_l{L}`` columns of a table (or the keys of a row), in order of L."""
+    return sorted((c for c in table if str(c).startswith(BLOCK_UPTO)), key=lambda c: int(c[len(BLOCK_UPTO) :]))
+
+
 def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout) -> dict | list[dict]:
-    """ε (%) total, of the block and per l; baseline (free-atom) ε; electron-count error (e).
+    """ε (%) total, of the block and per l; of the block restricted to its orders l ≤ L (``epsilon_block_upto_l{L}``,
+    L = 0..the highest output order); baseline (free-atom) ε; electron-count error (e).
 
     ``predicted`` is one model's coefficients (functions,), or K models' (functions, K): then one row
     per model, from one pass over the structure's ε grid.
     """
     block_orders = [l for l in np.unique(sample.l) if layout.in_block(l)]
     columns = predicted[:, None] if predicted.ndim == 1 else predicted  # one column per model
-    errors = sample.grid.epsilon_by_l(columns, sample.coefficient[:, None], block_orders)
+    caps = upto_orders(layout)
+    errors = sample.grid.epsilon_by_l(columns, sample.coefficient[:, None], block_orders, caps)
     if sample.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
         sample.baseline = sample.grid.epsilon_by_l(sample.reference, sample.coefficient, block_orders)
     electrons = sample.integral @ columns - sample.n_electrons
@@ -80,6 +96,8 @@ def structure_errors(sample: Sample, predicted: np.ndarray, layout: OutputLayout
         for l in L_COLUMNS:
             row[f"epsilon_l{l}"] = errors[l][k] if l in errors else float("nan")
             row[f"epsilon_baseline_l{l}"] = sample.baseline.get(l, float("nan"))
+        for cap in caps:
+            row[f"{BLOCK_UPTO}{cap}"] = errors[("block_upto", cap)][k]
         rows.append({key: float(value) for key, value in row.items()})
     return rows[0] if predicted.ndim == 1 else rows
 
@@ -105,11 +123,39 @@ def validation_row(errors: pd.DataFrame) -> dict:
     }
     for l in L_COLUMNS:
         row[f"val_epsilon_l{l}"] = float(errors[f"epsilon_l{l}"].mean())
+    for column in upto_columns(errors):
+        row[f"val_{column}"] = float(errors[column].mean())
     # the free-atom (zero-prediction) baseline, against which learning per l is measured
     row["val_baseline"] = float(errors["epsilon_baseline"].mean())
     for l in L_COLUMNS:
         row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
     return row
+
+
+def with_reachable(models: pd.DataFrame, lmax_hidden_grid, lmax_edge: int) -> pd.DataFrame:
+    """The models table with ``reachable_lmax`` and the test and validation ε of the output orders every model
+    of the grid can reach, ``epsilon_test_reachable`` and ``epsilon_val_reachable`` (the summaries'
+    ``epsilon_{test,val}_block_upto_l{reachable_lmax}``).
+
+    ``reachable_lmax`` is ``e3hier.layout.reachable_lmax`` of the grid's hidden l_max (``lmax_hidden_grid``:
+    ``train.lmax_hidden``, which the controls share) and ``model.lmax_edge``, capped at each model's
+    ``lmax_output``.
+    """
+    missing = {"lmax_output"} - set(models)
+    if missing and len(models):
+        raise ValueError(f"models table: no column {sorted(missing)} (summaries written before it: retrain)")
+    out = models.copy()
+    caps = [reachable_lmax(lmax_hidden_grid, lmax_edge, int(lmax)) for lmax in out["lmax_output"]]
+    out["reachable_lmax"] = pd.Series(caps, index=out.index, dtype="int64")
+    for split in ("test", "val"):
+        values = []
+        for index, cap in zip(out.index, caps):
+            column = f"epsilon_{split}_block_upto_l{cap}"
+            if column not in out:
+                raise ValueError(f"models table: no column {column!r} for reachable_lmax {cap}")
+            values.append(float(out.at[index, column]))
+        out[f"epsilon_{split}_reachable"] = values
+    return out
 
 
 def load_predictor(path, device: str = "cpu") -> Predictor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from e3hier.capacity import grid_multiplicities
 from e3hier.dataset import DATASET_COLUMNS
 from e3hier.devices import check_cuda, to_device
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
-from e3hier.evaluation import L_COLUMNS, evaluate
-from e3hier.features import features_table, probe_rows
+from e3hier.evaluation import L_COLUMNS, evaluate, upto_columns
+from e3hier.features import PROBE_SCHEDULE, features_table, probe_rows
 from e3hier.grid import GridPoint
 from e3hier.held_out import evaluate_test_splits
 from e3hier.io import read_table, write_json, write_parquet
-from e3hier.layout import OutputLayout
+from e3hier.layout import OutputLayout, unreachable_orders
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.network_setup import place_on_device, resolve_device
 from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
@@ -35,13 +36,6 @@ def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
     if n_train > len(ids):
         raise ValueError(f"train.n_train: {n_train} structures requested, the training split has {len(ids)}")
     return frame[frame["structure"].isin(set(ids[:n_train]))]
-
-
-def unreachable_orders(lmax_hidden: int, lmax_edge: int, output_orders) -> list[int]:
-    """Output orders the network cannot produce: each convolution couples its input orders with the
-    edge harmonics (l ≤ ``lmax_edge``), so the output convolution reaches l ≤ lmax_hidden + lmax_edge;
-    an unreachable output stays exactly zero (the prediction is the free-atom reference there)."""
-    return [l for l in output_orders if l > lmax_hidden + lmax_edge]
 
 
 def target_sizes(samples, predictor) -> dict:
@@ -82,11 +76,12 @@ def run_grid_point(
     ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
 
     ``point`` holds the fields of ``e3hier.grid.GridPoint`` (``capacity``, ``channels``: ``study`` if absent);
-    ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_every``
-    (optimiser steps between probes of the hidden features) and ``probe_structures`` (the first
-    validation structures probed); ``reference_lmax`` is the l_max whose parameter count a
-    ``capacity: matched`` point takes; ``collocation_cache_mb`` bounds the ε-grid collocation held
-    (``e3hier.metric.CollocationBudget``). Returns the summary row of the models table.
+    ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_schedule``
+    (``dense_steps``, ``max_probes``: the optimiser steps after which the hidden features are probed,
+    ``e3hier.features.probe_steps``) and ``probe_structures`` (the first validation structures probed);
+    ``reference_lmax`` is the l_max whose parameter count a ``capacity: matched`` point takes;
+    ``collocation_cache_mb`` bounds the ε-grid collocation held (``e3hier.metric.CollocationBudget``).
+    Returns the summary row of the models table.
     """
     return run_grid_points(
         [point],
@@ -122,7 +117,7 @@ def run_grid_points(
 ) -> list[dict]:
     """``run_grid_point`` for grid points that differ only in their seed, trained together in one
     ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
-    analysis_cfg = analysis_cfg or {"probe_every": 1, "probe_structures": 2}
+    analysis_cfg = analysis_cfg or {"probe_schedule": PROBE_SCHEDULE, "probe_structures": 2}
     points = [GridPoint.from_mapping(point) for point in points]
     if len({p.with_seed(0) for p in points}) != 1:
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
@@ -188,7 +183,7 @@ def run_grid_points(
                 train_cfg,
                 out_dir / "checkpoint.pt",
                 log_stream,
-                analysis_cfg["probe_every"],
+                analysis_cfg["probe_schedule"],
                 model,
                 settings={"probe_structures": analysis_cfg["probe_structures"]},
             )
@@ -281,6 +276,7 @@ def finish_grid_point(
     n_params = int(sum(p.numel() for p in trainer.model.parameters()))
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")
+    best_row = metrics[metrics["epoch"] == int(best["epoch"])]
     return {
         "lmax_hidden": point.lmax_hidden,
         "output": point.output,
@@ -293,14 +289,21 @@ def finish_grid_point(
         "hidden_multiplicities": "/".join(map(str, plan["multiplicities"])),
         "node_attributes": model_cfg.get("node_attributes", "constant"),
         "target_scaling": train_cfg["target_scaling"],
+        "lmax_output": max(layout.counts),
         "unreachable_l": "/".join(
             map(str, unreachable_orders(point.lmax_hidden, model_cfg["lmax_edge"], sorted(layout.counts)))
         ),
         "epsilon_test": float(test["epsilon"].mean()),
         "epsilon_test_block": float(test["epsilon_block"].mean()),
         **{f"epsilon_test_l{l}": float(test[f"epsilon_l{l}"].mean()) for l in L_COLUMNS},
+        **{c.replace("epsilon_", "epsilon_test_", 1): float(test[c].mean()) for c in upto_columns(test)},
         "epsilon_test_baseline": float(test["epsilon_baseline"].mean()),
         "epsilon_val_best": float(best["epsilon"]),
+        # at the kept epoch (NaN if its row is missing: no epoch was trained)
+        **{
+            c.replace("epsilon_", "epsilon_val_", 1): float(best_row[f"val_{c}"].iloc[0]) if len(best_row) else math.nan
+            for c in upto_columns(test)
+        },
         "best_epoch": int(best["epoch"]),
         "epochs": int(last["epoch"]),
         "steps": int(last["step"]),

@@ -124,17 +124,29 @@ class DensityGrid:
             delta = np.where(mask, delta, 0.0)
         return self.integrate_abs(self.density(delta))
 
-    def epsilon_by_l(self, predicted: np.ndarray, reference: np.ndarray, block_orders=()) -> dict:
+    def epsilon_by_l(self, predicted: np.ndarray, reference: np.ndarray, block_orders=(), upto=()) -> dict:
         """ε (%) in total, of the functions of ``block_orders`` together (key ``"block"``), and per l (int keys).
 
         ε_l is the error of the density of l's functions alone, normalised by N_e. With (functions, K)
         coefficients (K models' predictions) every value is an array of K: one pass over the collocation.
+        For each L of ``upto``, key ``("block_upto", L)``: ε of the block's functions of order l ≤ L together
+        (the block's orders above L contribute no error; NaN where the block has no order ≤ L), from the
+        same per-l densities.
         """
         pieces = self.density_by_l(np.asarray(predicted) - np.asarray(reference))
         out: dict = {l: self.integrate_abs(rho) for l, rho in pieces.items()}
         out["total"] = self.integrate_abs(sum(pieces.values()))
-        block = [rho for l, rho in pieces.items() if l in set(block_orders)]
+        block_orders = {int(l) for l in block_orders}
+        block = [rho for l, rho in pieces.items() if l in block_orders]
         out["block"] = self.integrate_abs(sum(block)) if block else out["total"] * 0.0
+        for cap in upto:
+            orders = [l for l in pieces if l in block_orders and l <= cap]
+            if not orders:
+                out[("block_upto", cap)] = out["total"] * np.nan
+            elif len(orders) == len(block):  # the whole block: its ε, already integrated
+                out[("block_upto", cap)] = out["block"]
+            else:
+                out[("block_upto", cap)] = self.integrate_abs(sum(pieces[l] for l in orders))
         return out
 
     def electrons(self, coefficients: np.ndarray) -> float:

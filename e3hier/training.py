@@ -26,6 +26,7 @@ from e3hier.allocator import keep_freed_memory
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
 from e3hier.devices import to_device
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
+from e3hier.features import PROBE_SCHEDULE, probe_steps
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
 from e3hier.lean_adam import LeanAdam
@@ -68,17 +69,21 @@ class Trainer:
         train_cfg: dict,
         checkpoint_path,
         log_stream=None,
-        probe_every: int = 1,
+        probe_schedule: dict | None = None,
         model: DensityNetwork | None = None,
         settings: dict | None = None,
     ):
-        """``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
+        """``probe_schedule``: ``dense_steps`` and ``max_probes`` of ``analysis.probe_schedule`` (default: every
+        step for 64 steps, at most 500 probes; ``e3hier.features.probe_steps``).
+        ``model``: the network, initialised for ``seed`` already (``e3hier.ensemble.member_model``);
         by default it is built here from ``torch.manual_seed(seed)``. ``settings``: anything else the
         result depends on (e.g. the probed structures), for the checkpoint's fingerprint."""
         keep_freed_memory()  # a training step reuses its freed tensors (``e3hier.allocator``)
         self.name, self.layout, self.train, self.val = name, layout, train, val
         self.cfg, self.seed = train_cfg, seed
-        self.probe_every = int(probe_every)
+        self.probe_schedule = {**PROBE_SCHEDULE, **(probe_schedule or {})}
+        batches = math.ceil(len(train) / train_cfg["batch_size"])
+        self.probe_steps = set(probe_steps(train_cfg["epochs"] * batches, **self.probe_schedule))
         self.checkpoint_path = Path(checkpoint_path)
         self.log_stream = log_stream
         self.device = resolve_device(train_cfg["device"])
@@ -95,7 +100,7 @@ class Trainer:
                 "model": self.model_config,
                 "train": train_cfg,
                 "seed": seed,
-                "probe_every": self.probe_every,
+                "probe_schedule": self.probe_schedule,
                 "train_set": [s.structure for s in train],
                 "val_set": [s.structure for s in val],
                 "data": data_hash(train + val),
@@ -168,7 +173,7 @@ class Trainer:
         progress bar) and at the end of the epoch, which raises ``TrainingDiverged`` if any step's loss was
         not finite.
 
-        ``probe(step, epoch, model)`` runs after every ``probe_every`` optimiser steps (counted over the
+        ``probe(step, epoch, model)`` runs after the optimiser steps of ``probe_steps`` (counted over the
         whole run) and its results are appended to ``probes``."""
         self.model.train()
         n_l = len(L_COLUMNS)
@@ -204,7 +209,7 @@ class Trainer:
             if show and index % PROGRESS_EVERY == 0:
                 progress.set_postfix(loss=f"{self.finite_loss(loss_sum, epoch) / index:.3e}", refresh=False)
             step += 1
-            if probe is not None and step % self.probe_every == 0:
+            if probe is not None and step in self.probe_steps:
                 clock = time.perf_counter()
                 probes.append(probe(step, epoch, self.model))
                 probe_seconds += time.perf_counter() - clock
@@ -268,7 +273,7 @@ class Trainer:
         """Train (resuming if possible).
 
         ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
-        random initialisation), every ``probe_every`` optimiser steps and after the last step; its
+        random initialisation), after the steps of ``probe_steps`` and after the last step; its
         results are checkpointed with the metrics. Returns the metrics table, the best epoch
         ``{"epsilon", "epoch", "state"}`` and the probe results in step order.
         """

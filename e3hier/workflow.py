@@ -193,8 +193,8 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
             )
     if train_cfg["target_scaling"].startswith("population") and not config["dft"]["decontract"]:
         problems.append(
-            f"train.target_scaling: {train_cfg['target_scaling']} needs dft.decontract: true (the study's population divides each "
-            "coefficient by its primitive's normalisation; a contracted shell has several primitives)"
+            f"train.target_scaling: {train_cfg['target_scaling']} needs dft.decontract: true (the study's population "
+            "divides each coefficient by its primitive's normalisation; a contracted shell has several primitives)"
         )
     if problems:
         raise ValueError("config: " + "; ".join(problems))

@@ -12,7 +12,9 @@ TRAIN_PARAMS = {
         k: v for k, v in config["metric"].items() if k != "collocation_cache_mb"
     },
     # measured during training, so they are training settings too
-    "probes": {k: config["analysis"][k] for k in ("probe_every", "probe_structures")},
+    "probes": {
+        k: config["analysis"][k] for k in ("probe_schedule", "probe_structures")
+    },
 }
 
 
@@ -80,7 +82,7 @@ else:
 
 
 rule models_table:
-    """One row per trained model: test ε in total, of the block and per l."""
+    """One row per trained model: test ε in total, of the block, per l and of the orders every model reaches."""
     input:
         summaries=expand(
             f"results/models/{{point}}/summary.json", point=GRID.instance_patterns
@@ -98,5 +100,9 @@ rule models_table:
     resources:
         mem_mb=mem_mb_per_attempt(1000),
         runtime=10,
+    params:
+        # reachable_lmax: the output orders every hidden l_max of the grid (controls included) reaches
+        lmax_hidden=sorted(config["train"]["lmax_hidden"]),
+        lmax_edge=config["model"]["lmax_edge"],
     script:
         "../scripts/models_table.py"

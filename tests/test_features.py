@@ -9,20 +9,38 @@ from e3nn import o3
 
 from e3hier.analysis import learning_curve_slopes, onset_table
 from e3hier.devices import to_device
-from e3hier.experiment import unreachable_orders
-from e3hier.features import component_rms, order_contributions, order_mask, probe_rows, zero_hidden_orders
-from e3hier.layout import OutputLayout
+from e3hier.evaluation import with_reachable
+from e3hier.features import (
+    COMMON_ORDERS,
+    component_rms,
+    constrained_entries,
+    order_contributions,
+    order_mask,
+    probe_rows,
+    probe_steps,
+    size_rows,
+    zero_hidden_orders,
+)
+from e3hier.layout import OutputLayout, common_orders, orders_reached, reachable_lmax, unreachable_orders
 from e3hier.model import DensityNetwork
 from e3hier.samples import load_samples, pack
 
 
-def tiny_model(lmax, output="full", seed=0, **options):
+def tiny_model(lmax, output="full", seed=0, rotation=None, **options):
+    """A small network and the packed graph of one water dimer (its positions turned by ``rotation``)."""
     layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, output)
     torch.manual_seed(seed)
     cfg = {**TINY_MODEL, **options}
     model = DensityNetwork(2, lmax, str(layout.irreps), num_neighbors=4.0, num_nodes=6.0, **cfg).eval()
-    (sample,) = load_samples(synthetic_frame(1, seed=9), layout, TINY_MODEL)
+    frame = synthetic_frame(1, seed=9)
+    if rotation is not None:
+        frame[["x", "y", "z"]] = frame[["x", "y", "z"]].to_numpy() @ np.asarray(rotation).T
+    (sample,) = load_samples(frame, layout, TINY_MODEL)
     return model, to_device(pack([sample]), "cpu")
+
+
+def probe_table(model, graph):
+    return pd.DataFrame(probe_rows(model, graph, model.irreps_out))
 
 
 def test_component_rms_splits_irreps_by_l_and_parity_without_summing_over_m():
@@ -76,7 +94,7 @@ def test_probe_captures_each_hidden_layer_with_its_irreps():
     # the hidden features of the last hidden layer of an l_max 2 model include both parities of l = 1
     assert {(1, 1), (1, -1)} <= set(map(tuple, features[features.layer == 1][["l", "parity"]].to_numpy()))
     contributions = rows[rows.kind == "contribution"]
-    assert set(contributions["l_out"]) == {-1, 0, 1, 2, 3, 4}
+    assert set(contributions["l_out"]) == {COMMON_ORDERS, -1, 0, 1, 2, 3, 4}
 
 
 def test_an_l4_output_is_unreachable_at_hidden_lmax_0_with_edge_lmax_3():
@@ -143,3 +161,87 @@ def test_learning_curve_slope_recovers_a_power_law():
     slopes = learning_curve_slopes(models)
     assert np.isclose(slopes["slope"].iloc[0], -0.5)
     assert learning_curve_slopes(models.iloc[:1]).empty
+
+
+def test_triangle_rule_reaches_orders_within_lmax_edge_of_the_hidden_order():
+    assert orders_reached(0, 3, range(6)) == [0, 1, 2, 3] and orders_reached(4, 1, range(6)) == [3, 4, 5]
+    assert common_orders(2, 3, range(5)) == [0, 1, 2, 3] and common_orders(4, 3, [0]) == []
+    assert reachable_lmax([2, 0, 4], 3, 4) == 3 and reachable_lmax([0], 1, 4) == 1 and reachable_lmax([1], 3, 0) == 0
+
+
+def test_models_table_takes_the_epsilon_of_the_orders_every_model_reaches():
+    upto = {
+        f"epsilon_{split}_block_upto_l{l}": [10.0 * l + (split == "val"), 20.0 * l]
+        for split in ("test", "val")
+        for l in range(5)
+    }
+    models = pd.DataFrame({"lmax_hidden": [0, 4], "lmax_output": [4, 0], **upto})
+    table = with_reachable(models, [0, 1, 4], 3)
+    assert list(table["reachable_lmax"]) == [3, 0]
+    assert list(table["epsilon_test_reachable"]) == [30.0, 0.0] and list(table["epsilon_val_reachable"]) == [31.0, 0.0]
+    with pytest.raises(ValueError, match="lmax_output"):
+        with_reachable(models.drop(columns="lmax_output"), [0], 3)
+
+
+@pytest.mark.parametrize("lmax", [0, 2])
+def test_shares_sum_to_one_and_probes_are_rotation_invariant(lmax):
+    model, graph = tiny_model(lmax)
+    rows = probe_table(model, graph)
+    rotation = o3.angles_to_matrix(*torch.tensor([0.3, 1.1, -0.7])).numpy()
+    turned = probe_table(*tiny_model(lmax, rotation=rotation))
+    shares = rows[rows.kind == "share"].groupby("l_out")["value"].sum(min_count=1)
+    # every set of output orders: -1 (all), each order, -2 (those every hidden order reaches: 0..3 for edge l ≤ 3)
+    assert set(shares.index) == {COMMON_ORDERS, -1, 0, 1, 2, 3, 4}
+    unreachable = unreachable_orders(lmax, TINY_MODEL["lmax_edge"], range(5))  # zero output: no share
+    assert list(shares.index[shares.isna()]) == unreachable
+    np.testing.assert_allclose(shares.dropna().to_numpy(), 1.0, rtol=1e-4)
+    sizes = rows[rows.kind != "feature"]
+    np.testing.assert_allclose(turned[turned.kind != "feature"]["value"], sizes["value"], rtol=2e-3, atol=1e-6)
+    if lmax:  # the shares are signed parts: not all of one order
+        assert (rows[rows.kind == "share"]["value"].abs() < 0.999).any()
+
+
+def test_unconstrained_output_slots_do_not_count_in_the_probes():
+    """An H atom's slots of O-only shells are outside the loss: changing them changes no contribution or share."""
+    model, graph = tiny_model(2)
+    hidden, contributions = order_contributions(model, graph)
+    constrained = constrained_entries(graph, tuple(contributions[0].shape))
+    h_atom = int(torch.nonzero(graph["one_hot"][:, 0]).flatten()[0])  # elements sorted: H first
+    unused = sorted(set(range(model.irreps_out.dim)) - set(graph["slot"][graph["atom"] == h_atom].tolist()))
+    assert unused and not constrained[h_atom, unused].any() and constrained[h_atom].any()
+    before = size_rows(model, hidden, contributions, model.irreps_out, constrained)
+    changed = {l: c.clone() for l, c in contributions.items()}
+    changed[1][h_atom, unused] += 100.0
+    changed[2][h_atom, unused] -= 50.0
+    after = size_rows(model, hidden, changed, model.irreps_out, constrained)
+    assert pd.DataFrame(after).equals(pd.DataFrame(before))
+
+
+def test_probes_of_stacked_members_equal_each_member_probed_alone():
+    from e3hier.ensemble import MemberNetworks, member_model, pack_members
+
+    model, graph = tiny_model(1)
+    members = [model, member_model(model, 7)]
+    stacked = MemberNetworks(members)
+    together = probe_rows(stacked.network, to_device(pack_members([graph, graph]), "cpu"), model.irreps_out, members=2)
+    for alone, rows in zip(members, together):
+        expected = probe_table(alone.eval(), graph)
+        np.testing.assert_allclose(pd.DataFrame(rows)["value"], expected["value"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("total", "dense", "most"), [(0, 64, 500), (12, 64, 500), (320, 64, 128), (480_000, 64, 500), (1000, 0, 5)]
+)
+def test_probe_steps_are_dense_first_then_geometric_within_the_budget(total, dense, most):
+    steps = probe_steps(total, dense, most)
+    assert steps[0] == 0 and steps[-1] == total and steps == sorted(set(steps)) and len(steps) <= most
+    assert steps[: min(dense, total) + 1] == list(range(min(dense, total) + 1))  # every step at first
+    if total + 1 <= most:
+        assert steps == list(range(total + 1))
+    else:
+        assert len(steps) >= most - 2  # the budget is used, not left idle by rounding
+        later = np.diff(steps[min(dense, total) :])
+        assert (np.diff(later) >= -1).all()  # the gaps grow (geometric), up to rounding
+        assert later[-1] > 10 * later[0] if total > 100 * most else True
+    with pytest.raises(ValueError, match="max_probes"):
+        probe_steps(10, 4, 1)

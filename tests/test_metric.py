@@ -51,3 +51,26 @@ def test_streamed_collocation_gives_the_held_epsilon_and_holds_nothing(monkeypat
     assert expected.keys() == streamed.keys()
     for key in expected:
         np.testing.assert_allclose(streamed[key], expected[key], rtol=1e-5)
+
+
+def test_block_upto_epsilon_is_the_block_restricted_to_orders_up_to_l():
+    """ε of the block's orders l ≤ L: ε_l0 at L = 0, ε of the whole block from its highest order on, NaN when
+    the block has no order ≤ L; one mask per cumulative order set over the same per-l densities."""
+    frame = synthetic_frame(1, seed=4)
+    grid = density_grid(["O", "H", "H"] * 2, frame.groupby("atom")[["x", "y", "z"]].first().to_numpy(), frame, FIT, 0)
+    coeff, l = frame["coefficient"].to_numpy(), frame["l"].to_numpy()
+    other = coeff[:, None] + np.random.default_rng(0).normal(scale=0.01, size=(len(coeff), 2))  # K = 2 models
+    full = grid.epsilon_by_l(other, coeff[:, None], block_orders=range(5), upto=range(5))
+    np.testing.assert_allclose(full[("block_upto", 0)], full[0], rtol=1e-6)
+    np.testing.assert_allclose(full[("block_upto", 4)], full["block"], rtol=1e-6)
+    for cap in range(5):
+        for k in range(2):
+            expected = grid.epsilon(other[:, k], coeff, l <= cap)
+            assert np.isclose(full[("block_upto", cap)][k], expected, rtol=1e-5)
+    higher = grid.epsilon_by_l(other, coeff[:, None], block_orders=[2, 3, 4], upto=range(5))
+    assert np.isnan(higher[("block_upto", 0)]).all() and np.isnan(higher[("block_upto", 1)]).all()
+    np.testing.assert_allclose(higher[("block_upto", 2)], higher[2], rtol=1e-6)
+    for k in range(2):
+        expected = grid.epsilon(other[:, k], coeff, (l >= 2) & (l <= 3))
+        assert np.isclose(higher[("block_upto", 3)][k], expected, rtol=1e-5)
+    np.testing.assert_allclose(higher[("block_upto", 4)], higher["block"], rtol=1e-6)

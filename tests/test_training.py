@@ -14,8 +14,10 @@ from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
 from e3hier import metric
 from e3hier.basis import primitive_normalisation
+from e3hier.devices import to_device
 from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
+from e3hier.features import probe_steps
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples, pack
 from e3hier.training import Trainer, TrainingDiverged
@@ -29,6 +31,20 @@ def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1
     train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
     val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
     return Trainer("test-point", layout, train, val, lmax, 3, TINY_MODEL, train_cfg, checkpoint)
+
+
+def test_training_probes_at_the_steps_of_the_probe_schedule(synthetic_splits, tmp_path):
+    """analysis.probe_schedule: every step of the first dense_steps, then geometric, within max_probes."""
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "scalar")
+    train = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
+    val = load_samples(
+        pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0
+    )
+    schedule = {"dense_steps": 2, "max_probes": 6}
+    trainer = Trainer("probed", layout, train, val, 0, 3, TINY_MODEL, TINY_TRAIN, tmp_path / "c.pt", None, schedule)
+    _, _, probes = trainer.fit(lambda step, epoch, model: {"step": step})
+    expected = probe_steps(12, 2, 6)  # 4 epochs × 3 batches
+    assert [p["step"] for p in probes] == expected and expected[:3] == [0, 1, 2] and len(expected) == 6
 
 
 def test_same_config_gives_identical_metrics_and_weights(synthetic_splits, tmp_path):
@@ -111,6 +127,7 @@ from conftest import FIT, TINY_MODEL, TINY_TRAIN
 from e3hier import metric
 from e3hier.basis import primitive_normalisation
 from e3hier.experiment import run_grid_point
+from e3hier.features import probe_steps
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
 run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
@@ -177,10 +194,23 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     assert len(evaluation) == 2 and {"epsilon", "epsilon_block", "electron_error", "epsilon_l4"} <= set(evaluation)
     if output == "scalar":
         assert np.isclose(evaluation["epsilon_l2"], evaluation["epsilon_baseline_l2"]).all()
+    # ε of the block's orders l ≤ L, L = 0..the highest output order: the whole block at the highest
+    highest = {"scalar": 0, "higher": 4}[output]
+    upto = [f"epsilon_block_upto_l{cap}" for cap in range(highest + 1)]
+    assert [c for c in evaluation if c.startswith("epsilon_block_upto_l")] == upto
+    np.testing.assert_allclose(evaluation[upto[-1]], evaluation["epsilon_block"], rtol=1e-6)
+    if output == "higher":  # no order ≤ 1 in the block; at L = 2 the block's l = 2 functions alone
+        assert evaluation[upto[0]].isna().all() and evaluation[upto[1]].isna().all()
+        np.testing.assert_allclose(evaluation[upto[2]], evaluation["epsilon_l2"], rtol=1e-6)
+    assert {f"val_{c}" for c in upto} <= set(metrics) and summary["lmax_output"] == highest
+    best = metrics[metrics["epoch"] == summary["best_epoch"]].iloc[0]
+    for c in upto[2 if output == "higher" else 0 :]:
+        assert np.isclose(summary[c.replace("epsilon_", "epsilon_test_", 1)], evaluation[c].mean())
+        assert np.isclose(summary[c.replace("epsilon_", "epsilon_val_", 1)], best[f"val_{c}"])
     predictor = load_predictor(tmp_path / "model.pt")
     assert str(predictor.layout.irreps) == str(result["trainer"].layout.irreps)
     assert not (tmp_path / "checkpoint.pt").exists()
-    # hidden-feature probes: step 0 (initialisation), every probe_every steps, and the last step
+    # hidden-feature probes: step 0 (initialisation), every step of the first dense_steps (64), the last step
     features = pd.read_parquet(tmp_path / "features.parquet")
     steps = sorted(set(features["step"]))
     assert steps == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] and summary["steps"] == 12  # 4 epochs × 3 batches
@@ -237,7 +267,7 @@ def test_population_scaling_trains_on_the_studys_populations_and_maps_prediction
     seen = trainer.step_targets(sample)[0].double().numpy()
     np.testing.assert_allclose(seen, sample.target[sample.rows] / inverse, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
-        network = trainer.predictor.scaled_outputs(pack([sample])).double().numpy()
+        network = trainer.predictor.scaled_outputs(to_device(pack([sample]), "cpu")).double().numpy()
     np.testing.assert_allclose(trainer.predictor.predict_targets(sample), network * inverse, rtol=1e-6)
     trainer.save_model(tmp_path / "model.pt", {"state": None, "epoch": 0, "epsilon": float("nan")})
     reloaded = load_predictor(tmp_path / "model.pt")

@@ -63,8 +63,12 @@ def test_tiny_pipeline_produces_every_contracted_output(tiny_run):
         "epsilon_val_best",
         "epochs",
         "train_seconds",
+        "reachable_lmax",
+        "epsilon_test_reachable",
+        "epsilon_val_reachable",
     ):
         assert column in models
+    assert models["epsilon_test_reachable"].notna().all() and models["epsilon_val_reachable"].notna().all()
     assert (models["epsilon_test"] < models["epsilon_test_baseline"] * 2).all()
 
 

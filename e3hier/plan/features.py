@@ -85,7 +85,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
           share (dispatch, divided among the batch) plus a share that grows with the atoms (edges at a
           fixed cutoff);
         - ``forward_work``: forward passes outside the optimiser (validation every epoch, hidden-feature
-          probes every ``probe_every`` steps), weighted by atoms the same way;
+          probes at the steps of ``analysis.probe_schedule``), weighted by atoms the same way;
         - ``test_grid``: ε collocation entries (points × fit functions) of the test splits, evaluated once
           per job (a chunk of held grids at a time, for the test and the 2·l_max ablation passes);
         - ``val_grid``: the entries evaluated for validation: once for the grids held within
@@ -104,9 +104,11 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     held_val, streamed_val, test_chunk = held_collocation(val["metric_grid"], test_grids, config["metric"])
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
-    probe_every = int(analysis_cfg.get("probe_every", 8))
+    from e3hier.features import PROBE_SCHEDULE, probe_steps  # torch: imported when a job is planned
+
     probe_structures = min(int(analysis_cfg.get("probe_structures", 6)), len(val))
-    n_probes = steps // probe_every + 2  # every probe_every steps, plus the initial and the final model
+    schedule = {**PROBE_SCHEDULE, **analysis_cfg.get("probe_schedule", {})}
+    n_probes = len(probe_steps(steps, **schedule))  # the initial and the final model included
     elements = tuple(sorted({el for symbols in structures["symbols"] for el in symbols}))
     model_cfg = config["model"]
     lmaxes = sorted(train_cfg["lmax_hidden"])
