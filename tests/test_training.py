@@ -19,7 +19,7 @@ from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.features import probe_steps
 from e3hier.layout import OutputLayout
-from e3hier.samples import load_samples, pack
+from e3hier.samples import load_samples, pack, shell_scales
 from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
@@ -272,3 +272,18 @@ def test_population_scaling_trains_on_the_studys_populations_and_maps_prediction
     trainer.save_model(tmp_path / "model.pt", {"state": None, "epoch": 0, "epsilon": float("nan")})
     reloaded = load_predictor(tmp_path / "model.pt")
     np.testing.assert_allclose(reloaded.predict_targets(sample), network * inverse, rtol=1e-6)
+
+
+def test_population_rms_is_the_studys_weighting_with_outputs_of_unit_size(synthetic_splits):
+    """``population_rms``: the populations divided by one number, their RMS over the training set (so the loss
+    weighs the coefficients as the study's does, and the targets the network sees have unit RMS)."""
+    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+    samples = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
+    population, unit = (shell_scales(samples, layout, s) for s in ("population", "population_rms"))
+    ratio = unit / population
+    used = np.concatenate([ratio[[layout.elements.index(s.symbols[a]) for a in s.atom], s.slot] for s in samples])
+    assert np.allclose(used, used[0]) and not np.isclose(used[0], 1.0)  # one constant, not the identity
+    seen = np.concatenate(
+        [s.target[s.rows] / unit[[layout.elements.index(s.symbols[a]) for a in s.atom], s.slot] for s in samples]
+    )
+    assert np.sqrt(np.mean(seen**2)) == pytest.approx(1.0, rel=1e-9)
