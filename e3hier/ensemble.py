@@ -263,7 +263,9 @@ class EnsembleTrainer:
             runs = [t.start_run() for t in self.trainers]
             for run, result in zip(runs, probe(0, 0, self.network.network) if probe else []):
                 run.callbacks.append(result)
-        for epoch in range(first_epoch, epochs + 1):
+        # members that early stopping ended are done: the checkpoint outlives them until every output is written
+        last_epoch = first_epoch - 1 if all(run.stopped for run in runs) else epochs
+        for epoch in range(first_epoch, last_epoch + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             rows = self.train_epoch(epoch, runs, probe)

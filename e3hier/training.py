@@ -258,7 +258,9 @@ class Trainer:
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         run = self.load_checkpoint() or self.start_run(probe)
-        for epoch in range(run.epoch + 1, epochs + 1):
+        # a run that early stopping ended is done: its checkpoint outlives it until every output is written
+        last_epoch = run.epoch if run.stopped else epochs
+        for epoch in range(run.epoch + 1, last_epoch + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             row = self.train_epoch(epoch, probe, run.callbacks)

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
+from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation
 
-from e3hier import fused_layers
+from e3hier import experiment, fused_layers
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
 from e3hier.grid import block_name, seed_blocks
@@ -159,3 +160,40 @@ def test_member_model_equals_a_fresh_build_for_its_seed(lmax):
     graph = pack(load_samples(synthetic_frame(1, seed=1), lay, TINY_MODEL))
     member.load_state_dict(fresh.state_dict())
     torch.testing.assert_close(member(graph), fresh(graph))
+
+
+def no_epoch_may_run(*args, **kwargs):
+    raise AssertionError("a stopped run trained another epoch")
+
+
+def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
+    """Every member stopped, the checkpoint outlives the test evaluation: a rerun trains no further epoch."""
+    seeds = (3, 5)
+
+    def grid_points(name):
+        splits = synthetic_splits
+        dirs = [tmp_path / f"{name}{s}" for s in seeds]
+        results = run_grid_points(
+            [dict(POINT, seed=s) for s in seeds],
+            splits["train"],
+            splits["val"],
+            {"test": splits["test"]},
+            FIT,
+            TINY_MODEL,
+            EARLY_STOPPING,
+            {"grid_level": 0},
+            dirs,
+        )
+        return dirs, [result["summary"] for result in results]
+
+    whole_dirs, whole = grid_points("whole")
+    assert all(summary["epochs"] < EARLY_STOPPING["epochs"] for summary in whole)  # every member stopped early
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        with pytest.raises(KeyboardInterrupt):
+            grid_points("killed")
+    with monkeypatch.context() as patch:
+        patch.setattr(EnsembleTrainer, "train_epoch", no_epoch_may_run)
+        killed_dirs, resumed = grid_points("killed")
+    for a_dir, b_dir, a, b in zip(whole_dirs, killed_dirs, whole, resumed):
+        assert_same_outputs(a_dir, b_dir, a, b)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
-from e3hier import metric
+from e3hier import experiment, metric
 from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
@@ -107,7 +107,7 @@ KILL_SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
-from e3hier import metric
+from e3hier import experiment, metric
 from e3hier.experiment import run_grid_point
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
@@ -214,3 +214,56 @@ def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, t
     for table in ("metrics", "eval", "ablation"):
         held, streamed = (runs[name][table].drop(columns=TIMING, errors="ignore") for name in ("held", "streamed"))
         pd.testing.assert_frame_equal(held, streamed, rtol=1e-5)
+
+
+# lr 0.05, patience 1: the validation ε of POINT rises after epoch 5, so the run stops at epoch 6 of 12
+EARLY_STOPPING = dict(TINY_TRAIN, epochs=12, patience=1, lr=0.05)
+TABLES = ("metrics", "eval", "features", "ablation")
+SUMMARY_TIMING = ("train_seconds", "job_seconds")
+
+
+def killed_during_test_evaluation(*args, **kwargs):
+    raise KeyboardInterrupt("killed during the test evaluation")
+
+
+def assert_same_outputs(a_dir, b_dir, a_summary, b_summary):
+    """Two grid points' outputs are equal except for their clocks."""
+    drop = set(SUMMARY_TIMING)
+    assert {k: v for k, v in a_summary.items() if k not in drop} == {
+        k: v for k, v in b_summary.items() if k not in drop
+    }
+    for table in TABLES:
+        a, b = (pd.read_parquet(d / f"{table}.parquet").drop(columns=TIMING, errors="ignore") for d in (a_dir, b_dir))
+        pd.testing.assert_frame_equal(a, b)
+    a, b = (torch.load(d / "model.pt", weights_only=True) for d in (a_dir, b_dir))
+    assert a["best_epoch"] == b["best_epoch"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key])
+
+
+def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
+    """The checkpoint outlives the test evaluation: a rerun of a stopped run trains no further epoch."""
+
+    def grid_point(out_dir):
+        splits = synthetic_splits
+        return run_grid_point(
+            POINT,
+            splits["train"],
+            splits["val"],
+            {"test": splits["test"]},
+            FIT,
+            TINY_MODEL,
+            EARLY_STOPPING,
+            {"grid_level": 0},
+            out_dir,
+        )["summary"]
+
+    whole = grid_point(tmp_path / "whole")
+    assert whole["epochs"] < EARLY_STOPPING["epochs"]  # stopped early
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        with pytest.raises(KeyboardInterrupt):
+            grid_point(tmp_path / "killed")
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["run"]["stopped"]
+    resumed = grid_point(tmp_path / "killed")
+    assert_same_outputs(tmp_path / "whole", tmp_path / "killed", whole, resumed)
