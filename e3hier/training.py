@@ -21,7 +21,15 @@ import torch
 from tqdm import tqdm
 
 from e3hier.allocator import keep_freed_memory
-from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
+from e3hier.checkpoints import (
+    Run,
+    code_hash,
+    data_hash,
+    discard_checkpoint,
+    fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
@@ -93,6 +101,7 @@ class Trainer:
                 "train_set": [s.structure for s in train],
                 "val_set": [s.structure for s in val],
                 "data": data_hash(train + val),
+                "code": code_hash(),
                 **(settings or {}),
             }
         )
@@ -129,14 +138,25 @@ class Trainer:
         )
 
     def load_checkpoint(self) -> Run | None:
-        """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored."""
+        """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored.
+
+        A checkpoint whose state does not load (e.g. a parameter of another shape) is discarded like a
+        corrupt one, and the network, optimiser and schedule are those of a fresh run."""
         state = read_checkpoint(self.checkpoint_path, self.device, {"fingerprint": self.fingerprint})
         if state is None:
             return None
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        return Run.from_state(state["run"])
+        initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            return Run.from_state(state["run"])
+        except Exception as error:  # any: a stale state must not fail every retry of the job
+            discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
+        self.model.load_state_dict(initial)  # a failed load may have copied some tensors already
+        self.optimizer = self.make_optimizer(self.model)
+        self.scheduler = self.make_scheduler(self.optimizer)
+        return None
 
     # ---- one epoch ---------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[Sample]]:

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
-from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation
+from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
 
 from e3hier import experiment, fused_layers
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
@@ -197,3 +197,17 @@ def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthe
         killed_dirs, resumed = grid_points("killed")
     for a_dir, b_dir, a, b in zip(whole_dirs, killed_dirs, whole, resumed):
         assert_same_outputs(a_dir, b_dir, a, b)
+
+
+def test_ensemble_checkpoint_that_does_not_load_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog):
+    expected = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "r", (1, 2)), tmp_path / "ref.pt").fit()
+    path = tmp_path / "ensemble.pt"
+    EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "c", (1, 2)), path).fit()  # leaves its checkpoint
+    state = torch.load(path, weights_only=True)
+    stale(state, "network")
+    torch.save(state, path)
+    with caplog.at_level("WARNING"):
+        results = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "d", (1, 2)), path).fit()
+    assert "discarded, its state does not load" in caplog.text and str(path) in caplog.text
+    for (metrics, _, _), (ref_metrics, _, _) in zip(results, expected):
+        pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), ref_metrics.drop(columns=TIMING))

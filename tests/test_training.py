@@ -1,6 +1,7 @@
 """Training loop: determinism, resume after a kill, the NaN stop, and the outputs of a grid point."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN
+from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN
 
-from e3hier import experiment, metric
+from e3hier import experiment, metric, training
+from e3hier.checkpoints import code_hash, training_code_files
 from e3hier.evaluation import load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples
+from e3hier.script_imports import code_files
 from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
@@ -106,8 +109,9 @@ def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):
 KILL_SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
-from conftest import FIT, TINY_MODEL, TINY_TRAIN
-from e3hier import experiment, metric
+from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN
+from e3hier import experiment, metric, training
+from e3hier.checkpoints import code_hash, training_code_files
 from e3hier.experiment import run_grid_point
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
@@ -267,3 +271,47 @@ def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_s
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["run"]["stopped"]
     resumed = grid_point(tmp_path / "killed")
     assert_same_outputs(tmp_path / "whole", tmp_path / "killed", whole, resumed)
+
+
+def test_code_hash_follows_the_code_a_training_job_runs(tmp_path):
+    """The checkpoint's code hash covers the training rule's code inputs: an edit of one changes it."""
+    assert set(map(str, training_code_files())) == set(code_files(ROOT / "scripts" / "train.py"))
+    package = tmp_path / "e3hier"
+    shutil.copytree(ROOT / "e3hier", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_hash(package)
+    assert before == code_hash(ROOT / "e3hier")  # a moved checkout keeps its checkpoints
+    for module, changes in (("figures.py", False), ("model.py", True)):  # figures: not run by a training job
+        (package / module).write_text((package / module).read_text() + "\n# edited\n")
+        code_hash.cache_clear()  # one hash per process, as a job sees it
+        assert (code_hash(package) != before) == changes, module
+
+
+def test_checkpoint_of_other_code_is_not_resumed(synthetic_splits, tmp_path, monkeypatch, caplog):
+    make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()  # leaves its final checkpoint
+    monkeypatch.setattr(training, "code_hash", lambda: "edited")
+    with caplog.at_level("WARNING"):
+        metrics, _, _ = make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()
+    assert "its fingerprint differs" in caplog.text and list(metrics["epoch"]) == [1, 2, 3, 4]
+
+
+def stale(state: dict, part: str) -> None:
+    """Make the ``part`` of a checkpoint's state unloadable, as code that changed a parameter's shape would."""
+    if part == "optimizer":
+        state["optimizer"]["param_groups"] = []
+    else:
+        name = next(iter(state[part]))
+        state[part][name] = torch.zeros(3, *state[part][name].shape)
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_checkpoint_that_does_not_load_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog, part):
+    reference, _, _ = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit()
+    path = tmp_path / "ckpt.pt"
+    make_trainer(synthetic_splits, path).fit()
+    state = torch.load(path, weights_only=True)
+    stale(state, part)
+    torch.save(state, path)
+    with caplog.at_level("WARNING"):
+        metrics, _, _ = make_trainer(synthetic_splits, path).fit()
+    assert "discarded, its state does not load" in caplog.text and str(path) in caplog.text
+    pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), reference.drop(columns=TIMING))
