@@ -31,6 +31,7 @@ from e3hier.checkpoints import (
     write_checkpoint,
 )
 from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
+from e3hier.grid import EXECUTION_SETTINGS
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
 from e3hier.lean_adam import LeanAdam
@@ -95,7 +96,8 @@ class Trainer:
         self.fingerprint = fingerprint(
             {
                 "model": self.model_config,
-                "train": train_cfg,
+                # not how it runs: a checkpoint made on another device or thread count resumes
+                "train": {k: v for k, v in train_cfg.items() if k not in EXECUTION_SETTINGS},
                 "seed": seed,
                 "probe_every": self.probe_every,
                 "train_set": [s.structure for s in train],

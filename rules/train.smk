@@ -1,6 +1,8 @@
 # the rest of a training job (data, network, Python) and the ε grids it holds: the job holds what its
 # mem_mb leaves (scripts/train.py), so the cache size is a resource, not a setting that retrains models
 TRAIN_MEM_MB = TRAINING_BASE_MB + int(config["metric"]["collocation_cache_mb"])
+# what a job computes; how it runs (train.device, threads, checkpoint_every: grid.EXECUTION_SETTINGS)
+# is no param, so changing it retrains nothing: scripts/train.py reads it from the config
 TRAIN_PARAMS = {
     "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),

@@ -7,7 +7,8 @@ import yaml
 from conftest import ROOT
 from workflow_helpers import snakemake
 
-from e3hier.workflow import check_training_config
+from e3hier.grid import EXECUTION_SETTINGS
+from e3hier.workflow import check_training_config, per_model_train_settings
 
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -79,3 +80,9 @@ def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
     )
     assert result.returncode != 0 and "train.val_split" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_execution_settings_are_no_training_params():
+    """How a job runs (device, threads, checkpoint interval) is read from the config, not passed as a param."""
+    settings = per_model_train_settings(CONFIG["train"])
+    assert not set(EXECUTION_SETTINGS) & set(settings) and {"epochs", "lr", "dtype"} <= set(settings)

@@ -315,3 +315,20 @@ def test_checkpoint_that_does_not_load_is_discarded_with_a_warning(synthetic_spl
         metrics, _, _ = make_trainer(synthetic_splits, path).fit()
     assert "discarded, its state does not load" in caplog.text and str(path) in caplog.text
     pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), reference.drop(columns=TIMING))
+
+
+def test_checkpoint_resumes_under_other_execution_settings(synthetic_splits, tmp_path):
+    """A job interrupted on one thread resumes on two, on another device setting and checkpoint interval."""
+    path = tmp_path / "ckpt.pt"
+
+    def crash_at_epoch_3(step, epoch, model):  # dies mid-epoch, after the epoch-2 checkpoint
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(synthetic_splits, path, dict(TINY_TRAIN, threads=1)).fit(crash_at_epoch_3)
+    checkpointed = pd.DataFrame(torch.load(path, weights_only=True)["run"]["metrics"])
+    elsewhere = dict(TINY_TRAIN, threads=2, device="auto", checkpoint_every=3)
+    metrics, _, _ = make_trainer(synthetic_splits, path, elsewhere).fit()
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(metrics.iloc[:2], checkpointed)  # resumed: epochs 1-2 with their clocks
