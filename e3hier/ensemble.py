@@ -180,8 +180,7 @@ class EnsembleTrainer:
 
     @torch.no_grad()
     def load_parameters(self, parameters: dict) -> None:
-        """Copy ``parameters`` (name: stacked tensor) into the stack, in place: the members' parameters are
-        views of it. A tensor of another shape raises (``copy_`` would broadcast it)."""
+        """Copy ``parameters`` into the stack in place (the members' parameters are views of it); no broadcast."""
         for name, param in self.network.named_parameters():
             if parameters[name].shape != param.shape:
                 raise ValueError(f"parameter {name}: shape {tuple(parameters[name].shape)}, not {tuple(param.shape)}")
