@@ -3,6 +3,8 @@
 # memory and holds the same grids, so the extra memory is all headroom
 TRAIN_CACHE_MB = int(config["metric"]["collocation_cache_mb"])
 TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_CACHE_MB
+# what a job computes; how it runs (train.device, threads, checkpoint_every: grid.EXECUTION_SETTINGS)
+# is no param, so changing it retrains nothing: scripts/train.py reads it from the config
 TRAIN_PARAMS = {
     "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),
