@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
+from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
 from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
 
 from e3hier import experiment, fused_layers
@@ -218,19 +218,8 @@ def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthe
     seeds = (3, 5)
 
     def grid_points(name):
-        splits = synthetic_splits
         dirs = [tmp_path / f"{name}{s}" for s in seeds]
-        results = run_grid_points(
-            [dict(POINT, seed=s) for s in seeds],
-            splits["train"],
-            splits["val"],
-            {"test": splits["test"]},
-            FIT,
-            TINY_MODEL,
-            EARLY_STOPPING,
-            {"grid_level": 0},
-            dirs,
-        )
+        results = train_tiny(synthetic_splits, [dict(POINT, seed=s) for s in seeds], EARLY_STOPPING, dirs)
         return dirs, [result["summary"] for result in results]
 
     whole_dirs, whole = grid_points("whole")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN
+from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN, train_tiny
 
 from e3hier import experiment, metric, training
 from e3hier.basis import primitive_normalisation
@@ -319,18 +319,7 @@ def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_s
     """The checkpoint outlives the test evaluation: a rerun of a stopped run trains no further epoch."""
 
     def grid_point(out_dir):
-        splits = synthetic_splits
-        return run_grid_point(
-            POINT,
-            splits["train"],
-            splits["val"],
-            {"test": splits["test"]},
-            FIT,
-            TINY_MODEL,
-            EARLY_STOPPING,
-            {"grid_level": 0},
-            out_dir,
-        )["summary"]
+        return train_tiny(synthetic_splits, [POINT], EARLY_STOPPING, [out_dir])[0]["summary"]
 
     whole = grid_point(tmp_path / "whole")
     assert whole["epochs"] < EARLY_STOPPING["epochs"]  # stopped early
