@@ -1,7 +1,5 @@
-"""The findings as text: the verdict table in Markdown and HTML, the ε table, and the README's blocks.
-
-``python -m e3hier.findings_report README.md results/tables`` rewrites the README's generated result
-blocks (``findings`` and ``epsilon``) from the tables of a finished run.
+"""The findings as text: the verdict table in Markdown and HTML, and the ε table (the README's blocks are
+written from them by ``e3hier.docs_numbers``).
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from e3hier.findings import largest_training_set
-from e3hier.io import write_text
 
 #: The verdict table's columns as the report shows them.
 REPORT_COLUMNS = [
@@ -107,46 +104,3 @@ def epsilon_markdown(gains: pd.DataFrame) -> str:
             )
         lines.append(f"| {lmax} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def replace_block(text: str, name: str, content: str) -> str:
-    """``text`` with the lines between ``<!-- {name}:begin -->`` and ``<!-- {name}:end -->`` replaced.
-
-    Parameters
-    ----------
-    text : str
-        The README's text.
-    name : str
-        The block's name.
-    content : str
-        What the block then holds.
-    """
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        raise ValueError(f"no {begin} … {end} block to replace")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{content.rstrip()}\n{end}{tail}"
-
-
-def main(argv=None) -> None:
-    """``python -m e3hier.findings_report README.md results/tables``: write the README's generated result blocks
-    (``findings`` and ``epsilon``) from the tables of a finished run.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        The README and the tables' folder; ``sys.argv[1:]`` when None.
-    """
-    import sys
-    from pathlib import Path
-
-    readme, tables = map(Path, (argv or sys.argv[1:]))
-    text = readme.read_text()
-    text = replace_block(text, "findings", findings_markdown(pd.read_parquet(tables / "findings.parquet")))
-    text = replace_block(text, "epsilon", epsilon_markdown(pd.read_parquet(tables / "lmax_gains.parquet")))
-    write_text(readme, text)  # atomically and durably: the README is the user's file
-
-
-if __name__ == "__main__":
-    main()

@@ -244,23 +244,14 @@ def test_training_grid_adds_the_controls_at_the_largest_size():
     assert not grid.duplicated().any()
 
 
-def test_readme_blocks_are_replaced_from_the_tables(tmp_path):
-    from e3hier.findings_report import epsilon_markdown, findings_markdown, main
+def test_the_markdown_tables_show_every_row_and_family(tmp_path):
+    from e3hier.findings_report import epsilon_markdown, findings_markdown
 
     models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
     findings = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
-    findings.to_parquet(tmp_path / "findings.parquet")
-    lmax_gains(models).to_parquet(tmp_path / "lmax_gains.parquet")
-    readme = tmp_path / "README.md"
-    readme.write_text(
-        "intro\n<!-- findings:begin -->\nold\n<!-- findings:end -->\n"
-        "<!-- epsilon:begin -->\nold\n<!-- epsilon:end -->\nend\n"
-    )
-    main([str(readme), str(tmp_path)])
-    text = readme.read_text()
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
-    assert findings_markdown(findings) in text and "| 1a | supported |" in text
-    assert epsilon_markdown(lmax_gains(models)) in text and "full, matched capacity" in text
+    text = findings_markdown(findings)
+    assert "| 1a | supported |" in text and len(text.splitlines()) == 2 + len(findings)
+    assert "full, matched capacity" in epsilon_markdown(lmax_gains(models))
 
 
 def test_evaluation_table_takes_each_models_reachable_orders():
