@@ -85,3 +85,15 @@ def test_an_unknown_block_is_refused(tmp_path):
     (tmp_path / "README.md").write_text("<!-- typo:begin -->\n<!-- typo:end -->\n")
     with pytest.raises(KeyError, match="typo"):
         D.write(tmp_path, tmp_path / "snap")
+
+
+def test_every_generated_block_of_the_docs_equals_the_committed_snapshot():
+    """README.md and docs/*.md quote a run only through generated blocks, and each equals what docs/results/ gives
+    (after a new `make study`, commit docs/results/ with the rewritten blocks)."""
+    data = D.load()
+    names = set()
+    for doc in D.documents():
+        text = doc.read_text()
+        names |= {match[1] for match in D.BLOCK.finditer(text)}
+        assert D.rewrite(text, data) == text, f"{doc.name}: stale blocks; run `python -m e3hier.docs_numbers write`"
+    assert names == set(D.BLOCKS), f"blocks used in the docs: {sorted(names)}"
