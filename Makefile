@@ -41,9 +41,11 @@ study: venv
 		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
 	$(BIN)/python -m e3hier.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
+	date +%s > results/study_finished
 	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
 	$(BIN)/python -m e3hier.docs_numbers snapshot results $(STUDY_DRAW1)/results \
-		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started
+		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started \
+		--finished results/study_finished
 	$(BIN)/python -m e3hier.docs_numbers write
 
 # The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,

@@ -46,7 +46,7 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
 
 
-def run_facts(results: Path, configs: list[str], started: float | None) -> dict:
+def run_facts(results: Path, configs: list[str], started: float | None, finished: float | None = None) -> dict:
     """What the prose says about a run besides its verdicts: counts, the baseline, the wall time."""
     models = pd.read_parquet(results / "tables" / "models.parquet")
     manifest = pd.read_csv(results / "structures" / "manifest.tsv", sep="\t")
@@ -54,7 +54,7 @@ def run_facts(results: Path, configs: list[str], started: float | None) -> dict:
     return {
         "commit": commit(),
         "configs": configs,
-        "wall_minutes": None if started is None else round((time.time() - started) / 60, 1),
+        "wall_minutes": None if started is None else round(((finished or time.time()) - started) / 60, 1),
         "structures": {split: int(n) for split, n in manifest["split"].value_counts().sort_index().items()},
         "models": len(models),
         "seeds": int(models["seed"].nunique()),
@@ -64,7 +64,9 @@ def run_facts(results: Path, configs: list[str], started: float | None) -> dict:
     }
 
 
-def snapshot(results: list[Path], configs: list[str], started: float | None, out: Path = SNAPSHOT) -> None:
+def snapshot(
+    results: list[Path], configs: list[str], started: float | None, finished: float | None = None, out: Path = SNAPSHOT
+) -> None:
     """Copy the quoted tables of each draw's ``results`` folder (draw 0 first) into ``out``."""
     from e3hier.draws import findings_by_draw
 
@@ -79,7 +81,7 @@ def snapshot(results: list[Path], configs: list[str], started: float | None, out
     }.items():
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started), indent=1) + "\n")
+    write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started, finished), indent=1) + "\n")
     for name in FIGURES:  # the figures come from the same run as the numbers
         source = results[0] / "figures" / f"{name}.png"
         if source.is_file():
@@ -175,11 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     snap.add_argument("results", nargs="+", type=Path, help="each draw's results/ folder, draw 0 first")
     snap.add_argument("--configs", nargs="+", required=True, help="the run's config files, in merge order")
     snap.add_argument("--started", type=Path, help="a file holding the run's start time (seconds since the epoch)")
+    snap.add_argument("--finished", type=Path, help="a file holding its end time (default: now)")
     sub.add_parser("write", help="rewrite the generated blocks of README.md and docs/*.md from docs/results/")
     args = parser.parse_args(argv)
     if args.command == "snapshot":
-        started = float(args.started.read_text()) if args.started and args.started.is_file() else None
-        snapshot(args.results, args.configs, started)
+        started, finished = (float(f.read_text()) if f and f.is_file() else None for f in (args.started, args.finished))
+        snapshot(args.results, args.configs, started, finished)
     else:
         for doc in write():
             print(f"e3hier.docs_numbers: rewrote {doc.relative_to(ROOT)}")
