@@ -40,9 +40,11 @@ BLOCK = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
 
 # --- the snapshot ------------------------------------------------------------------------------------
 def commit() -> str:
-    """The checked-out commit (short hash, ``+dirty`` when the tree has changes)."""
+    """The checked-out commit (short hash, ``+dirty`` when the tree has changes besides the docs, which the
+    snapshot itself rewrites)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
+    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md"]
+    dirty = subprocess.run(status, cwd=ROOT, capture_output=True)
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
 
 
