@@ -35,7 +35,7 @@ class Run:
     metrics
         One row per finished epoch (``epoch_row`` and the validation columns).
     best
-        The epoch with the lowest validation ε of the block: ``{"epsilon", "epoch", "state"}``.
+        The epoch with the lowest validation L2 error of the block (``val_l2_block``): ``{"l2", "epoch", "state"}``.
     callbacks
         The probe results, in step order.
     stopped
@@ -46,7 +46,7 @@ class Run:
     """
 
     metrics: list = dataclasses.field(default_factory=list)
-    best: dict = dataclasses.field(default_factory=lambda: {"epsilon": math.inf, "epoch": 0, "state": None})
+    best: dict = dataclasses.field(default_factory=lambda: {"l2": math.inf, "epoch": 0, "state": None})
     callbacks: list = dataclasses.field(default_factory=list)
     stopped: bool = False
     diverged_epoch: int | None = None

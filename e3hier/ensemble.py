@@ -29,9 +29,9 @@ from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.checkpoints import Run, read_checkpoint, write_checkpoint
 from e3hier.devices import HostGraph, to_device
-from e3hier.evaluation import L_COLUMNS, structure_errors, validation_row
+from e3hier.evaluation import L_COLUMNS, l2_validation_rows, structure_errors
 from e3hier.samples import pack
-from e3hier.training import Trainer, TrainingDiverged, epoch_row
+from e3hier.training import VALIDATION_CHUNK, Trainer, TrainingDiverged, epoch_row
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,26 @@ class EnsembleTrainer:
         return rows, finite.tolist()
 
     # ---- evaluation ----------------------------------------------------------------------------
+    def predicted_targets(self, samples) -> torch.Tensor:
+        """Every member's predicted block targets of ``samples``: (K, block rows of all structures), on the device;
+        one stacked forward pass."""
+        members = len(self.trainers)
+        graph = to_device(pack_members([pack(samples)] * members), self.device)
+        out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
+        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
+        return out * scales.to(out.dtype)
+
+    @torch.no_grad()
+    def validate(self) -> list[dict]:
+        """``Trainer.validate`` of every member at once: one validation row per member (coefficient space)."""
+        self.network.eval()
+        val, predicted = self.trainers[0].val, []
+        for start in range(0, len(val), VALIDATION_CHUNK):
+            chunk = val[start : start + VALIDATION_CHUNK]
+            targets = self.predicted_targets(chunk)
+            predicted += [part.T for part in targets.split([len(s.rows) for s in chunk], dim=1)]
+        return l2_validation_rows(val, predicted, self.trainers[0].layout)
+
     @torch.no_grad()
     def evaluate(self, samples) -> list[pd.DataFrame]:
         """``e3hier.evaluation.evaluate`` of every member at once: one stacked forward pass over all the structures,
@@ -244,10 +264,7 @@ class EnsembleTrainer:
         tables = [[] for _ in range(members)]
         if not samples:
             return [pd.DataFrame() for _ in range(members)]
-        graph = to_device(pack_members([pack(samples)] * members), self.device)
-        out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
-        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
-        targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows of all structures)
+        targets = self.predicted_targets(samples).double().cpu().numpy()  # (K, block rows of all structures)
         start = 0
         for sample in samples:
             predicted = np.repeat(sample.reference[:, None], members, axis=1)
@@ -290,11 +307,11 @@ class EnsembleTrainer:
             for k in (k for k, run in enumerate(runs) if not run.stopped and not finite[k]):
                 self.diverged(runs[k], k, epoch, "its loss is not finite")
             active = [k for k, run in enumerate(runs) if not run.stopped]
-            validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
+            validation = self.validate()
             for k in active:
                 try:
                     self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
-                except TrainingDiverged as error:  # a non-finite validation ε
+                except TrainingDiverged as error:  # a non-finite validation error
                     self.diverged(runs[k], k, epoch, str(error))
             active = [k for k in active if runs[k].diverged_epoch is None]
             ended = [

@@ -149,7 +149,10 @@ def l2_validation_rows(samples: list[Sample], predicted: list[torch.Tensor], lay
     for sample, targets in zip(samples, predicted):
         overlap = sample.overlap
         if overlap is None:
-            raise ValueError(f"validation structure {sample.structure}: no fit overlap (load_samples with_overlap)")
+            raise ValueError(
+                f"validation structure {sample.structure}: no fit overlap; validation is in coefficient space: load "
+                "the split with load_samples(..., with_overlap=True)"
+            )
         block_orders = [o for o in overlap.orders if layout.in_block(o)]
         delta = overlap.minus_target[:, None].repeat(1, targets.shape[1])
         delta[torch.as_tensor(sample.rows, device=delta.device)] += targets.to(delta.dtype)

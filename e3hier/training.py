@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from e3hier.allocator import keep_freed_memory
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
+from e3hier.coefficient_metric import SELECTION_COLUMN
 from e3hier.devices import to_device
-from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
+from e3hier.evaluation import L_COLUMNS, Predictor, l2_validation_rows
 from e3hier.features import PROBE_SCHEDULE, probe_steps
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
@@ -36,6 +37,9 @@ from e3hier.samples import TORCH_DTYPES, Sample, pack, shell_scales
 
 #: Optimiser steps between the progress bar's loss updates (each one waits for the device).
 PROGRESS_EVERY = 100
+
+#: Validation structures per forward pass of the per-epoch validation (bounds its activations' memory).
+VALIDATION_CHUNK = 64
 
 
 class TrainingDiverged(FloatingPointError):
@@ -104,6 +108,7 @@ class Trainer:
                 "train_set": [s.structure for s in train],
                 "val_set": [s.structure for s in val],
                 "data": data_hash(train + val),
+                "selection": SELECTION_COLUMN,  # what the kept epoch is chosen on
                 **(settings or {}),
             }
         )
@@ -224,8 +229,19 @@ class Trainer:
             raise TrainingDiverged(f"grid point {self.name}: loss is {value} at epoch {epoch}")
         return value
 
+    @torch.no_grad()
     def validate(self) -> dict:
-        return validation_row(evaluate(self.predictor, self.val))
+        """The validation columns of an epoch: the relative L2 density errors in coefficient space
+        (``e3hier.evaluation.l2_validation_rows``), on the model's device, ``VALIDATION_CHUNK`` structures per
+        forward pass."""
+        self.model.eval()
+        predicted = []
+        for start in range(0, len(self.val), VALIDATION_CHUNK):
+            chunk = self.val[start : start + VALIDATION_CHUNK]
+            out = self.predictor.scaled_outputs(to_device(pack(chunk), self.device))
+            scales = torch.cat([self.predictor.row_scales(s) for s in chunk]).to(out.dtype)
+            predicted += [part[:, None] for part in (out * scales).split([len(s.rows) for s in chunk])]
+        return l2_validation_rows(self.val, predicted, self.layout)[0]
 
     # ---- the loop ----------------------------------------------------------------------------
     def start_run(self, probe=None) -> Run:
@@ -235,15 +251,15 @@ class Trainer:
     def finish_epoch(self, run: Run, row: dict, lr: float, started: float, probe=None, validation=None) -> bool:
         """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
 
-        ``row`` is ``train_epoch``'s; the validation ε, ``lr`` and the cumulative ``wall_seconds`` (training
-        and validation since ``started``, a ``time.perf_counter()``) are added. ``validation``: the
-        validation row if it was computed already (``validation_row``).
+        ``row`` is ``train_epoch``'s; the validation errors (``validate``), ``lr`` and the cumulative
+        ``wall_seconds`` (training and validation since ``started``, a ``time.perf_counter()``) are added.
+        ``validation``: the validation row if it was computed already (an ensemble's, ``l2_validation_rows``).
         """
         epoch = row["epoch"]
         row.update(self.validate() if validation is None else validation)
-        if not math.isfinite(row["val_epsilon_block"]):
+        if not math.isfinite(row[SELECTION_COLUMN]):
             raise TrainingDiverged(
-                f"grid point {self.name}: validation ε is {row['val_epsilon_block']} at epoch "
+                f"grid point {self.name}: validation L2 error is {row[SELECTION_COLUMN]} at epoch "
                 f"{epoch} (the model predicts non-finite coefficients on the validation split)"
             )
         row["lr"] = lr
@@ -251,13 +267,13 @@ class Trainer:
         row["wall_seconds"] = (run.metrics[-1]["wall_seconds"] if run.metrics else 0.0) + wall_seconds
         run.metrics.append(row)
         # select on the block's own error: outside its block a model predicts nothing, and the
-        # total ε of a partial output is not monotonic in the block's error (errors can cancel)
-        if row["val_epsilon_block"] < run.best["epsilon"]:
+        # total error of a partial output is not monotonic in the block's error (errors can cancel)
+        if row[SELECTION_COLUMN] < run.best["l2"]:
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            run.best = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
+            run.best = {"l2": float(row[SELECTION_COLUMN]), "epoch": epoch, "state": state}
         if self.log_stream is not None:
             print(
-                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
+                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val L2 {row['val_l2']:.3f} %, "
                 f"{row['structures_per_second']:.1f} structures/s",
                 file=self.log_stream,
                 flush=True,
@@ -275,7 +291,7 @@ class Trainer:
         ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
         random initialisation), after the steps of ``probe_steps`` and after the last step; its
         results are checkpointed with the metrics. Returns the metrics table, the best epoch
-        ``{"epsilon", "epoch", "state"}`` and the probe results in step order.
+        ``{"l2", "epoch", "state"}`` (the lowest ``val_l2_block``) and the probe results in step order.
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         run = self.load_checkpoint() or self.start_run(probe)
@@ -298,7 +314,7 @@ class Trainer:
             "config": self.model_config,
             "scales": self.predictor.scales.detach().cpu(),
             "best_epoch": int(best["epoch"]),
-            "epsilon_val_best": float(best["epsilon"]),
+            "l2_val_best": float(best["l2"]),
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
