@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from e3hier.io import atomic_path
+from e3hier.probe_log import ProbeLog
 from e3hier.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class Run:
     best
         The epoch with the lowest validation L2 error of the block (``val_l2_block``): ``{"l2", "epoch", "state"}``.
     callbacks
-        The probe results, in step order.
+        The probe results, in step order: a ``ProbeLog`` (a side file; a checkpoint carries its index only), or a
+        list.
     stopped
         Whether the run ended before its last epoch: early stopping, or divergence (an ensemble member).
     diverged_epoch
@@ -60,12 +62,21 @@ class Run:
         return pd.DataFrame(self.metrics)
 
     def state(self) -> dict:
-        """The record as plain containers, for a checkpoint (not copied: it is written at once)."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        """The record as plain containers, for a checkpoint (not copied: it is written at once); of the probes,
+        the ``ProbeLog``'s index only (flushed to disk first)."""
+        state = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if isinstance(self.callbacks, ProbeLog):
+            self.callbacks.sync()
+            state["callbacks"] = self.callbacks.state()
+        return state
 
     @classmethod
-    def from_state(cls, state: dict) -> Run:
-        return cls(**state)
+    def from_state(cls, state: dict, probe_path=None) -> Run:
+        """The run a checkpoint recorded; its probe log (``probe_path``) cut back to the checkpoint's records."""
+        callbacks = state["callbacks"]
+        if isinstance(callbacks, dict):
+            callbacks = ProbeLog.resume(probe_path, callbacks)
+        return cls(**{**state, "callbacks": callbacks})
 
 
 def fingerprint(payload: dict) -> str:

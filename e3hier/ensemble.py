@@ -169,12 +169,18 @@ class EnsembleTrainer:
         )
         if state is None:
             return None
+        try:
+            runs = [Run.from_state(run, t.probe_path) for run, t in zip(state["runs"], self.trainers)]
+        except ValueError as error:  # a member's probe log was lost: start again
+            log.warning("checkpoint %s discarded, %s: training starts again", self.checkpoint_path, error)
+            self.checkpoint_path.unlink(missing_ok=True)
+            return None
         with torch.no_grad():  # in place: the members' parameters are views of the stack
             for name, param in self.network.named_parameters():
                 param.copy_(state["network"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        return state["epoch"], [Run.from_state(run) for run in state["runs"]]
+        return state["epoch"], runs
 
     # ---- one epoch ---------------------------------------------------------------------------
     def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> tuple[list[dict], list[bool]]:
@@ -279,7 +285,7 @@ class EnsembleTrainer:
         """Stop member ``k`` at ``epoch``, recorded as diverged: its record ends with the last finished epoch
         (metrics, best state; the probes of ``epoch`` are dropped), and the others train on."""
         run.stopped, run.diverged_epoch = True, epoch
-        run.callbacks[:] = [result for result in run.callbacks if result["epoch"] < epoch]
+        run.callbacks.drop_from_epoch(epoch)
         log.warning("ensemble %s: member %s diverged at epoch %d (%s)", self.name, self.trainers[k].name, epoch, reason)
 
     def fit(self, probe=None) -> list[tuple[pd.DataFrame, dict, list]]:
@@ -319,7 +325,7 @@ class EnsembleTrainer:
                 for k in active
                 if (runs[k].stopped or epoch == epochs)
                 and runs[k].callbacks
-                and runs[k].callbacks[-1]["step"] != rows[k]["step"]
+                and runs[k].callbacks.last_step != rows[k]["step"]
             ]
             if probe is not None and ended:  # each trained model, always probed
                 results = probe(rows[0]["step"], epoch, self.network.network)

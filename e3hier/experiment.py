@@ -235,9 +235,10 @@ def run_grid_points(
     )
     results = []
     runs = ensemble.runs if len(trainers) > 1 else [None]
-    for p, trainer, out_dir, (metrics, best, callbacks), validation, eval_table, ablation, run in zip(
+    for p, trainer, out_dir, (metrics, best, probe_log), validation, eval_table, ablation, run in zip(
         points, trainers, out_dirs, fitted, validations, evaluations, ablations, runs
     ):
+        callbacks = list(probe_log)  # read back from the side file (e3hier.probe_log)
         summary = finish_grid_point(
             p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir
         )
@@ -250,8 +251,9 @@ def run_grid_points(
         results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
     if len(trainers) > 1:
         ensemble.checkpoint_path.unlink(missing_ok=True)
-    for out_dir in out_dirs:
-        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for trainer in trainers:
+        trainer.checkpoint_path.unlink(missing_ok=True)
+        trainer.probe_path.unlink(missing_ok=True)
     return results
 
 

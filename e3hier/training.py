@@ -13,6 +13,7 @@ with the lowest validation ε of the predicted block are kept (early stopping on
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -33,7 +34,10 @@ from e3hier.layout import OutputLayout
 from e3hier.lean_adam import LeanAdam
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import model_config, place_on_device, resolve_device, seeded_model
+from e3hier.probe_log import ProbeLog, probe_path
 from e3hier.samples import TORCH_DTYPES, Sample, pack, shell_scales
+
+log = logging.getLogger(__name__)
 
 #: Optimiser steps between the progress bar's loss updates (each one waits for the device).
 PROGRESS_EVERY = 100
@@ -89,6 +93,7 @@ class Trainer:
         batches = math.ceil(len(train) / train_cfg["batch_size"])
         self.probe_steps = set(probe_steps(train_cfg["epochs"] * batches, **self.probe_schedule))
         self.checkpoint_path = Path(checkpoint_path)
+        self.probe_path = probe_path(self.checkpoint_path)  # the probe records' side file (e3hier.probe_log)
         self.log_stream = log_stream
         self.device = resolve_device(train_cfg["device"])
         self.dtype = TORCH_DTYPES[train_cfg["dtype"]]
@@ -149,10 +154,16 @@ class Trainer:
         state = read_checkpoint(self.checkpoint_path, self.device, {"fingerprint": self.fingerprint})
         if state is None:
             return None
+        try:
+            run = Run.from_state(state["run"], self.probe_path)
+        except ValueError as error:  # its probe log was lost: start again
+            log.warning("checkpoint %s discarded, %s: training starts again", self.checkpoint_path, error)
+            self.checkpoint_path.unlink(missing_ok=True)
+            return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        return Run.from_state(state["run"])
+        return run
 
     # ---- one epoch ---------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[Sample]]:
@@ -245,8 +256,12 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def start_run(self, probe=None) -> Run:
-        """A fresh run: no metrics, no best epoch, and the probe of the initial weights (step 0)."""
-        return Run(callbacks=[probe(0, 0, self.model)] if probe else [])
+        """A fresh run: no metrics, no best epoch, an empty probe log (``probe_path``) and the probe of the initial
+        weights (step 0)."""
+        run = Run(callbacks=ProbeLog.fresh(self.probe_path))
+        if probe:
+            run.callbacks.append(probe(0, 0, self.model))
+        return run
 
     def finish_epoch(self, run: Run, row: dict, lr: float, started: float, probe=None, validation=None) -> bool:
         """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
@@ -280,7 +295,7 @@ class Trainer:
             )
         stop = self.cfg["patience"] > 0 and epoch - run.best["epoch"] >= self.cfg["patience"]
         callbacks = run.callbacks
-        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks[-1]["step"] != row["step"]:
+        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks.last_step != row["step"]:
             callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
         run.stopped = stop
         return stop
@@ -290,7 +305,8 @@ class Trainer:
 
         ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
         random initialisation), after the steps of ``probe_steps`` and after the last step; its
-        results are checkpointed with the metrics. Returns the metrics table, the best epoch
+        results go to the side file ``probe_path`` as they come (``e3hier.probe_log``; a checkpoint holds their
+        index). Returns the metrics table, the best epoch
         ``{"l2", "epoch", "state"}`` (the lowest ``val_l2_block``) and the probe results in step order.
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]

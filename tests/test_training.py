@@ -73,6 +73,36 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_
         assert torch.equal(value, resumed.model.state_dict()[key])
 
 
+def weight_probe(step, epoch, model):
+    """A probe record of the model's weights (as real probes: floats that change every step)."""
+    return {"step": step, "epoch": epoch, "rows": [{"value": float(p.detach().double().sum())} for p in model.parameters()]}
+
+
+def test_probes_go_to_a_side_file_and_a_killed_run_resumes_to_the_same_probes(synthetic_splits, tmp_path):
+    """Probe records are appended to ``<checkpoint>.probes.jsonl`` as they come; a checkpoint holds only their
+    index. Killed mid-epoch after its epoch-2 checkpoint (records of epoch 3 already written), the run resumes,
+    cuts the file back and gives the probes of an uninterrupted run."""
+    _, _, reference = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit(weight_probe)
+    reference = list(reference)
+    assert len(reference) == 13  # steps 0..12
+
+    def killed_in_epoch_3(step, epoch, model):
+        if epoch == 3 and step == 8:  # steps 7 (epoch 3) written after the epoch-2 checkpoint
+            raise KeyboardInterrupt("killed")
+        return weight_probe(step, epoch, model)
+
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(synthetic_splits, path).fit(killed_in_epoch_3)
+    trainer = make_trainer(synthetic_splits, path)
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 2 and set(state["run"]["callbacks"]) == {"index"}  # no records in the checkpoint
+    written = trainer.probe_path.read_text().splitlines()
+    assert len(written) == len(state["run"]["callbacks"]["index"]) + 1  # step 7's record, after the checkpoint
+    _, _, probes = trainer.fit(weight_probe)
+    assert list(probes) == reference
+
+
 def test_checkpoint_of_other_settings_is_not_resumed(synthetic_splits, tmp_path):
     make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()  # leaves its final checkpoint
     other = dict(TINY_TRAIN, lr=0.005)
