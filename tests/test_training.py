@@ -75,7 +75,8 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_
 
 def weight_probe(step, epoch, model):
     """A probe record of the model's weights (as real probes: floats that change every step)."""
-    return {"step": step, "epoch": epoch, "rows": [{"value": float(p.detach().double().sum())} for p in model.parameters()]}
+    rows = [{"value": float(p.detach().double().sum())} for p in model.parameters()]
+    return {"step": step, "epoch": epoch, "rows": rows}
 
 
 def test_probes_go_to_a_side_file_and_a_killed_run_resumes_to_the_same_probes(synthetic_splits, tmp_path):
