@@ -74,6 +74,8 @@ class FitOverlap:
         (functions,): reference − coefficient, the error of predicting the free-atom reference alone.
     reference_norm : float
         ‖ρ_ref‖ = √(cᵀ S c) of the fitted DFT coefficients c.
+    rows : torch.Tensor
+        The predicted block's function rows (``Sample.rows``), where a prediction enters Δc.
     baseline : dict or None
         ``l2_errors`` of the free-atom reference alone, once computed (fixed per structure).
     """
@@ -83,11 +85,15 @@ class FitOverlap:
     masks: torch.Tensor
     minus_target: torch.Tensor
     reference_norm: float
+    rows: torch.Tensor
     baseline: dict | None = None
 
     @classmethod
-    def build(cls, matrix: np.ndarray, l: np.ndarray, coefficient: np.ndarray, target: np.ndarray) -> FitOverlap:
-        """From S and the structure's per-function order, coefficients and targets (coefficient − reference)."""
+    def build(
+        cls, matrix: np.ndarray, l: np.ndarray, coefficient: np.ndarray, target: np.ndarray, rows=None
+    ) -> FitOverlap:
+        """From S and the structure's per-function order, coefficients, targets (coefficient − reference) and the
+        block's rows (default: every function)."""
         l = np.asarray(l)
         orders = tuple(int(o) for o in np.unique(l))
         masks = np.stack([(l == o).astype(float) for o in orders], axis=1)
@@ -100,12 +106,13 @@ class FitOverlap:
             torch.as_tensor(masks, dtype=L2_DTYPE),
             torch.as_tensor(-np.asarray(target, dtype=float), dtype=L2_DTYPE),
             norm,
+            torch.as_tensor(np.arange(len(l)) if rows is None else np.asarray(rows), dtype=torch.long),
         )
 
     def to(self, device) -> FitOverlap:
         """The same, its tensors on ``device`` (in place; returns itself)."""
-        self.matrix, self.masks, self.minus_target = (
-            t.to(device) for t in (self.matrix, self.masks, self.minus_target)
+        self.matrix, self.masks, self.minus_target, self.rows = (
+            t.to(device) for t in (self.matrix, self.masks, self.minus_target, self.rows)
         )
         return self
 

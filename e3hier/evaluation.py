@@ -155,7 +155,7 @@ def l2_validation_rows(samples: list[Sample], predicted: list[torch.Tensor], lay
             )
         block_orders = [o for o in overlap.orders if layout.in_block(o)]
         delta = overlap.minus_target[:, None].repeat(1, targets.shape[1])
-        delta[torch.as_tensor(sample.rows, device=delta.device)] += targets.to(delta.dtype)
+        delta[overlap.rows] += targets.to(delta.dtype)  # the block's rows, on the device already
         errors = overlap.l2_errors(delta, block_orders, caps)
         nan = torch.full_like(errors["total"], float("nan"))
         per_structure.append(torch.stack([errors.get(key, nan) for key in keys]))

@@ -153,7 +153,7 @@ def load_samples(
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
         if with_overlap:
             matrix = fit_overlap(sample.symbols, sample.positions, rows, dft_cfg)
-            sample.overlap = FitOverlap.build(matrix, sample.l, sample.coefficient, sample.target)
+            sample.overlap = FitOverlap.build(matrix, sample.l, sample.coefficient, sample.target, sample.rows)
         samples.append(sample)
     if with_grid:
         add_grids(samples, frame, dft_cfg, grid_level, budget)
