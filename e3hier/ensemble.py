@@ -29,9 +29,9 @@ from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.checkpoints import Run, read_checkpoint, write_checkpoint
 from e3hier.devices import HostGraph, to_device
-from e3hier.evaluation import L_COLUMNS, l2_validation_rows, structure_errors
+from e3hier.evaluation import L_COLUMNS, VALIDATION_CHUNK, l2_validation_rows, structure_errors
 from e3hier.samples import pack
-from e3hier.training import VALIDATION_CHUNK, Trainer, TrainingDiverged, epoch_row
+from e3hier.training import Trainer, TrainingDiverged, epoch_row
 
 log = logging.getLogger(__name__)
 

@@ -134,6 +134,24 @@ def validation_row(errors: pd.DataFrame) -> dict:
     return row
 
 
+#: Validation structures per forward pass of the per-epoch validation (bounds its activations' memory).
+VALIDATION_CHUNK = 64
+
+
+@torch.no_grad()
+def validation_targets(predictor: Predictor, samples: list[Sample]) -> list[torch.Tensor]:
+    """Predicted block targets of each sample (block rows, 1), on the model's device: ``VALIDATION_CHUNK``
+    structures per forward pass, no host sync."""
+    predictor.model.eval()
+    device, predicted = module_device(predictor.model), []
+    for start in range(0, len(samples), VALIDATION_CHUNK):
+        chunk = samples[start : start + VALIDATION_CHUNK]
+        out = predictor.scaled_outputs(to_device(pack(chunk), device))
+        scales = torch.cat([predictor.row_scales(s) for s in chunk]).to(out.dtype)
+        predicted += [part[:, None] for part in (out * scales).split([len(s.rows) for s in chunk])]
+    return predicted
+
+
 def l2_validation_rows(samples: list[Sample], predicted: list[torch.Tensor], layout: OutputLayout) -> list[dict]:
     """The validation columns of an epoch in coefficient space (``e3hier.coefficient_metric``), one row per model.
 

@@ -27,7 +27,7 @@ from e3hier.allocator import keep_freed_memory
 from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
 from e3hier.coefficient_metric import SELECTION_COLUMN
 from e3hier.devices import to_device
-from e3hier.evaluation import L_COLUMNS, Predictor, l2_validation_rows
+from e3hier.evaluation import L_COLUMNS, Predictor, l2_validation_rows, validation_targets
 from e3hier.features import PROBE_SCHEDULE, probe_steps
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Optimiser steps between the progress bar's loss updates (each one waits for the device).
 PROGRESS_EVERY = 100
-
-#: Validation structures per forward pass of the per-epoch validation (bounds its activations' memory).
-VALIDATION_CHUNK = 64
 
 
 class TrainingDiverged(FloatingPointError):
@@ -240,19 +237,10 @@ class Trainer:
             raise TrainingDiverged(f"grid point {self.name}: loss is {value} at epoch {epoch}")
         return value
 
-    @torch.no_grad()
     def validate(self) -> dict:
-        """The validation columns of an epoch: the relative L2 density errors in coefficient space
-        (``e3hier.evaluation.l2_validation_rows``), on the model's device, ``VALIDATION_CHUNK`` structures per
-        forward pass."""
-        self.model.eval()
-        predicted = []
-        for start in range(0, len(self.val), VALIDATION_CHUNK):
-            chunk = self.val[start : start + VALIDATION_CHUNK]
-            out = self.predictor.scaled_outputs(to_device(pack(chunk), self.device))
-            scales = torch.cat([self.predictor.row_scales(s) for s in chunk]).to(out.dtype)
-            predicted += [part[:, None] for part in (out * scales).split([len(s.rows) for s in chunk])]
-        return l2_validation_rows(self.val, predicted, self.layout)[0]
+        """The validation columns of an epoch: the relative L2 density errors in coefficient space, on the model's
+        device (``e3hier.evaluation.l2_validation_rows``)."""
+        return l2_validation_rows(self.val, validation_targets(self.predictor, self.val), self.layout)[0]
 
     # ---- the loop ----------------------------------------------------------------------------
     def start_run(self, probe=None) -> Run:
