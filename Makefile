@@ -6,7 +6,7 @@ CORES ?= all
 # e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
 SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
 
-.PHONY: venv envs reproduce study report test test-fast lint bench gpu-check plan clean
+.PHONY: venv envs reproduce study paper-pilot report test test-fast lint bench gpu-check plan clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,16 @@ study: venv
 	$(BIN)/python -m e3hier.docs_numbers snapshot results $(STUDY_DRAW1)/results \
 		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started
 	$(BIN)/python -m e3hier.docs_numbers write
+
+# The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,
+# in its own working directory (results/paper-pilot/); docs/reproducing-the-paper.md
+PILOT_CONFIG := config.yaml config.paper.yaml config.paper-pilot.yaml
+paper-pilot: venv
+	mkdir -p results/paper-pilot
+	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory results/paper-pilot \
+		--configfile $(addprefix $(CURDIR)/,$(PILOT_CONFIG))
+	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory results/paper-pilot \
+		--configfile $(addprefix $(CURDIR)/,$(PILOT_CONFIG)) --report results/report.html
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -122,11 +122,11 @@ def evaluation_table(evaluations: pd.DataFrame, models: pd.DataFrame) -> pd.Data
     return table
 
 
-def hierarchy_tables(model_dirs, onset_fraction: float) -> dict[str, pd.DataFrame]:
-    """Every table of the analysis stage, keyed by its file stem under ``results/tables/``."""
+def hierarchy_tables(model_dirs, onset_fraction: float, models: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table of the analysis stage, keyed by its file stem under ``results/tables/``, from the models'
+    folders and the models table (``results/tables/models.parquet``: its ``reachable_lmax`` and reachable ε)."""
     metrics = gather(model_dirs, "metrics")
     learning = learning_per_l(metrics)
-    models = pd.DataFrame([read_json(Path(d) / "summary.json") for d in model_dirs])
     features = gather(model_dirs, "features")
     evaluation = evaluation_table(gather(model_dirs, "eval"), models)
     return {

@@ -1,13 +1,15 @@
 """Checkpoints of a training run: what a run has recorded, and whether a checkpoint belongs to it.
 
-A checkpoint is resumed only if its fingerprint (settings, seed, data hash) is the run's; a truncated or
-foreign one is discarded with a warning. ``Run`` is the record a checkpoint carries, stored as plain
+A checkpoint is resumed only if its fingerprint (settings, seed, data hash, the training code's hash) is
+the run's; a truncated or foreign one, or one whose state does not load into the run's network and
+optimiser, is discarded with a warning. ``Run`` is the record a checkpoint carries, stored as plain
 containers so that ``torch.load(..., weights_only=True)`` reads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -23,8 +25,13 @@ import torch
 from e3hier.io import atomic_path
 from e3hier.probe_log import ProbeLog
 from e3hier.samples import Sample
+from e3hier.script_imports import code_files
 
 log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The module a training job runs (``scripts/train.py`` imports it, and little else)
+TRAINING_ENTRY = "experiment.py"
 
 
 @dataclasses.dataclass
@@ -99,6 +106,27 @@ def data_hash(samples: list[Sample]) -> str:
     return digest.hexdigest()[:16]
 
 
+def training_code_files(package_dir=PACKAGE_DIR) -> list[Path]:
+    """The source files of a training job: ``TRAINING_ENTRY`` and every package module it imports, transitively
+    (``e3hier.script_imports``; the code inputs of the training rules are those of ``scripts/train.py``)."""
+    package_dir = Path(package_dir).resolve()
+    entry = package_dir / TRAINING_ENTRY
+    return sorted({entry, *map(Path, code_files(entry, package_dir.name, package_dir.parent))})
+
+
+@functools.cache
+def code_hash(package_dir=PACKAGE_DIR) -> str:
+    """A content hash of ``training_code_files``: a checkpoint of weights trained by other code is not
+    resumed (a rerun after a code edit starts again, and a parameter of a new shape cannot fail its load).
+    Paths count relative to the package's folder, so a moved checkout keeps its checkpoints."""
+    package_dir = Path(package_dir).resolve()
+    digest = hashlib.sha256()
+    for path in training_code_files(package_dir):
+        digest.update(path.relative_to(package_dir.parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 #: What ``torch.load`` raises on a truncated or corrupted checkpoint file.
 CORRUPT_CHECKPOINT_ERRORS = (
     RuntimeError,
@@ -125,9 +153,14 @@ def read_checkpoint(path: Path, device, expected: dict):
         problem = f"it cannot be read ({type(error).__name__}: {error})"
     if problem is None:
         return state
+    discard_checkpoint(path, problem)
+    return None
+
+
+def discard_checkpoint(path: Path, problem: str) -> None:
+    """Remove the checkpoint at ``path``, warning with its ``problem``: the run starts again."""
     log.warning("checkpoint %s discarded, %s: training starts again", path, problem)
     path.unlink(missing_ok=True)
-    return None
 
 
 def write_checkpoint(path: Path, state: dict) -> None:

@@ -5,7 +5,7 @@ Two steps, both run by ``make study``:
 - ``python -m e3hier.docs_numbers snapshot RESULTS [RESULTS ...] --configs FILE ... [--started FILE]`` copies
   what the prose quotes from each draw's ``results/`` folder (the first is draw 0) into ``docs/results/``:
   ``findings_by_draw.csv``, ``lmax_gains.csv`` (draw 0) and ``run.json`` (commit, config files, wall time,
-  structure and model counts, the free-atom baseline).
+  structure and model counts, the free-atom baseline), and draw 0's figures into ``docs/figures/``.
 - ``python -m e3hier.docs_numbers write`` rewrites every generated block of ``README.md`` and ``docs/*.md``
   (``<!-- name:begin -->`` … ``<!-- name:end -->``) from ``docs/results/``; each block's first line names
   the commit and the config files of the run.
@@ -31,6 +31,8 @@ from e3hier.io import atomic_path, write_text
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the snapshot lives (committed).
 SNAPSHOT = ROOT / "docs" / "results"
+#: The figures the docs show (``docs/figures/``), copied from draw 0's ``results/figures/`` with the snapshot.
+FIGURES = ("findings", "epsilon_vs_lmax", "hierarchy", "hidden_features", "ablation", "density")
 #: The files whose generated blocks ``write`` rewrites.
 DOCUMENTS = ("README.md", "docs/*.md")
 BLOCK = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
@@ -78,6 +80,11 @@ def snapshot(results: list[Path], configs: list[str], started: float | None, out
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started), indent=1) + "\n")
+    for name in FIGURES:  # the figures come from the same run as the numbers
+        source = results[0] / "figures" / f"{name}.png"
+        if source.is_file():
+            with atomic_path(out.parent / "figures" / f"{name}.png") as tmp:
+                tmp.write_bytes(source.read_bytes())
 
 
 # --- the blocks --------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from e3nn.nn.models.gate_points_2101 import Convolution
 
-from e3hier.checkpoints import Run, read_checkpoint, write_checkpoint
+from e3hier.checkpoints import Run, discard_checkpoint, read_checkpoint, write_checkpoint
 from e3hier.devices import HostGraph, to_device
 from e3hier.evaluation import L_COLUMNS, VALIDATION_CHUNK, l2_validation_rows, structure_errors
 from e3hier.samples import pack
@@ -169,18 +169,28 @@ class EnsembleTrainer:
         )
         if state is None:
             return None
+        initial = {name: param.detach().clone() for name, param in self.network.named_parameters()}
         try:
             runs = [Run.from_state(run, t.probe_path) for run, t in zip(state["runs"], self.trainers)]
-        except ValueError as error:  # a member's probe log was lost: start again
-            log.warning("checkpoint %s discarded, %s: training starts again", self.checkpoint_path, error)
-            self.checkpoint_path.unlink(missing_ok=True)
-            return None
-        with torch.no_grad():  # in place: the members' parameters are views of the stack
-            for name, param in self.network.named_parameters():
-                param.copy_(state["network"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        return state["epoch"], runs
+            self.load_parameters(state["network"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            return state["epoch"], runs
+        except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
+            discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
+        self.load_parameters(initial)  # a failed load may have copied some tensors already
+        lead = self.trainers[0]
+        self.optimizer = lead.make_optimizer(self.network)
+        self.scheduler = lead.make_scheduler(self.optimizer)
+        return None
+
+    @torch.no_grad()
+    def load_parameters(self, parameters: dict) -> None:
+        """Copy ``parameters`` into the stack in place (the members' parameters are views of it); no broadcast."""
+        for name, param in self.network.named_parameters():
+            if parameters[name].shape != param.shape:
+                raise ValueError(f"parameter {name}: shape {tuple(parameters[name].shape)}, not {tuple(param.shape)}")
+            param.copy_(parameters[name])
 
     # ---- one epoch ---------------------------------------------------------------------------
     def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> tuple[list[dict], list[bool]]:
@@ -305,7 +315,9 @@ class EnsembleTrainer:
             runs = [t.start_run() for t in self.trainers]
             for run, result in zip(runs, probe(0, 0, self.network.network) if probe else []):
                 run.callbacks.append(result)
-        for epoch in range(first_epoch, epochs + 1):
+        # members that early stopping ended are done: the checkpoint outlives them until every output is written
+        last_epoch = first_epoch - 1 if all(run.stopped for run in runs) else epochs
+        for epoch in range(first_epoch, last_epoch + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             rows, finite = self.train_epoch(epoch, runs, probe)

@@ -24,6 +24,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from e3hier.io import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 ENV_DIR = ROOT / "envs"
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
             print(f"envs/{problem}: run `{COMMAND}`", file=sys.stderr)
         return 1 if problems else 0
     for path, text in files.items():
-        path.write_text(text)
+        write_text(path, text)
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
 

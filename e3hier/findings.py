@@ -158,9 +158,9 @@ def error_cube(test: pd.DataFrame, column: str, keys_by_seed: dict) -> tuple[np.
     return np.stack([b.loc[shared].to_numpy(dtype=float) for b in blocks.values()]), list(blocks)
 
 
-def bootstrap_row(finding: str, claim: str, statistic: str, cube: np.ndarray, function, direction: int) -> dict:
-    """One verdict-table row of a statistic of per-(model, structure) errors (``covering_interval``)."""
-    estimate, low, high = covering_interval(cube, function) if cube.size else (math.nan,) * 3
+def verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_structures, method) -> dict:
+    """One verdict-table row: a statistic's (estimate, low, high) ``interval`` and the verdict it gives."""
+    estimate, low, high = interval
     return {
         "finding": finding,
         "claim": claim,
@@ -168,29 +168,25 @@ def bootstrap_row(finding: str, claim: str, statistic: str, cube: np.ndarray, fu
         "estimate": estimate,
         "ci_low": low,
         "ci_high": high,
-        "n_seeds": int(cube.shape[0]),
-        "n_structures": int(cube.shape[1]),
-        "interval": BOOTSTRAP_INTERVAL,
+        "n_seeds": n_seeds,
+        "n_structures": n_structures,
+        "interval": method,
         "verdict": verdict(low, high, direction),
     }
+
+
+def bootstrap_row(finding: str, claim: str, statistic: str, cube: np.ndarray, function, direction: int) -> dict:
+    """One verdict-table row of a statistic of per-(model, structure) errors (``covering_interval``)."""
+    interval = covering_interval(cube, function) if cube.size else (math.nan,) * 3
+    n_seeds, n_structures = int(cube.shape[0]), int(cube.shape[1])
+    return verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_structures, BOOTSTRAP_INTERVAL)
 
 
 def t_row(finding: str, claim: str, statistic: str, per_seed, direction: int) -> dict:
     """One verdict-table row from the per-seed values of a statistic (t interval over seeds)."""
     values = np.asarray(list(per_seed), dtype=float)
-    estimate, low, high = t_interval(values)
-    return {
-        "finding": finding,
-        "claim": claim,
-        "statistic": statistic,
-        "estimate": estimate,
-        "ci_low": low,
-        "ci_high": high,
-        "n_seeds": int(np.isfinite(values).sum()),
-        "n_structures": pd.NA,
-        "interval": T_INTERVAL,
-        "verdict": verdict(low, high, direction),
-    }
+    n_seeds = int(np.isfinite(values).sum())
+    return verdict_row(finding, claim, statistic, t_interval(values), direction, n_seeds, pd.NA, T_INTERVAL)
 
 
 def _counted(choices) -> str:

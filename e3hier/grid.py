@@ -34,6 +34,11 @@ OUTPUT_ORDERS = {
     "full": lambda l: True,
 }
 
+#: ``train`` keys that set how a job runs, not what it computes: not training params nor part of a
+#: checkpoint's fingerprint, so changing one retrains nothing and an interrupted job resumes under the
+#: new value (``scripts/train.py`` reads them from the config).
+EXECUTION_SETTINGS = ("device", "threads", "checkpoint_every")
+
 #: The output order whose models the single-output figures draw: the full density when it is trained.
 PREFERRED_OUTPUT = "full"
 

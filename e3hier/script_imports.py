@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 
-def code_files(script, package: str = "e3hier") -> list[str]:
+def code_files(script, package: str = "e3hier", root=None) -> list[str]:
     """The modules of ``package`` a workflow script runs: its imports, and theirs, found in the source
     (sorted absolute paths). A rule lists them as inputs, so editing a module reruns exactly the jobs
     whose code changed (Snakemake itself only tracks the script file).
@@ -19,12 +19,15 @@ def code_files(script, package: str = "e3hier") -> list[str]:
     Parameters
     ----------
     script : path
-        A workflow script, in ``scripts/`` beside the package.
+        A workflow script, in ``scripts/`` beside the package, or any Python file.
     package : str, optional
         The package whose modules count.
+    root : path, optional
+        The folder that holds the package; by default the script's folder's parent (``scripts/`` sits
+        beside the package).
     """
     script = Path(script).resolve()
-    root = script.parent.parent  # scripts/ sits beside the package
+    root = script.parent.parent if root is None else Path(root).resolve()
     found: set[Path] = set()
     pending = [script]
     while pending:

@@ -24,11 +24,20 @@ import torch
 from tqdm import tqdm
 
 from e3hier.allocator import keep_freed_memory
-from e3hier.checkpoints import Run, data_hash, fingerprint, read_checkpoint, write_checkpoint
+from e3hier.checkpoints import (
+    Run,
+    code_hash,
+    data_hash,
+    discard_checkpoint,
+    fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from e3hier.coefficient_metric import SELECTION_COLUMN
 from e3hier.devices import to_device
 from e3hier.evaluation import L_COLUMNS, Predictor, l2_validation_rows, validation_targets
 from e3hier.features import PROBE_SCHEDULE, probe_steps
+from e3hier.grid import EXECUTION_SETTINGS
 from e3hier.io import atomic_path
 from e3hier.layout import OutputLayout
 from e3hier.lean_adam import LeanAdam
@@ -104,13 +113,15 @@ class Trainer:
         self.fingerprint = fingerprint(
             {
                 "model": self.model_config,
-                "train": train_cfg,
+                # not how it runs: a checkpoint made on another device or thread count resumes
+                "train": {k: v for k, v in train_cfg.items() if k not in EXECUTION_SETTINGS},
                 "seed": seed,
                 "probe_schedule": self.probe_schedule,
                 "train_set": [s.structure for s in train],
                 "val_set": [s.structure for s in val],
                 "data": data_hash(train + val),
                 "selection": SELECTION_COLUMN,  # what the kept epoch is chosen on
+                "code": code_hash(),
                 **(settings or {}),
             }
         )
@@ -147,20 +158,26 @@ class Trainer:
         )
 
     def load_checkpoint(self) -> Run | None:
-        """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored."""
+        """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored.
+
+        A checkpoint whose state does not load (e.g. a parameter of another shape) is discarded like a
+        corrupt one, and the network, optimiser and schedule are those of a fresh run."""
         state = read_checkpoint(self.checkpoint_path, self.device, {"fingerprint": self.fingerprint})
         if state is None:
             return None
+        initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         try:
             run = Run.from_state(state["run"], self.probe_path)
-        except ValueError as error:  # its probe log was lost: start again
-            log.warning("checkpoint %s discarded, %s: training starts again", self.checkpoint_path, error)
-            self.checkpoint_path.unlink(missing_ok=True)
-            return None
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        return run
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            return run
+        except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
+            discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
+        self.model.load_state_dict(initial)  # a failed load may have copied some tensors already
+        self.optimizer = self.make_optimizer(self.model)
+        self.scheduler = self.make_scheduler(self.optimizer)
+        return None
 
     # ---- one epoch ---------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[list[Sample]]:
@@ -299,7 +316,9 @@ class Trainer:
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         run = self.load_checkpoint() or self.start_run(probe)
-        for epoch in range(run.epoch + 1, epochs + 1):
+        # a run that early stopping ended is done: its checkpoint outlives it until every output is written
+        last_epoch = run.epoch if run.stopped else epochs
+        for epoch in range(run.epoch + 1, last_epoch + 1):
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             row = self.train_epoch(epoch, probe, run.callbacks)

@@ -10,7 +10,7 @@ import math
 import re
 
 from e3hier.basis import element_basis
-from e3hier.grid import GRID_AXES
+from e3hier.grid import EXECUTION_SETTINGS, GRID_AXES
 from e3hier.structures.plans import structure_plans
 
 
@@ -121,8 +121,9 @@ def n_functions(basis_name: str, element: str, decontract: bool = False) -> int:
 
 
 def per_model_train_settings(train_cfg: dict) -> dict:
-    """``train`` without the grid axes: what one training job depends on."""
-    return {k: v for k, v in train_cfg.items() if k not in GRID_AXES}
+    """``train`` without the grid axes and the execution settings: what one training job's results depend on
+    (its params: a change retrains)."""
+    return {k: v for k, v in train_cfg.items() if k not in GRID_AXES + EXECUTION_SETTINGS}
 
 
 def fit_layout_settings(dft_cfg: dict) -> dict:

@@ -8,9 +8,6 @@ rule analysis:
             point=GRID.instance_patterns,
             name=["metrics", "features", "ablation", "eval"],
         ),
-        summaries=expand(
-            "results/models/{point}/summary.json", point=GRID.instance_patterns
-        ),
         code=code_inputs("analysis.py"),
     output:
         **{name: f"results/tables/{name}.parquet" for name in ANALYSIS_TABLES},

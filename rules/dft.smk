@@ -17,8 +17,8 @@ rule dft:
         mem_mb=dft_mem_mb,
         runtime=60,
     params:
+        # (structures.min_distance_angstrom is a check, not a param: scripts/dft.py reads it)
         dft=config["dft"],
-        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     script:
         "../scripts/dft.py"
 

@@ -22,8 +22,8 @@ rule structure:
     params:
         # this structure's recipe only (split, index, n_molecules, its own seed, MD
         # settings; or split, file and frame), so a change reruns only what it touches
+        # (structures.min_distance_angstrom is a check, not a param: scripts/structures.py reads it)
         recipe=lambda wc: STRUCTURES[wc.structure]["recipe"],
-        min_distance=config["structures"].get("min_distance_angstrom", 0.5),
     script:
         "../scripts/structures.py"
 

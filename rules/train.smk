@@ -7,6 +7,8 @@ TRAIN_OVERLAP_MB = wf.validation_overlap_mb(
     STRUCTURES, config["train"].get("val_split", "val"), config["dft"]
 )
 TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_OVERLAP_MB + TRAIN_CACHE_MB
+# what a job computes; how it runs (train.device, threads, checkpoint_every: grid.EXECUTION_SETTINGS)
+# is no param, so changing it retrains nothing: scripts/train.py reads it from the config
 TRAIN_PARAMS = {
     "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),

@@ -11,10 +11,12 @@ from e3hier.structures.files import read_structure
 log = setup_logging(snakemake.log[0])
 lib.num_threads(snakemake.threads)
 structure = snakemake.wildcards.structure
+# a check of the input, not a setting of the output: read from the config, so a change reruns no job
+MIN_DISTANCE = snakemake.config["structures"]["min_distance_angstrom"]
 
 with logged_errors(log):
     atoms = read_structure(snakemake.input.xyz)
-    validate_structure(structure, atoms, min_distance=snakemake.params.min_distance)
+    validate_structure(structure, atoms, min_distance=MIN_DISTANCE)
     charge, multiplicity = charge_and_multiplicity(atoms, structure)  # from the structure file: 0, 1 by default
     table, summary = dft_job(
         structure, atoms.get_chemical_symbols(), atoms.get_positions(), snakemake.params.dft, charge, multiplicity

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from e3hier.experiment import run_grid_points
+from e3hier.grid import EXECUTION_SETTINGS
 from e3hier.io import logged_errors, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -10,6 +11,9 @@ log = setup_logging(snakemake.log[0])
 with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an output: the progress log, appended to
     models = snakemake.output.model
     models = [models] if isinstance(models, str) else list(models)
+    # how the job runs is no param (a change retrains nothing): from the config, threads as the job got them
+    execution = {key: snakemake.config["train"][key] for key in EXECUTION_SETTINGS}
+    train_cfg = {**snakemake.params.train, **execution, "threads": snakemake.threads}
     results = run_grid_points(
         [dict(point) for point in snakemake.params.points],
         snakemake.input.train,
@@ -17,7 +21,7 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an outp
         dict(zip(snakemake.params.test_splits, snakemake.input.tests)),
         snakemake.params.dft,
         snakemake.params.model,
-        snakemake.params.train,
+        train_cfg,
         snakemake.params.metric,
         [Path(model).parent for model in models],
         log_stream=progress,

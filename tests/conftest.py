@@ -124,6 +124,17 @@ TINY_TRAIN = {
 FIT = {"basis": "cc-pvdz", "fit_auxbasis": "def2-universal-jfit", "decontract": True}
 
 
+def train_tiny(splits, points, train_cfg, out_dirs):
+    """``run_grid_points`` of the tiny model on synthetic splits (``{"train", "val", "test"}``: dataset paths),
+    ε on grid level 0: one call per grid point (a list of one) or per ensemble (several seeds)."""
+    from e3hier.experiment import run_grid_points
+
+    test = {"test": splits["test"]}
+    return run_grid_points(
+        points, splits["train"], splits["val"], test, FIT, TINY_MODEL, train_cfg, {"grid_level": 0}, out_dirs
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_workflow_run(tmp_path_factory):
     """A copy of the workflow (``workflow/``) and a finished tiny run made with it (``run/``), shared by tests."""

@@ -7,7 +7,8 @@ import yaml
 from conftest import ROOT
 from workflow_helpers import snakemake
 
-from e3hier.workflow import check_training_config
+from e3hier.grid import EXECUTION_SETTINGS
+from e3hier.workflow import check_training_config, per_model_train_settings
 
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -212,3 +213,9 @@ def test_population_scaling_of_a_contracted_fit_basis_is_refused():
     cfg["dft"]["decontract"] = False
     with pytest.raises(ValueError, match=r"train.target_scaling: population needs dft.decontract: true"):
         check_training_config(cfg, GOOD)
+
+
+def test_execution_settings_are_no_training_params():
+    """How a job runs (device, threads, checkpoint interval) is read from the config, not passed as a param."""
+    settings = per_model_train_settings(CONFIG["train"])
+    assert not set(EXECUTION_SETTINGS) & set(settings) and {"epochs", "lr", "dtype"} <= set(settings)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
+from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
 
 from e3hier.devices import check_cuda, to_device
 from e3hier.experiment import run_grid_points
@@ -53,17 +53,8 @@ def test_probes_validation_and_test_of_a_grid_point_and_an_ensemble_take_placed_
     features, validation, test splits, ablation) reaches the network through ``to_device``."""
     train = dict(TINY_TRAIN, epochs=1)
     for name, seeds in (("alone", [0]), ("pair", [0, 1])):
-        results = run_grid_points(
-            [dict(POINT, seed=s) for s in seeds],
-            synthetic_splits["train"],
-            synthetic_splits["val"],
-            {"test": synthetic_splits["test"]},
-            FIT,
-            TINY_MODEL,
-            train,
-            {"grid_level": 0},
-            [tmp_path / f"{name}{s}" for s in seeds],
-        )
+        points, dirs = [dict(POINT, seed=s) for s in seeds], [tmp_path / f"{name}{s}" for s in seeds]
+        results = train_tiny(synthetic_splits, points, train, dirs)
         for seed, result in zip(seeds, results):
             features = pd.read_parquet(tmp_path / f"{name}{seed}" / "features.parquet")
             assert set(features["step"]) == {0, 1, 2, 3}  # probed at initialisation and after every step

@@ -3,9 +3,10 @@
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame
+from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
+from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
 
-from e3hier import fused_layers
+from e3hier import experiment, fused_layers
 from e3hier.devices import to_device
 from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
 from e3hier.experiment import run_grid_point, run_grid_points
@@ -206,3 +207,43 @@ def test_a_diverging_member_stops_and_the_others_train_on_bit_for_bit(synthetic_
     state_b = torch.load(tmp_path / "reference" / "3" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(state_a[key], state_b[key]) for key in state_b)
     assert reference[0]["summary"]["epsilon_test"] == diverged[0]["summary"]["epsilon_test"]
+
+
+def no_epoch_may_run(*args, **kwargs):
+    raise AssertionError("a stopped run trained another epoch")
+
+
+def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
+    """Every member stopped, the checkpoint outlives the test evaluation: a rerun trains no further epoch."""
+    seeds = (3, 5)
+
+    def grid_points(name):
+        dirs = [tmp_path / f"{name}{s}" for s in seeds]
+        results = train_tiny(synthetic_splits, [dict(POINT, seed=s) for s in seeds], EARLY_STOPPING, dirs)
+        return dirs, [result["summary"] for result in results]
+
+    whole_dirs, whole = grid_points("whole")
+    assert all(summary["epochs"] < EARLY_STOPPING["epochs"] for summary in whole)  # every member stopped early
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        with pytest.raises(KeyboardInterrupt):
+            grid_points("killed")
+    with monkeypatch.context() as patch:
+        patch.setattr(EnsembleTrainer, "train_epoch", no_epoch_may_run)
+        killed_dirs, resumed = grid_points("killed")
+    for a_dir, b_dir, a, b in zip(whole_dirs, killed_dirs, whole, resumed):
+        assert_same_outputs(a_dir, b_dir, a, b)
+
+
+def test_ensemble_checkpoint_that_does_not_load_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog):
+    expected = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "r", (1, 2)), tmp_path / "ref.pt").fit()
+    path = tmp_path / "ensemble.pt"
+    EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "c", (1, 2)), path).fit()  # leaves its checkpoint
+    state = torch.load(path, weights_only=True)
+    stale(state, "network")
+    torch.save(state, path)
+    with caplog.at_level("WARNING"):
+        results = EnsembleTrainer(make_trainers(synthetic_splits, tmp_path / "d", (1, 2)), path).fit()
+    assert "discarded, its state does not load" in caplog.text and str(path) in caplog.text
+    for (metrics, _, _), (ref_metrics, _, _) in zip(results, expected):
+        pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), ref_metrics.drop(columns=TIMING))

@@ -117,3 +117,10 @@ def test_changing_an_analysis_option_does_not_retrain(run):
     jobs = run({"analysis": {"onset_fraction": 0.3}})
     assert "analysis" in jobs
     assert "train" not in jobs and not UPSTREAM & set(jobs)
+
+
+def test_execution_settings_rerun_nothing(run):
+    """Moving a finished study to a GPU, other threads, checkpoint interval, ε-grid cache or distance check."""
+    train = {"device": "cuda", "threads": 2, "checkpoint_every": 1}
+    checks = {"structures": {"min_distance_angstrom": 0.4}, "metric": {"collocation_cache_mb": 100}}
+    assert run({"train": train, **checks}) == {}

@@ -1,6 +1,7 @@
 """Training loop: determinism, resume after a kill, the NaN stop, and the outputs of a grid point."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,16 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN
+from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN, train_tiny
 
-from e3hier import metric
+from e3hier import experiment, metric, training
 from e3hier.basis import primitive_normalisation
+from e3hier.checkpoints import code_hash, training_code_files
 from e3hier.devices import to_device
 from e3hier.evaluation import evaluate, load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.features import probe_steps
 from e3hier.layout import OutputLayout
 from e3hier.samples import load_samples, pack, shell_scales
+from e3hier.script_imports import code_files
 from e3hier.training import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
@@ -198,9 +201,7 @@ import sys, json
 sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
 from e3hier import metric
-from e3hier.basis import primitive_normalisation
 from e3hier.experiment import run_grid_point
-from e3hier.features import probe_steps
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
 run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
@@ -368,3 +369,106 @@ def test_population_rms_is_the_studys_weighting_with_outputs_of_unit_size(synthe
         [s.target[s.rows] / unit[[layout.elements.index(s.symbols[a]) for a in s.atom], s.slot] for s in samples]
     )
     assert np.sqrt(np.mean(seen**2)) == pytest.approx(1.0, rel=1e-9)
+
+
+# lr 0.05, patience 1: the validation ε of POINT rises after epoch 5, so the run stops at epoch 6 of 12
+EARLY_STOPPING = dict(TINY_TRAIN, epochs=12, patience=1, lr=0.05)
+TABLES = ("metrics", "eval", "features", "ablation")
+SUMMARY_TIMING = ("train_seconds", "job_seconds")
+
+
+def killed_during_test_evaluation(*args, **kwargs):
+    raise KeyboardInterrupt("killed during the test evaluation")
+
+
+def assert_same_outputs(a_dir, b_dir, a_summary, b_summary):
+    """Two grid points' outputs are equal except for their clocks."""
+    drop = set(SUMMARY_TIMING)
+    assert {k: v for k, v in a_summary.items() if k not in drop} == {
+        k: v for k, v in b_summary.items() if k not in drop
+    }
+    for table in TABLES:
+        a, b = (pd.read_parquet(d / f"{table}.parquet").drop(columns=TIMING, errors="ignore") for d in (a_dir, b_dir))
+        pd.testing.assert_frame_equal(a, b)
+    a, b = (torch.load(d / "model.pt", weights_only=True) for d in (a_dir, b_dir))
+    assert a["best_epoch"] == b["best_epoch"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key])
+
+
+def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
+    """The checkpoint outlives the test evaluation: a rerun of a stopped run trains no further epoch."""
+
+    def grid_point(out_dir):
+        return train_tiny(synthetic_splits, [POINT], EARLY_STOPPING, [out_dir])[0]["summary"]
+
+    whole = grid_point(tmp_path / "whole")
+    assert whole["epochs"] < EARLY_STOPPING["epochs"]  # stopped early
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        with pytest.raises(KeyboardInterrupt):
+            grid_point(tmp_path / "killed")
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["run"]["stopped"]
+    resumed = grid_point(tmp_path / "killed")
+    assert_same_outputs(tmp_path / "whole", tmp_path / "killed", whole, resumed)
+
+
+def test_code_hash_follows_the_code_a_training_job_runs(tmp_path):
+    """The checkpoint's code hash covers the training rule's code inputs: an edit of one changes it."""
+    assert set(map(str, training_code_files())) == set(code_files(ROOT / "scripts" / "train.py"))
+    package = tmp_path / "e3hier"
+    shutil.copytree(ROOT / "e3hier", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_hash(package)
+    assert before == code_hash(ROOT / "e3hier")  # a moved checkout keeps its checkpoints
+    for module, changes in (("figures.py", False), ("model.py", True)):  # figures: not run by a training job
+        (package / module).write_text((package / module).read_text() + "\n# edited\n")
+        code_hash.cache_clear()  # one hash per process, as a job sees it
+        assert (code_hash(package) != before) == changes, module
+
+
+def test_checkpoint_of_other_code_is_not_resumed(synthetic_splits, tmp_path, monkeypatch, caplog):
+    make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()  # leaves its final checkpoint
+    monkeypatch.setattr(training, "code_hash", lambda: "edited")
+    with caplog.at_level("WARNING"):
+        metrics, _, _ = make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()
+    assert "its fingerprint differs" in caplog.text and list(metrics["epoch"]) == [1, 2, 3, 4]
+
+
+def stale(state: dict, part: str) -> None:
+    """Make the ``part`` of a checkpoint's state unloadable, as code that changed a parameter's shape would."""
+    if part == "optimizer":
+        state["optimizer"]["param_groups"] = []
+    else:
+        name = next(iter(state[part]))
+        state[part][name] = torch.zeros(3, *state[part][name].shape)
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_checkpoint_that_does_not_load_is_discarded_with_a_warning(synthetic_splits, tmp_path, caplog, part):
+    reference, _, _ = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit()
+    path = tmp_path / "ckpt.pt"
+    make_trainer(synthetic_splits, path).fit()
+    state = torch.load(path, weights_only=True)
+    stale(state, part)
+    torch.save(state, path)
+    with caplog.at_level("WARNING"):
+        metrics, _, _ = make_trainer(synthetic_splits, path).fit()
+    assert "discarded, its state does not load" in caplog.text and str(path) in caplog.text
+    pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), reference.drop(columns=TIMING))
+
+
+def test_checkpoint_resumes_under_other_execution_settings(synthetic_splits, tmp_path):
+    """A job interrupted on one thread resumes on two, on another device setting and checkpoint interval."""
+    path = tmp_path / "ckpt.pt"
+
+    def crash_at_epoch_3(step, epoch, model):  # dies mid-epoch, after the epoch-2 checkpoint
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(synthetic_splits, path, dict(TINY_TRAIN, threads=1)).fit(crash_at_epoch_3)
+    checkpointed = pd.DataFrame(torch.load(path, weights_only=True)["run"]["metrics"])
+    elsewhere = dict(TINY_TRAIN, threads=2, device="auto", checkpoint_every=3)
+    metrics, _, _ = make_trainer(synthetic_splits, path, elsewhere).fit()
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(metrics.iloc[:2], checkpointed)  # resumed: epochs 1-2 with their clocks
