@@ -76,7 +76,7 @@ class ProbeLog:
         """Write one record at the end of the file."""
         line = (json.dumps(record) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as handle:
+        with open(self.path, "ab") as handle:  # not an output: a working log, fsynced before each checkpoint
             handle.write(line)
             end = handle.tell()
         known = record if isinstance(record, dict) else {}  # a probe may return None (nothing to record)
