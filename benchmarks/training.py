@@ -145,13 +145,19 @@ def max_output_difference(model, stock: Network, samples, layout) -> float:
 
 
 def load_data(train_frame, val_frame, config: dict):
-    """(layout, train samples, val samples with ε grids) as ``e3hier.experiment.run_grid_point`` loads them."""
+    """(layout, train samples, val samples with ε grids and fit overlaps), as a training job loads them."""
     dft_cfg, model_cfg = config["dft"], config["model"]
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], "full")
     train = load_samples(train_frame, layout, model_cfg)
     val = load_samples(
-        val_frame, layout, model_cfg, with_grid=True, dft_cfg=dft_cfg, grid_level=config["metric"]["grid_level"]
+        val_frame,
+        layout,
+        model_cfg,
+        with_grid=True,
+        dft_cfg=dft_cfg,
+        grid_level=config["metric"]["grid_level"],
+        with_overlap=True,  # a Trainer validates in coefficient space
     )
     return layout, train, val
 

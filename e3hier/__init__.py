@@ -7,7 +7,9 @@
 - the training grid: ``grid.py`` (``GridPoint``: one name per axis in the config, folders and tables);
 - one grid point: ``experiment.py`` (end to end) over ``samples.py`` (cached graphs, ε grids),
   ``layout.py`` (which outputs a point predicts), ``capacity.py`` (channel counts), ``network_setup.py``,
-  ``training.py`` (the loop), ``checkpoints.py``, ``evaluation.py``, ``metric.py`` (ε on Becke grids),
+  ``training.py`` (the loop), ``checkpoints.py``, ``probe_log.py`` (probe records in a side file),
+  ``evaluation.py``, ``metric.py`` (ε on Becke grids), ``coefficient_metric.py`` (the exact L2 density error in
+  the fitting basis: per-epoch validation),
   ``held_out.py`` (test splits and the ablation), ``features.py`` (hidden-feature probes) and
   ``ensemble.py`` (seeds trained together);
 - the network: ``model.py`` (the study's), and its speed layer ``fused_products.py``, ``fused_layers.py``,

@@ -28,26 +28,33 @@ def gather(model_dirs, name: str) -> pd.DataFrame:
 
 
 def learning_per_l(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Validation ε_l against epoch, normalised by each l's free-atom (zero-prediction) baseline.
+    """Validation L2 error of each order l against epoch (coefficient space, ``val_l2_l{l}``), normalised by
+    each l's free-atom (zero-prediction) baseline (``val_l2_baseline_l{l}``).
 
-    Long format: grid columns, ``epoch``, ``l``, ``epsilon_l``, ``baseline_l``, ``ratio``.
+    Long format: grid columns, ``epoch``, ``l``, ``l2_l``, ``baseline_l``, ``ratio``.
     """
+    missing = sorted({f"val_l2_l{l}" for l in L_COLUMNS} - set(metrics))
+    if missing and len(metrics):
+        raise ValueError(
+            f"metrics tables: no columns {missing} (written before validation in coefficient space: retrain)"
+        )
     rows = []
     for l in L_COLUMNS:
         part = metrics[GRID_COLUMNS + ["epoch"]].copy()
         part["l"] = l
-        part["epsilon_l"] = metrics[f"val_epsilon_l{l}"]
-        part["baseline_l"] = metrics[f"val_baseline_l{l}"]
+        part["l2_l"] = metrics[f"val_l2_l{l}"]
+        part["baseline_l"] = metrics[f"val_l2_baseline_l{l}"]
         rows.append(part)
     frame = pd.concat(rows, ignore_index=True)
-    frame["ratio"] = frame["epsilon_l"] / frame["baseline_l"]
+    frame["ratio"] = frame["l2_l"] / frame["baseline_l"]
     return frame.dropna(subset=["ratio"])
 
 
 def onset_table(learning: pd.DataFrame, fraction: float) -> pd.DataFrame:
-    """Per model and l: the first epoch at which ε_l falls below ``fraction`` × its baseline.
+    """Per model and l: the first epoch at which the validation error of order l (``learning_per_l``) falls
+    below ``fraction`` × its baseline.
 
-    ``onset_epoch`` is NaN when it never does; ``final_ratio`` is ε_l/baseline at the last epoch.
+    ``onset_epoch`` is NaN when it never does; ``final_ratio`` is the error / baseline at the last epoch.
     """
     rows = []
     for key, group in learning.groupby(GRID_COLUMNS + ["l"], sort=True):

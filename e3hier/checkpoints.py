@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from e3hier.io import atomic_path
+from e3hier.probe_log import ProbeLog
 from e3hier.samples import Sample
 from e3hier.script_imports import code_files
 
@@ -42,9 +43,10 @@ class Run:
     metrics
         One row per finished epoch (``epoch_row`` and the validation columns).
     best
-        The epoch with the lowest validation ε of the block: ``{"epsilon", "epoch", "state"}``.
+        The epoch with the lowest validation L2 error of the block (``val_l2_block``): ``{"l2", "epoch", "state"}``.
     callbacks
-        The probe results, in step order.
+        The probe results, in step order: a ``ProbeLog`` (a side file; a checkpoint carries its index only), or a
+        list.
     stopped
         Whether the run ended before its last epoch: early stopping, or divergence (an ensemble member).
     diverged_epoch
@@ -53,7 +55,7 @@ class Run:
     """
 
     metrics: list = dataclasses.field(default_factory=list)
-    best: dict = dataclasses.field(default_factory=lambda: {"epsilon": math.inf, "epoch": 0, "state": None})
+    best: dict = dataclasses.field(default_factory=lambda: {"l2": math.inf, "epoch": 0, "state": None})
     callbacks: list = dataclasses.field(default_factory=list)
     stopped: bool = False
     diverged_epoch: int | None = None
@@ -67,12 +69,21 @@ class Run:
         return pd.DataFrame(self.metrics)
 
     def state(self) -> dict:
-        """The record as plain containers, for a checkpoint (not copied: it is written at once)."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        """The record as plain containers, for a checkpoint (not copied: it is written at once); of the probes,
+        the ``ProbeLog``'s index only (flushed to disk first)."""
+        state = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if isinstance(self.callbacks, ProbeLog):
+            self.callbacks.sync()
+            state["callbacks"] = self.callbacks.state()
+        return state
 
     @classmethod
-    def from_state(cls, state: dict) -> Run:
-        return cls(**state)
+    def from_state(cls, state: dict, probe_path=None) -> Run:
+        """The run a checkpoint recorded; its probe log (``probe_path``) cut back to the checkpoint's records."""
+        callbacks = state["callbacks"]
+        if isinstance(callbacks, dict):
+            callbacks = ProbeLog.resume(probe_path, callbacks)
+        return cls(**{**state, "callbacks": callbacks})
 
 
 def fingerprint(payload: dict) -> str:

@@ -29,7 +29,7 @@ from e3nn.nn.models.gate_points_2101 import Convolution
 
 from e3hier.checkpoints import Run, discard_checkpoint, read_checkpoint, write_checkpoint
 from e3hier.devices import HostGraph, to_device
-from e3hier.evaluation import L_COLUMNS, structure_errors, validation_row
+from e3hier.evaluation import L_COLUMNS, VALIDATION_CHUNK, l2_validation_rows, structure_errors
 from e3hier.samples import pack
 from e3hier.training import Trainer, TrainingDiverged, epoch_row
 
@@ -171,11 +171,12 @@ class EnsembleTrainer:
             return None
         initial = {name: param.detach().clone() for name, param in self.network.named_parameters()}
         try:
+            runs = [Run.from_state(run, t.probe_path) for run, t in zip(state["runs"], self.trainers)]
             self.load_parameters(state["network"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            return state["epoch"], [Run.from_state(run) for run in state["runs"]]
-        except Exception as error:  # any: a stale state must not fail every retry of the job
+            return state["epoch"], runs
+        except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
             discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
         self.load_parameters(initial)  # a failed load may have copied some tensors already
         lead = self.trainers[0]
@@ -250,6 +251,26 @@ class EnsembleTrainer:
         return rows, finite.tolist()
 
     # ---- evaluation ----------------------------------------------------------------------------
+    def predicted_targets(self, samples) -> torch.Tensor:
+        """Every member's predicted block targets of ``samples``: (K, block rows of all structures), on the device;
+        one stacked forward pass."""
+        members = len(self.trainers)
+        graph = to_device(pack_members([pack(samples)] * members), self.device)
+        out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
+        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
+        return out * scales.to(out.dtype)
+
+    @torch.no_grad()
+    def validate(self) -> list[dict]:
+        """``Trainer.validate`` of every member at once: one validation row per member (coefficient space)."""
+        self.network.eval()
+        val, predicted = self.trainers[0].val, []
+        for start in range(0, len(val), VALIDATION_CHUNK):
+            chunk = val[start : start + VALIDATION_CHUNK]
+            targets = self.predicted_targets(chunk)
+            predicted += [part.T for part in targets.split([len(s.rows) for s in chunk], dim=1)]
+        return l2_validation_rows(val, predicted, self.trainers[0].layout)
+
     @torch.no_grad()
     def evaluate(self, samples) -> list[pd.DataFrame]:
         """``e3hier.evaluation.evaluate`` of every member at once: one stacked forward pass over all the structures,
@@ -259,10 +280,7 @@ class EnsembleTrainer:
         tables = [[] for _ in range(members)]
         if not samples:
             return [pd.DataFrame() for _ in range(members)]
-        graph = to_device(pack_members([pack(samples)] * members), self.device)
-        out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
-        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
-        targets = (out * scales.to(out.dtype)).double().cpu().numpy()  # (K, block rows of all structures)
+        targets = self.predicted_targets(samples).double().cpu().numpy()  # (K, block rows of all structures)
         start = 0
         for sample in samples:
             predicted = np.repeat(sample.reference[:, None], members, axis=1)
@@ -277,7 +295,7 @@ class EnsembleTrainer:
         """Stop member ``k`` at ``epoch``, recorded as diverged: its record ends with the last finished epoch
         (metrics, best state; the probes of ``epoch`` are dropped), and the others train on."""
         run.stopped, run.diverged_epoch = True, epoch
-        run.callbacks[:] = [result for result in run.callbacks if result["epoch"] < epoch]
+        run.callbacks.drop_from_epoch(epoch)
         log.warning("ensemble %s: member %s diverged at epoch %d (%s)", self.name, self.trainers[k].name, epoch, reason)
 
     def fit(self, probe=None) -> list[tuple[pd.DataFrame, dict, list]]:
@@ -307,11 +325,11 @@ class EnsembleTrainer:
             for k in (k for k, run in enumerate(runs) if not run.stopped and not finite[k]):
                 self.diverged(runs[k], k, epoch, "its loss is not finite")
             active = [k for k, run in enumerate(runs) if not run.stopped]
-            validation = [validation_row(errors) for errors in self.evaluate(self.trainers[0].val)]
+            validation = self.validate()
             for k in active:
                 try:
                     self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
-                except TrainingDiverged as error:  # a non-finite validation ε
+                except TrainingDiverged as error:  # a non-finite validation error
                     self.diverged(runs[k], k, epoch, str(error))
             active = [k for k in active if runs[k].diverged_epoch is None]
             ended = [
@@ -319,7 +337,7 @@ class EnsembleTrainer:
                 for k in active
                 if (runs[k].stopped or epoch == epochs)
                 and runs[k].callbacks
-                and runs[k].callbacks[-1]["step"] != rows[k]["step"]
+                and runs[k].callbacks.last_step != rows[k]["step"]
             ]
             if probe is not None and ended:  # each trained model, always probed
                 results = probe(rows[0]["step"], epoch, self.network.network)

@@ -7,6 +7,8 @@ structure. Validation, test and the ablation all go through it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -130,6 +132,65 @@ def validation_row(errors: pd.DataFrame) -> dict:
     for l in L_COLUMNS:
         row[f"val_baseline_l{l}"] = float(errors[f"epsilon_baseline_l{l}"].mean())
     return row
+
+
+#: Validation structures per forward pass of the per-epoch validation (bounds its activations' memory).
+VALIDATION_CHUNK = 64
+
+
+@torch.no_grad()
+def validation_targets(predictor: Predictor, samples: list[Sample]) -> list[torch.Tensor]:
+    """Predicted block targets of each sample (block rows, 1), on the model's device: ``VALIDATION_CHUNK``
+    structures per forward pass, no host sync."""
+    predictor.model.eval()
+    device, predicted = module_device(predictor.model), []
+    for start in range(0, len(samples), VALIDATION_CHUNK):
+        chunk = samples[start : start + VALIDATION_CHUNK]
+        out = predictor.scaled_outputs(to_device(pack(chunk), device))
+        scales = torch.cat([predictor.row_scales(s) for s in chunk]).to(out.dtype)
+        predicted += [part[:, None] for part in (out * scales).split([len(s.rows) for s in chunk])]
+    return predicted
+
+
+def l2_validation_rows(samples: list[Sample], predicted: list[torch.Tensor], layout: OutputLayout) -> list[dict]:
+    """The validation columns of an epoch in coefficient space (``e3hier.coefficient_metric``), one row per model.
+
+    ``predicted``: per sample, its predicted block targets (block rows, K models), on the device of the
+    samples' ``overlap``. Each row: ``val_l2`` (%, 100·‖Δρ‖/‖ρ_ref‖), ``val_l2_block``, ``val_l2_l{l}``,
+    ``val_l2_block_upto_l{L}`` and the free-atom baseline's ``val_l2_baseline``, ``val_l2_baseline_l{l}``, each
+    the mean over the structures; the values reach the host once, at the end.
+    """
+    caps = upto_orders(layout)
+    keys = ["total", "block", *L_COLUMNS, *(("block_upto", cap) for cap in caps)]
+    names = ["val_l2", "val_l2_block", *(f"val_l2_l{l}" for l in L_COLUMNS), *(f"val_l2_block_upto_l{c}" for c in caps)]
+    per_structure, baselines = [], []
+    for sample, targets in zip(samples, predicted):
+        overlap = sample.overlap
+        if overlap is None:
+            raise ValueError(
+                f"validation structure {sample.structure}: no fit overlap; validation is in coefficient space: load "
+                "the split with load_samples(..., with_overlap=True)"
+            )
+        block_orders = [o for o in overlap.orders if layout.in_block(o)]
+        delta = overlap.minus_target[:, None].repeat(1, targets.shape[1])
+        delta[overlap.rows] += targets.to(delta.dtype)  # the block's rows, on the device already
+        errors = overlap.l2_errors(delta, block_orders, caps)
+        nan = torch.full_like(errors["total"], float("nan"))
+        per_structure.append(torch.stack([errors.get(key, nan) for key in keys]))
+        if overlap.baseline is None:  # the free-atom reference alone: fixed per structure, computed once
+            base = overlap.l2_errors(overlap.minus_target[:, None], block_orders)
+            overlap.baseline = {key: float(base[key][0]) if key in base else math.nan for key in ("total", *L_COLUMNS)}
+        baselines.append([overlap.baseline[key] for key in ("total", *L_COLUMNS)])
+    values = torch.stack(per_structure).cpu().numpy()  # (structures, columns, K): one host sync
+    base = pd.DataFrame(baselines, columns=["val_l2_baseline", *(f"val_l2_baseline_l{l}" for l in L_COLUMNS)]).mean()
+    rows = []
+    for k in range(values.shape[2]):
+        frame = pd.DataFrame(values[:, :, k], columns=names)
+        # NaN on one structure makes the total and the block NaN (pandas would skip it): a model that predicts
+        # NaN is broken; a per-order column skips the structures without that order
+        row = {name: float(frame[name].mean(skipna=name not in names[:2])) for name in names}
+        rows.append({**row, **{name: float(value) for name, value in base.items()}})
+    return rows
 
 
 def with_reachable(models: pd.DataFrame, lmax_hidden_grid, lmax_edge: int) -> pd.DataFrame:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from e3hier.capacity import grid_multiplicities
 from e3hier.dataset import DATASET_COLUMNS
 from e3hier.devices import check_cuda, to_device
 from e3hier.ensemble import EnsembleTrainer, member_model, pack_members
-from e3hier.evaluation import L_COLUMNS, evaluate, upto_columns
+from e3hier.evaluation import L_COLUMNS, evaluate, upto_columns, validation_row
 from e3hier.features import PROBE_SCHEDULE, features_table, probe_rows
 from e3hier.grid import GridPoint
 from e3hier.held_out import evaluate_test_splits
@@ -23,7 +22,7 @@ from e3hier.io import read_table, write_json, write_parquet
 from e3hier.layout import OutputLayout, unreachable_orders
 from e3hier.metric import COLLOCATION_CACHE_MB, CollocationBudget
 from e3hier.network_setup import place_on_device, resolve_device
-from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, check_single_charge, load_samples, pack
+from e3hier.samples import CHARGE_COLUMNS, TORCH_DTYPES, add_grids, check_single_charge, load_samples, pack
 from e3hier.training import Trainer
 
 
@@ -80,7 +79,9 @@ def run_grid_point(
     (``dense_steps``, ``max_probes``: the optimiser steps after which the hidden features are probed,
     ``e3hier.features.probe_steps``) and ``probe_structures`` (the first validation structures probed);
     ``reference_lmax`` is the l_max whose parameter count a ``capacity: matched`` point takes;
-    ``collocation_cache_mb`` bounds the ε-grid collocation held (``e3hier.metric.CollocationBudget``).
+    ``collocation_cache_mb`` bounds the ε-grid collocation held (``e3hier.metric.CollocationBudget``): a chunk of
+    test grids at a time. Every epoch is validated in coefficient space (``e3hier.coefficient_metric``); the ε
+    grids of the validation split are built once, after training, for the kept epoch's ε (streamed: used once).
     Returns the summary row of the models table.
     """
     return run_grid_points(
@@ -122,7 +123,7 @@ def run_grid_points(
     if len({p.with_seed(0) for p in points}) != 1:
         raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
-    check_cuda(train_cfg["device"])  # before the data: building the validation grids takes minutes
+    check_cuda(train_cfg["device"])  # before the data: loading it takes minutes at paper scale
     device = resolve_device(train_cfg["device"])
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
     keep_freed_memory()  # before the samples' ε grids: see ``e3hier.allocator``
@@ -157,12 +158,9 @@ def run_grid_points(
     dtype = TORCH_DTYPES[train_cfg["dtype"]]
     grid_level = metric_cfg["grid_level"]
     train = load_samples(train_frame, layout, model_cfg, dtype)
-    # held collocations: the validation grids (used every epoch) first, then the test splits' (used once,
-    # plus the ablation's passes); the rest are streamed (metric.collocation_cache_mb)
-    budget = CollocationBudget(collocation_cache_mb)
-    val = load_samples(
-        val_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level, budget=budget
-    )
+    # every epoch is validated in coefficient space (the fit overlaps, a few MB per structure); the ε grids of
+    # the validation split are built after training, for the kept epoch only
+    val = load_samples(val_frame, layout, model_cfg, dtype, dft_cfg=dft_cfg, with_overlap=True)
     probe_graph = to_device(pack(val[: analysis_cfg["probe_structures"]]), device)
 
     def probe(step, epoch, model):
@@ -209,6 +207,11 @@ def run_grid_points(
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
         if best["state"] is not None:  # None: a member that diverged before its first validated epoch
             trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
+    # the reported ε of the kept epoch on the validation split: its grids built once, streamed (used once)
+    add_grids(val, val_frame, dft_cfg, grid_level, CollocationBudget(0))
+    validations = [validation_row(table) for table in evaluate_models(val)]
+    for sample in val:
+        sample.grid = None
 
     def load_test_split(path):
         # streamed: a test split's grids are held a chunk at a time (evaluate_test_splits)
@@ -225,15 +228,20 @@ def run_grid_points(
         place_on_device(samples, device)
         return samples
 
+    # held collocations: a chunk of a test split's grids at a time (used once, plus the ablation's passes)
+    held_bytes = CollocationBudget(collocation_cache_mb).left
     evaluations, ablations = evaluate_test_splits(
-        evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, budget.left
+        evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, held_bytes
     )
     results = []
     runs = ensemble.runs if len(trainers) > 1 else [None]
-    for p, trainer, out_dir, (metrics, best, callbacks), eval_table, ablation, run in zip(
-        points, trainers, out_dirs, fitted, evaluations, ablations, runs
+    for p, trainer, out_dir, (metrics, best, probe_log), validation, eval_table, ablation, run in zip(
+        points, trainers, out_dirs, fitted, validations, evaluations, ablations, runs
     ):
-        summary = finish_grid_point(p, trainer, metrics, best, callbacks, eval_table, ablation, plan, out_dir)
+        callbacks = list(probe_log)  # read back from the side file (e3hier.probe_log)
+        summary = finish_grid_point(
+            p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir
+        )
         # a member of an ensemble may diverge and stop, the others train on (e3hier.ensemble); alone, it raises
         diverged_epoch = None if run is None else run.diverged_epoch
         summary["diverged"], summary["diverged_epoch"] = diverged_epoch is not None, diverged_epoch
@@ -243,8 +251,9 @@ def run_grid_points(
         results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
     if len(trainers) > 1:
         ensemble.checkpoint_path.unlink(missing_ok=True)
-    for out_dir in out_dirs:
-        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for trainer in trainers:
+        trainer.checkpoint_path.unlink(missing_ok=True)
+        trainer.probe_path.unlink(missing_ok=True)
     return results
 
 
@@ -254,13 +263,15 @@ def finish_grid_point(
     metrics: pd.DataFrame,
     best: dict,
     callbacks: list,
+    validation: dict,
     eval_table: pd.DataFrame,
     ablation: pd.DataFrame,
     plan: dict,
     out_dir: Path,
 ) -> dict:
     """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
-    its summary row (``summary.json`` is written by the caller)."""
+    its summary row (``summary.json`` is written by the caller). ``validation``: ``validation_row`` (the L1 ε on
+    Becke grids) of the kept epoch's model on the validation split."""
     name = point.name
     # no epoch recorded: an ensemble member that diverged in its first epoch (its outputs are NaN)
     last = metrics.iloc[-1] if len(metrics) else {"wall_seconds": float("nan"), "epoch": 0, "step": 0}
@@ -276,7 +287,6 @@ def finish_grid_point(
     n_params = int(sum(p.numel() for p in trainer.model.parameters()))
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")
-    best_row = metrics[metrics["epoch"] == int(best["epoch"])]
     return {
         "lmax_hidden": point.lmax_hidden,
         "output": point.output,
@@ -298,12 +308,11 @@ def finish_grid_point(
         **{f"epsilon_test_l{l}": float(test[f"epsilon_l{l}"].mean()) for l in L_COLUMNS},
         **{c.replace("epsilon_", "epsilon_test_", 1): float(test[c].mean()) for c in upto_columns(test)},
         "epsilon_test_baseline": float(test["epsilon_baseline"].mean()),
-        "epsilon_val_best": float(best["epsilon"]),
-        # at the kept epoch (NaN if its row is missing: no epoch was trained)
-        **{
-            c.replace("epsilon_", "epsilon_val_", 1): float(best_row[f"val_{c}"].iloc[0]) if len(best_row) else math.nan
-            for c in upto_columns(test)
-        },
+        # the validation split's ε on Becke grids at the kept epoch (chosen on l2_val_best)
+        "epsilon_val_best": float(validation["val_epsilon_block"]),
+        "epsilon_val": float(validation["val_epsilon"]),
+        **{c.replace("epsilon_", "epsilon_val_", 1): float(validation[f"val_{c}"]) for c in upto_columns(test)},
+        "l2_val_best": float(best["l2"]),  # val_l2_block of the kept epoch (% of ‖ρ_ref‖)
         "best_epoch": int(best["epoch"]),
         "epochs": int(last["epoch"]),
         "steps": int(last["step"]),

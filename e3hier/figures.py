@@ -25,6 +25,7 @@ L_PALETTE = dict(zip(range(5), sns.color_palette("colorblind", 5)))
 LMAX_PALETTE = dict(zip(range(5), sns.color_palette("viridis", 5)))
 OUTPUT_PALETTE = dict(zip(OUTPUT_ORDER, sns.color_palette("Set2", 4)))
 EPSILON_LABEL = "density error ε (%)"
+L2_LABEL = "L2 density error 100·‖Δρ‖/‖ρ‖ (%)"
 VERDICT_PALETTE = {"supported": "#1b9e77", "not_supported": "#d95f02", "inconclusive": "#7570b3"}
 
 sns.set_theme(context="paper", style="whitegrid")
@@ -125,12 +126,13 @@ def epsilon_vs_lmax(models: pd.DataFrame):
 
 
 def learning_curves(metrics: pd.DataFrame):
-    """Validation ε against epoch, one panel per output order, one colour per hidden l_max (study grid)."""
+    """Validation L2 error (coefficient space, ``val_l2``) against epoch, one panel per output order, one colour per
+    hidden l_max (study grid)."""
     metrics = study_models(metrics)
     grid = sns.relplot(
         data=metrics,
         x="epoch",
-        y="val_epsilon",
+        y="val_l2",
         hue="lmax_hidden",
         palette=LMAX_PALETTE,
         col="output",
@@ -142,7 +144,7 @@ def learning_curves(metrics: pd.DataFrame):
         facet_kws={"sharey": False},
     )
     grid.set(yscale="log")
-    grid.set_axis_labels("epoch", f"validation {EPSILON_LABEL}")
+    grid.set_axis_labels("epoch", f"validation {L2_LABEL}")
     grid.legend.set_title("hidden l_max")
     return grid.figure
 

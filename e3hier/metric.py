@@ -34,11 +34,11 @@ def becke_grid(mol, level: int) -> tuple[np.ndarray, np.ndarray]:
 #: benchmark compares its electron count with a float64 collocation's).
 COLLOCATION_DTYPE = np.float32
 
-#: Default ``metric.collocation_cache_mb``: the study tier holds all of its grids (~1.2 GB at most).
+#: Default ``metric.collocation_cache_mb``: the study tier holds each test split's grids at once.
 COLLOCATION_CACHE_MB = 2000
 
-#: Memory (MB) of a training job besides its held collocations (data, network, Python); its rule asks for
-#: this plus ``metric.collocation_cache_mb``, and the job holds grids in what its ``mem_mb`` leaves.
+#: Memory (MB) of a training job besides its held collocations and validation fit overlaps (data, network,
+#: Python); its rule asks for this plus the overlaps plus ``metric.collocation_cache_mb``.
 TRAINING_BASE_MB = 2000
 
 #: Grid points per block when a collocation is streamed: (points × fit functions) float32 values of one
@@ -195,7 +195,7 @@ def collocation_bytes(n_points: int, n_functions: int, dtype=np.float32) -> int:
 
 class CollocationBudget:
     """Megabytes of collocation one job may hold (``metric.collocation_cache_mb``); grids built after it is
-    spent are streamed. First come, first held: a job builds its validation grids (used every epoch) first."""
+    spent are streamed. First come, first held (a job holds a chunk of test grids at a time)."""
 
     def __init__(self, megabytes: float):
         self.left = float(megabytes) * 1e6

@@ -69,3 +69,5 @@ def place_on_device(samples: list[Sample], device: torch.device) -> None:
     models of a job)."""
     for s in samples:
         s.graph = {k: v.to(device) for k, v in s.graph.items()}
+        if s.overlap is not None:
+            s.overlap.to(device)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from pyscf import gto
 
+from e3hier.coefficient_metric import FitOverlap, fit_overlap
 from e3hier.devices import HostGraph
 from e3hier.layout import OutputLayout
 from e3hier.metric import COLLOCATION_DTYPE, CollocationBudget, DensityGrid, density_grid
@@ -46,6 +47,7 @@ class Sample:
     grid: DensityGrid | None = field(default=None, repr=False)
     baseline: dict | None = field(default=None, repr=False)  # ε of the free-atom reference, once computed
     population_factor: np.ndarray | None = field(default=None, repr=False)  # per row; NaN: unknown (contracted)
+    overlap: FitOverlap | None = field(default=None, repr=False)  # the fit basis' S: errors in coefficient space
 
     @property
     def n_atoms(self) -> int:
@@ -141,24 +143,41 @@ def load_samples(
     dft_cfg: dict | None = None,
     grid_level: int = 1,
     budget: CollocationBudget | None = None,
+    with_overlap: bool = False,
 ) -> list[Sample]:
     """All structures of a dataset table; ``with_grid`` adds the ε grid + collocation of each (held while
-    ``budget`` has room, else streamed; see ``e3hier.metric.DensityGrid``)."""
+    ``budget`` has room, else streamed; see ``e3hier.metric.DensityGrid``), ``with_overlap`` the fit basis'
+    overlap matrix (``e3hier.coefficient_metric``: the validation of every epoch); both need ``dft_cfg``."""
     samples = []
     for structure_id, rows in split_structures(frame):
         sample = make_sample(structure_id, rows, layout, model_cfg, dtype)
-        if with_grid:
-            sample.grid = density_grid(
-                sample.symbols,
-                sample.positions,
-                rows,
-                dft_cfg,
-                grid_level,
-                dtype=COLLOCATION_DTYPE,
-                n_electrons=sample.n_electrons,
-                budget=budget,
-            )
+        if with_overlap:
+            matrix = fit_overlap(sample.symbols, sample.positions, rows, dft_cfg)
+            sample.overlap = FitOverlap.build(matrix, sample.l, sample.coefficient, sample.target, sample.rows)
         samples.append(sample)
+    if with_grid:
+        add_grids(samples, frame, dft_cfg, grid_level, budget)
+    return samples
+
+
+def add_grids(
+    samples: list[Sample], frame: pd.DataFrame, dft_cfg: dict, grid_level: int, budget: CollocationBudget | None
+) -> list[Sample]:
+    """Give each sample (``frame``'s structures, in its order) its ε grid + collocation (held while ``budget``
+    has room, else streamed); returns the samples."""
+    for sample, (structure_id, rows) in zip(samples, split_structures(frame), strict=True):
+        if sample.structure != structure_id:
+            raise ValueError(f"add_grids: sample {sample.structure} against dataset structure {structure_id}")
+        sample.grid = density_grid(
+            sample.symbols,
+            sample.positions,
+            rows,
+            dft_cfg,
+            grid_level,
+            dtype=COLLOCATION_DTYPE,
+            n_electrons=sample.n_electrons,
+            budget=budget,
+        )
     return samples
 
 

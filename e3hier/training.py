@@ -13,6 +13,7 @@ with the lowest validation ε of the predicted block are kept (early stopping on
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -32,8 +33,9 @@ from e3hier.checkpoints import (
     read_checkpoint,
     write_checkpoint,
 )
+from e3hier.coefficient_metric import SELECTION_COLUMN
 from e3hier.devices import to_device
-from e3hier.evaluation import L_COLUMNS, Predictor, evaluate, validation_row
+from e3hier.evaluation import L_COLUMNS, Predictor, l2_validation_rows, validation_targets
 from e3hier.features import PROBE_SCHEDULE, probe_steps
 from e3hier.grid import EXECUTION_SETTINGS
 from e3hier.io import atomic_path
@@ -41,7 +43,10 @@ from e3hier.layout import OutputLayout
 from e3hier.lean_adam import LeanAdam
 from e3hier.model import DensityNetwork
 from e3hier.network_setup import model_config, place_on_device, resolve_device, seeded_model
+from e3hier.probe_log import ProbeLog, probe_path
 from e3hier.samples import TORCH_DTYPES, Sample, pack, shell_scales
+
+log = logging.getLogger(__name__)
 
 #: Optimiser steps between the progress bar's loss updates (each one waits for the device).
 PROGRESS_EVERY = 100
@@ -94,6 +99,7 @@ class Trainer:
         batches = math.ceil(len(train) / train_cfg["batch_size"])
         self.probe_steps = set(probe_steps(train_cfg["epochs"] * batches, **self.probe_schedule))
         self.checkpoint_path = Path(checkpoint_path)
+        self.probe_path = probe_path(self.checkpoint_path)  # the probe records' side file (e3hier.probe_log)
         self.log_stream = log_stream
         self.device = resolve_device(train_cfg["device"])
         self.dtype = TORCH_DTYPES[train_cfg["dtype"]]
@@ -114,6 +120,7 @@ class Trainer:
                 "train_set": [s.structure for s in train],
                 "val_set": [s.structure for s in val],
                 "data": data_hash(train + val),
+                "selection": SELECTION_COLUMN,  # what the kept epoch is chosen on
                 "code": code_hash(),
                 **(settings or {}),
             }
@@ -160,11 +167,12 @@ class Trainer:
             return None
         initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         try:
+            run = Run.from_state(state["run"], self.probe_path)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            return Run.from_state(state["run"])
-        except Exception as error:  # any: a stale state must not fail every retry of the job
+            return run
+        except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
             discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
         self.model.load_state_dict(initial)  # a failed load may have copied some tensors already
         self.optimizer = self.make_optimizer(self.model)
@@ -247,25 +255,31 @@ class Trainer:
         return value
 
     def validate(self) -> dict:
-        return validation_row(evaluate(self.predictor, self.val))
+        """The validation columns of an epoch: the relative L2 density errors in coefficient space, on the model's
+        device (``e3hier.evaluation.l2_validation_rows``)."""
+        return l2_validation_rows(self.val, validation_targets(self.predictor, self.val), self.layout)[0]
 
     # ---- the loop ----------------------------------------------------------------------------
     def start_run(self, probe=None) -> Run:
-        """A fresh run: no metrics, no best epoch, and the probe of the initial weights (step 0)."""
-        return Run(callbacks=[probe(0, 0, self.model)] if probe else [])
+        """A fresh run: no metrics, no best epoch, an empty probe log (``probe_path``) and the probe of the initial
+        weights (step 0)."""
+        run = Run(callbacks=ProbeLog.fresh(self.probe_path))
+        if probe:
+            run.callbacks.append(probe(0, 0, self.model))
+        return run
 
     def finish_epoch(self, run: Run, row: dict, lr: float, started: float, probe=None, validation=None) -> bool:
         """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
 
-        ``row`` is ``train_epoch``'s; the validation ε, ``lr`` and the cumulative ``wall_seconds`` (training
-        and validation since ``started``, a ``time.perf_counter()``) are added. ``validation``: the
-        validation row if it was computed already (``validation_row``).
+        ``row`` is ``train_epoch``'s; the validation errors (``validate``), ``lr`` and the cumulative
+        ``wall_seconds`` (training and validation since ``started``, a ``time.perf_counter()``) are added.
+        ``validation``: the validation row if it was computed already (an ensemble's, ``l2_validation_rows``).
         """
         epoch = row["epoch"]
         row.update(self.validate() if validation is None else validation)
-        if not math.isfinite(row["val_epsilon_block"]):
+        if not math.isfinite(row[SELECTION_COLUMN]):
             raise TrainingDiverged(
-                f"grid point {self.name}: validation ε is {row['val_epsilon_block']} at epoch "
+                f"grid point {self.name}: validation L2 error is {row[SELECTION_COLUMN]} at epoch "
                 f"{epoch} (the model predicts non-finite coefficients on the validation split)"
             )
         row["lr"] = lr
@@ -273,20 +287,20 @@ class Trainer:
         row["wall_seconds"] = (run.metrics[-1]["wall_seconds"] if run.metrics else 0.0) + wall_seconds
         run.metrics.append(row)
         # select on the block's own error: outside its block a model predicts nothing, and the
-        # total ε of a partial output is not monotonic in the block's error (errors can cancel)
-        if row["val_epsilon_block"] < run.best["epsilon"]:
+        # total error of a partial output is not monotonic in the block's error (errors can cancel)
+        if row[SELECTION_COLUMN] < run.best["l2"]:
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            run.best = {"epsilon": float(row["val_epsilon_block"]), "epoch": epoch, "state": state}
+            run.best = {"l2": float(row[SELECTION_COLUMN]), "epoch": epoch, "state": state}
         if self.log_stream is not None:
             print(
-                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val ε {row['val_epsilon']:.3f} %, "
+                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val L2 {row['val_l2']:.3f} %, "
                 f"{row['structures_per_second']:.1f} structures/s",
                 file=self.log_stream,
                 flush=True,
             )
         stop = self.cfg["patience"] > 0 and epoch - run.best["epoch"] >= self.cfg["patience"]
         callbacks = run.callbacks
-        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks[-1]["step"] != row["step"]:
+        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks.last_step != row["step"]:
             callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
         run.stopped = stop
         return stop
@@ -296,8 +310,9 @@ class Trainer:
 
         ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
         random initialisation), after the steps of ``probe_steps`` and after the last step; its
-        results are checkpointed with the metrics. Returns the metrics table, the best epoch
-        ``{"epsilon", "epoch", "state"}`` and the probe results in step order.
+        results go to the side file ``probe_path`` as they come (``e3hier.probe_log``; a checkpoint holds their
+        index). Returns the metrics table, the best epoch
+        ``{"l2", "epoch", "state"}`` (the lowest ``val_l2_block``) and the probe results in step order.
         """
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         run = self.load_checkpoint() or self.start_run(probe)
@@ -322,7 +337,7 @@ class Trainer:
             "config": self.model_config,
             "scales": self.predictor.scales.detach().cpu(),
             "best_epoch": int(best["epoch"]),
-            "epsilon_val_best": float(best["epsilon"]),
+            "l2_val_best": float(best["l2"]),
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)

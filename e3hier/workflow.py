@@ -6,6 +6,7 @@ Kept free of Snakemake imports so it is tested like the rest of the package.
 from __future__ import annotations
 
 import functools
+import math
 import re
 
 from e3hier.basis import element_basis
@@ -138,6 +139,50 @@ def mem_mb_per_attempt(first_mb: int):
         return int(first_mb) * attempt
 
     return mem_mb
+
+
+def runtime_per_attempt(first_min: float):
+    """A rule's ``runtime`` (minutes): ``first_min`` on the first attempt, 2x and 3x on the retries."""
+
+    def runtime(wildcards, attempt: int) -> int:
+        return int(math.ceil(first_min * attempt))
+
+    return runtime
+
+
+#: Memory (MB) and runtime (min) of the jobs that read every model's tables, ``(start-up, per model)``: Python,
+#: pandas and matplotlib, then each model's metrics (an epoch a row), probes (≤ ``analysis.probe_schedule.
+#: max_probes`` × ~100 rows) and test rows, concatenated (copies). The calibration runs measured ~470 MB for the
+#: analysis of 12 and 45 models and ~250 MB per figure, a few seconds each: a per-model share of ~0.5 MB, taken
+#: 10x (probes of l_max 4 models, ensembles of 5 seeds) with the study tier's former 2,000 MB and 10 min as start-up.
+MODELS_READ_RESOURCES = {
+    "analysis": {"mem_mb": (2000, 5.0), "runtime": (10, 0.02)},
+    "figure": {"mem_mb": (2000, 2.0), "runtime": (10, 0.02)},
+}
+
+
+def models_read_resources(kind: str, n_models: int) -> dict:
+    """``mem_mb`` and ``runtime`` of a job that reads the tables of ``n_models`` models (``kind``: a key of
+    ``MODELS_READ_RESOURCES``), growing with the number of models and with ``attempt``."""
+    (mem_base, mem_per_model), (min_base, min_per_model) = (
+        MODELS_READ_RESOURCES[kind]["mem_mb"],
+        MODELS_READ_RESOURCES[kind]["runtime"],
+    )
+    return {
+        "mem_mb": mem_mb_per_attempt(int(math.ceil(mem_base + mem_per_model * n_models))),
+        "runtime": runtime_per_attempt(min_base + min_per_model * n_models),
+    }
+
+
+def validation_overlap_mb(manifest: dict[str, dict], val_split: str, dft_cfg: dict) -> int:
+    """Megabytes of the validation structures' fit overlap matrices (float64, fit functions² each) that a training
+    job holds to validate every epoch in coefficient space (``e3hier.coefficient_metric``)."""
+    total = 0
+    for info in manifest.values():
+        if info["split"] == val_split:
+            functions = sum(n_functions(dft_cfg["fit_auxbasis"], el, dft_cfg["decontract"]) for el in info["symbols"])
+            total += functions**2 * 8
+    return int(math.ceil(total / 1e6))
 
 
 def training_uses_gpu(train_cfg: dict) -> bool:

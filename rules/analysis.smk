@@ -19,8 +19,8 @@ rule analysis:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb_per_attempt(2000),
-        runtime=10,
+        # it reads every model's tables: memory and time grow with the number of models
+        **wf.models_read_resources("analysis", N_MODELS),
     params:
         model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
         onset_fraction=config["analysis"]["onset_fraction"],

@@ -35,6 +35,8 @@ wf.check_single_charge(
 GRID = Paramspace(
     grid.training_grid(config["train"]), filename_params="*", param_sep="~"
 )
+# models of the grid: the analysis and figure jobs read all of them (their memory and time grow with it)
+N_MODELS = sum(1 for _ in GRID.instance_patterns)
 TRAIN_GPU = {"gpu": 1} if wf.training_uses_gpu(config["train"]) else {}
 # torch's CUDA build where training runs on GPUs, its CPU build (no CUDA libraries) elsewhere (docs/cluster.md)
 TRAIN_CONDA_ENV = "../envs/train-cuda.yaml" if TRAIN_GPU else "../envs/train.yaml"

@@ -22,8 +22,8 @@ for figure, spec in FIGURES.items():
             "../envs/analysis.yaml"
         threads: 1
         resources:
-            mem_mb=mem_mb_per_attempt(2000),
-            runtime=10,
+            # a figure reads tables of every model: memory and time grow with their number
+            **wf.models_read_resources("figure", N_MODELS),
         params:
             figure=figure,
             options=spec.get("options", {}),

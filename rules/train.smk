@@ -1,8 +1,12 @@
-# the rest of a training job (data, network, Python) and the ε grids it holds (resource collocation_cache_mb,
-# read by scripts/train.py: a resource, not a setting that retrains models); a retry asks for 2x, 3x the
-# memory and holds the same grids, so the extra memory is all headroom
+# the rest of a training job (data, network, Python), the validation fit overlaps (every epoch is validated in
+# coefficient space) and the test ε grids it holds a chunk at a time (resource collocation_cache_mb, read by
+# scripts/train.py: a resource, not a setting that retrains models); a retry asks for 2x, 3x the memory and
+# holds the same, so the extra memory is all headroom
 TRAIN_CACHE_MB = int(config["metric"]["collocation_cache_mb"])
-TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_CACHE_MB
+TRAIN_OVERLAP_MB = wf.validation_overlap_mb(
+    STRUCTURES, config["train"].get("val_split", "val"), config["dft"]
+)
+TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_OVERLAP_MB + TRAIN_CACHE_MB
 # what a job computes; how it runs (train.device, threads, checkpoint_every: grid.EXECUTION_SETTINGS)
 # is no param, so changing it retrains nothing: scripts/train.py reads it from the config
 TRAIN_PARAMS = {

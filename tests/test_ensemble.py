@@ -58,7 +58,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
 def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):
     lay = layout()
     train = load_samples(pd.read_parquet(splits["train"]), lay, TINY_MODEL)
-    val = load_samples(pd.read_parquet(splits["val"]), lay, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
+    val = load_samples(pd.read_parquet(splits["val"]), lay, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
     return [Trainer(f"seed-{s}", lay, train, val, 1, s, TINY_MODEL, train_cfg, tmp_path / f"{s}.pt") for s in seeds]
 
 

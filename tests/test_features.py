@@ -144,11 +144,11 @@ def test_onset_is_first_epoch_below_the_fraction_of_baseline():
             "n_train": 10,
             "epoch": [1, 2, 3, 1, 2, 3],
             "l": [0, 0, 0, 1, 1, 1],
-            "epsilon_l": [4.0, 1.9, 1.0, 3.0, 2.9, 2.8],
+            "l2_l": [4.0, 1.9, 1.0, 3.0, 2.9, 2.8],
             "baseline_l": [4.0] * 3 + [3.0] * 3,
         }
     )
-    learning["ratio"] = learning["epsilon_l"] / learning["baseline_l"]
+    learning["ratio"] = learning["l2_l"] / learning["baseline_l"]
     table = onset_table(learning, 0.5).set_index("l")
     assert table.loc[0, "onset_epoch"] == 2
     assert np.isnan(table.loc[1, "onset_epoch"])

@@ -160,9 +160,8 @@ def test_committed_calibration_has_the_current_features(tiny_dry_run):
         "n_params",
         "test_grid",
         "val_grid",
-        "held_grid",
         "n_models_read",
-    ]
+    ]  # not held_grid: the committed runs held their validation grids, today's jobs a test chunk only
     common = committed.index.intersection(features.index)
     assert len(common) == len(committed)
     pd.testing.assert_frame_equal(

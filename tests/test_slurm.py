@@ -567,12 +567,26 @@ def test_every_rule_asks_for_more_memory_on_a_retry():
     assert [mem_mb_per_attempt(2000)(None, attempt) for attempt in (1, 2, 3)] == [2000, 4000, 6000]
     sources = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
     settings = re.findall(r"^\s*mem_mb=([^\n]*),$", sources, re.M)
-    assert len(settings) == len(re.findall(r"^\s*resources:", sources, re.M)), settings
+    per_models = re.findall(r"^\s*\*\*wf\.models_read_resources\(", sources, re.M)  # memory per attempt too
+    assert len(settings) + len(per_models) == len(re.findall(r"^\s*resources:", sources, re.M)), settings
     assert all(s.startswith("mem_mb_per_attempt(") or s == "dft_mem_mb" for s in settings), settings
     assert "* attempt" in sources[sources.index("def dft_mem_mb") :]
     for profile in (PROFILE, WORKSTATION):
         per_rule = yaml.safe_load((profile / "config.yaml").read_text()).get("set-resources") or {}
         assert all("mem_mb" not in resources for resources in per_rule.values()), profile
+
+
+def test_analysis_and_figure_resources_grow_with_the_models_and_the_attempt():
+    """The jobs that read every model's tables ask for memory and time that grow with the number of models, and
+    for more of both on a retry."""
+    from e3hier.workflow import models_read_resources
+
+    for kind in ("analysis", "figure"):
+        small, large = models_read_resources(kind, 12), models_read_resources(kind, 500)
+        for key in ("mem_mb", "runtime"):
+            assert large[key](None, 1) > small[key](None, 1)
+            assert large[key](None, 2) >= 2 * large[key](None, 1) - 1
+    assert models_read_resources("analysis", 500)["mem_mb"](None, 1) >= 4000  # ~0.5 MB measured per model, 10x
 
 
 @pytest.mark.slow

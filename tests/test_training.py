@@ -17,7 +17,7 @@ from e3hier import experiment, metric, training
 from e3hier.basis import primitive_normalisation
 from e3hier.checkpoints import code_hash, training_code_files
 from e3hier.devices import to_device
-from e3hier.evaluation import load_predictor
+from e3hier.evaluation import evaluate, load_predictor
 from e3hier.experiment import run_grid_point
 from e3hier.features import probe_steps
 from e3hier.layout import OutputLayout
@@ -32,7 +32,7 @@ POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}
 def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1):
     layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, output)
     train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
-    val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
+    val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
     return Trainer("test-point", layout, train, val, lmax, 3, TINY_MODEL, train_cfg, checkpoint)
 
 
@@ -40,9 +40,7 @@ def test_training_probes_at_the_steps_of_the_probe_schedule(synthetic_splits, tm
     """analysis.probe_schedule: every step of the first dense_steps, then geometric, within max_probes."""
     layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "scalar")
     train = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
-    val = load_samples(
-        pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0
-    )
+    val = load_samples(pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
     schedule = {"dense_steps": 2, "max_probes": 6}
     trainer = Trainer("probed", layout, train, val, 0, 3, TINY_MODEL, TINY_TRAIN, tmp_path / "c.pt", None, schedule)
     _, _, probes = trainer.fit(lambda step, epoch, model: {"step": step})
@@ -78,6 +76,37 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic_splits, tmp_
         assert torch.equal(value, resumed.model.state_dict()[key])
 
 
+def weight_probe(step, epoch, model):
+    """A probe record of the model's weights (as real probes: floats that change every step)."""
+    rows = [{"value": float(p.detach().double().sum())} for p in model.parameters()]
+    return {"step": step, "epoch": epoch, "rows": rows}
+
+
+def test_probes_go_to_a_side_file_and_a_killed_run_resumes_to_the_same_probes(synthetic_splits, tmp_path):
+    """Probe records are appended to ``<checkpoint>.probes.jsonl`` as they come; a checkpoint holds only their
+    index. Killed mid-epoch after its epoch-2 checkpoint (records of epoch 3 already written), the run resumes,
+    cuts the file back and gives the probes of an uninterrupted run."""
+    _, _, reference = make_trainer(synthetic_splits, tmp_path / "ref.pt").fit(weight_probe)
+    reference = list(reference)
+    assert len(reference) == 13  # steps 0..12
+
+    def killed_in_epoch_3(step, epoch, model):
+        if epoch == 3 and step == 8:  # steps 7 (epoch 3) written after the epoch-2 checkpoint
+            raise KeyboardInterrupt("killed")
+        return weight_probe(step, epoch, model)
+
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(synthetic_splits, path).fit(killed_in_epoch_3)
+    trainer = make_trainer(synthetic_splits, path)
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 2 and set(state["run"]["callbacks"]) == {"index"}  # no records in the checkpoint
+    written = trainer.probe_path.read_text().splitlines()
+    assert len(written) == len(state["run"]["callbacks"]["index"]) + 1  # step 7's record, after the checkpoint
+    _, _, probes = trainer.fit(weight_probe)
+    assert list(probes) == reference
+
+
 def test_checkpoint_of_other_settings_is_not_resumed(synthetic_splits, tmp_path):
     make_trainer(synthetic_splits, tmp_path / "ckpt.pt").fit()  # leaves its final checkpoint
     other = dict(TINY_TRAIN, lr=0.005)
@@ -94,7 +123,7 @@ def test_checkpoint_of_other_data_is_not_resumed(synthetic_splits, tmp_path):
     frame["coefficient"] *= 1.01
     frame.to_parquet(changed["val"])
     metrics, _, _ = make_trainer(changed, tmp_path / "ckpt.pt").fit()
-    assert not np.allclose(metrics["val_epsilon"], first["val_epsilon"])
+    assert not np.allclose(metrics["val_l2"], first["val_l2"])
 
 
 @pytest.mark.slow
@@ -109,11 +138,55 @@ def test_corrupted_checkpoint_is_discarded_with_a_warning(synthetic_splits, tmp_
     pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), reference.drop(columns=TIMING))
 
 
-def test_validation_without_finite_epsilon_names_grid_point_and_epoch(synthetic_splits, tmp_path):
+def test_validation_without_finite_error_names_grid_point_and_epoch(synthetic_splits, tmp_path):
     trainer = make_trainer(synthetic_splits, tmp_path / "nan-val.pt")
-    trainer.val[0].reference = trainer.val[0].reference * np.nan
-    with pytest.raises(TrainingDiverged, match=r"grid point test-point: validation ε is nan at epoch 1"):
+    trainer.val[0].overlap.minus_target = trainer.val[0].overlap.minus_target * np.nan
+    with pytest.raises(TrainingDiverged, match=r"grid point test-point: validation L2 error is nan at epoch 1"):
         trainer.fit()
+
+
+def test_best_epoch_and_early_stopping_follow_the_coefficient_l2(synthetic_splits, tmp_path, monkeypatch):
+    """The kept epoch is the lowest val_l2_block, and patience counts from it (no ε on grids is read)."""
+    blocks = iter([3.0, 2.0, 5.0, 6.0, 1.0, 0.5])
+    monkeypatch.setattr(Trainer, "validate", lambda self: {"val_l2": 9.0, "val_l2_block": next(blocks)})
+    trainer = make_trainer(synthetic_splits, tmp_path / "l2.pt", dict(TINY_TRAIN, epochs=6, patience=2))
+    metrics, best, _ = trainer.fit()
+    assert list(metrics["epoch"]) == [1, 2, 3, 4]  # stopped two epochs after the best
+    assert best["epoch"] == 2 and best["l2"] == 2.0 and best["state"] is not None
+
+
+def test_a_training_job_builds_validation_grids_once_after_training(synthetic_splits, tmp_path, monkeypatch):
+    """No ε collocation exists while a model trains: every epoch is validated in coefficient space; the
+    validation grids are built once, after training, for the kept epoch's ε (and the test grids after them)."""
+    import e3hier.samples as samples_module
+
+    events = []
+    build_grid, fit = samples_module.density_grid, Trainer.fit
+
+    def counted_grid(*args, **kwargs):
+        events.append("grid")
+        return build_grid(*args, **kwargs)
+
+    def logged_fit(self, *args, **kwargs):
+        events.append("fit")
+        result = fit(self, *args, **kwargs)
+        events.append("fitted")
+        return result
+
+    monkeypatch.setattr(samples_module, "density_grid", counted_grid)
+    monkeypatch.setattr(Trainer, "fit", logged_fit)
+    run_grid_point(
+        POINT,
+        synthetic_splits["train"],
+        synthetic_splits["val"],
+        {"test": synthetic_splits["test"]},
+        FIT,
+        TINY_MODEL,
+        TINY_TRAIN,
+        {"grid_level": 0},
+        tmp_path,
+    )
+    assert events == ["fit", "fitted"] + ["grid"] * 4  # 2 validation structures, then 2 test structures
 
 
 def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):
@@ -188,9 +261,8 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     summary = result["summary"]
     assert summary["epochs"] == TINY_TRAIN["epochs"] and summary["n_train"] == 6
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
-    assert {"loss", "loss_l0", "val_epsilon", "val_epsilon_l0", "lr", "wall_seconds", "structures_per_second"} <= set(
-        metrics
-    )
+    assert {"loss", "loss_l0", "val_l2", "val_l2_l0", "val_l2_baseline_l0", "lr", "wall_seconds"} <= set(metrics)
+    assert not [c for c in metrics if c.startswith("val_epsilon")]  # no grid during training
     evaluation = pd.read_parquet(tmp_path / "eval.parquet")
     assert len(evaluation) == 2 and {"epsilon", "epsilon_block", "electron_error", "epsilon_l4"} <= set(evaluation)
     if output == "scalar":
@@ -203,11 +275,20 @@ def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, ou
     if output == "higher":  # no order ≤ 1 in the block; at L = 2 the block's l = 2 functions alone
         assert evaluation[upto[0]].isna().all() and evaluation[upto[1]].isna().all()
         np.testing.assert_allclose(evaluation[upto[2]], evaluation["epsilon_l2"], rtol=1e-6)
-    assert {f"val_{c}" for c in upto} <= set(metrics) and summary["lmax_output"] == highest
-    best = metrics[metrics["epoch"] == summary["best_epoch"]].iloc[0]
+    assert {f"val_l2_block_upto_l{cap}" for cap in range(highest + 1)} <= set(metrics)
+    assert summary["lmax_output"] == highest
+    # kept: the lowest val_l2_block; reported: that model's ε on the validation split's grids
+    assert summary["best_epoch"] == int(metrics.loc[metrics["val_l2_block"].idxmin(), "epoch"])
+    assert np.isclose(summary["l2_val_best"], metrics["val_l2_block"].min())
+    layout = result["trainer"].layout
+    val = load_samples(
+        pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0
+    )
+    kept = evaluate(load_predictor(tmp_path / "model.pt"), val)
+    assert np.isclose(summary["epsilon_val_best"], kept["epsilon_block"].mean(), rtol=1e-6)
     for c in upto[2 if output == "higher" else 0 :]:
         assert np.isclose(summary[c.replace("epsilon_", "epsilon_test_", 1)], evaluation[c].mean())
-        assert np.isclose(summary[c.replace("epsilon_", "epsilon_val_", 1)], best[f"val_{c}"])
+        assert np.isclose(summary[c.replace("epsilon_", "epsilon_val_", 1)], kept[c].mean(), rtol=1e-6)
     predictor = load_predictor(tmp_path / "model.pt")
     assert str(predictor.layout.irreps) == str(result["trainer"].layout.irreps)
     assert not (tmp_path / "checkpoint.pt").exists()
@@ -270,7 +351,7 @@ def test_population_scaling_trains_on_the_studys_populations_and_maps_prediction
     with torch.no_grad():
         network = trainer.predictor.scaled_outputs(to_device(pack([sample]), "cpu")).double().numpy()
     np.testing.assert_allclose(trainer.predictor.predict_targets(sample), network * inverse, rtol=1e-6)
-    trainer.save_model(tmp_path / "model.pt", {"state": None, "epoch": 0, "epsilon": float("nan")})
+    trainer.save_model(tmp_path / "model.pt", {"state": None, "epoch": 0, "l2": float("nan")})
     reloaded = load_predictor(tmp_path / "model.pt")
     np.testing.assert_allclose(reloaded.predict_targets(sample), network * inverse, rtol=1e-6)
 

@@ -27,39 +27,30 @@ BATCH1_FIXED_FRACTION = 0.4
 BATCH_REFERENCE_ATOMS = 10.5
 
 
-def held_collocation(val_grids: pd.Series, test_grids: dict, metric_cfg: dict) -> tuple[float, float, float]:
-    """What a training job holds of its ε-grid collocations (``e3hier.metric.CollocationBudget``).
+def held_collocation(test_grids: dict, metric_cfg: dict) -> float:
+    """Collocation entries (float32 values) a training job holds at once: the largest chunk of a test split's
+    grids (``e3hier.metric.CollocationBudget`` of ``metric.collocation_cache_mb``, at least the largest structure).
 
     Parameters
     ----------
-    val_grids : pandas.Series
-        Collocation entries (float32 values) of each validation structure, in dataset order.
     test_grids : dict
-        ``{split: pandas.Series}``: the same for each test split.
+        ``{split: pandas.Series}``: collocation entries of each test structure, in dataset order.
     metric_cfg : dict
         The config's ``metric`` block (``collocation_cache_mb``).
 
     Returns
     -------
-    tuple of float
-        Entries of the held validation grids, of the streamed ones (evaluated every epoch), and of the
-        largest chunk of test grids held at once (what the budget leaves, at least the largest structure).
+    float
+        Entries of the largest chunk. Validation holds no grid: every epoch is validated in coefficient space,
+        and the kept epoch's ε streams the validation grids once (``e3hier.experiment``).
     """
     itemsize = np.dtype(COLLOCATION_DTYPE).itemsize
-    budget = CollocationBudget(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB))
-    held = streamed = 0.0
-    for entries in val_grids:  # first come, first held, as the job's load_samples does
-        if budget.take(entries * itemsize):
-            held += entries
-        else:
-            streamed += entries
-    left = budget.left / itemsize
+    left = CollocationBudget(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)).left / itemsize
     # a chunk never spans two splits, and holds at least one structure
-    test_chunk = max(
+    return max(
         (min(float(grids.sum()), max(left, float(grids.max()))) for grids in test_grids.values() if len(grids)),
         default=0.0,
     )
-    return held, streamed, test_chunk
 
 
 def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
@@ -88,10 +79,11 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
           probes at the steps of ``analysis.probe_schedule``), weighted by atoms the same way;
         - ``test_grid``: ε collocation entries (points × fit functions) of the test splits, evaluated once
           per job (a chunk of held grids at a time, for the test and the 2·l_max ablation passes);
-        - ``val_grid``: the entries evaluated for validation: once for the grids held within
-          ``metric.collocation_cache_mb``, every epoch for the grids streamed beyond it;
-        - ``held_grid``: entries held at once (the held validation grids, then the largest test chunk), for
-          memory.
+        - ``val_grid``: the entries of the validation grids, evaluated once (the kept epoch's ε; every epoch is
+          validated in coefficient space);
+        - ``held_grid``: entries held at once (the largest test chunk), for memory;
+        - ``held_overlap``: float64 entries of the validation structures' fit overlap matrices (Σ fit functions²),
+          held through training (``e3hier.coefficient_metric``), for memory.
     """
     train_cfg, analysis_cfg = config["train"], config.get("analysis", {})
     splits = structures.groupby("split", sort=False)
@@ -101,7 +93,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     val = structures[structures["split"] == train_cfg.get("val_split", "val")]
     tests = [s for s in train_cfg.get("test_splits", ["test", "test_large"]) if s in splits.groups]
     test_grids = {s: structures.loc[structures["split"] == s, "metric_grid"] for s in tests}
-    held_val, streamed_val, test_chunk = held_collocation(val["metric_grid"], test_grids, config["metric"])
+    test_chunk = held_collocation(test_grids, config["metric"])
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
     from e3hier.features import PROBE_SCHEDULE, probe_steps  # torch: imported when a job is planned
@@ -134,9 +126,10 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
         "train_atoms": train_atoms,
         "step_work": epochs * n_train * (phi / batch + (1 - phi) * train_atoms / ref),
         "forward_work": (epochs * len(val) + n_probes * probe_structures) * (val_atoms / ref),
-        "val_grid": held_val + epochs * streamed_val,
+        "val_grid": float(val["metric_grid"].sum()),
         "test_grid": float(sum(grids.sum() for grids in test_grids.values())),
-        "held_grid": held_val + test_chunk,
+        "held_grid": test_chunk,
+        "held_overlap": float((val["fit_functions"].astype(float) ** 2).sum()),
     }
 
 

@@ -108,8 +108,10 @@ class FittedLaw:
 
 
 def known_part(frame: pd.DataFrame, law: Law) -> np.ndarray:
-    """The sum of a law's ``known`` terms at each row."""
-    return sum((frame[c].to_numpy(dtype=float) * coefficient for c, coefficient in law.known), np.zeros(len(frame)))
+    """The sum of a law's ``known`` terms at each row; a term whose column a table lacks is 0 there (a calibration
+    measured before the term existed: e.g. ``held_overlap``, jobs that held no overlap)."""
+    terms = (frame[c].fillna(0.0).to_numpy(dtype=float) * k for c, k in law.known if c in frame)
+    return sum(terms, np.zeros(len(frame)))
 
 
 #: Time laws (seconds of one job at one thread) per rule family. A train job is the sum of four measured
@@ -147,10 +149,15 @@ TIME_LAWS: dict[str, list[Law]] = {
             "validate_s",
             (("forward_work", 1.0, False), ("n_params", 1.0, True), ("lmax_plus_1", 1.0, True)),
             intercept=False,
-            note="(epochs × validation structures + probes × probe structures) × model",
+            note="(epochs × validation structures + probes × probe structures) × model; the coefficient-space "
+            "validation's S·Δc (calibrated with the per-epoch ε on held grids, an upper bound)",
         ),
         Law("evaluate_s", (("test_grid", 1.0, False),), note="test (and ablation) ε: structures × grid points"),
-        Law("overhead_s", (("val_grid", 1.0, False),), note="start-up, data, validation ε grids"),
+        Law(
+            "overhead_s",
+            (("val_grid", 1.0, False),),
+            note="start-up, data, the validation ε grids (built once: for the kept epoch's ε)",
+        ),
     ],
     "models_table": [Law("seconds", (("n_models_read", 1.0, True),), note="one summary per model")],
     "analysis": [Law("seconds", (("n_models_read", 1.0, True),), note="tables of every model")],
@@ -163,12 +170,16 @@ TIME_LAWS: dict[str, list[Law]] = {
 #: Memory is held data, so exponents are the physical 1; each law is raised to bound every calibration job.
 MEMORY_LAWS: dict[str, Law] = {
     # a held collocation entry is one float32: 4 B (grids are built a block of points at a time, so the
-    # transient is ~0.2 GB at paper scale, within the fitted rest of a job)
+    # transient is ~0.2 GB at paper scale, within the fitted rest of a job); an overlap entry one float64: 8 B
     "train": Law(
         "max_rss",
         intercept=False,
-        known=(("held_grid", np.dtype(COLLOCATION_DTYPE).itemsize / 1e6),),
-        note="the held ε collocations (validation, then a test chunk) + the rest of a job",
+        known=(
+            ("held_grid", np.dtype(COLLOCATION_DTYPE).itemsize / 1e6),
+            ("held_overlap", np.dtype(np.float64).itemsize / 1e6),
+        ),
+        note="the held ε collocations (a test chunk; jobs before the coefficient-space validation: the validation "
+        "grids too) + the validation fit overlaps + the rest of a job",
     ),
     "dataset": Law("max_rss", (("split_functions", 1.0, False),)),
     "analysis": Law("max_rss", (("n_models_read", 1.0, False),)),
@@ -274,7 +285,7 @@ def fit_memory_law(table: pd.DataFrame, law: Law) -> FittedLaw:
         ``fit_law``'s fit, scaled up until no calibration job's measured peak exceeds it.
     """
     table = table[table[law.target] >= RSS_FLOOR_MB]
-    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features] + [c for c, _ in law.known])
+    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features] + [c for c, _ in law.known if c in table])
     rest = rows.assign(**{law.target: rows[law.target] - known_part(rows, law)})  # what the known terms leave
     fitted = fit_law(rest, law)
     margin = float(np.max(rest[law.target].to_numpy(dtype=float) / (fitted.predict(rows) - known_part(rows, law))))
