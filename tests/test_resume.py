@@ -176,6 +176,11 @@ def test_a_live_snakemake_process_in_the_folder_keeps_its_lock(wrapper, capsys):
     run, workdir = wrapper
     lock_left(workdir, resume.holder_record(dead_pid()))
     plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"], cwd=workdir)
+    cmdline = Path(f"/proc/{plain.pid}/cmdline")
+    for _ in range(500):  # Popen can return before the kernel shows the new program's arguments
+        if b"snakemake" in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
     try:
         assert run("--cores", "1") == 1
     finally:
