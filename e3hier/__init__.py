@@ -6,7 +6,8 @@
 - the dataset: ``dataset.py``;
 - the training grid: ``grid.py`` (``GridPoint``: one name per axis in the config, folders and tables);
 - one grid point: ``experiment.py`` (end to end) over ``samples.py`` (cached graphs, ε grids),
-  ``layout.py`` (which outputs a point predicts), ``capacity.py`` (channel counts), ``network_setup.py``,
+  ``layout.py`` (which outputs a point predicts), ``reach.py`` (which output orders a hidden l_max reaches),
+  ``capacity.py`` (channel counts), ``network_setup.py``,
   ``training.py`` (the loop), ``checkpoints.py``, ``probe_log.py`` (probe records in a side file),
   ``evaluation.py``, ``metric.py`` (ε on Becke grids), ``coefficient_metric.py`` (the exact L2 density error in
   the fitting basis: per-epoch validation),

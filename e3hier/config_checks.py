@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from e3hier.basis import fit_basis, irreps_counts
 from e3hier.grid import OUTPUT_ORDERS, training_grid
+from e3hier.reach import unreachable_orders
 
 
 def check_split_roles(train_cfg: dict, train_split: str = "train") -> list[str]:
@@ -63,14 +64,18 @@ def block_orders(dft_cfg: dict, elements, output: str) -> list[int]:
 
 def check_reachable_blocks(config: dict, elements) -> list[str]:
     """Problems with grid points whose predicted block no order can reach: the output convolution reaches
-    l ≤ hidden l_max + ``model.lmax_edge`` (``e3hier.experiment.unreachable_orders``), and a block beyond it
+    l ≤ hidden l_max + ``model.lmax_edge`` (``e3hier.reach.unreachable_orders``), and a block beyond it
     has nothing to learn (its training job crashes). A block reached in part is trained, its rest flagged."""
     lmax_edge = config["model"]["lmax_edge"]
     points = training_grid(config["train"])[["lmax_hidden", "output"]].drop_duplicates()
     problems = []
     for output, group in points.groupby("output", sort=False):
         orders = block_orders(config["dft"], elements, output)
-        unreached = sorted(int(lmax) for lmax in group["lmax_hidden"] if orders and min(orders) > lmax + lmax_edge)
+        unreached = sorted(
+            int(lmax)
+            for lmax in group["lmax_hidden"]
+            if orders and unreachable_orders(lmax, lmax_edge, orders) == orders
+        )
         if unreached:
             problems.append(
                 f"train.output {output!r} (orders l = {orders} of dft.fit_auxbasis {config['dft']['fit_auxbasis']!r}) "
