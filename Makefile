@@ -3,8 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-# e3hier.resume: a killed run continues (stale lock released, incomplete outputs redone)
-SNAKEMAKE := $(BIN)/python -m e3hier.resume --cores $(CORES)
+# e3hier.workflow.resume: a killed run continues (stale lock released, incomplete outputs redone)
+SNAKEMAKE := $(BIN)/python -m e3hier.workflow.resume --cores $(CORES)
 
 .PHONY: venv envs reproduce study paper-pilot report test test-fast lint bench gpu-check plan clean
 
@@ -20,16 +20,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # The rules' conda environments (envs/*.yaml): the full closure of each env's packages at the versions of
-# requirements.lock, read from the venv's metadata (e3hier/envs.py; tests/test_envs.py checks they are current).
+# requirements.lock, read from the venv's metadata (e3hier/workflow/envs.py; tests/test_envs.py checks they are current).
 envs: venv
-	$(BIN)/python -m e3hier.envs
+	$(BIN)/python -m e3hier.workflow.envs
 
 reproduce: venv
 	$(SNAKEMAKE)
 	$(SNAKEMAKE) --report results/report.html
 
 # The study tier (≤ 90 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
-# Its second draw of the structures runs in its own working directory (results/draw_1/); e3hier.draws then
+# Its second draw of the structures runs in its own working directory (results/draw_1/); e3hier.analysis.draws then
 # shows every verdict on both draws (results/tables/findings_by_draw.parquet).
 STUDY_CONFIG := config.yaml config.study.yaml
 STUDY_DRAW1 := results/draw_1
@@ -39,14 +39,14 @@ study: venv
 	mkdir -p $(STUDY_DRAW1)
 	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(STUDY_DRAW1) \
 		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
-	$(BIN)/python -m e3hier.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
+	$(BIN)/python -m e3hier.analysis.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
 	date +%s > results/study_finished
 	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
-	$(BIN)/python -m e3hier.docs_numbers snapshot results $(STUDY_DRAW1)/results \
+	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results \
 		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started \
 		--finished results/study_finished
-	$(BIN)/python -m e3hier.docs_numbers write
+	$(BIN)/python -m e3hier.analysis.docs_numbers write
 
 # The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,
 # in its own working directory (results/paper-pilot/); docs/reproducing-the-paper.md

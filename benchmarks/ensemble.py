@@ -23,7 +23,7 @@ import pandas as pd
 
 from benchmarks.common import BENCH, PYTHON, ROOT, child_cpu_seconds, load_config, log, timed_subprocess
 from benchmarks.training import dataset_frames
-from e3hier import workflow as wf
+from e3hier.workflow import rules as wf
 
 K = 5
 EPOCHS = 4

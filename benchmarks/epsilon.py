@@ -2,7 +2,7 @@
 
 Same structure (a water trimer) and real fitted coefficients (the DFT benchmark's ``dft_job`` output);
 "predicted" coefficients are the fitted ones with 5 % noise.
-- grid: ``e3hier.metric.density_grid`` (Becke grid at ``metric.grid_level``, float32 collocation as in
+- grid: ``e3hier.data.metric.density_grid`` (Becke grid at ``metric.grid_level``, float32 collocation as in
   training), built once (timed separately as the one-time cost), then ``DensityGrid.epsilon_by_l`` per
   evaluation (per-l, block and total ε);
 - box: the original recipe: the atoms' bounding box ± 3 Å at 0.1 Å spacing, fit functions evaluated
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import ROOT, load_config, log, ratio, stats
-from e3hier.basis import build_mol, fit_basis, make_auxmol
-from e3hier.metric import density_grid
+from e3hier.data.metric import density_grid
+from e3hier.dft.basis import build_mol, fit_basis, make_auxmol
 from e3hier.structures.files import read_structure
 
 BOHR_PER_ANGSTROM = 1.0 / 0.52917721092

@@ -27,7 +27,7 @@ POINT = {"lmax_hidden": 2, "output": "full", "seed": 0, "n_train": "all"}
 def run(paths: dict, device: str, seeds: list[int], out: Path, epochs: int) -> list[dict]:
     from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
-    from e3hier.experiment import run_grid_points
+    from e3hier.training.experiment import run_grid_points
 
     train = dict(TINY_TRAIN, device=device, dtype="float64", epochs=epochs)
     results = run_grid_points(

@@ -32,16 +32,16 @@ from e3nn import o3
 from e3nn.nn.models.gate_points_2101 import Network
 
 from benchmarks.common import PIPELINE_DIR, ROOT, load_config, log, stats
-from e3hier.capacity import hidden_irreps, node_attribute_irreps
-from e3hier.conventions import positions_to_e3nn
-from e3hier.dataset import DATASET_COLUMNS
-from e3hier.devices import to_device
-from e3hier.evaluation import Predictor, evaluate
-from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork
-from e3hier.network_setup import build_model
-from e3hier.samples import load_samples, pack
-from e3hier.training import Trainer
+from e3hier.data.conventions import positions_to_e3nn
+from e3hier.data.dataset import DATASET_COLUMNS
+from e3hier.data.layout import OutputLayout
+from e3hier.network.capacity import hidden_irreps, node_attribute_irreps
+from e3hier.network.devices import to_device
+from e3hier.network.model import DensityNetwork
+from e3hier.training.evaluation import Predictor, evaluate
+from e3hier.training.network_setup import build_model
+from e3hier.training.samples import load_samples, pack
+from e3hier.training.trainer import Trainer
 
 N_TRAIN, N_VAL, EPOCHS, EVAL_AFTER = 16, 4, 3, 2
 #: Validation ε after EVAL_AFTER epochs is averaged over these initial-weight seeds (seed 0 is the timed run).

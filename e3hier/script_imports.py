@@ -41,7 +41,8 @@ def code_files(script, package: str = "e3hier", root=None) -> list[str]:
 
 def module_files(root: Path, name: str) -> list[Path]:
     """The files under ``root`` that importing the dotted ``name`` runs: the ``__init__.py`` of each
-    package on the way (Python runs them first), then the module itself (``a/b.py`` or ``a/b/__init__.py``).
+    package on the way (Python runs them first), then the module itself (``a/b.py`` or ``a/b/__init__.py``);
+    an ``__init__.py`` of nothing but a docstring does not count (``runs_code``).
 
     Parameters
     ----------
@@ -54,7 +55,22 @@ def module_files(root: Path, name: str) -> list[Path]:
     parts = name.split(".")
     files = [root.joinpath(*parts[:k], "__init__.py") for k in range(1, len(parts))]
     files += [root.joinpath(*parts[:-1], parts[-1] + ".py"), root.joinpath(*parts, "__init__.py")]
-    return [path for path in files if path.is_file()]
+    return [path for path in files if path.is_file() and (path.name != "__init__.py" or runs_code(path))]
+
+
+@functools.cache
+def runs_code(path: Path) -> bool:
+    """Whether ``path`` holds more than its docstring. A package's ``__init__.py`` that only describes the
+    package (``e3hier/__init__.py``, one per stage) runs nothing, so it is no code input: editing its prose
+    reruns no job.
+
+    Parameters
+    ----------
+    path : Path
+        A Python file.
+    """
+    body = ast.parse(path.read_text()).body
+    return not all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
 
 
 @functools.cache

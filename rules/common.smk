@@ -6,9 +6,11 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import Paramspace, min_version, validate
 
-from e3hier import config_checks, grid, script_imports, slurm_nodes
-from e3hier import workflow as wf
-from e3hier.metric import TRAINING_BASE_MB
+from e3hier import script_imports
+from e3hier.training import grid
+from e3hier.workflow import config_checks, slurm_nodes
+from e3hier.workflow import rules as wf
+from e3hier.data.metric import TRAINING_BASE_MB
 from e3hier.structures.xyz import STRUCTURE_ID
 
 min_version("9.0")

@@ -52,7 +52,7 @@ if ENSEMBLE_SIZE == 1:
             "../scripts/train.py"
 
 else:
-    # train.ensemble_size > 1: one job trains a block of seeds of a grid point together (e3hier.ensemble)
+    # train.ensemble_size > 1: one job trains a block of seeds of a grid point together (e3hier.training.ensemble)
     for block in SEED_BLOCKS:
 
         rule:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from e3hier.analysis import hierarchy_tables
+from e3hier.analysis.tables import hierarchy_tables
 from e3hier.io import logged_errors, setup_logging, write_parquet
 
 log = setup_logging(snakemake.log[0])

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from e3hier.dataset import assemble_split
+from e3hier.data.dataset import assemble_split
 from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet, write_tsv
 from e3hier.structures.files import read_structure
 

@@ -1,9 +1,9 @@
 """Snakemake glue: DFT and predicted densities on a plane through one structure of the first test split."""
 
-from e3hier.density_slice import plane_densities
-from e3hier.evaluation import full_prediction, load_predictor
+from e3hier.analysis.density_slice import plane_densities
 from e3hier.io import logged_errors, read_table, setup_logging, write_parquet
-from e3hier.samples import load_samples, split_structures
+from e3hier.training.evaluation import full_prediction, load_predictor
+from e3hier.training.samples import load_samples, split_structures
 
 log = setup_logging(snakemake.log[0])
 

@@ -1,6 +1,6 @@
 """Snakemake glue: draw one figure from the analysis tables."""
 
-from e3hier import figures, hierarchy_figures
+from e3hier.analysis import figures, hierarchy_figures
 from e3hier.io import logged_errors, read_table, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Snakemake glue: the verdict table as HTML and Markdown."""
 
-from e3hier.findings_report import findings_html, findings_markdown
+from e3hier.analysis.findings_report import findings_html, findings_markdown
 from e3hier.io import logged_errors, read_table, setup_logging, write_text
 
 log = setup_logging(snakemake.log[0])

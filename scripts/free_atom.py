@@ -2,8 +2,8 @@
 
 from pyscf import lib
 
+from e3hier.data.reference import free_atom_reference
 from e3hier.io import logged_errors, package_versions, setup_logging, write_parquet
-from e3hier.reference import free_atom_reference
 
 log = setup_logging(snakemake.log[0])
 lib.num_threads(snakemake.threads)

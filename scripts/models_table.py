@@ -1,10 +1,10 @@
 """Snakemake glue: gather every model's summary into results/tables/models.parquet, with the ε of the output
-orders every model of the grid can reach (``e3hier.evaluation.with_reachable``)."""
+orders every model of the grid can reach (``e3hier.training.evaluation.with_reachable``)."""
 
 import pandas as pd
 
-from e3hier.evaluation import with_reachable
 from e3hier.io import logged_errors, read_json, setup_logging, write_parquet
+from e3hier.training.evaluation import with_reachable
 
 log = setup_logging(snakemake.log[0])
 

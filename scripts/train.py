@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from e3hier.experiment import run_grid_points
-from e3hier.grid import EXECUTION_SETTINGS
 from e3hier.io import logged_errors, setup_logging
+from e3hier.training.experiment import run_grid_points
+from e3hier.training.grid import EXECUTION_SETTINGS
 
 log = setup_logging(snakemake.log[0])
 

@@ -55,7 +55,7 @@ def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
     """
     import pandas as pd
 
-    from e3hier.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
+    from e3hier.dft.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
     from e3hier.dft.fit import fit_function_integrals
 
     rng = np.random.default_rng(seed)
@@ -127,7 +127,7 @@ FIT = {"basis": "cc-pvdz", "fit_auxbasis": "def2-universal-jfit", "decontract": 
 def train_tiny(splits, points, train_cfg, out_dirs):
     """``run_grid_points`` of the tiny model on synthetic splits (``{"train", "val", "test"}``: dataset paths),
     ε on grid level 0: one call per grid point (a list of one) or per ensemble (several seeds)."""
-    from e3hier.experiment import run_grid_points
+    from e3hier.training.experiment import run_grid_points
 
     test = {"test": splits["test"]}
     return run_grid_points(

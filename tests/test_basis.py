@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from pyscf import gto
 
-from e3hier.basis import (
+from e3hier.dft.basis import (
     ao_population_factors,
     build_mol,
     fit_basis,

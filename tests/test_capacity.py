@@ -3,9 +3,9 @@
 import pytest
 from conftest import FIT, TINY_MODEL
 
-from e3hier.capacity import MATCH_TOLERANCE, grid_multiplicities, parameter_count
-from e3hier.layout import OutputLayout
-from e3hier.model import MODEL_DEFAULTS, DensityNetwork
+from e3hier.data.layout import OutputLayout
+from e3hier.network.capacity import MATCH_TOLERANCE, grid_multiplicities, parameter_count
+from e3hier.network.model import MODEL_DEFAULTS, DensityNetwork
 
 
 def irreps_out(output="full"):

@@ -8,11 +8,11 @@ from ase import Atoms
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, WATER, synthetic_frame
 from workflow_helpers import snakemake
 
-from e3hier.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
-from e3hier.dataset import structure_rows
-from e3hier.experiment import run_grid_point
-from e3hier.layout import OutputLayout
-from e3hier.samples import check_single_charge, load_samples, structure_charges
+from e3hier.data.dataset import structure_rows
+from e3hier.data.layout import OutputLayout
+from e3hier.dft.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
+from e3hier.training.experiment import run_grid_point
+from e3hier.training.samples import check_single_charge, load_samples, structure_charges
 
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 

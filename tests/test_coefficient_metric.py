@@ -5,12 +5,12 @@ import pandas as pd
 import torch
 from conftest import FIT, TINY_MODEL, WATER
 
-from e3hier.basis import build_mol, fit_basis, function_table, make_auxmol
-from e3hier.coefficient_metric import FitOverlap, fit_overlap
-from e3hier.evaluation import l2_validation_rows
-from e3hier.layout import OutputLayout
-from e3hier.metric import density_grid
-from e3hier.samples import load_samples
+from e3hier.data.coefficient_metric import FitOverlap, fit_overlap
+from e3hier.data.layout import OutputLayout
+from e3hier.data.metric import density_grid
+from e3hier.dft.basis import build_mol, fit_basis, function_table, make_auxmol
+from e3hier.training.evaluation import l2_validation_rows
+from e3hier.training.samples import load_samples
 
 
 def water_functions():

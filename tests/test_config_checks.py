@@ -7,8 +7,8 @@ import yaml
 from conftest import ROOT
 from workflow_helpers import snakemake
 
-from e3hier.grid import EXECUTION_SETTINGS
-from e3hier.workflow import check_training_config, per_model_train_settings
+from e3hier.training.grid import EXECUTION_SETTINGS
+from e3hier.workflow.rules import check_training_config, per_model_train_settings
 
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -94,7 +94,7 @@ def test_a_typo_in_a_split_name_stops_the_run_before_any_job(tmp_path):
     ],
 )
 def test_splits_with_contradicting_roles_are_refused(train, needles):
-    from e3hier.config_checks import check_config
+    from e3hier.workflow.config_checks import check_config
 
     with pytest.raises(ValueError) as error:
         check_config(config(**train), GOOD)
@@ -103,7 +103,7 @@ def test_splits_with_contradicting_roles_are_refused(train, needles):
 
 
 def test_the_default_config_passes_the_parse_time_checks():
-    from e3hier.config_checks import check_config, check_training_plan
+    from e3hier.workflow.config_checks import check_config, check_training_plan
 
     check_config(config(), GOOD)
     check_training_plan(config(), GOOD)
@@ -120,7 +120,7 @@ def test_an_empty_or_repeated_list_is_refused_by_the_schema():
 
 
 def test_an_unknown_functional_is_refused_with_its_name():
-    from e3hier.config_checks import check_config
+    from e3hier.workflow.config_checks import check_config
 
     cfg = config()
     cfg["dft"]["xc"] = "PBEX0"
@@ -129,7 +129,7 @@ def test_an_unknown_functional_is_refused_with_its_name():
 
 
 def test_an_unknown_density_fitting_basis_is_refused_with_its_name():
-    from e3hier.workflow import check_basis_coverage
+    from e3hier.workflow.rules import check_basis_coverage
 
     dft = {**CONFIG["dft"], "scf_auxbasis": "cc-pvdz-jkfitt"}
     with pytest.raises(ValueError, match=r"structure train_0: dft.scf_auxbasis 'cc-pvdz-jkfitt' has no functions"):
@@ -145,7 +145,7 @@ def test_an_unknown_density_fitting_basis_is_refused_with_its_name():
     ],
 )
 def test_a_block_no_order_can_reach_is_refused(lmax_hidden, lmax_edge, output, needle):
-    from e3hier.config_checks import check_training_plan
+    from e3hier.workflow.config_checks import check_training_plan
 
     cfg = config(lmax_hidden=lmax_hidden, output=output, matched_capacity=[], equal_channels=[])
     cfg["model"]["lmax_edge"] = lmax_edge
@@ -157,7 +157,7 @@ def test_a_block_no_order_can_reach_is_refused(lmax_hidden, lmax_edge, output, n
 
 
 def test_a_density_plane_structure_past_the_first_test_split_is_refused():
-    from e3hier.config_checks import check_training_plan
+    from e3hier.workflow.config_checks import check_training_plan
 
     cfg = config(test_splits=["test_large", "test"])
     cfg["analysis"]["density_plane_structure"] = 1
@@ -189,8 +189,8 @@ def test_the_ablation_runs_on_the_first_test_split_whatever_its_name(monkeypatch
 
     import pandas as pd
 
-    from e3hier import held_out
-    from e3hier.evaluation import L_COLUMNS
+    from e3hier.training import held_out
+    from e3hier.training.evaluation import L_COLUMNS
 
     monkeypatch.setattr(held_out, "zero_hidden_orders", lambda model, orders: contextlib.nullcontext())
     grid = SimpleNamespace(collocation_bytes=1, hold=lambda: None, release=lambda: None)

@@ -1,15 +1,15 @@
-"""Device placement without a GPU: every graph a network takes went through ``e3hier.devices.to_device``."""
+"""Device placement without a GPU: every graph a network takes went through ``e3hier.network.devices.to_device``."""
 
 import pandas as pd
 import pytest
 import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
 
-from e3hier.devices import check_cuda, to_device
-from e3hier.experiment import run_grid_points
-from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork
-from e3hier.samples import load_samples, pack
+from e3hier.data.layout import OutputLayout
+from e3hier.network.devices import check_cuda, to_device
+from e3hier.network.model import DensityNetwork
+from e3hier.training.experiment import run_grid_points
+from e3hier.training.samples import load_samples, pack
 
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 
@@ -23,7 +23,7 @@ def tiny_network_and_graph():
 
 def test_a_packed_graph_reaches_the_network_only_through_to_device():
     model, graph = tiny_network_and_graph()
-    with pytest.raises(RuntimeError, match="without e3hier.devices.to_device"):
+    with pytest.raises(RuntimeError, match="without e3hier.network.devices.to_device"):
         model(graph)
     assert model(to_device(graph, "cpu")).shape[0] == 12
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from pyscf import df
 
-from e3hier.basis import build_mol, fit_basis, make_auxmol, population_factor
-from e3hier.conventions import random_rotation, rotate_coefficients
+from e3hier.data.conventions import random_rotation, rotate_coefficients
+from e3hier.dft.basis import build_mol, fit_basis, make_auxmol, population_factor
+from e3hier.dft.epsilon import becke_grid
 from e3hier.dft.fit import (
     aux_shell_blocks,
     coulomb_pseudo_inverse,
@@ -19,7 +20,6 @@ from e3hier.dft.fit import (
 from e3hier.dft.job import arrow_column, dft_job, reference_density
 from e3hier.dft.memory import dft_memory_terms, structure_memory_mb
 from e3hier.dft.scf import SCFNotConverged
-from e3hier.metric import becke_grid
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
-"""Numbers in the README and the docs come from the committed snapshot of a run's tables (e3hier.docs_numbers)."""
+"""Numbers in the README and the docs come from the committed snapshot of a run's tables
+(e3hier.analysis.docs_numbers)."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from e3hier import docs_numbers as D
+from e3hier.analysis import docs_numbers as D
 
 
 def fake_snapshot(folder, estimate=0.3):
@@ -95,5 +96,7 @@ def test_every_generated_block_of_the_docs_equals_the_committed_snapshot():
     for doc in D.documents():
         text = doc.read_text()
         names |= {match[1] for match in D.BLOCK.finditer(text)}
-        assert D.rewrite(text, data) == text, f"{doc.name}: stale blocks; run `python -m e3hier.docs_numbers write`"
+        assert D.rewrite(text, data) == text, (
+            f"{doc.name}: stale blocks; run `python -m e3hier.analysis.docs_numbers write`"
+        )
     assert names == set(D.BLOCKS), f"blocks used in the docs: {sorted(names)}"

@@ -1,9 +1,9 @@
-"""Verdicts shown on each draw of the data (e3hier.draws)."""
+"""Verdicts shown on each draw of the data (e3hier.analysis.draws)."""
 
 import pandas as pd
 import pytest
 
-from e3hier.draws import findings_by_draw, main
+from e3hier.analysis.draws import findings_by_draw, main
 
 
 def verdicts(**by_finding):

@@ -1,11 +1,12 @@
-"""The e3nn internals the fused kernels rely on (``e3hier.e3nn_internals``): present, or a loud failure."""
+"""The e3nn internals the fused kernels rely on (``e3hier.network.fused.e3nn_internals``): present, or a loud
+failure."""
 
 import e3nn
 import pytest
 from e3nn import o3
 
-from e3hier import e3nn_internals
-from e3hier.e3nn_internals import E3nnInternalsChanged, check_internals
+from e3hier.network.fused import e3nn_internals
+from e3hier.network.fused.e3nn_internals import E3nnInternalsChanged, check_internals
 
 
 def test_the_installed_e3nn_has_every_internal_the_fused_kernels_use():

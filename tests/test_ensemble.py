@@ -6,15 +6,17 @@ import torch
 from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
 from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
 
-from e3hier import experiment, fused_layers
-from e3hier.devices import to_device
-from e3hier.ensemble import EnsembleTrainer, MemberNetworks, member_model, pack_members
-from e3hier.experiment import run_grid_point, run_grid_points
-from e3hier.grid import block_name, seed_blocks
-from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork
-from e3hier.samples import load_samples, pack
-from e3hier.training import Trainer
+from e3hier.data.layout import OutputLayout
+from e3hier.network.devices import to_device
+from e3hier.network.fused import layers as fused_layers
+from e3hier.network.model import DensityNetwork
+from e3hier.training import experiment
+from e3hier.training.ensemble import EnsembleTrainer
+from e3hier.training.experiment import run_grid_point, run_grid_points
+from e3hier.training.grid import block_name, seed_blocks
+from e3hier.training.members import MemberNetworks, member_model, pack_members
+from e3hier.training.samples import load_samples, pack
+from e3hier.training.trainer import Trainer
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}

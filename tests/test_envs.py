@@ -14,7 +14,7 @@ host's copy, and fail on the next cluster. These tests check, without conda:
   every other package from PyPI, in its `pip:` section, pinned `name==version` to exactly
   the version of requirements.lock (the venv's pins): those are the versions the tests
   ran with, and PyPI serves them, which no conda channel reachable here could confirm;
-* the env files are exactly what `make envs` (e3hier.envs) generates from requirements.lock: each pins
+* the env files are exactly what `make envs` (e3hier.workflow.envs) generates from requirements.lock: each pins
   the full dependency closure of its packages (markers evaluated for Linux, CPython 3.11), and takes
   torch's CPU build from PyTorch's CPU index, except train-cuda, which the train rules use when
   train.device resolves to CUDA;
@@ -35,7 +35,7 @@ import pytest
 import yaml
 from workflow_helpers import snakemake
 
-from e3hier import envs as env_generator
+from e3hier.workflow import envs as env_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "e3hier"
@@ -545,7 +545,7 @@ def test_stale_names_edited_missing_and_stray_env_files(tmp_path):
     assert env_generator.stale(files, tmp_path) == [
         "a.yaml: differs from its generation",
         "b.yaml: missing",
-        "stray.yaml: no env of e3hier.envs.ENVS generates it",
+        "stray.yaml: no env of e3hier.workflow.envs.ENVS generates it",
     ]
     assert env_generator.main(["--check"]) == 0  # the committed files are current
 

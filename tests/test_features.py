@@ -7,10 +7,12 @@ import torch
 from conftest import FIT, TINY_MODEL, synthetic_frame
 from e3nn import o3
 
-from e3hier.analysis import learning_curve_slopes, onset_table
-from e3hier.devices import to_device
-from e3hier.evaluation import with_reachable
-from e3hier.features import (
+from e3hier.analysis.tables import learning_curve_slopes, onset_table
+from e3hier.data.layout import OutputLayout, common_orders, orders_reached, reachable_lmax, unreachable_orders
+from e3hier.network.devices import to_device
+from e3hier.network.model import DensityNetwork
+from e3hier.training.evaluation import with_reachable
+from e3hier.training.features import (
     COMMON_ORDERS,
     component_rms,
     constrained_entries,
@@ -21,9 +23,7 @@ from e3hier.features import (
     size_rows,
     zero_hidden_orders,
 )
-from e3hier.layout import OutputLayout, common_orders, orders_reached, reachable_lmax, unreachable_orders
-from e3hier.model import DensityNetwork
-from e3hier.samples import load_samples, pack
+from e3hier.training.samples import load_samples, pack
 
 
 def tiny_model(lmax, output="full", seed=0, rotation=None, **options):
@@ -218,7 +218,7 @@ def test_unconstrained_output_slots_do_not_count_in_the_probes():
 
 
 def test_probes_of_stacked_members_equal_each_member_probed_alone():
-    from e3hier.ensemble import MemberNetworks, member_model, pack_members
+    from e3hier.training.members import MemberNetworks, member_model, pack_members
 
     model, graph = tiny_model(1)
     members = [model, member_model(model, 7)]

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e3hier.findings import FINDING_COLUMNS, contributions, findings_table, leave_one_seed_out, lmax_gains
-from e3hier.grid import training_grid
-from e3hier.hierarchy_findings import COMMON_ORDERS, MOVE_FLOOR, settling_step
-from e3hier.statistics import paired_bootstrap, t_interval, verdict
+from e3hier.analysis.findings import FINDING_COLUMNS, contributions, findings_table, leave_one_seed_out
+from e3hier.analysis.gains import lmax_gains
+from e3hier.analysis.hierarchy_findings import COMMON_ORDERS, MOVE_FLOOR, settling_step
+from e3hier.analysis.statistics import paired_bootstrap, t_interval, verdict
+from e3hier.training.grid import training_grid
 
 OUTPUTS = ("full", "scalar", "vector", "higher")
 ROWS = ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "3", "3-all", "3-1to2"]
@@ -245,7 +246,7 @@ def test_training_grid_adds_the_controls_at_the_largest_size():
 
 
 def test_the_markdown_tables_show_every_row_and_family(tmp_path):
-    from e3hier.findings_report import epsilon_markdown, findings_markdown
+    from e3hier.analysis.findings_report import epsilon_markdown, findings_markdown
 
     models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
     findings = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
@@ -255,7 +256,7 @@ def test_the_markdown_tables_show_every_row_and_family(tmp_path):
 
 
 def test_evaluation_table_takes_each_models_reachable_orders():
-    from e3hier.analysis import evaluation_table
+    from e3hier.analysis.tables import evaluation_table
 
     point = dict(zip(GRID, (0, "full", "study", "study", 0, 32)))
     evaluations = pd.DataFrame(

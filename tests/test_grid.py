@@ -3,7 +3,7 @@
 import pytest
 from snakemake.utils import Paramspace
 
-from e3hier.grid import POINT_KEYS, GridPoint, block_name, folder_values, preferred_output, training_grid
+from e3hier.training.grid import POINT_KEYS, GridPoint, block_name, folder_values, preferred_output, training_grid
 
 TRAIN = {
     "lmax_hidden": [2, 0],

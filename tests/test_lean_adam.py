@@ -4,7 +4,7 @@ import copy
 
 import torch
 
-from e3hier.lean_adam import LeanAdam
+from e3hier.training.lean_adam import LeanAdam
 
 
 def test_lean_adam_steps_as_adam():

@@ -1,9 +1,10 @@
 import numpy as np
 from conftest import FIT, synthetic_frame
 
-from e3hier import metric
-from e3hier.basis import build_mol
-from e3hier.metric import CollocationBudget, becke_grid, density_grid, epsilon_percent
+from e3hier.data import metric
+from e3hier.data.metric import CollocationBudget, density_grid
+from e3hier.dft.basis import build_mol
+from e3hier.dft.epsilon import becke_grid, epsilon_percent
 
 
 def test_becke_grid_integrates_a_normalised_gaussian():

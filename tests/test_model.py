@@ -6,11 +6,11 @@ import torch
 from conftest import FIT, TINY_MODEL, synthetic_frame
 from e3nn import o3
 
-from e3hier.conventions import positions_to_e3nn, random_rotation, rotate_coefficients
-from e3hier.evaluation import Predictor, full_prediction
-from e3hier.layout import OutputLayout
-from e3hier.model import DensityNetwork, edge_features, hidden_irreps, neighbour_list
-from e3hier.samples import load_samples, pack
+from e3hier.data.conventions import positions_to_e3nn, random_rotation, rotate_coefficients
+from e3hier.data.layout import OutputLayout
+from e3hier.network.model import DensityNetwork, edge_features, hidden_irreps, neighbour_list
+from e3hier.training.evaluation import Predictor, full_prediction
+from e3hier.training.samples import load_samples, pack
 
 
 def test_hidden_irreps_truncate_at_lmax():

@@ -138,7 +138,7 @@ def test_job_counts_equal_the_dag(tiny_dry_run):
     per_job = P.predict_jobs(P.job_features(jobs, config), calibration)
     table = P.rule_table(per_job)
     assert table["jobs"].to_dict() == P.job_counts(text)  # Snakemake's own "Job stats"
-    from e3hier.grid import training_grid
+    from e3hier.training.grid import training_grid
 
     assert table.loc["train", "jobs"] == table.loc["train", "models"] == len(training_grid(config["train"]))
     assert (per_job.loc[per_job["rule"] != "all", "core_hours"] > 0).all()

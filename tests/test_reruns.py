@@ -88,13 +88,13 @@ def edit(module):
 
 
 def test_editing_the_figures_module_redraws_only_figures(run):
-    edit(run.workflow / "e3hier" / "figures.py")
+    edit(run.workflow / "e3hier" / "analysis" / "figures.py")
     jobs = run()
     assert figure_rules(jobs) and set(jobs) - {"all"} == figure_rules(jobs)
 
 
 def test_editing_the_model_retrains_and_redoes_everything_after(run):
-    edit(run.workflow / "e3hier" / "model.py")
+    edit(run.workflow / "e3hier" / "network" / "model.py")
     jobs = run()
     assert jobs["train"] == TINY_MODELS and {"models_table", "analysis", "density_slice"} <= set(jobs)
     assert figure_rules(jobs) and not UPSTREAM & set(jobs)

@@ -16,12 +16,13 @@ TIMING = ["train_seconds", "job_seconds"]
 
 
 def start(workflow: Path, workdir: Path) -> subprocess.Popen:
-    """``make reproduce``'s command (``python -m e3hier.resume``) on the tiny config, in its own process group."""
+    """``make reproduce``'s command (``python -m e3hier.workflow.resume``) on the tiny config, in its own process
+    group."""
     files = [workflow / "config.yaml", workflow / "tests" / "configs" / "tiny.yaml"]
     cmd = [
         sys.executable,
         "-m",
-        "e3hier.resume",
+        "e3hier.workflow.resume",
         "-s",
         workflow / "Snakefile",
         "-d",
@@ -80,9 +81,9 @@ class Exec(Exception):
 
 @pytest.fixture
 def wrapper(tmp_path, monkeypatch):
-    """``e3hier.resume.main`` in ``tmp_path/run`` with Snakemake replaced: returns (calls of ``--unlock``, the
+    """``e3hier.workflow.resume.main`` in ``tmp_path/run`` with Snakemake replaced: returns (calls of ``--unlock``, the
     final command) or the exit status, and the folder."""
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     workdir = tmp_path / "run"
     (workdir / resume.SNAKEMAKE_LOCKS).mkdir(parents=True)
@@ -105,7 +106,7 @@ def wrapper(tmp_path, monkeypatch):
 
 def lock_left(workdir, record=None):
     """A Snakemake lock as a run leaves it, with ``record`` as the wrapper's record of its holder."""
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     (workdir / resume.SNAKEMAKE_LOCKS / "0.input.lock").write_text("results/x\n")
     if record is not None:
@@ -130,13 +131,13 @@ def dead_pid() -> int:
     ],
 )
 def test_the_working_directory_is_read_from_every_spelling(tmp_path, argv, expected):
-    from e3hier.resume import working_directory
+    from e3hier.workflow.resume import working_directory
 
     assert working_directory(argv, tmp_path) == (tmp_path / expected).resolve()
 
 
 def test_a_dead_run_of_this_host_is_unlocked_and_its_incomplete_jobs_redone(wrapper):
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     run, workdir = wrapper
     lock_left(workdir, {**resume.holder_record(dead_pid()), "start": "1"})
@@ -148,14 +149,14 @@ def test_a_dead_run_of_this_host_is_unlocked_and_its_incomplete_jobs_redone(wrap
 @pytest.mark.parametrize(
     "record, needle",
     [
-        (None, "no run of e3hier.resume recorded it"),  # a plain `snakemake` run records nothing
+        (None, "no run of e3hier.workflow.resume recorded it"),  # a plain `snakemake` run records nothing
         ({"host": "login2", "boot_id": "x", "pid": 1, "start": "1"}, "host 'login2'"),
         ("alive", "is alive"),
         ("earlier boot", "not this host and boot"),
     ],
 )
 def test_a_lock_whose_holder_may_live_is_refused_with_the_manual_command(wrapper, capsys, record, needle):
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     run, workdir = wrapper
     if record == "alive":
@@ -171,7 +172,7 @@ def test_a_lock_whose_holder_may_live_is_refused_with_the_manual_command(wrapper
 
 def test_a_live_snakemake_process_in_the_folder_keeps_its_lock(wrapper, capsys):
     """A plain run's Snakemake (or a job of it) that still works in the folder, though the recorded holder died."""
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     run, workdir = wrapper
     lock_left(workdir, resume.holder_record(dead_pid()))
@@ -192,7 +193,7 @@ def test_a_live_snakemake_process_in_the_folder_keeps_its_lock(wrapper, capsys):
 def test_a_file_system_without_flock_runs_snakemake_without_the_recovery(wrapper, monkeypatch, capsys):
     import errno
 
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     def no_flock(handle, flags):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
@@ -208,7 +209,7 @@ def test_a_file_system_without_flock_runs_snakemake_without_the_recovery(wrapper
 def test_an_active_wrapped_run_is_refused(wrapper, capsys):
     import fcntl
 
-    from e3hier import resume
+    from e3hier.workflow import resume
 
     run, workdir = wrapper
     with open(workdir / resume.RUN_LOCK, "w") as held:

@@ -32,8 +32,8 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, TINY, snakemake
 
-from e3hier import slurm_nodes
-from e3hier.grid import training_grid
+from e3hier.training.grid import training_grid
+from e3hier.workflow import slurm_nodes
 
 PROFILE = ROOT / "profiles" / "slurm"
 WORKSTATION = ROOT / "profiles" / "workstation"
@@ -387,7 +387,7 @@ this line is not a node
 
 
 def fake_sinfo(stdout="", returncode=0, error=None):
-    """A ``subprocess.run`` stand-in for ``e3hier.slurm_nodes.SINFO_NODE_CPUS``."""
+    """A ``subprocess.run`` stand-in for ``e3hier.workflow.slurm_nodes.SINFO_NODE_CPUS``."""
 
     def run(cmd, **kwargs):
         assert tuple(cmd) == slurm_nodes.SINFO_NODE_CPUS
@@ -431,7 +431,7 @@ def test_unknown_partition_or_unusable_sinfo_only_warns():
 
 REQUESTS_FLOW = """
 import json
-from e3hier import slurm_nodes
+from e3hier.workflow import slurm_nodes
 
 
 onstart:
@@ -562,7 +562,7 @@ def test_workstation_profile_lets_one_training_job_hold_the_gpu(tmp_path):
 def test_every_rule_asks_for_more_memory_on_a_retry():
     """Each rule's mem_mb is a function of the attempt (a fixed number, in a rule or a profile, would
     resubmit a job killed for its memory with the same)."""
-    from e3hier.workflow import mem_mb_per_attempt
+    from e3hier.workflow.rules import mem_mb_per_attempt
 
     assert [mem_mb_per_attempt(2000)(None, attempt) for attempt in (1, 2, 3)] == [2000, 4000, 6000]
     sources = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
@@ -579,7 +579,7 @@ def test_every_rule_asks_for_more_memory_on_a_retry():
 def test_analysis_and_figure_resources_grow_with_the_models_and_the_attempt():
     """The jobs that read every model's tables ask for memory and time that grow with the number of models, and
     for more of both on a retry."""
-    from e3hier.workflow import models_read_resources
+    from e3hier.workflow.rules import models_read_resources
 
     for kind in ("analysis", "figure"):
         small, large = models_read_resources(kind, 12), models_read_resources(kind, 500)

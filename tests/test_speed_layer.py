@@ -1,5 +1,5 @@
 """The hand-written kernels of the speed layer against the e3nn modules they replace (float64, to rounding):
-values and gradients, for one model and for a stack of members (``e3hier.ensemble``)."""
+values and gradients, for one model and for a stack of members (``e3hier.training.ensemble``)."""
 
 import copy
 
@@ -8,10 +8,10 @@ import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 
-from e3hier.capacity import hidden_irreps
-from e3hier.fused_products import FusedScalarProduct
-from e3hier.fused_radial import FusedRadialNet
-from e3hier.scalar_linear import LinearPlan, linear_maps, scalar_linear
+from e3hier.network.capacity import hidden_irreps
+from e3hier.network.fused.radial import FusedRadialNet
+from e3hier.network.fused.scalar_linear import LinearPlan, linear_maps, scalar_linear
+from e3hier.network.fused.scalar_product import FusedScalarProduct
 
 
 def scalar_products():

@@ -10,7 +10,6 @@ from ase import Atoms
 from ase.calculators.tip3p import rOH
 from ase.constraints import FixBondLengths
 
-from e3hier import workflow as W
 from e3hier.structures.charge_spin import charge_and_multiplicity, electron_count
 from e3hier.structures.checks import check_water_cluster, validate_structure
 from e3hier.structures.files import read_structure, structure_rows, write_structure
@@ -18,6 +17,7 @@ from e3hier.structures.plans import build_structure, structure_plans
 from e3hier.structures.rigid_waters import RigidWaters
 from e3hier.structures.water_clusters import _grow_cluster, _water_template, generate_water_cluster, structure_seed
 from e3hier.structures.xyz import xyz_frames
+from e3hier.workflow import rules as W
 
 
 @pytest.fixture(scope="module")

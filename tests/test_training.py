@@ -13,17 +13,19 @@ import pytest
 import torch
 from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN, train_tiny
 
-from e3hier import experiment, metric, training
-from e3hier.basis import primitive_normalisation
-from e3hier.checkpoints import code_hash, training_code_files
-from e3hier.devices import to_device
-from e3hier.evaluation import evaluate, load_predictor
-from e3hier.experiment import run_grid_point
-from e3hier.features import probe_steps
-from e3hier.layout import OutputLayout
-from e3hier.samples import load_samples, pack, shell_scales
+from e3hier.data import metric
+from e3hier.data.layout import OutputLayout
+from e3hier.dft.basis import primitive_normalisation
+from e3hier.network.devices import to_device
 from e3hier.script_imports import code_files
-from e3hier.training import Trainer, TrainingDiverged
+from e3hier.training import experiment
+from e3hier.training import trainer as training
+from e3hier.training.checkpoints import code_hash, training_code_files
+from e3hier.training.evaluation import evaluate, load_predictor
+from e3hier.training.experiment import run_grid_point
+from e3hier.training.features import probe_steps
+from e3hier.training.samples import load_samples, pack, shell_scales
+from e3hier.training.trainer import Trainer, TrainingDiverged
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}
@@ -158,7 +160,7 @@ def test_best_epoch_and_early_stopping_follow_the_coefficient_l2(synthetic_split
 def test_a_training_job_builds_validation_grids_once_after_training(synthetic_splits, tmp_path, monkeypatch):
     """No ε collocation exists while a model trains: every epoch is validated in coefficient space; the
     validation grids are built once, after training, for the kept epoch's ε (and the test grids after them)."""
-    import e3hier.samples as samples_module
+    import e3hier.training.samples as samples_module
 
     events = []
     build_grid, fit = samples_module.density_grid, Trainer.fit
@@ -200,8 +202,8 @@ KILL_SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
 from conftest import FIT, TINY_MODEL, TINY_TRAIN
-from e3hier import metric
-from e3hier.experiment import run_grid_point
+from e3hier.data import metric
+from e3hier.training.experiment import run_grid_point
 paths = json.loads({paths!r})
 train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
 run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
@@ -420,7 +422,8 @@ def test_code_hash_follows_the_code_a_training_job_runs(tmp_path):
     shutil.copytree(ROOT / "e3hier", package, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_hash(package)
     assert before == code_hash(ROOT / "e3hier")  # a moved checkout keeps its checkpoints
-    for module, changes in (("figures.py", False), ("model.py", True)):  # figures: not run by a training job
+    # figures: not run by a training job; the package's docstring: no code
+    for module, changes in (("analysis/figures.py", False), ("__init__.py", False), ("network/model.py", True)):
         (package / module).write_text((package / module).read_text() + "\n# edited\n")
         code_hash.cache_clear()  # one hash per process, as a job sees it
         assert (code_hash(package) != before) == changes, module

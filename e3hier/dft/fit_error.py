@@ -6,7 +6,7 @@ import numpy as np
 from pyscf import dft, gto
 from pyscf.dft.gen_grid import BLKSIZE
 
-from e3hier.metric import becke_grid, epsilon_percent
+from e3hier.dft.epsilon import becke_grid, epsilon_percent
 
 #: ``fit_error_percent`` is integrated on PySCF's Becke grid of this level (that of ``metric.grid_level``'s
 #: default): it agrees with the SCF grid's value to ~0.2 % of itself at half the points (a water trimer:

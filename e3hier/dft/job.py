@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from e3hier.basis import FUNCTION_COLUMNS, ao_population_factors, build_mol, fit_basis, function_columns, make_auxmol
+from e3hier.dft.basis import (
+    FUNCTION_COLUMNS,
+    ao_population_factors,
+    build_mol,
+    fit_basis,
+    function_columns,
+    make_auxmol,
+)
 from e3hier.dft.fit import fit_density, fit_function_integrals
 from e3hier.dft.fit_error import fit_error_percent
 from e3hier.dft.scf import SCF_METHODS, SCFNotConverged, run_scf, total_density_matrix

@@ -15,7 +15,7 @@ import numpy as np
 from pyscf import dft, gto
 from pyscf.dft.gen_grid import BLKSIZE
 
-from e3hier.basis import element_basis
+from e3hier.dft.basis import element_basis
 from e3hier.dft.fit import FIT_BLOCK_MB
 from e3hier.dft.fit_error import FIT_ERROR_BLOCK_POINTS, FIT_ERROR_GRID_LEVEL
 from e3hier.dft.scf import SCF_MAX_MEMORY_MB, configure_grid

@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from e3hier.grid import folder_values
-from e3hier.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE, CollocationBudget
+from e3hier.data.metric import COLLOCATION_CACHE_MB, COLLOCATION_DTYPE, CollocationBudget
 from e3hier.plan.dag import rule_family
 from e3hier.plan.structure_features import basis_functions, model_size, structure_table
+from e3hier.training.grid import folder_values
 
 #: Share of a batch-1 optimiser step that does not grow with the atoms in the step (op dispatch), at
 #: ``BATCH_REFERENCE_ATOMS`` atoms per structure: ``make bench``'s training benchmark (README, W3–W4
@@ -96,7 +96,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     test_chunk = held_collocation(test_grids, config["metric"])
     lmax, batch, epochs = int(point["lmax_hidden"]), int(train_cfg["batch_size"]), int(train_cfg["epochs"])
     steps = epochs * math.ceil(n_train / batch) if n_train else 0
-    from e3hier.features import PROBE_SCHEDULE, probe_steps  # torch: imported when a job is planned
+    from e3hier.training.features import PROBE_SCHEDULE, probe_steps  # torch: imported when a job is planned
 
     probe_structures = min(int(analysis_cfg.get("probe_structures", 6)), len(val))
     schedule = {**PROBE_SCHEDULE, **analysis_cfg.get("probe_schedule", {})}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from e3hier.metric import COLLOCATION_DTYPE
+from e3hier.data.metric import COLLOCATION_DTYPE
 
 #: Starting values of a fit's size-independent part, as fractions of the smallest measured value (the fit
 #: in log space has local minima when start-up dominates; the best of these starts is kept).

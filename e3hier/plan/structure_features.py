@@ -83,8 +83,8 @@ def structure_table(config: dict, base_dir=".") -> pd.DataFrame:
         outputs and the ε collocation columns), ``dft_points`` (SCF grid), ``metric_points`` (ε grid),
         ``symbols`` and ``metric_grid`` (ε collocation entries, points × fit functions).
     """
-    from e3hier import workflow as wf
     from e3hier.structures.water_clusters import OPT_STEPS
+    from e3hier.workflow import rules as wf
 
     dft_cfg = config["dft"]
     dft_key = json.dumps(dft_cfg["grid"], sort_keys=True)
@@ -126,8 +126,8 @@ def model_size(
     model_json: str,
 ) -> int:
     """Parameter count of one grid point's network, from the irreps alone (``e3hier.capacity``)."""
-    from e3hier.capacity import grid_multiplicities
-    from e3hier.layout import OutputLayout
+    from e3hier.data.layout import OutputLayout
+    from e3hier.network.capacity import grid_multiplicities
 
     layout = OutputLayout.from_basis(fit_basis, list(elements), decontract, output)
     plan = grid_multiplicities(

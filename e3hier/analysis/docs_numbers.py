@@ -1,0 +1,196 @@
+"""Numbers in the README and the docs: written from a committed snapshot of a run's tables, never typed.
+
+Two steps, both run by ``make study``:
+
+- ``python -m e3hier.analysis.docs_numbers snapshot RESULTS [RESULTS ...] --configs FILE ... [--started FILE]`` copies
+  what the prose quotes from each draw's ``results/`` folder (the first is draw 0) into ``docs/results/``:
+  ``findings_by_draw.csv``, ``lmax_gains.csv`` (draw 0) and ``run.json`` (commit, config files, wall time,
+  structure and model counts, the free-atom baseline), and draw 0's figures into ``docs/figures/``.
+- ``python -m e3hier.analysis.docs_numbers write`` rewrites every generated block of ``README.md`` and ``docs/*.md``
+  (``<!-- name:begin -->`` … ``<!-- name:end -->``) from ``docs/results/``; each block's first line names
+  the commit and the config files of the run.
+
+``tests/test_docs_numbers.py`` checks that every block in the docs equals what the snapshot gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e3hier.analysis.findings_report import epsilon_markdown, findings_markdown
+from e3hier.io import atomic_path, write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Where the snapshot lives (committed).
+SNAPSHOT = ROOT / "docs" / "results"
+#: The figures the docs show (``docs/figures/``), copied from draw 0's ``results/figures/`` with the snapshot.
+FIGURES = ("findings", "epsilon_vs_lmax", "hierarchy", "hidden_features", "ablation", "density")
+#: The files whose generated blocks ``write`` rewrites.
+DOCUMENTS = ("README.md", "docs/*.md")
+BLOCK = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
+
+
+# --- the snapshot ------------------------------------------------------------------------------------
+def commit() -> str:
+    """The checked-out commit (short hash, ``+dirty`` when the tree has changes besides the docs, which the
+    snapshot itself rewrites)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md"]
+    dirty = subprocess.run(status, cwd=ROOT, capture_output=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
+
+
+def run_facts(results: Path, configs: list[str], started: float | None, finished: float | None = None) -> dict:
+    """What the prose says about a run besides its verdicts: counts, the baseline, the wall time."""
+    models = pd.read_parquet(results / "tables" / "models.parquet")
+    manifest = pd.read_csv(results / "structures" / "manifest.tsv", sep="\t")
+    full = models[(models["output"] == "full") & (models["capacity"] == "study") & (models["channels"] == "study")]
+    return {
+        "commit": commit(),
+        "configs": configs,
+        "wall_minutes": None if started is None else round(((finished or time.time()) - started) / 60, 1),
+        "structures": {split: int(n) for split, n in manifest["split"].value_counts().sort_index().items()},
+        "models": len(models),
+        "seeds": int(models["seed"].nunique()),
+        "lmax_hidden": sorted(int(v) for v in models["lmax_hidden"].unique()),
+        "target_scaling": sorted(models["target_scaling"].unique().tolist()),
+        "baseline_percent": float(full["epsilon_test_baseline"].mean()) if len(full) else float("nan"),
+    }
+
+
+def snapshot(
+    results: list[Path], configs: list[str], started: float | None, finished: float | None = None, out: Path = SNAPSHOT
+) -> None:
+    """Copy the quoted tables of each draw's ``results`` folder (draw 0 first) into ``out``."""
+    from e3hier.analysis.draws import findings_by_draw
+
+    missing = [str(r / "tables" / "findings.parquet") for r in results if not (r / "tables/findings.parquet").is_file()]
+    if missing:
+        raise SystemExit(
+            f"e3hier.analysis.docs_numbers: no verdict table at {', '.join(missing)} (run that draw first)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {f"draw {k}": pd.read_parquet(r / "tables" / "findings.parquet") for k, r in enumerate(results)}
+    for name, frame in {
+        "findings_by_draw": findings_by_draw(tables),
+        "lmax_gains": pd.read_parquet(results[0] / "tables" / "lmax_gains.parquet"),
+    }.items():
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started, finished), indent=1) + "\n")
+    for name in FIGURES:  # the figures come from the same run as the numbers
+        source = results[0] / "figures" / f"{name}.png"
+        if source.is_file():
+            with atomic_path(out.parent / "figures" / f"{name}.png") as tmp:
+                tmp.write_bytes(source.read_bytes())
+
+
+# --- the blocks --------------------------------------------------------------------------------------
+def load(snapshot_dir: Path = SNAPSHOT) -> dict:
+    return {
+        "findings": pd.read_csv(snapshot_dir / "findings_by_draw.csv"),
+        "lmax_gains": pd.read_csv(snapshot_dir / "lmax_gains.csv"),
+        "run": json.loads((snapshot_dir / "run.json").read_text()),
+    }
+
+
+def _interval(row) -> str:
+    if not np.isfinite(row["estimate"]):
+        return "n/a"
+    return f"{row['estimate']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
+
+
+def draws_markdown(findings: pd.DataFrame) -> str:
+    """One row per finding: its verdict and estimate [95 % interval] on each draw, and whether it replicates."""
+    draws = list(dict.fromkeys(findings["draw"]))
+    lines = ["| finding | " + " | ".join(draws) + " | replicated |", "|---|" + "---|" * (len(draws) + 1)]
+    for finding, rows in findings.groupby("finding", sort=False):
+        by_draw = {row["draw"]: f"{row['verdict']}, {_interval(row)}" for _, row in rows.iterrows()}
+        replicated = "yes" if rows["replicated"].all() else "no"
+        lines.append(f"| {finding} | " + " | ".join(by_draw.get(d, "–") for d in draws) + f" | {replicated} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_markdown(run: dict) -> str:
+    """The run in one paragraph: configs, structures, models, scaling, wall time, free-atom baseline."""
+    splits = ", ".join(f"{n} {split}" for split, n in run["structures"].items())
+    wall = f"{run['wall_minutes']:.0f} min of wall time" if run.get("wall_minutes") else "wall time not recorded"
+    return (
+        f"`make study` ({' '.join(run['configs'])}): {splits} structures (draw 0); hidden l_max "
+        f"{run['lmax_hidden'][0]}–{run['lmax_hidden'][-1]}, {run['seeds']} seeds, {run['models']} models per draw, "
+        f"target scaling {', '.join(run['target_scaling'])}; {wall} for both draws. Free-atom baseline of the "
+        f"full output: ε = {run['baseline_percent']:.3g} % on the test structures of draw 0.\n"
+    )
+
+
+def stamp(run: dict) -> str:
+    return (
+        f"<!-- generated by `python -m e3hier.analysis.docs_numbers write` from docs/results/ (commit {run['commit']}; "
+        f"{' '.join(run['configs'])}) -->\n"
+    )
+
+
+#: Every generated block, by name: what it holds, from the snapshot.
+BLOCKS = {
+    "findings": lambda s: findings_markdown(s["findings"][s["findings"]["draw"] == "draw 0"]),
+    "draws": lambda s: draws_markdown(s["findings"]),
+    "epsilon": lambda s: epsilon_markdown(s["lmax_gains"]),
+    "study-run": lambda s: run_markdown(s["run"]),
+}
+
+
+def render(name: str, data: dict) -> str:
+    if name not in BLOCKS:
+        raise KeyError(f"unknown generated block {name!r}; e3hier.analysis.docs_numbers.BLOCKS has {sorted(BLOCKS)}")
+    return stamp(data["run"]) + BLOCKS[name](data)
+
+
+def rewrite(text: str, data: dict) -> str:
+    """``text`` with every generated block rendered anew."""
+    return BLOCK.sub(lambda m: f"<!-- {m[1]}:begin -->\n{render(m[1], data)}<!-- {m[1]}:end -->", text)
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return sorted({p for pattern in DOCUMENTS for p in root.glob(pattern)})
+
+
+def write(root: Path = ROOT, snapshot_dir: Path = SNAPSHOT) -> list[Path]:
+    """Rewrite the generated blocks of every document; returns the files that changed."""
+    data, changed = load(snapshot_dir), []
+    for doc in documents(root):
+        text = doc.read_text()
+        new = rewrite(text, data)
+        if new != text:
+            write_text(doc, new)
+            changed.append(doc)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m e3hier.analysis.docs_numbers", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    snap = sub.add_parser("snapshot", help="copy a finished run's quoted tables into docs/results/")
+    snap.add_argument("results", nargs="+", type=Path, help="each draw's results/ folder, draw 0 first")
+    snap.add_argument("--configs", nargs="+", required=True, help="the run's config files, in merge order")
+    snap.add_argument("--started", type=Path, help="a file holding the run's start time (seconds since the epoch)")
+    snap.add_argument("--finished", type=Path, help="a file holding its end time (default: now)")
+    sub.add_parser("write", help="rewrite the generated blocks of README.md and docs/*.md from docs/results/")
+    args = parser.parse_args(argv)
+    if args.command == "snapshot":
+        started, finished = (float(f.read_text()) if f and f.is_file() else None for f in (args.started, args.finished))
+        snapshot(args.results, args.configs, started, finished)
+    else:
+        for doc in write():
+            print(f"e3hier.analysis.docs_numbers: rewrote {doc.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

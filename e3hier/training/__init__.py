@@ -1,0 +1,13 @@
+"""One grid point, end to end: set-up, the training loop, ensembles, evaluation and the outputs.
+
+- ``experiment``: a grid point (or a block of its seeds) from dataset files to its outputs (``outputs``);
+- ``grid``: the training grid, one ``GridPoint`` per model;
+- ``samples``: structures as the loop consumes them (cached graphs, targets, ε grids);
+- ``network_setup``: the network's config, seeded weights and device;
+- ``trainer``: ``Trainer``, one model: its loop, checkpoints and selection;
+- ``ensemble``, ``members``: the seeds of a grid point trained together in one stacked network;
+- ``checkpoints``, ``probe_log``: what a run records and resumes from;
+- ``lean_adam``, ``allocator``: the optimiser's step and the memory a step reuses;
+- ``evaluation``, ``held_out``: errors per structure on the validation and test splits, the ablation;
+- ``features``: hidden-feature probes per order l.
+"""

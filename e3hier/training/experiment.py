@@ -1,0 +1,215 @@
+"""One grid point of the study, end to end: load splits, train, evaluate the test splits, write outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from e3hier.data.dataset import DATASET_COLUMNS
+from e3hier.data.layout import OutputLayout
+from e3hier.data.metric import COLLOCATION_CACHE_MB, CollocationBudget
+from e3hier.io import read_table, write_json
+from e3hier.network.capacity import grid_multiplicities
+from e3hier.network.devices import check_cuda, to_device
+from e3hier.training.allocator import keep_freed_memory
+from e3hier.training.ensemble import EnsembleTrainer
+from e3hier.training.evaluation import evaluate, validation_row
+from e3hier.training.features import PROBE_SCHEDULE, probe_rows
+from e3hier.training.grid import GridPoint
+from e3hier.training.held_out import evaluate_test_splits
+from e3hier.training.members import member_model, pack_members
+from e3hier.training.network_setup import place_on_device, resolve_device
+from e3hier.training.outputs import finish_grid_point
+from e3hier.training.samples import CHARGE_COLUMNS, TORCH_DTYPES, add_grids, check_single_charge, load_samples, pack
+from e3hier.training.trainer import Trainer
+
+
+def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
+    """The first ``n_train`` training structures (``"all"``: every one), in dataset order."""
+    ids = list(dict.fromkeys(frame["structure"]))
+    if n_train == "all":
+        return frame
+    n_train = int(n_train)
+    if n_train > len(ids):
+        raise ValueError(f"train.n_train: {n_train} structures requested, the training split has {len(ids)}")
+    return frame[frame["structure"].isin(set(ids[:n_train]))]
+
+
+def run_grid_point(
+    point: dict, train_path, val_path, test_paths: dict, dft_cfg, model_cfg, train_cfg, metric_cfg, out_dir, **options
+) -> dict:
+    """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
+    ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
+
+    ``point`` holds the fields of ``e3hier.training.grid.GridPoint`` (``capacity``, ``channels``: ``study`` if absent);
+    ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_schedule``
+    (``dense_steps``, ``max_probes``: the optimiser steps after which the hidden features are probed,
+    ``e3hier.training.features.probe_steps``) and ``probe_structures`` (the first validation structures probed);
+    ``reference_lmax`` is the l_max whose parameter count a ``capacity: matched`` point takes;
+    ``collocation_cache_mb`` bounds the ε-grid collocation held (``e3hier.data.metric.CollocationBudget``): a chunk of
+    test grids at a time. Every epoch is validated in coefficient space (``e3hier.data.coefficient_metric``); the ε
+    grids of the validation split are built once, after training, for the kept epoch's ε (streamed: used once).
+    ``options``: ``log_stream``, ``analysis_cfg``, ``reference_lmax`` and ``collocation_cache_mb`` of
+    ``run_grid_points``. Returns the summary row of the models table.
+    """
+    paths_and_settings = (train_path, val_path, test_paths, dft_cfg, model_cfg, train_cfg, metric_cfg)
+    return run_grid_points([point], *paths_and_settings, [out_dir], **options)[0]
+
+
+def run_grid_points(
+    points: list[dict],
+    train_path,
+    val_path,
+    test_paths: dict,
+    dft_cfg: dict,
+    model_cfg: dict,
+    train_cfg: dict,
+    metric_cfg: dict,
+    out_dirs: list,
+    log_stream=None,
+    analysis_cfg=None,
+    reference_lmax: int | None = None,
+    collocation_cache_mb: float = COLLOCATION_CACHE_MB,
+) -> list[dict]:
+    """``run_grid_point`` for grid points that differ only in their seed, trained together in one
+    ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
+    analysis_cfg = analysis_cfg or {"probe_schedule": PROBE_SCHEDULE, "probe_structures": 2}
+    points = [GridPoint.from_mapping(point) for point in points]
+    if len({p.with_seed(0) for p in points}) != 1:
+        raise ValueError(f"trained together, grid points may differ only in their seed: {points}")
+    point, out_dirs = points[0], [Path(d) for d in out_dirs]
+    check_cuda(train_cfg["device"])  # before the data: loading it takes minutes at paper scale
+    device = resolve_device(train_cfg["device"])
+    torch.set_num_threads(int(train_cfg.get("threads", 1)))
+    keep_freed_memory()  # before the samples' ε grids: see ``e3hier.training.allocator``
+    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)
+    val_frame = read_table(val_path, DATASET_COLUMNS)
+    for path, frame in ((train_path, train_frame), (val_path, val_frame)):
+        if frame.empty:
+            raise ValueError(
+                f"{path}: no structures (were all of the split's structures skipped? see its "
+                ".skipped.tsv and dft.on_failure)"
+            )
+    # the network has no charge input: refuse mixed charges before any training (test splits: a few columns)
+    check_single_charge(
+        {
+            "train": train_frame,
+            "val": val_frame,
+            **{split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()},
+        }
+    )
+    elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
+    layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point.output)
+    plan = grid_multiplicities(
+        point.lmax_hidden,
+        point.capacity,
+        point.channels,
+        point.lmax_hidden if reference_lmax is None else int(reference_lmax),
+        len(elements),
+        layout.irreps,
+        model_cfg,
+    )
+    model_cfg = {**model_cfg, "hidden_multiplicities": plan["multiplicities"]}
+    dtype = TORCH_DTYPES[train_cfg["dtype"]]
+    grid_level = metric_cfg["grid_level"]
+    train = load_samples(train_frame, layout, model_cfg, dtype)
+    # every epoch is validated in coefficient space (the fit overlaps, a few MB per structure); the ε grids of
+    # the validation split are built after training, for the kept epoch only
+    val = load_samples(val_frame, layout, model_cfg, dtype, dft_cfg=dft_cfg, with_overlap=True)
+    probe_graph = to_device(pack(val[: analysis_cfg["probe_structures"]]), device)
+
+    def probe(step, epoch, model):
+        return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
+
+    trainers = []
+    for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
+        model = member_model(trainers[0].model, p.seed) if trainers else None
+        trainers.append(
+            Trainer(
+                p.name,
+                layout,
+                train,
+                val,
+                p.lmax_hidden,
+                p.seed,
+                model_cfg,
+                train_cfg,
+                out_dir / "checkpoint.pt",
+                log_stream,
+                analysis_cfg["probe_schedule"],
+                model,
+                settings={"probe_structures": analysis_cfg["probe_structures"]},
+            )
+        )
+    start = time.perf_counter()
+    if len(trainers) == 1:
+        fitted = [trainers[0].fit(probe)]
+        model = trainers[0].model
+
+        def evaluate_models(samples):
+            return [evaluate(trainers[0].predictor, samples)]
+    else:
+        ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
+        members_graph = to_device(pack_members([probe_graph] * len(trainers)), device)
+
+        def probe_members(step, epoch, network):
+            rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
+            return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
+
+        fitted = ensemble.fit(probe_members)
+        model, evaluate_models = ensemble.network.network, ensemble.evaluate
+    for trainer, (_, best, _) in zip(trainers, fitted):
+        trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
+        if best["state"] is not None:  # None: a member that diverged before its first validated epoch
+            trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
+    # the reported ε of the kept epoch on the validation split: its grids built once, streamed (used once)
+    add_grids(val, val_frame, dft_cfg, grid_level, CollocationBudget(0))
+    validations = [validation_row(table) for table in evaluate_models(val)]
+    for sample in val:
+        sample.grid = None
+
+    def load_test_split(path):
+        # streamed: a test split's grids are held a chunk at a time (evaluate_test_splits)
+        samples = load_samples(
+            read_table(path, DATASET_COLUMNS),
+            layout,
+            model_cfg,
+            dtype,
+            with_grid=True,
+            dft_cfg=dft_cfg,
+            grid_level=grid_level,
+            budget=CollocationBudget(0),
+        )
+        place_on_device(samples, device)
+        return samples
+
+    # held collocations: a chunk of a test split's grids at a time (used once, plus the ablation's passes)
+    held_bytes = CollocationBudget(collocation_cache_mb).left
+    evaluations, ablations = evaluate_test_splits(
+        evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, held_bytes
+    )
+    results = []
+    runs = ensemble.runs if len(trainers) > 1 else [None]
+    for p, trainer, out_dir, (metrics, best, probe_log), validation, eval_table, ablation, run in zip(
+        points, trainers, out_dirs, fitted, validations, evaluations, ablations, runs
+    ):
+        callbacks = list(probe_log)  # read back from the side file (e3hier.training.probe_log)
+        summary = finish_grid_point(
+            p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir
+        )
+        # a member of an ensemble may diverge and stop, the others train on (e3hier.training.ensemble); alone, it raises
+        diverged_epoch = None if run is None else run.diverged_epoch
+        summary["diverged"], summary["diverged_epoch"] = diverged_epoch is not None, diverged_epoch
+        summary["ensemble_size"] = len(trainers)
+        summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
+        write_json(out_dir / "summary.json", summary)
+        results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
+    if len(trainers) > 1:
+        ensemble.checkpoint_path.unlink(missing_ok=True)
+    for trainer in trainers:
+        trainer.checkpoint_path.unlink(missing_ok=True)
+        trainer.probe_path.unlink(missing_ok=True)
+    return results
