@@ -55,6 +55,7 @@ from e3hier.plan.dag import (  # noqa: F401
     load_config,
     parse_dry_run,
     rule_family,
+    snakemake_command,
 )
 from e3hier.plan.features import (  # noqa: F401
     BATCH1_FIXED_FRACTION,
