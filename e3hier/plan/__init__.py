@@ -35,6 +35,7 @@ from e3hier.plan.calibration import (  # noqa: F401
     Calibration,
     calibrate,
     default_calibration_paths,
+    load_calibration,
     read_calibration,
 )
 from e3hier.plan.cli import (  # noqa: F401

@@ -164,18 +164,8 @@ def parse_dry_run(text: str) -> pd.DataFrame:
 
 
 def job_counts(text: str) -> dict[str, int]:
-    """Snakemake's own job count of a dry run.
-
-    Parameters
-    ----------
-    text : str
-        Output of ``dry_run_text``.
-
-    Returns
-    -------
-    dict
-        ``{rule: jobs}`` from the "Job stats" table.
-    """
+    """Snakemake's own job count of a dry run's ``text`` (``dry_run_text``): ``{rule: jobs}`` from its "Job stats"
+    table."""
     stats = text.split("Job stats:", 1)[1]
     counts = {}
     for line in stats.splitlines()[3:]:
