@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from e3hier.network.model import MODEL_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,15 +97,10 @@ def synthetic_splits(tmp_path_factory):
     return paths
 
 
-TINY_MODEL = {
-    "hidden_multiplicities": [8, 4, 4, 2, 2],
-    "layers": 2,
-    "max_radius": 3.5,
-    "number_of_basis": 10,
-    "radial_layers": 1,
-    "radial_neurons": 16,
-    "lmax_edge": 3,
-}
+#: The study's architecture (``MODEL_DEFAULTS``) with fewer channels and layers and a narrower radial network;
+#: without ``node_attributes`` (the study's default), so that a test may pass its own.
+TINY_MODEL = {**MODEL_DEFAULTS, "hidden_multiplicities": [8, 4, 4, 2, 2], "layers": 2, "radial_neurons": 16}
+del TINY_MODEL["node_attributes"]
 
 TINY_TRAIN = {
     "epochs": 4,
@@ -124,15 +120,34 @@ TINY_TRAIN = {
 FIT = {"basis": "cc-pvdz", "fit_auxbasis": "def2-universal-jfit", "decontract": True}
 
 
-def train_tiny(splits, points, train_cfg, out_dirs):
-    """``run_grid_points`` of the tiny model on synthetic splits (``{"train", "val", "test"}``: dataset paths),
-    ε on grid level 0: one call per grid point (a list of one) or per ensemble (several seeds)."""
-    from e3hier.training.experiment import run_grid_points
+def train_tiny(splits, points, train_cfg, out_dirs, **options):
+    """The tiny model trained on synthetic splits (``{"train", "val", "test"}``: dataset paths), ε on grid level 0:
+    ``run_grid_point`` of one point (a dict) into one folder, or ``run_grid_points`` of a list of points (one
+    grid point, or an ensemble of several seeds) into as many folders; ``options`` go to that function."""
+    from e3hier.training import experiment
 
+    run = experiment.run_grid_point if isinstance(points, dict) else experiment.run_grid_points
     test = {"test": splits["test"]}
-    return run_grid_points(
-        points, splits["train"], splits["val"], test, FIT, TINY_MODEL, train_cfg, {"grid_level": 0}, out_dirs
+    return run(
+        points, splits["train"], splits["val"], test, FIT, TINY_MODEL, train_cfg, {"grid_level": 0}, out_dirs, **options
     )
+
+
+def tiny_layout(output: str = "full"):
+    """The output layout of the synthetic water data: ``FIT``'s fit functions of H and O, ``output`` block."""
+    from e3hier.data.layout import OutputLayout
+
+    return OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], FIT["decontract"], output)
+
+
+def tiny_train_val(splits, layout):
+    """Training and validation samples of synthetic splits for the tiny model (validation with its overlap)."""
+    import pandas as pd
+    from e3hier.training.samples import load_samples
+
+    train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
+    val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
+    return train, val
 
 
 @pytest.fixture(scope="session")

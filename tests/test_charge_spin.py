@@ -5,13 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from ase import Atoms
-from conftest import FIT, TINY_MODEL, TINY_TRAIN, WATER, synthetic_frame
+from conftest import FIT, TINY_MODEL, TINY_TRAIN, WATER, synthetic_frame, tiny_layout, train_tiny
 from workflow_helpers import snakemake
 
 from e3hier.data.dataset import structure_rows
-from e3hier.data.layout import OutputLayout
 from e3hier.dft.basis import ao_population_factors, build_mol, fit_basis, function_table, make_auxmol
-from e3hier.training.experiment import run_grid_point
 from e3hier.training.samples import check_single_charge, load_samples, structure_charges
 
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
@@ -97,23 +95,13 @@ def test_training_job_refuses_mixed_charges_before_training(synthetic_splits, tm
     test = with_charge(pd.read_parquet(synthetic_splits["test"]), 1)
     test.to_parquet(tmp_path / "test_cations.parquet")
     with pytest.raises(ValueError, match=r"charge \+0: .*\(split train\), charge \+1: .*\(split test\)"):
-        run_grid_point(
-            POINT,
-            synthetic_splits["train"],
-            synthetic_splits["val"],
-            {"test": tmp_path / "test_cations.parquet"},
-            FIT,
-            TINY_MODEL,
-            TINY_TRAIN,
-            {"grid_level": 0},
-            tmp_path / "out",
-        )
+        train_tiny(dict(synthetic_splits, test=tmp_path / "test_cations.parquet"), POINT, TINY_TRAIN, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_epsilon_divides_by_the_datasets_electron_count():
     frame = with_charge(synthetic_frame(1, seed=6), 1)  # a water dimer cation: 19 electrons
-    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], FIT["decontract"], "full")
+    layout = tiny_layout()
     [sample] = load_samples(frame, layout, TINY_MODEL, with_grid=True, dft_cfg=FIT, grid_level=0)
     assert sample.n_electrons == 19 and sample.grid.n_electrons == 19
 

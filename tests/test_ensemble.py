@@ -3,16 +3,14 @@
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
+from conftest import TINY_MODEL, TINY_TRAIN, synthetic_frame, tiny_layout, tiny_train_val, train_tiny
 from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
 
-from e3hier.data.layout import OutputLayout
 from e3hier.network.devices import to_device
 from e3hier.network.fused import layers as fused_layers
 from e3hier.network.model import DensityNetwork
 from e3hier.training import experiment
 from e3hier.training.ensemble import EnsembleTrainer
-from e3hier.training.experiment import run_grid_point, run_grid_points
 from e3hier.training.grid import block_name, seed_blocks
 from e3hier.training.members import MemberNetworks, member_model, pack_members
 from e3hier.training.samples import load_samples, pack
@@ -20,10 +18,6 @@ from e3hier.training.trainer import Trainer
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
-
-
-def layout():
-    return OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
 
 
 @pytest.mark.slow
@@ -34,7 +28,7 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
     ``chunk`` 1: without gradients, each member's edge messages are computed on their own."""
     if chunk is not None:
         monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
-    lay = layout()
+    lay = tiny_layout()
     graphs = [
         to_device(pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL)), "cpu")
         for n, m in ((1, 1), (2, 2), (1, 3))
@@ -58,38 +52,19 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
 
 
 def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):
-    lay = layout()
-    train = load_samples(pd.read_parquet(splits["train"]), lay, TINY_MODEL)
-    val = load_samples(pd.read_parquet(splits["val"]), lay, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
+    lay = tiny_layout()
+    train, val = tiny_train_val(splits, lay)
     return [Trainer(f"seed-{s}", lay, train, val, 1, s, TINY_MODEL, train_cfg, tmp_path / f"{s}.pt") for s in seeds]
 
 
 @pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone(synthetic_splits, tmp_path):
     """Same initialisation, data order and optimiser: the same trajectory up to float rounding."""
-    together = run_grid_points(
-        [dict(POINT, seed=s) for s in (3, 5)],
-        synthetic_splits["train"],
-        synthetic_splits["val"],
-        {"test": synthetic_splits["test"]},
-        FIT,
-        TINY_MODEL,
-        TINY_TRAIN,
-        {"grid_level": 0},
-        [tmp_path / "a3", tmp_path / "a5"],
+    together = train_tiny(
+        synthetic_splits, [dict(POINT, seed=s) for s in (3, 5)], TINY_TRAIN, [tmp_path / "a3", tmp_path / "a5"]
     )
     for seed, result in zip((3, 5), together):
-        alone = run_grid_point(
-            dict(POINT, seed=seed),
-            synthetic_splits["train"],
-            synthetic_splits["val"],
-            {"test": synthetic_splits["test"]},
-            FIT,
-            TINY_MODEL,
-            TINY_TRAIN,
-            {"grid_level": 0},
-            tmp_path / f"b{seed}",
-        )
+        alone = train_tiny(synthetic_splits, dict(POINT, seed=seed), TINY_TRAIN, tmp_path / f"b{seed}")
         a = pd.read_parquet(tmp_path / f"a{seed}" / "metrics.parquet").drop(columns=TIMING)
         b = pd.read_parquet(tmp_path / f"b{seed}" / "metrics.parquet").drop(columns=TIMING)
         pd.testing.assert_frame_equal(a, b, rtol=1e-4)
@@ -146,7 +121,7 @@ def test_seed_blocks_keep_full_blocks_when_seeds_are_appended():
 @pytest.mark.parametrize("lmax", [0, 2, 4])
 def test_member_model_equals_a_fresh_build_for_its_seed(lmax):
     """A member's weights are drawn again on a clone of the first member: exactly what a build gives."""
-    lay = layout()
+    lay = tiny_layout()
     torch.manual_seed(0)
     first = DensityNetwork(2, lmax, str(lay.irreps), 3.0, 6.0, **TINY_MODEL)
     torch.manual_seed(7)
@@ -172,15 +147,10 @@ def test_a_diverging_member_stops_and_the_others_train_on_bit_for_bit(synthetic_
     train = dict(TINY_TRAIN, epochs=3)
 
     def run(folder):
-        return run_grid_points(
+        return train_tiny(
+            synthetic_splits,
             [dict(POINT, seed=s) for s in (3, 5)],
-            synthetic_splits["train"],
-            synthetic_splits["val"],
-            {"test": synthetic_splits["test"]},
-            FIT,
-            TINY_MODEL,
             train,
-            {"grid_level": 0},
             [tmp_path / folder / "3", tmp_path / folder / "5"],
         )
 

@@ -9,8 +9,6 @@ import pytest
 from e3hier import plan as P
 from tests.workflow_helpers import ROOT, TINY
 
-CALIBRATION = ROOT / "benchmarks" / "calibration"
-
 #: The scaling laws the plan must keep (docs/plan.md): family → features its time law grows with.
 EXPECTED_TIME_FEATURES = {
     "dft": {"atoms", "basis_per_atom", "grid_per_atom"},
@@ -26,13 +24,13 @@ EXPECTED_TIME_FEATURES = {
 
 @pytest.fixture(scope="module")
 def calibration():
-    return P.calibrate(P.read_calibration(P.default_calibration_paths()))
+    return P.load_calibration()
 
 
 @pytest.fixture(scope="module")
 def validation_calibration():
     """The tiny and default runs only: what the study-tier check is calibrated on."""
-    return P.calibrate(P.read_calibration([CALIBRATION / name for name in P.VALIDATION_CALIBRATION]))
+    return P.load_calibration(P.default_calibration_paths(P.VALIDATION_CALIBRATION))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +132,7 @@ def test_job_counts_equal_the_dag(tiny_dry_run):
     files, text = tiny_dry_run
     jobs = P.parse_dry_run(text)
     config = P.load_config(files)
-    calibration = P.calibrate(P.read_calibration(P.default_calibration_paths()))
+    calibration = P.load_calibration()
     per_job = P.predict_jobs(P.job_features(jobs, config), calibration)
     table = P.rule_table(per_job)
     assert table["jobs"].to_dict() == P.job_counts(text)  # Snakemake's own "Job stats"
@@ -150,7 +148,7 @@ def test_committed_calibration_has_the_current_features(tiny_dry_run):
     """benchmarks/calibration/tiny.tsv holds the features the planner computes today (else re-summarise)."""
     files, text = tiny_dry_run
     features = P.job_features(P.parse_dry_run(text), P.load_config(files)).set_index("job")
-    committed = pd.read_csv(CALIBRATION / "tiny.tsv", sep="\t").set_index("job")
+    committed = pd.read_csv(P.CALIBRATION_DIR / "tiny.tsv", sep="\t").set_index("job")
     columns = [
         "md_work",
         "n_basis",

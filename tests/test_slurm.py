@@ -32,6 +32,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, TINY, snakemake
 
+from e3hier.plan import snakemake_command
 from e3hier.training.grid import training_grid
 from e3hier.workflow import slurm_nodes
 
@@ -232,6 +233,12 @@ def merged_config() -> dict:
     return merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text()))
 
 
+def tiny_command(workdir, profile, *args, configfiles=()) -> list[str]:
+    """Snakemake on config.yaml + tiny.yaml (+ ``configfiles``) with a profile's settings, then ``args``."""
+    files = [ROOT / "config.yaml", TINY, *configfiles]
+    return snakemake_command(ROOT / "Snakefile", workdir, "--configfile", *files, "--profile", profile, *args)
+
+
 def models_without_timings(workdir: Path) -> pd.DataFrame:
     table = pd.read_parquet(workdir / TARGET)
     table = table[[c for c in table.columns if "seconds" not in c]]
@@ -247,26 +254,16 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
 
         workdir = tmp_path / "slurm"
         workdir.mkdir()
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "-d",
-            str(workdir),
-            "--configfile",
-            str(ROOT / "config.yaml"),
-            str(TINY),
-            "--profile",
-            str(PROFILE),
+        cmd = tiny_command(
+            workdir,
+            PROFILE,
             # the site settings a user gives: our partition; no account (no accounting here).
             # This replaces the profile's default-resources, placeholders included.
             "--default-resources",
             f"slurm_partition={PARTITION}",
             # at most the node's CPUs per job: caps dft's 4 threads, sizes the dft group job
             "--cores",
-            str(slurm_cluster.cpus),
+            slurm_cluster.cpus,
             "--slurm-status-command",
             "squeue",  # no slurmdbd here, so no sacct
             "--slurm-init-seconds-before-status-checks",
@@ -277,7 +274,7 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
             "--retries",
             "0",
             TARGET,
-        ]
+        )
         start = time.time()
         result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=1500)
         seconds = time.time() - start
@@ -339,27 +336,17 @@ def test_cores_beyond_the_nodes_fail_at_start_up_naming_the_partition(slurm_clus
     the workflow stops before its first sbatch and says which --cores fits."""
     cpus = slurm_cluster.cpus
     before = slurm_cluster.squeue()  # the session's cluster lists finished jobs of other tests for 600 s
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(tmp_path),
-        "--configfile",
-        str(ROOT / "config.yaml"),
-        str(TINY),
-        "--profile",
-        str(PROFILE),
+    cmd = tiny_command(
+        tmp_path,
+        PROFILE,
         "--default-resources",
         f"slurm_partition={PARTITION}",
         "--cores",
-        str(cpus + 2),
+        cpus + 2,
         "--slurm-status-command",
         "squeue",
         TARGET,
-    ]
+    )
     result = subprocess.run(cmd, capture_output=True, text=True, env=slurm_cluster.env, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
@@ -431,6 +418,7 @@ def test_unknown_partition_or_unusable_sinfo_only_warns():
 
 REQUESTS_FLOW = """
 import json
+from e3hier.plan import snakemake_command
 from e3hier.workflow import slurm_nodes
 
 
@@ -466,14 +454,9 @@ rule c:
 def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
     """What each partition is asked for, read from a workflow's settings (a throwaway workflow, run locally)."""
     (tmp_path / "Snakefile").write_text(REQUESTS_FLOW)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(tmp_path / "Snakefile"),
-        "-d",
-        str(tmp_path),
+    cmd = snakemake_command(
+        tmp_path / "Snakefile",
+        tmp_path,
         "--cores",
         "4",
         "--groups",
@@ -484,7 +467,7 @@ def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
         "a=3",
         "--set-resources",
         "a:slurm_partition=mid",
-    ]
+    )
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT))
     )
@@ -500,23 +483,7 @@ def test_job_requests_follow_cores_threads_groups_and_partitions(tmp_path):
 
 def dry_run(profile, workdir, *configfiles):
     """A dry run with the profile's own settings (the test helper would pass --cores 2)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(ROOT / "config.yaml"),
-        str(TINY),
-        *map(str, configfiles),
-        "--profile",
-        str(profile),
-        "--dry-run",
-        TARGET,
-    ]
+    cmd = tiny_command(workdir, profile, "--dry-run", TARGET, configfiles=configfiles)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr

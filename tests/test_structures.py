@@ -322,23 +322,6 @@ def test_read_xyz_missing_glob(xyz_dir):
         xyz_frames({"train": ["data/*.xyz"], "test": ["nothing/*.xyz"]}, base_dir=xyz_dir)
 
 
-@pytest.mark.parametrize(
-    "text, line",
-    [
-        ("3\nc\nO 0 0 0\nH 0.96 abc 0\nH 0 1 0\n", "line 4"),
-        ("3\nc\nO 0 0 0\nH 0.96 0\nH 0 1 0\n", "line 4"),
-        ("3\nc\nO 0 0 0\nH 0.96 0 0\n", "line 1"),
-        ("three\nc\nO 0 0 0\n", "line 1"),
-    ],
-)
-def test_read_xyz_malformed_names_file_and_line(tmp_path, text, line):
-    path = tmp_path / "broken.xyz"
-    path.write_text(text)
-    with pytest.raises(ValueError) as err:
-        xyz_frames({"train": ["broken.xyz"]}, base_dir=tmp_path)
-    assert str(path) in str(err.value) and line in str(err.value)
-
-
 def test_read_xyz_duplicate_ids(xyz_dir):
     (xyz_dir / "test" / "b_single.xyz").write_text(WATER_XYZ.format(comment="same stem"))
     with pytest.raises(
@@ -350,20 +333,26 @@ def test_read_xyz_duplicate_ids(xyz_dir):
 @pytest.mark.parametrize(
     "text, needle",
     [
+        # malformed: the reader's own message
+        ("3\nc\nO 0 0 0\nH 0.96 abc 0\nH 0 1 0\n", ": cannot read structures (line 4"),
+        ("3\nc\nO 0 0 0\nH 0.96 0\nH 0 1 0\n", ": cannot read structures (line 4"),
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\n", ": cannot read structures (line 1"),
+        ("three\nc\nO 0 0 0\n", ": cannot read structures (line 1"),
         # ASE reads nan and inf; the DFT job would fail on them
-        ("3\nc\nO 0 0 0\nH 0.96 nan 0\nH 0 1 0\n", "line 4: coordinates [0.96, nan, 0.0] are not finite"),
-        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 1 0\n3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 inf 0\n", "line 10:"),
+        ("3\nc\nO 0 0 0\nH 0.96 nan 0\nH 0 1 0\n", ", line 4: coordinates [0.96, nan, 0.0] are not finite"),
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 1 0\n3\nc\nO 0 0 0\nH 0.96 0 0\nH 0 inf 0\n", ", line 10:"),
         # two atoms closer than structures.min_distance_angstrom (0.3 here)
-        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0.1 0.1 0\n", "line 3 and line 5: atoms O and H are 0.141 Å apart"),
+        ("3\nc\nO 0 0 0\nH 0.96 0 0\nH 0.1 0.1 0\n", ", line 3 and line 5: atoms O and H are 0.141 Å apart"),
     ],
 )
-def test_unusable_coordinates_are_refused_while_the_workflow_is_read(tmp_path, text, needle):
+def test_malformed_or_unusable_xyz_is_refused_naming_file_and_line(tmp_path, text, needle):
+    """While the workflow is read (``structure_plans`` reads every frame), before any job."""
     path = tmp_path / "bad.xyz"
     path.write_text(text)
     cfg = {"source": "xyz", "min_distance_angstrom": 0.3, "xyz": {"train": ["bad.xyz"]}}
     with pytest.raises(ValueError) as err:
         structure_plans(cfg, base_dir=tmp_path)
-    assert f"{path}, {needle}" in str(err.value)
+    assert f"{path}{needle}" in str(err.value)
 
 
 def test_the_minimum_distance_of_the_config_is_the_one_checked(tmp_path):

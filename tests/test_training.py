@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN, train_tiny
+from conftest import FIT, ROOT, TINY_MODEL, TINY_TRAIN, tiny_layout, tiny_train_val, train_tiny
 
 from e3hier.data import metric
-from e3hier.data.layout import OutputLayout
 from e3hier.dft.basis import primitive_normalisation
 from e3hier.network.devices import to_device
 from e3hier.script_imports import code_files
@@ -22,7 +21,6 @@ from e3hier.training import experiment
 from e3hier.training import trainer as training
 from e3hier.training.checkpoints import code_hash, training_code_files
 from e3hier.training.evaluation import evaluate, load_predictor
-from e3hier.training.experiment import run_grid_point
 from e3hier.training.features import probe_steps
 from e3hier.training.samples import load_samples, pack, shell_scales
 from e3hier.training.trainer import Trainer, TrainingDiverged
@@ -32,17 +30,15 @@ POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}
 
 
 def make_trainer(splits, checkpoint, train_cfg=TINY_TRAIN, output="full", lmax=1):
-    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, output)
-    train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)
-    val = load_samples(pd.read_parquet(splits["val"]), layout, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
+    layout = tiny_layout(output)
+    train, val = tiny_train_val(splits, layout)
     return Trainer("test-point", layout, train, val, lmax, 3, TINY_MODEL, train_cfg, checkpoint)
 
 
 def test_training_probes_at_the_steps_of_the_probe_schedule(synthetic_splits, tmp_path):
     """analysis.probe_schedule: every step of the first dense_steps, then geometric, within max_probes."""
-    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "scalar")
-    train = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
-    val = load_samples(pd.read_parquet(synthetic_splits["val"]), layout, TINY_MODEL, with_overlap=True, dft_cfg=FIT)
+    layout = tiny_layout("scalar")
+    train, val = tiny_train_val(synthetic_splits, layout)
     schedule = {"dense_steps": 2, "max_probes": 6}
     trainer = Trainer("probed", layout, train, val, 0, 3, TINY_MODEL, TINY_TRAIN, tmp_path / "c.pt", None, schedule)
     _, _, probes = trainer.fit(lambda step, epoch, model: {"step": step})
@@ -177,17 +173,7 @@ def test_a_training_job_builds_validation_grids_once_after_training(synthetic_sp
 
     monkeypatch.setattr(samples_module, "density_grid", counted_grid)
     monkeypatch.setattr(Trainer, "fit", logged_fit)
-    run_grid_point(
-        POINT,
-        synthetic_splits["train"],
-        synthetic_splits["val"],
-        {"test": synthetic_splits["test"]},
-        FIT,
-        TINY_MODEL,
-        TINY_TRAIN,
-        {"grid_level": 0},
-        tmp_path,
-    )
+    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path)
     assert events == ["fit", "fitted"] + ["grid"] * 4  # 2 validation structures, then 2 test structures
 
 
@@ -201,13 +187,9 @@ def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):
 KILL_SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
-from conftest import FIT, TINY_MODEL, TINY_TRAIN
-from e3hier.data import metric
-from e3hier.training.experiment import run_grid_point
+from conftest import TINY_TRAIN, train_tiny
 paths = json.loads({paths!r})
-train = dict(TINY_TRAIN, epochs=40, checkpoint_every=1)
-run_grid_point({point!r}, paths["train"], paths["val"], {{"test": paths["test"]}}, FIT, TINY_MODEL, train,
-               {{"grid_level": 0}}, sys.argv[1])
+train_tiny(paths, {point!r}, dict(TINY_TRAIN, epochs=40, checkpoint_every=1), sys.argv[1])
 """
 
 
@@ -249,17 +231,7 @@ def test_killed_job_resumes_to_the_same_final_weights(synthetic_splits, tmp_path
 @pytest.mark.parametrize("output", ["scalar", "higher"])
 def test_grid_point_writes_model_metrics_and_eval(synthetic_splits, tmp_path, output):
     point = dict(POINT, output=output)
-    result = run_grid_point(
-        point,
-        synthetic_splits["train"],
-        synthetic_splits["val"],
-        {"test": synthetic_splits["test"]},
-        FIT,
-        TINY_MODEL,
-        TINY_TRAIN,
-        {"grid_level": 0},
-        tmp_path,
-    )
+    result = train_tiny(synthetic_splits, point, TINY_TRAIN, tmp_path)
     summary = result["summary"]
     assert summary["epochs"] == TINY_TRAIN["epochs"] and summary["n_train"] == 6
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
@@ -311,18 +283,7 @@ def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, t
     point = dict(POINT, lmax_hidden=2)
     runs = {}
     for name, cache_mb in (("held", 2000), ("streamed", 0)):
-        run_grid_point(
-            point,
-            synthetic_splits["train"],
-            synthetic_splits["val"],
-            {"test": synthetic_splits["test"]},
-            FIT,
-            TINY_MODEL,
-            TINY_TRAIN,
-            {"grid_level": 0},
-            tmp_path / name,
-            collocation_cache_mb=cache_mb,
-        )
+        train_tiny(synthetic_splits, point, TINY_TRAIN, tmp_path / name, collocation_cache_mb=cache_mb)
         runs[name] = {
             table: pd.read_parquet(tmp_path / name / f"{table}.parquet") for table in ("metrics", "eval", "ablation")
         }
@@ -335,7 +296,7 @@ def test_grid_point_without_held_grids_gives_the_same_tables(synthetic_splits, t
 def test_population_scaling_trains_on_the_studys_populations_and_maps_predictions_back(synthetic_splits, tmp_path):
     """``target_scaling: population``: the loss sees target × 2√2 / N(l, α), and every consumer (evaluation,
     the saved model) gets the network's output × N / 2√2, the coefficient-space target."""
-    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+    layout = tiny_layout()
     samples = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
     train_cfg = dict(TINY_TRAIN, target_scaling="population")
     trainer = Trainer("test-point", layout, samples[:4], samples[4:], 1, 3, TINY_MODEL, train_cfg, tmp_path / "c.pt")
@@ -361,7 +322,7 @@ def test_population_scaling_trains_on_the_studys_populations_and_maps_prediction
 def test_population_rms_is_the_studys_weighting_with_outputs_of_unit_size(synthetic_splits):
     """``population_rms``: the populations divided by one number, their RMS over the training set (so the loss
     weighs the coefficients as the study's does, and the targets the network sees have unit RMS)."""
-    layout = OutputLayout.from_basis(FIT["fit_auxbasis"], ["H", "O"], True, "full")
+    layout = tiny_layout()
     samples = load_samples(pd.read_parquet(synthetic_splits["train"]), layout, TINY_MODEL)
     population, unit = (shell_scales(samples, layout, s) for s in ("population", "population_rms"))
     ratio = unit / population

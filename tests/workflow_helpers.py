@@ -2,12 +2,11 @@
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from e3hier.plan import job_counts
+from e3hier.plan import job_counts, snakemake_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -48,20 +47,7 @@ def snakemake(workdir, *args, configfiles=(), overrides=None, check=True, timeou
         extra = workdir / "override.yaml"
         extra.write_text(yaml.safe_dump(overrides))
         files.append(str(extra))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(snakefile),
-        "-d",
-        str(workdir),
-        "--configfile",
-        *files,
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(snakefile, workdir, "--configfile", *files, "--cores", "2", *args)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(

@@ -125,26 +125,33 @@ def epsilon_vs_lmax(models: pd.DataFrame):
     return fig
 
 
+def line_grid(data: pd.DataFrame, x: str, y: str, hue: str, labels: tuple[str, str], logx: bool = False, **relplot):
+    """A seaborn line grid on log axes (y; x too with ``logx``): means over seeds with 95 % t bands, facets and
+    styles as ``relplot`` (``sns.relplot``'s arguments, e.g. ``col``, ``palette``, ``height``); ``labels``: x, y."""
+    grid = sns.relplot(data=data, x=x, y=y, hue=hue, kind="line", errorbar=errorbar, **relplot)
+    grid.set(**({"xscale": "log"} if logx else {}), yscale="log")
+    grid.set_axis_labels(*labels)
+    return grid
+
+
 def learning_curves(metrics: pd.DataFrame):
     """Validation L2 error (coefficient space, ``val_l2``) against epoch, one panel per output order, one colour per
     hidden l_max (study grid)."""
     metrics = study_models(metrics)
-    grid = sns.relplot(
-        data=metrics,
-        x="epoch",
-        y="val_l2",
-        hue="lmax_hidden",
+    labels = ("epoch", f"validation {L2_LABEL}")
+    grid = line_grid(
+        metrics,
+        "epoch",
+        "val_l2",
+        "lmax_hidden",
+        labels,
         palette=LMAX_PALETTE,
         col="output",
         col_order=outputs_present(metrics),
-        kind="line",
-        errorbar=errorbar,
         height=2.6,
         aspect=1.0,
         facet_kws={"sharey": False},
     )
-    grid.set(yscale="log")
-    grid.set_axis_labels("epoch", f"validation {L2_LABEL}")
     grid.legend.set_title("hidden l_max")
     return grid.figure
 
@@ -180,40 +187,34 @@ def findings(table: pd.DataFrame):
 def data_efficiency(models: pd.DataFrame):
     """Test ε against training-set size (log-log), one panel per output order, one colour per l_max."""
     models = study_models(models)
-    grid = sns.relplot(
-        data=models,
-        x="n_train",
-        y="epsilon_test",
-        hue="lmax_hidden",
+    labels = ("training structures", f"test {EPSILON_LABEL}")
+    return line_grid(
+        models,
+        "n_train",
+        "epsilon_test",
+        "lmax_hidden",
+        labels,
+        logx=True,
         palette=LMAX_PALETTE,
         col="output",
         col_order=outputs_present(models),
-        kind="line",
         marker="o",
-        errorbar=errorbar,
         height=2.6,
-    )
-    grid.set(xscale="log", yscale="log")
-    grid.set_axis_labels("training structures", f"test {EPSILON_LABEL}")
-    return grid.figure
+    ).figure
 
 
 def transfer(table: pd.DataFrame):
     """Mean ε per test split against hidden l_max: the larger clusters measure transfer."""
     table = study_models(table)
-    grid = sns.relplot(
-        data=table,
-        x="lmax_hidden",
-        y="epsilon",
-        hue="output",
+    return line_grid(
+        table,
+        "lmax_hidden",
+        "epsilon",
+        "output",
+        ("hidden l_max", EPSILON_LABEL),
         hue_order=outputs_present(table),
         palette=OUTPUT_PALETTE,
         col="split",
-        kind="line",
         marker="o",
-        errorbar=errorbar,
         height=2.8,
-    )
-    grid.set(yscale="log")
-    grid.set_axis_labels("hidden l_max", EPSILON_LABEL)
-    return grid.figure
+    ).figure

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER  # noqa: E402
+from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER, line_grid  # noqa: E402
 from e3hier.analysis.findings import hierarchy_models, study_family, study_models  # noqa: E402
 from e3hier.analysis.statistics import errorbar  # noqa: E402
 
@@ -71,21 +71,10 @@ def hidden_features(features: pd.DataFrame, output: str = "full"):
     (rows), one colour per order l; study model at the largest l_max, mean over seeds with 95 % t bands."""
     part = hierarchy_models(features[features["kind"] == "feature"], "study", output).copy()
     part["parity"] = part["parity"].map({1: "even", -1: "odd"})
-    grid = sns.relplot(
-        data=part,
-        x="step",
-        y="value",
-        hue="l",
-        palette=L_PALETTE,
-        col="layer",
-        row="parity",
-        kind="line",
-        errorbar=errorbar,
-        height=2.4,
-        aspect=1.1,
+    labels = ("optimiser step", "feature RMS per component")
+    grid = line_grid(
+        part, "step", "value", "l", labels, palette=L_PALETTE, col="layer", row="parity", height=2.4, aspect=1.1
     )
-    grid.set(yscale="log")
-    grid.set_axis_labels("optimiser step", "feature RMS per component")
     return grid.figure
 
 

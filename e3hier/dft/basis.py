@@ -59,10 +59,8 @@ def population_factor(l, exponent):
 
     Parameters
     ----------
-    l : int or array of int
-        Order of the shell.
-    exponent : float or array of float
-        Gaussian exponent α, bohr⁻².
+    l, exponent
+        As in ``primitive_normalisation``.
     """
     return POPULATION_NUMERATOR / primitive_normalisation(l, exponent)
 

@@ -86,12 +86,8 @@ def aux_shell_blocks(mol: gto.Mole, auxmol: gto.Mole, block_mb: float = FIT_BLOC
 
     Parameters
     ----------
-    mol : pyscf.gto.Mole
-        The structure in the SCF basis.
-    auxmol : pyscf.gto.Mole
-        The structure in the fit functions (``basis.make_auxmol``).
-    block_mb : float, optional
-        Most memory (MB) of one block's integrals.
+    mol, auxmol, block_mb
+        As in ``fit_density``.
     """
     nao = mol.nao_nr()
     per_block = max(1, int(block_mb * 1e6 / (8 * nao * (nao + 1) // 2)))
@@ -99,18 +95,13 @@ def aux_shell_blocks(mol: gto.Mole, auxmol: gto.Mole, block_mb: float = FIT_BLOC
 
 
 def fit_projection(mol: gto.Mole, dm: np.ndarray, auxmol: gto.Mole, block_mb: float = FIT_BLOCK_MB) -> np.ndarray:
-    """(P|ρ) = Σ_μν (μν|P) D_μν, from the packed (``s2ij``) integrals, block by block of fit shells.
+    """(P|ρ) = Σ_μν (μν|P) D_μν, from the packed (``s2ij``) integrals, block by block of fit shells
+    (``aux_shell_blocks``).
 
     Parameters
     ----------
-    mol : pyscf.gto.Mole
-        The structure in the SCF basis.
-    dm : numpy.ndarray
-        The total density matrix in ``mol``'s basis (n_ao × n_ao).
-    auxmol : pyscf.gto.Mole
-        The structure in the fit functions (``basis.make_auxmol``).
-    block_mb : float, optional
-        Most memory (MB) of one block's integrals (``aux_shell_blocks``).
+    mol, dm, auxmol, block_mb
+        As in ``fit_density``.
     """
     nao = mol.nao_nr()
     n_pair = nao * (nao + 1) // 2

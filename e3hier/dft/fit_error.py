@@ -33,12 +33,8 @@ def fit_error_percent(
 
     Parameters
     ----------
-    mol : pyscf.gto.Mole
-        The structure in the SCF basis.
-    dm : numpy.ndarray
-        The total density matrix in ``mol``'s basis (n_ao × n_ao).
-    auxmol : pyscf.gto.Mole
-        The structure in the fit functions (``basis.make_auxmol``).
+    mol, dm, auxmol
+        As in ``e3hier.dft.fit.fit_density``.
     coefficients : numpy.ndarray
         The fit's coefficients, in ``eval_gto`` column order.
     block_points : int, optional

@@ -134,16 +134,8 @@ def dft_job(
     ----------
     structure_id : str
         What errors and the summary name.
-    symbols : sequence of str
-        Element symbols of the atoms.
-    positions_angstrom : array_like
-        Positions (Å), one row per atom.
-    settings : dict
-        The ``dft`` config block.
-    charge : int, optional
-        Net charge (e).
-    multiplicity : int, optional
-        2S + 1.
+    symbols, positions_angstrom, settings, charge, multiplicity
+        As in ``reference_density``.
     """
     from e3hier.io import package_versions
     from e3hier.structures.charge_spin import check_charge_multiplicity

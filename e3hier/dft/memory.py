@@ -216,10 +216,8 @@ def structure_memory_terms(symbols, settings: dict, **options) -> dict[str, floa
 
     Parameters
     ----------
-    symbols : sequence of str
-        Element symbols of the structure's atoms.
-    settings : dict
-        The ``dft`` config block.
+    symbols, settings
+        As in ``structure_counts``.
     **options
         The budgets, as in ``dft_memory_terms``.
     """
@@ -231,11 +229,7 @@ def structure_memory_mb(symbols, settings: dict, **options) -> int:
 
     Parameters
     ----------
-    symbols : sequence of str
-        Element symbols of the structure's atoms.
-    settings : dict
-        The ``dft`` config block.
-    **options
-        The budgets, as in ``dft_memory_terms``.
+    symbols, settings, **options
+        As in ``structure_memory_terms``.
     """
     return int(np.ceil(structure_memory_terms(symbols, settings, **options)["total"]))

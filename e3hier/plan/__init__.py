@@ -35,6 +35,7 @@ from e3hier.plan.calibration import (  # noqa: F401
     Calibration,
     calibrate,
     default_calibration_paths,
+    load_calibration,
     read_calibration,
 )
 from e3hier.plan.cli import (  # noqa: F401
@@ -55,6 +56,7 @@ from e3hier.plan.dag import (  # noqa: F401
     load_config,
     parse_dry_run,
     rule_family,
+    snakemake_command,
 )
 from e3hier.plan.features import (  # noqa: F401
     BATCH1_FIXED_FRACTION,

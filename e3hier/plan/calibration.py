@@ -75,9 +75,15 @@ def read_calibration(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def default_calibration_paths() -> list[Path]:
-    """The shipped calibration tables ``DEFAULT_CALIBRATION`` in ``benchmarks/calibration/``."""
-    return [CALIBRATION_DIR / name for name in DEFAULT_CALIBRATION]
+def default_calibration_paths(names=DEFAULT_CALIBRATION) -> list[Path]:
+    """The shipped calibration tables ``names`` (``DEFAULT_CALIBRATION``, or e.g. ``VALIDATION_CALIBRATION``) in
+    ``benchmarks/calibration/``."""
+    return [CALIBRATION_DIR / name for name in names]
+
+
+def load_calibration(paths=None) -> Calibration:
+    """``calibrate`` of the tables ``paths`` (``read_calibration``; default: ``default_calibration_paths()``)."""
+    return calibrate(read_calibration(paths or default_calibration_paths()))
 
 
 def calibrate(table: pd.DataFrame) -> Calibration:

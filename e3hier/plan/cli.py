@@ -12,13 +12,11 @@ import pandas as pd
 
 from e3hier.io import write_tsv
 from e3hier.plan.calibration import (
-    CALIBRATION_DIR,
     VALIDATION_CALIBRATION,
     VALIDATION_RUN,
     Calibration,
-    calibrate,
     default_calibration_paths,
-    read_calibration,
+    load_calibration,
 )
 from e3hier.plan.predict import GPU_SPEEDUP_OVER_CORE, plan
 from e3hier.plan.runs import summarise_run
@@ -147,8 +145,7 @@ def main(argv=None) -> int:
         print(f"{args.output}: {len(table)} jobs, {table['seconds'].mul(table['threads']).sum() / 3600:.3f} core-hours")
         return 0
     if args.validate:
-        paths = args.calibration or [CALIBRATION_DIR / name for name in VALIDATION_CALIBRATION]
-        calibration = calibrate(read_calibration(paths))
+        calibration = load_calibration(args.calibration or default_calibration_paths(VALIDATION_CALIBRATION))
         table = validate_on(pd.read_csv(args.validate, sep="\t"), calibration)
         print(f"{args.validate}: predicted (calibration: {', '.join(calibration.sources)}) vs measured core-hours")
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))

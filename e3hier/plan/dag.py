@@ -52,6 +52,11 @@ def load_config(configfiles) -> dict:
     return config
 
 
+def snakemake_command(snakefile, workdir, *args) -> list[str]:
+    """``python -m snakemake -s snakefile -d workdir *args`` with this interpreter, for ``subprocess.run``."""
+    return [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *map(str, args)]
+
+
 def dry_run_text(configfiles, workdir=None, snakefile=SNAKEFILE, timeout: float = 900, profile=None) -> str:
     """The text of ``snakemake --dry-run --forceall`` of the workflow with the given config files.
 
@@ -78,20 +83,9 @@ def dry_run_text(configfiles, workdir=None, snakefile=SNAKEFILE, timeout: float 
     files = [str(Path(f).resolve()) for f in configfiles]
     extra = ["--profile", str(Path(profile).resolve())] if profile else ["--cores", str(PLAN_CORES)]
     with tempfile.TemporaryDirectory(prefix="e3hier-plan-") as scratch:
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(snakefile),
-            "-d",
-            str(workdir or scratch),
-            "--dry-run",
-            "--forceall",
-            *extra,
-            "--configfile",
-            *files,
-        ]
+        cmd = snakemake_command(
+            snakefile, workdir or scratch, "--dry-run", "--forceall", *extra, "--configfile", *files
+        )
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"snakemake dry run failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -170,18 +164,8 @@ def parse_dry_run(text: str) -> pd.DataFrame:
 
 
 def job_counts(text: str) -> dict[str, int]:
-    """Snakemake's own job count of a dry run.
-
-    Parameters
-    ----------
-    text : str
-        Output of ``dry_run_text``.
-
-    Returns
-    -------
-    dict
-        ``{rule: jobs}`` from the "Job stats" table.
-    """
+    """Snakemake's own job count of a dry run's ``text`` (``dry_run_text``): ``{rule: jobs}`` from its "Job stats"
+    table."""
     stats = text.split("Job stats:", 1)[1]
     counts = {}
     for line in stats.splitlines()[3:]:

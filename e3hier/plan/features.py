@@ -140,10 +140,8 @@ def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame
     ----------
     jobs : pandas.DataFrame
         ``parse_dry_run`` rows of the config's DAG.
-    config : dict
-        A ``load_config`` config.
-    base_dir : path-like
-        Where the config's XYZ globs resolve.
+    config, base_dir
+        As in ``structure_table``.
 
     Returns
     -------

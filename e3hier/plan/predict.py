@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from e3hier.plan.calibration import Calibration, calibrate, default_calibration_paths, read_calibration
+from e3hier.plan.calibration import Calibration, load_calibration
 from e3hier.plan.dag import dag_jobs, load_config
 from e3hier.plan.features import job_features
 
@@ -155,7 +155,7 @@ def plan(configfiles, calibration_paths=None, workdir=None, gpu_speedup: float =
         ``(rule_table, per-job predict_jobs table, Calibration)``.
     """
     configfiles = [Path(f).resolve() for f in configfiles]
-    calibration = calibrate(read_calibration(calibration_paths or default_calibration_paths()))
+    calibration = load_calibration(calibration_paths)
     config = load_config(configfiles)
     jobs = dag_jobs(configfiles, workdir, profile)
     per_job = predict_jobs(job_features(jobs, config, workdir or "."), calibration, gpu_speedup)

@@ -9,18 +9,8 @@ from e3hier.plan.predict import predict_jobs
 
 
 def measured_rule_table(calibration_rows: pd.DataFrame) -> pd.DataFrame:
-    """Measured totals of a summarised run.
-
-    Parameters
-    ----------
-    calibration_rows : pandas.DataFrame
-        ``summarise_run`` rows.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per rule: ``jobs`` and ``core_hours`` (Σ seconds × threads / 3600).
-    """
+    """Measured totals of a summarised run (``calibration_rows``: ``summarise_run`` rows), per rule: ``jobs`` and
+    ``core_hours`` (Σ seconds × threads / 3600)."""
     rows = calibration_rows.assign(core_hours=calibration_rows["seconds"] * calibration_rows["threads"] / 3600)
     grouped = rows.groupby("rule", sort=False)
     return pd.DataFrame({"jobs": grouped.size(), "core_hours": grouped["core_hours"].sum()})

@@ -265,13 +265,6 @@ def water_cluster_plans(water_clusters_cfg: dict, base_dir=".") -> dict[str, dic
 
 
 def build_water_cluster(recipe: dict, path=None) -> Atoms:
-    """The cluster a ``water_cluster_plans`` recipe describes (``generate_water_cluster``).
-
-    Parameters
-    ----------
-    recipe : dict
-        A recipe of ``water_cluster_plans``.
-    path : path, optional
-        Unused (a cluster has no input file); every source's builder takes it (``plans.SOURCES``).
-    """
+    """The cluster a ``water_cluster_plans`` recipe describes (``generate_water_cluster``). ``path`` is unused: a
+    cluster has no input file, but every source's builder takes one (``plans.SOURCES``)."""
     return generate_water_cluster(recipe["n_molecules"], recipe["seed"], recipe["temperature_K"], recipe["md_steps"])
