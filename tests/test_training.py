@@ -24,8 +24,9 @@ from e3hier.training.checkpoints import code_hash, training_code_files
 from e3hier.training.evaluation import evaluate, load_predictor
 from e3hier.training.experiment import run_grid_point
 from e3hier.training.features import probe_steps
+from e3hier.training.loop import TrainingDiverged
 from e3hier.training.samples import load_samples, pack, shell_scales
-from e3hier.training.trainer import Trainer, TrainingDiverged
+from e3hier.training.trainer import Trainer
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}
