@@ -1,6 +1,6 @@
 """Benchmark 1: training throughput and validation ε, the project's step vs the study's original recipe.
 
-- project: ``Trainer.train_epoch`` (cached graphs and edge features, ``pack``ed batches of
+- project: ``Trainer.train_pass`` (cached graphs and edge features, ``pack``ed batches of
   ``train.batch_size``, fused tensor-product kernels), Adam + the configured lr schedule;
 - project, e3nn kernels: the same path with the tensor products as e3nn generates them
   (``DensityNetwork(kernels="e3nn")``), to separate the kernels' share of the speedup;
@@ -39,7 +39,7 @@ from e3hier.network.capacity import hidden_irreps, node_attribute_irreps
 from e3hier.network.devices import to_device
 from e3hier.network.model import DensityNetwork
 from e3hier.training.evaluation import Predictor, evaluate
-from e3hier.training.network_setup import build_model
+from e3hier.training.network_setup import build_model, lr_schedule, optimiser
 from e3hier.training.samples import load_samples, pack
 from e3hier.training.trainer import Trainer
 
@@ -106,7 +106,7 @@ class Baseline:
     def __init__(self, net: Network, trainer: Trainer, layout: OutputLayout, lr: float):
         self.net, self.trainer, self.layout = net, trainer, layout
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-        self.scheduler = trainer.make_scheduler(self.optimizer)
+        self.scheduler = lr_schedule(self.optimizer, trainer.cfg)
 
     def epoch(self, epoch: int) -> float:
         self.net.train()
@@ -130,8 +130,7 @@ class Baseline:
 def with_model(trainer: Trainer, model: DensityNetwork, lr: float) -> Trainer:
     """``trainer`` training ``model`` instead (fresh optimizer and schedule)."""
     trainer.model = trainer.predictor.model = model
-    trainer.optimizer = trainer.make_optimizer(model)
-    trainer.scheduler = trainer.make_scheduler(trainer.optimizer)
+    trainer.optimizer, trainer.scheduler = optimiser(model, trainer.cfg)
     return trainer
 
 
@@ -177,7 +176,7 @@ def epsilon_after_seed(lmax: int, seed: int, data, config: dict, tmp: str) -> di
     baseline = Baseline(stock, project, layout, float(train_cfg["lr"]))
     for epoch in range(1, EVAL_AFTER + 1):
         for trainer in (project, batch1):
-            trainer.train_epoch(epoch)
+            trainer.train_pass(epoch)
             trainer.scheduler.step()
         baseline.epoch(epoch)
     baseline_model = build_model(project.model_config)
@@ -233,7 +232,7 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
         epsilon = {}
         for epoch in range(1, EPOCHS + 1):
             for name, trainer in paths:
-                seconds[name].append(trainer.train_epoch(epoch)["train_seconds"])
+                seconds[name].append(trainer.train_pass(epoch)["train_seconds"])
                 trainer.scheduler.step()
             seconds["baseline"].append(baseline.epoch(epoch))
             if epoch == EVAL_AFTER:
@@ -249,7 +248,7 @@ def run_lmax(lmax: int, data, config: dict) -> dict:
         steps_epochs = EVAL_AFTER * int(train_cfg["batch_size"])
         project_seconds = list(seconds["project"])
         for epoch in range(EPOCHS + 1, steps_epochs + 1):
-            project_seconds.append(project.train_epoch(epoch)["train_seconds"])
+            project_seconds.append(project.train_pass(epoch)["train_seconds"])
             project.scheduler.step()
         same_steps = {
             "epochs": max(steps_epochs, EPOCHS),

@@ -22,8 +22,9 @@ from e3hier.training import trainer as training
 from e3hier.training.checkpoints import code_hash, training_code_files
 from e3hier.training.evaluation import evaluate, load_predictor
 from e3hier.training.features import probe_steps
+from e3hier.training.loop import TrainingDiverged
 from e3hier.training.samples import load_samples, pack, shell_scales
-from e3hier.training.trainer import Trainer, TrainingDiverged
+from e3hier.training.trainer import Trainer
 
 TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 3, "n_train": "all"}

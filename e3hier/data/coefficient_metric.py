@@ -25,7 +25,8 @@ from e3hier.dft.basis import build_mol, fit_basis, make_auxmol
 #: error keeps its digits (the sum cancels between positive and negative off-diagonal terms).
 L2_DTYPE = torch.float64
 
-#: What training selects the kept epoch on (``Trainer.finish_epoch``): a validation column of ``l2_validation_row``.
+#: What training selects the kept epoch on (``TrainingLoop.finish_epoch``): a validation column of
+#: ``l2_validation_row``.
 SELECTION_COLUMN = "val_l2_block"
 
 

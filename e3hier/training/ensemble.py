@@ -6,16 +6,17 @@ weights and data order) can share that cost: ``e3hier.training.members`` stacks 
 runs the fused kernels once for all of them, each member on a batch of its own.
 
 Each seed keeps its own result. Its parameters stay a view of its row of the stacked tensors, so its
-own ``Trainer`` validates, probes, checkpoints and saves it exactly as when it is trained alone; the
-loss is the sum of the members' own mean squared errors (each member's gradient is its own), and
-Adam is elementwise, so a member follows the trajectory of the same seed trained alone up to float
-rounding (``tests/test_ensemble.py``). The cost for incremental reruns: a job trains a block of
-seeds, so adding a seed to a block retrains that block (``e3hier.training.grid.seed_blocks``).
+own ``Trainer`` holds its data order, targets and network exactly as when it is trained alone, and the
+loop is the same (``e3hier.training.loop``: each member's validation, kept epoch, early stopping and
+probes; this class is the loop's ``Steps`` of K models). The loss is the sum of the members' own mean
+squared errors (each member's gradient is its own), and Adam is elementwise, so a member follows the
+trajectory of the same seed trained alone up to float rounding (``tests/test_ensemble.py``). The cost for
+incremental reruns: a job trains a block of seeds, so adding a seed to a block retrains that block
+(``e3hier.training.grid.seed_blocks``).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -26,42 +27,43 @@ import torch
 from e3hier.network.devices import to_device
 from e3hier.training.checkpoints import Run, discard_checkpoint, read_checkpoint, write_checkpoint
 from e3hier.training.evaluation import L_COLUMNS, VALIDATION_CHUNK, l2_validation_rows, structure_errors
+from e3hier.training.loop import TrainingLoop, epoch_row
 from e3hier.training.members import MemberNetworks, pack_members
+from e3hier.training.network_setup import optimiser
 from e3hier.training.samples import pack
-from e3hier.training.trainer import Trainer, TrainingDiverged, epoch_row
-
-log = logging.getLogger(__name__)
+from e3hier.training.trainer import Trainer
 
 
 class EnsembleTrainer:
     """The ``Trainer``s of K seeds of one grid point, trained together (see the module docstring).
 
-    Each member ``Trainer`` keeps its data order (``batches``), targets, validation, early stopping,
-    probes and ``save_model``; this class owns the stacked network, one Adam over it and the schedule.
+    Each member ``Trainer`` keeps its data order (``batches``), targets, network and ``save_model``; this class
+    owns the stacked network, one Adam over it and the schedule: the ``e3hier.training.loop.Steps`` of K models.
     """
+
+    #: A member whose loss or validation error is not finite stops, the others train on.
+    members_may_diverge = True
 
     def __init__(self, trainers: list[Trainer], checkpoint_path):
         if len({t.fingerprint for t in trainers}) != len(trainers):
             raise ValueError("ensemble members must differ (their seeds)")
-        self.trainers = trainers
+        self.members = trainers
         self.checkpoint_path = Path(checkpoint_path)
         self.network = MemberNetworks([t.model for t in trainers])
-        lead = trainers[0]
-        self.cfg, self.device = lead.cfg, lead.device
-        self.optimizer = lead.make_optimizer(self.network)
-        self.scheduler = lead.make_scheduler(self.optimizer)
+        self.cfg, self.device = trainers[0].cfg, trainers[0].device
+        self.optimizer, self.scheduler = optimiser(self.network, self.cfg)
         self.runs: list[Run] = []  # the members' records, once ``fit`` has run
 
     @property
     def name(self) -> str:
-        return "+".join(t.name for t in self.trainers)
+        return "+".join(t.name for t in self.members)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, runs: list[Run]) -> None:
         write_checkpoint(
             self.checkpoint_path,
             {
-                "fingerprints": [t.fingerprint for t in self.trainers],
+                "fingerprints": [t.fingerprint for t in self.members],
                 "epoch": epoch,  # the ensemble's: a member stopped early recorded fewer
                 "network": self.network.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -74,13 +76,13 @@ class EnsembleTrainer:
         """``(epoch, runs)``: the ensemble's last finished epoch and each member's ``Run``, if a checkpoint of
         exactly these members exists."""
         state = read_checkpoint(
-            self.checkpoint_path, self.device, {"fingerprints": [t.fingerprint for t in self.trainers]}
+            self.checkpoint_path, self.device, {"fingerprints": [t.fingerprint for t in self.members]}
         )
         if state is None:
             return None
         initial = {name: param.detach().clone() for name, param in self.network.named_parameters()}
         try:
-            runs = [Run.from_state(run, t.probe_path) for run, t in zip(state["runs"], self.trainers)]
+            runs = [Run.from_state(run, t.probe_path) for run, t in zip(state["runs"], self.members)]
             self.load_parameters(state["network"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -88,9 +90,7 @@ class EnsembleTrainer:
         except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
             discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
         self.load_parameters(initial)  # a failed load may have copied some tensors already
-        lead = self.trainers[0]
-        self.optimizer = lead.make_optimizer(self.network)
-        self.scheduler = lead.make_scheduler(self.optimizer)
+        self.optimizer, self.scheduler = optimiser(self.network, self.cfg)
         return None
 
     @torch.no_grad()
@@ -112,22 +112,22 @@ class EnsembleTrainer:
         is kept on the device and read once, at the end of the epoch.
 
         ``probe(step, epoch, network)`` of the stacked network gives one result per member (see ``fit``).
-        Returns one ``train_epoch`` row per member (the epoch's seconds are the ensemble's) and whether
+        Returns one ``epoch_row`` per member (the epoch's seconds are the ensemble's) and whether
         each member's loss stayed finite."""
         self.network.train()
-        members, n_l = len(self.trainers), len(L_COLUMNS)
+        members, n_l = len(self.members), len(L_COLUMNS)
         sums = torch.zeros(members * (n_l + 1), dtype=torch.float64, device=self.device)
         counts = np.zeros((members, n_l + 1), dtype=np.int64)
         finite = torch.tensor([run.diverged_epoch is None for run in runs], device=self.device)
-        batches = [t.batches(epoch) for t in self.trainers]
+        batches = [t.batches(epoch) for t in self.members]
         step = (epoch - 1) * len(batches[0])
-        probed = self.trainers[0].probe_steps
+        probed = self.members[0].probe_steps
         probe_seconds = 0.0
         start = time.perf_counter()
         for member_batches in zip(*batches):
             graph = to_device(pack_members([pack(batch) for batch in member_batches]), self.device)
             targets, l_rows, sizes = [], [], []
-            for k, (trainer, batch) in enumerate(zip(self.trainers, member_batches)):
+            for k, (trainer, batch) in enumerate(zip(self.members, member_batches)):
                 size = 0
                 for sample in batch:
                     target, rows_l, l_counts = trainer.step_targets(sample)
@@ -156,36 +156,36 @@ class EnsembleTrainer:
                 probe_seconds += time.perf_counter() - clock
         seconds = time.perf_counter() - start - probe_seconds
         sums, counts = sums.view(members, -1).tolist(), counts.tolist()
-        rows = [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.trainers)]
+        rows = [epoch_row(epoch, sums[k], counts[k], len(t.train), seconds, step) for k, t in enumerate(self.members)]
         return rows, finite.tolist()
 
     # ---- evaluation ----------------------------------------------------------------------------
     def predicted_targets(self, samples) -> torch.Tensor:
         """Every member's predicted block targets of ``samples``: (K, block rows of all structures), on the device;
         one stacked forward pass."""
-        members = len(self.trainers)
+        members = len(self.members)
         graph = to_device(pack_members([pack(samples)] * members), self.device)
         out = self.network(graph).flatten(0, 1)[graph["atom"], graph["slot"]].view(members, -1)
-        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.trainers])
+        scales = torch.stack([torch.cat([t.predictor.row_scales(s) for s in samples]) for t in self.members])
         return out * scales.to(out.dtype)
 
     @torch.no_grad()
-    def validate(self) -> list[dict]:
+    def validate_members(self) -> list[dict]:
         """``Trainer.validate`` of every member at once: one validation row per member (coefficient space)."""
         self.network.eval()
-        val, predicted = self.trainers[0].val, []
+        val, predicted = self.members[0].val, []
         for start in range(0, len(val), VALIDATION_CHUNK):
             chunk = val[start : start + VALIDATION_CHUNK]
             targets = self.predicted_targets(chunk)
             predicted += [part.T for part in targets.split([len(s.rows) for s in chunk], dim=1)]
-        return l2_validation_rows(val, predicted, self.trainers[0].layout)
+        return l2_validation_rows(val, predicted, self.members[0].layout)
 
     @torch.no_grad()
     def evaluate(self, samples) -> list[pd.DataFrame]:
         """``e3hier.training.evaluation.evaluate`` of every member at once: one stacked forward pass over all the
         structures, and each structure's ε grid read once for all members. One table per member."""
         self.network.eval()
-        members, layout = len(self.trainers), self.trainers[0].layout
+        members, layout = len(self.members), self.members[0].layout
         tables = [[] for _ in range(members)]
         if not samples:
             return [pd.DataFrame() for _ in range(members)]
@@ -199,66 +199,18 @@ class EnsembleTrainer:
                 tables[k].append({"structure": sample.structure, "n_atoms": sample.n_atoms, **row})
         return [pd.DataFrame(rows) for rows in tables]
 
-    # ---- the loop ----------------------------------------------------------------------------
-    def diverged(self, run: Run, k: int, epoch: int, reason: str) -> None:
-        """Stop member ``k`` at ``epoch``, recorded as diverged: its record ends with the last finished epoch
-        (metrics, best state; the probes of ``epoch`` are dropped), and the others train on."""
-        run.stopped, run.diverged_epoch = True, epoch
-        run.callbacks.drop_from_epoch(epoch)
-        log.warning("ensemble %s: member %s diverged at epoch %d (%s)", self.name, self.trainers[k].name, epoch, reason)
+    def probe_members(self, probe, step: int, epoch: int) -> list:
+        return probe(step, epoch, self.network.network)
 
+    # ---- the loop ----------------------------------------------------------------------------
     def fit(self, probe=None) -> list[tuple[pd.DataFrame, dict, list]]:
-        """Train every member (resuming if possible); returns ``Trainer.fit``'s triple per member.
+        """Train every member (resuming if possible; ``e3hier.training.loop.TrainingLoop``); returns
+        ``Trainer.fit``'s triple per member.
 
         ``probe(step, epoch, network)`` probes the stacked network and returns one result per member, at
         the steps ``Trainer.fit`` probes one model. A member whose early stopping ends its run keeps the
         record of that epoch (its best state, metrics and probes); the others train on. So does a member whose
-        loss or validation ε stops being finite, recorded as diverged (``Run.diverged_epoch``, ``diverged``).
+        loss or validation ε stops being finite, recorded as diverged (``Run.diverged_epoch``).
         """
-        epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
-        resumed = self.load_checkpoint()
-        if resumed:
-            first_epoch, runs = resumed[0] + 1, resumed[1]
-        else:
-            first_epoch = 1
-            runs = [t.start_run() for t in self.trainers]
-            for run, result in zip(runs, probe(0, 0, self.network.network) if probe else []):
-                run.callbacks.append(result)
-        # members that early stopping ended are done: the checkpoint outlives them until every output is written
-        last_epoch = first_epoch - 1 if all(run.stopped for run in runs) else epochs
-        for epoch in range(first_epoch, last_epoch + 1):
-            started = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            rows, finite = self.train_epoch(epoch, runs, probe)
-            self.scheduler.step()
-            for k in (k for k, run in enumerate(runs) if not run.stopped and not finite[k]):
-                self.diverged(runs[k], k, epoch, "its loss is not finite")
-            active = [k for k, run in enumerate(runs) if not run.stopped]
-            validation = self.validate()
-            for k in active:
-                try:
-                    self.trainers[k].finish_epoch(runs[k], rows[k], lr, started, validation=validation[k])
-                except TrainingDiverged as error:  # a non-finite validation error
-                    self.diverged(runs[k], k, epoch, str(error))
-            active = [k for k in active if runs[k].diverged_epoch is None]
-            ended = [
-                k
-                for k in active
-                if (runs[k].stopped or epoch == epochs)
-                and runs[k].callbacks
-                and runs[k].callbacks.last_step != rows[k]["step"]
-            ]
-            if probe is not None and ended:  # each trained model, always probed
-                results = probe(rows[0]["step"], epoch, self.network.network)
-                for k in ended:
-                    runs[k].callbacks.append(results[k])
-            wall = runs[active[-1]].metrics[-1]["wall_seconds"] if active else 0.0
-            for k in active:  # one clock for the ensemble: each member's wall time is the job's
-                runs[k].metrics[-1]["wall_seconds"] = wall
-            done = all(run.stopped for run in runs)
-            if epoch % every == 0 or epoch == epochs or done:
-                self.save_checkpoint(epoch, runs)
-            if done:
-                break
-        self.runs = runs  # each member's record, its ``diverged_epoch`` included
-        return [(run.metrics_table(), run.best, run.callbacks) for run in runs]
+        self.runs = TrainingLoop(self).fit(probe)  # each member's record, its ``diverged_epoch`` included
+        return [(run.metrics_table(), run.best, run.callbacks) for run in self.runs]

@@ -145,22 +145,24 @@ def run_grid_points(
             )
         )
     start = time.perf_counter()
+    # one loop either way (e3hier.training.loop): a model alone, or the seeds' networks stacked
     if len(trainers) == 1:
-        fitted = [trainers[0].fit(probe)]
-        model = trainers[0].model
+        steps = trainers[0]
+        fitted = [steps.fit(probe)]
+        model = steps.model
 
         def evaluate_models(samples):
-            return [evaluate(trainers[0].predictor, samples)]
+            return [evaluate(steps.predictor, samples)]
     else:
-        ensemble = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
+        steps = EnsembleTrainer(trainers, out_dirs[0] / "ensemble_checkpoint.pt")
         members_graph = to_device(pack_members([probe_graph] * len(trainers)), device)
 
         def probe_members(step, epoch, network):
             rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
             return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
 
-        fitted = ensemble.fit(probe_members)
-        model, evaluate_models = ensemble.network.network, ensemble.evaluate
+        fitted = steps.fit(probe_members)
+        model, evaluate_models = steps.network.network, steps.evaluate
     for trainer, (_, best, _) in zip(trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
         if best["state"] is not None:  # None: a member that diverged before its first validated epoch
@@ -192,23 +194,20 @@ def run_grid_points(
         evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, held_bytes
     )
     results = []
-    runs = ensemble.runs if len(trainers) > 1 else [None]
     for p, trainer, out_dir, (metrics, best, probe_log), validation, eval_table, ablation, run in zip(
-        points, trainers, out_dirs, fitted, validations, evaluations, ablations, runs
+        points, trainers, out_dirs, fitted, validations, evaluations, ablations, steps.runs
     ):
         callbacks = list(probe_log)  # read back from the side file (e3hier.training.probe_log)
         summary = finish_grid_point(
             p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir
         )
-        # a member of an ensemble may diverge and stop, the others train on (e3hier.training.ensemble); alone, it raises
-        diverged_epoch = None if run is None else run.diverged_epoch
-        summary["diverged"], summary["diverged_epoch"] = diverged_epoch is not None, diverged_epoch
+        # a member of an ensemble may diverge and stop, the others train on (e3hier.training.loop); alone, it raises
+        summary["diverged"], summary["diverged_epoch"] = run.diverged_epoch is not None, run.diverged_epoch
         summary["ensemble_size"] = len(trainers)
         summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
         write_json(out_dir / "summary.json", summary)
         results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
-    if len(trainers) > 1:
-        ensemble.checkpoint_path.unlink(missing_ok=True)
+    steps.checkpoint_path.unlink(missing_ok=True)
     for trainer in trainers:
         trainer.checkpoint_path.unlink(missing_ok=True)
         trainer.probe_path.unlink(missing_ok=True)

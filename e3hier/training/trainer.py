@@ -7,13 +7,14 @@ of populations; ``none`` leaves every coefficient as it is; ``global_rms`` divid
 weighting of ``none``, outputs in units of the targets' RMS); ``shell_rms`` divides each by its shell's RMS over
 the training set, which weighs the orders l more evenly. Predictions are mapped back by the same scales
 (``e3hier.training.evaluation.Predictor``) before any density or ε.
-Validation ε is integrated on Becke grids every epoch; the weights of the epoch
-with the lowest validation ε of the predicted block are kept (early stopping on it).
+
+The epochs, validation, the kept epoch, early stopping and checkpoints are ``e3hier.training.loop``'s, shared
+with the seeds trained together (``e3hier.training.ensemble``); a ``Trainer`` is the loop's ``Steps`` for one
+model, and each member of an ensemble is a ``Trainer`` too (its data, targets, network and probes).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -41,35 +42,21 @@ from e3hier.training.checkpoints import (
 from e3hier.training.evaluation import L_COLUMNS, Predictor, l2_validation_rows, validation_targets
 from e3hier.training.features import PROBE_SCHEDULE, probe_steps
 from e3hier.training.grid import EXECUTION_SETTINGS
-from e3hier.training.lean_adam import LeanAdam
-from e3hier.training.network_setup import model_config, place_on_device, resolve_device, seeded_model
-from e3hier.training.probe_log import ProbeLog, probe_path
+from e3hier.training.loop import TrainingDiverged, TrainingLoop, epoch_row
+from e3hier.training.network_setup import model_config, optimiser, place_on_device, resolve_device, seeded_model
+from e3hier.training.probe_log import probe_path
 from e3hier.training.samples import TORCH_DTYPES, Sample, pack, shell_scales
-
-log = logging.getLogger(__name__)
 
 #: Optimiser steps between the progress bar's loss updates (each one waits for the device).
 PROGRESS_EVERY = 100
 
 
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
-
-
-def epoch_row(epoch: int, sums: list, counts: list, n_structures: int, seconds: float, step: int) -> dict:
-    """The metrics of one training epoch from the squared residuals summed per l (``sums``, ``counts``:
-    l = 0..4, then l > 4): the loss (mean over every block row) and its part per l."""
-    row = {"epoch": epoch, "loss": sum(sums) / sum(counts)}
-    for l in L_COLUMNS:
-        row[f"loss_l{l}"] = sums[l] / counts[l] if counts[l] else float("nan")
-    row["structures_per_second"] = n_structures / seconds
-    row["train_seconds"] = seconds
-    row["step"] = step
-    return row
-
-
 class Trainer:
-    """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping."""
+    """Adam training of one grid point with checkpoints, resume, lr schedule and early stopping
+    (``e3hier.training.loop.Steps`` of one model)."""
+
+    #: Alone, a model whose loss or validation error is not finite raises ``TrainingDiverged``.
+    members_may_diverge = False
 
     def __init__(
         self,
@@ -108,8 +95,7 @@ class Trainer:
         model = seeded_model(self.model_config, seed) if model is None else model
         self.model = model.to(self.device, self.dtype)
         self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
-        self.optimizer = self.make_optimizer(self.model)
-        self.scheduler = self.make_scheduler(self.optimizer)
+        self.optimizer, self.scheduler = optimiser(self.model, train_cfg)
         self.fingerprint = fingerprint(
             {
                 "model": self.model_config,
@@ -127,29 +113,17 @@ class Trainer:
         )
         place_on_device(train + val, self.device)
         self._step_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Adam:
-        """Adam with ``train.lr``; the fused kernel (one pass over all parameters: ~3× cheaper steps on CPU
-        for ~1M parameters in ~20 tensors, same algorithm), called without ``torch.optim``'s per-step
-        Python layers (``e3hier.training.lean_adam``: the same updates and state)."""
-        return LeanAdam(model.parameters(), lr=self.cfg["lr"])
-
-    def make_scheduler(self, optimizer: torch.optim.Optimizer):
-        """The ``train.lr_schedule`` of ``optimizer``, stepped once per epoch."""
-        kind, epochs = self.cfg["lr_schedule"], self.cfg["epochs"]
-        if kind == "exponential":
-            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.cfg["lr_decay"])
-        if kind == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=self.cfg["lr_min"])
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+        self.members = [self]
+        self.runs: list[Run] = []  # its record, once ``fit`` has run
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, run: Run) -> None:
+    def save_checkpoint(self, epoch: int, runs: list[Run]) -> None:
+        (run,) = runs
         write_checkpoint(
             self.checkpoint_path,
             {
                 "fingerprint": self.fingerprint,
-                "epoch": run.epoch,
+                "epoch": epoch,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
@@ -157,8 +131,9 @@ class Trainer:
             },
         )
 
-    def load_checkpoint(self) -> Run | None:
-        """The run recorded by a checkpoint of these exact settings, its weights and optimiser restored.
+    def load_checkpoint(self) -> tuple[int, list[Run]] | None:
+        """``(epoch, [run])``: the run recorded by a checkpoint of these exact settings, its weights and optimiser
+        restored.
 
         A checkpoint whose state does not load (e.g. a parameter of another shape) is discarded like a
         corrupt one, and the network, optimiser and schedule are those of a fresh run."""
@@ -171,12 +146,11 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            return run
+            return run.epoch, [run]
         except Exception as error:  # any (a lost probe log too): a stale state must not fail every retry of the job
             discard_checkpoint(self.checkpoint_path, f"its state does not load ({type(error).__name__}: {error})")
         self.model.load_state_dict(initial)  # a failed load may have copied some tensors already
-        self.optimizer = self.make_optimizer(self.model)
-        self.scheduler = self.make_scheduler(self.optimizer)
+        self.optimizer, self.scheduler = optimiser(self.model, self.cfg)
         return None
 
     # ---- one epoch ---------------------------------------------------------------------------
@@ -197,7 +171,7 @@ class Trainer:
             self._step_targets[sample.structure] = (target / self.predictor.row_scales(sample), l_rows, l_counts)
         return self._step_targets[sample.structure]
 
-    def train_epoch(self, epoch: int, probe=None, probes: list | None = None) -> dict:
+    def train_pass(self, epoch: int, probe=None, probes: list | None = None) -> dict:
         """One pass over the shuffled training batches; the per-l losses are accumulated on the device, so
         a step waits for no device result: the loss reaches the host every ``PROGRESS_EVERY`` steps (for the
         progress bar) and at the end of the epoch, which raises ``TrainingDiverged`` if any step's loss was
@@ -247,6 +221,10 @@ class Trainer:
         seconds = time.perf_counter() - start - probe_seconds
         return epoch_row(epoch, sums.tolist(), counts.tolist(), len(self.train), seconds, step)
 
+    def train_epoch(self, epoch: int, runs: list[Run], probe=None) -> tuple[list[dict], list[bool]]:
+        """``train_pass`` for the loop: its row, and a finite loss (a loss that is not raises)."""
+        return [self.train_pass(epoch, probe, runs[0].callbacks)], [True]
+
     def finite_loss(self, loss_sum: torch.Tensor, epoch: int) -> float:
         """The summed loss of the epoch's steps so far (a host sync); TrainingDiverged if it is not finite."""
         value = float(loss_sum)
@@ -259,75 +237,24 @@ class Trainer:
         device (``e3hier.training.evaluation.l2_validation_rows``)."""
         return l2_validation_rows(self.val, validation_targets(self.predictor, self.val), self.layout)[0]
 
+    def validate_members(self) -> list[dict]:
+        return [self.validate()]
+
+    def probe_members(self, probe, step: int, epoch: int) -> list:
+        return [probe(step, epoch, self.model)]
+
     # ---- the loop ----------------------------------------------------------------------------
-    def start_run(self, probe=None) -> Run:
-        """A fresh run: no metrics, no best epoch, an empty probe log (``probe_path``) and the probe of the initial
-        weights (step 0)."""
-        run = Run(callbacks=ProbeLog.fresh(self.probe_path))
-        if probe:
-            run.callbacks.append(probe(0, 0, self.model))
-        return run
-
-    def finish_epoch(self, run: Run, row: dict, lr: float, started: float, probe=None, validation=None) -> bool:
-        """Validate, record and select one trained epoch of ``run`` (``start_run``); True when training ends.
-
-        ``row`` is ``train_epoch``'s; the validation errors (``validate``), ``lr`` and the cumulative
-        ``wall_seconds`` (training and validation since ``started``, a ``time.perf_counter()``) are added.
-        ``validation``: the validation row if it was computed already (an ensemble's, ``l2_validation_rows``).
-        """
-        epoch = row["epoch"]
-        row.update(self.validate() if validation is None else validation)
-        if not math.isfinite(row[SELECTION_COLUMN]):
-            raise TrainingDiverged(
-                f"grid point {self.name}: validation L2 error is {row[SELECTION_COLUMN]} at epoch "
-                f"{epoch} (the model predicts non-finite coefficients on the validation split)"
-            )
-        row["lr"] = lr
-        wall_seconds = time.perf_counter() - started
-        row["wall_seconds"] = (run.metrics[-1]["wall_seconds"] if run.metrics else 0.0) + wall_seconds
-        run.metrics.append(row)
-        # select on the block's own error: outside its block a model predicts nothing, and the
-        # total error of a partial output is not monotonic in the block's error (errors can cancel)
-        if row[SELECTION_COLUMN] < run.best["l2"]:
-            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            run.best = {"l2": float(row[SELECTION_COLUMN]), "epoch": epoch, "state": state}
-        if self.log_stream is not None:
-            print(
-                f"{self.name} epoch {epoch}: loss {row['loss']:.4e}, val L2 {row['val_l2']:.3f} %, "
-                f"{row['structures_per_second']:.1f} structures/s",
-                file=self.log_stream,
-                flush=True,
-            )
-        stop = self.cfg["patience"] > 0 and epoch - run.best["epoch"] >= self.cfg["patience"]
-        callbacks = run.callbacks
-        if probe is not None and (epoch == self.cfg["epochs"] or stop) and callbacks.last_step != row["step"]:
-            callbacks.append(probe(row["step"], epoch, self.model))  # the trained model, always probed
-        run.stopped = stop
-        return stop
-
     def fit(self, probe=None) -> tuple[pd.DataFrame, dict, list]:
-        """Train (resuming if possible).
+        """Train (resuming if possible; ``e3hier.training.loop.TrainingLoop``).
 
         ``probe(step, epoch, model)`` (e.g. hidden-feature sizes) runs before training (step 0, the
         random initialisation), after the steps of ``probe_steps`` and after the last step; its
-        results go to the side file ``probe_path`` as they come (``e3hier.training.probe_log``; a checkpoint holds their
-        index). Returns the metrics table, the best epoch
-        ``{"l2", "epoch", "state"}`` (the lowest ``val_l2_block``) and the probe results in step order.
+        results go to the side file ``probe_path`` as they come (``e3hier.training.probe_log``; a checkpoint holds
+        their index). Returns the metrics table, the best epoch ``{"l2", "epoch", "state"}`` (the lowest
+        ``val_l2_block``) and the probe results in step order.
         """
-        epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
-        run = self.load_checkpoint() or self.start_run(probe)
-        # a run that early stopping ended is done: its checkpoint outlives it until every output is written
-        last_epoch = run.epoch if run.stopped else epochs
-        for epoch in range(run.epoch + 1, last_epoch + 1):
-            started = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            row = self.train_epoch(epoch, probe, run.callbacks)
-            self.scheduler.step()
-            stop = self.finish_epoch(run, row, lr, started, probe)
-            if epoch % every == 0 or epoch == epochs or stop:
-                self.save_checkpoint(run)
-            if stop:
-                break
+        self.runs = TrainingLoop(self).fit(probe)
+        (run,) = self.runs
         return run.metrics_table(), run.best, run.callbacks
 
     def save_model(self, path, best: dict) -> None:
