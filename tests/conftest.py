@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
 from e3hier.network.model import MODEL_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def water_dimer():
 
 
 def synthetic_frame(n_structures: int, seed: int, n_molecules: int = 2):
-    """A dataset table (``e3hier.dataset`` schema) with real fit functions and random, smooth coefficients.
+    """A dataset table (``e3hier.data.dataset`` schema) with real fit functions and random, smooth coefficients.
 
     No SCF is run: targets are random but deterministic, which is all the
     training-loop tests need.
@@ -143,6 +144,7 @@ def tiny_layout(output: str = "full"):
 def tiny_train_val(splits, layout):
     """Training and validation samples of synthetic splits for the tiny model (validation with its overlap)."""
     import pandas as pd
+
     from e3hier.training.samples import load_samples
 
     train = load_samples(pd.read_parquet(splits["train"]), layout, TINY_MODEL)

@@ -2,7 +2,7 @@
 
 Colours: orders l always use ``L_PALETTE``; hidden l_max uses ``LMAX_PALETTE``;
 output orders use ``OUTPUT_PALETTE`` — the same in every figure. Lines are means over seeds; every
-band is the 95 % Student-t interval of that mean (``e3hier.statistics.errorbar``).
+band is the 95 % Student-t interval of that mean (``e3hier.analysis.statistics.errorbar``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The figures of the hierarchy (finding 2): contributions of each hidden order l to the output, hidden-feature
 sizes during training, the ablation of hidden orders, and the predicted densities on a plane.
 
-Same conventions as ``e3hier.figures`` (its palettes, labels and intervals).
+Same conventions as ``e3hier.analysis.figures`` (its palettes, labels and intervals).
 """
 
 from __future__ import annotations

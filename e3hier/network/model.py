@@ -8,14 +8,13 @@ Irreps
 - hidden: multiplicities [125, 40, 25, 15, 10] for l = 0..4 in both parities,
   truncated at the grid point's ``lmax_hidden`` (the study's stop at l = 3; the 10 at l = 4 are ours);
 - edge attributes: spherical harmonics up to l = 3 times a smooth cutoff;
-- output: the density block the grid point predicts (see ``e3hier.layout``).
+- output: the density block the grid point predicts (see ``e3hier.data.layout``).
 
 Positions enter in e3nn's frame (y, z, x), so outputs are in the project's
-m-ordered layout (``e3hier.conventions``).
+m-ordered layout (``e3hier.data.conventions``).
 
 The tensor products run on fused kernels by default (``DensityNetwork(kernels=...)``; the speed layer
-is ``e3hier.fused_layers``, ``e3hier.fused_products``, ``e3hier.scalar_linear``, ``e3hier.fused_radial`` and
-``e3hier.generated_code``, reaching e3nn's internals only through ``e3hier.e3nn_internals``): the same
+is ``e3hier.network.fused``, which reaches e3nn's internals only through its ``e3nn_internals``): the same
 parameters and state-dict keys as e3nn's modules, outputs equal to float rounding, ~4-6× faster
 batch-1 training steps on CPU (``benchmarks/``). The fused convolutions run their radial networks once
 per undirected pair of atoms (``edge_features``).
@@ -68,7 +67,7 @@ def edge_features(positions_angstrom: np.ndarray, max_radius: float, number_of_b
     undirected pairs: ``pair_length_embedded``, one row per pair of atoms (the same numbers as
     both of its directed edges' rows, since a length does not depend on the direction), and
     ``edge_pair``, each edge's row in it. The fused convolutions run their radial networks on the
-    pairs (``e3hier.fused_layers.FusedConvolution``): half the edges.
+    pairs (``e3hier.network.fused.layers.FusedConvolution``): half the edges.
     """
     src, dst = neighbour_list(positions_angstrom, max_radius)
     pos = torch.as_tensor(positions_to_e3nn(positions_angstrom), dtype=torch.float64)
@@ -102,8 +101,8 @@ class DensityNetwork(Network):
     ``edge_features`` instead. Parameters, layers and state-dict keys are the
     parent's. ``kernels`` chooses how the tensor products are evaluated (the
     model and its outputs are the same, up to float rounding, for all three):
-    ``"fused"`` (default, ``e3hier.fused_layers.fuse_tensor_products``), ``"split"`` (e3nn's
-    generated code with ``e3hier.generated_code.optimise_tensor_products``) or ``"e3nn"`` (as e3nn
+    ``"fused"`` (default, ``e3hier.network.fused.layers.fuse_tensor_products``), ``"split"`` (e3nn's
+    generated code with ``e3hier.network.fused.generated_code.optimise_tensor_products``) or ``"e3nn"`` (as e3nn
     builds it).
 
     Parameters
@@ -113,7 +112,7 @@ class DensityNetwork(Network):
     lmax_hidden : int
         The largest order l of the hidden features (the grid point's).
     irreps_out : str
-        The density block the network predicts (``e3hier.layout``).
+        The density block the network predicts (``e3hier.data.layout``).
     num_neighbors, num_nodes : float
         e3nn's normalisation constants: mean edges per node and nodes per graph of the training set.
     **model_settings
@@ -176,7 +175,7 @@ class DensityNetwork(Network):
     def edge_inputs(self, graph: dict) -> tuple:
         """What every convolution takes besides the node features and attributes: the fused
         convolutions take the radial networks' input per undirected pair and each edge's pair. The graph
-        must be on the network's device (``e3hier.devices.check_graph``: the forward pass and the probes
+        must be on the network's device (``e3hier.network.devices.check_graph``: the forward pass and the probes
         both come here)."""
         check_graph(graph, module_device(self))
         edges = graph["edge_src"], graph["edge_dst"], graph["edge_attr"]

@@ -29,7 +29,7 @@ BATCH_REFERENCE_ATOMS = 10.5
 
 def held_collocation(test_grids: dict, metric_cfg: dict) -> float:
     """Collocation entries (float32 values) a training job holds at once: the largest chunk of a test split's
-    grids (``e3hier.metric.CollocationBudget`` of ``metric.collocation_cache_mb``, at least the largest structure).
+    grids (``e3hier.data.metric.CollocationBudget`` of ``metric.collocation_cache_mb``, at least the largest structure).
 
     Parameters
     ----------
@@ -42,7 +42,7 @@ def held_collocation(test_grids: dict, metric_cfg: dict) -> float:
     -------
     float
         Entries of the largest chunk. Validation holds no grid: every epoch is validated in coefficient space,
-        and the kept epoch's ε streams the validation grids once (``e3hier.experiment``).
+        and the kept epoch's ε streams the validation grids once (``e3hier.training.experiment``).
     """
     itemsize = np.dtype(COLLOCATION_DTYPE).itemsize
     left = CollocationBudget(metric_cfg.get("collocation_cache_mb", COLLOCATION_CACHE_MB)).left / itemsize
@@ -59,7 +59,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
     Parameters
     ----------
     point : dict
-        The grid point (``e3hier.grid.folder_values`` of its folder name): ``lmax_hidden``, ``output``,
+        The grid point (``e3hier.training.grid.folder_values`` of its folder name): ``lmax_hidden``, ``output``,
         ``capacity``, ``channels``, ``n_train``.
     config : dict
         A ``load_config`` config.
@@ -83,7 +83,7 @@ def train_features(point: dict, config: dict, structures: pd.DataFrame) -> dict:
           validated in coefficient space);
         - ``held_grid``: entries held at once (the largest test chunk), for memory;
         - ``held_overlap``: float64 entries of the validation structures' fit overlap matrices (Σ fit functions²),
-          held through training (``e3hier.coefficient_metric``), for memory.
+          held through training (``e3hier.data.coefficient_metric``), for memory.
     """
     train_cfg, analysis_cfg = config["train"], config.get("analysis", {})
     splits = structures.groupby("split", sort=False)

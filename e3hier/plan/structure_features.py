@@ -125,7 +125,7 @@ def model_size(
     decontract: bool,
     model_json: str,
 ) -> int:
-    """Parameter count of one grid point's network, from the irreps alone (``e3hier.capacity``)."""
+    """Parameter count of one grid point's network, from the irreps alone (``e3hier.network.capacity``)."""
     from e3hier.data.layout import OutputLayout
     from e3hier.network.capacity import grid_multiplicities
 

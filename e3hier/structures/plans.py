@@ -3,7 +3,7 @@
 The workflow's path through the package:
 
 1. ``structure_plans(config["structures"])`` — every structure's id, split, elements, charge,
-   multiplicity and recipe, before any structure exists (``e3hier.workflow.structure_manifest`` adds
+   multiplicity and recipe, before any structure exists (``e3hier.workflow.rules.structure_manifest`` adds
    the split and checks the set; the Snakefile plans its jobs from it);
 2. ``build_structure(recipe)`` — in the structure's own job (``scripts/structures.py``): generate the
    cluster or read the frame, which is then checked and written (``checks``, ``files``).
