@@ -23,19 +23,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from e3hier.analysis.families import study_models
+
 PAIR = ["lmax_hidden", "seed"]
 COLUMNS = PAIR + ["epsilon_test", "best_epoch", "epochs"]
 
 
-def study_models(models: pd.DataFrame) -> pd.DataFrame:
-    """The full-output models of the l_max axis (no capacity or channel control)."""
-    keep = (models["output"] == "full") & (models["capacity"] == "study") & (models["channels"] == "study")
-    return models.loc[keep, COLUMNS]
+def full_output_models(models: pd.DataFrame) -> pd.DataFrame:
+    """The full-output models of the l_max axis (no capacity or channel control: ``families.study_models``)."""
+    study = study_models(models)
+    return study.loc[study["output"] == "full", COLUMNS]
 
 
 def compare(population: pd.DataFrame, global_rms: pd.DataFrame) -> pd.DataFrame:
     """One row per hidden l_max: test ε under each loss, the paired ratio and its 95 % t interval."""
-    pairs = study_models(population).merge(study_models(global_rms), on=PAIR, suffixes=("_population", "_global"))
+    pairs = full_output_models(population).merge(
+        full_output_models(global_rms), on=PAIR, suffixes=("_population", "_global")
+    )
     if pairs.empty:
         raise ValueError("no (lmax_hidden, seed) pair of full-output models in both tables")
     rows = []
