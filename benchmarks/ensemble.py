@@ -23,6 +23,7 @@ import pandas as pd
 
 from benchmarks.common import BENCH, PYTHON, ROOT, child_cpu_seconds, load_config, log, timed_subprocess
 from benchmarks.training import dataset_frames
+from e3hier.training.grid import EXECUTION_SETTINGS
 from e3hier.workflow import rules as wf
 
 K = 5
@@ -90,8 +91,10 @@ def run(lmax_values=(2, 4)) -> dict:
         for split, frame in (("train", train_frame), ("val", val_frame), ("test", test_frame(source))):
             paths[split] = str(folder / f"{split}.parquet")
             frame.to_parquet(paths[split])
+        # the params of a job and its execution settings (``scripts/train.py`` adds them from the config)
+        execution = {key: config["train"][key] for key in EXECUTION_SETTINGS} | {"device": "cpu", "threads": 1}
         train_cfg = dict(
-            wf.per_model_train_settings(config["train"]), device="cpu", epochs=EPOCHS, batch_size=BATCH_SIZE, threads=1
+            wf.per_model_train_settings(config["train"]), **execution, epochs=EPOCHS, batch_size=BATCH_SIZE
         )
         base = {
             "train": paths["train"],

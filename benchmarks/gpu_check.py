@@ -2,7 +2,9 @@
 metrics, test ε and hidden-feature probes must agree to 1e-4 relative (float64, so only the order of the
 sums differs). Exits 0 with "skipped: no CUDA device" where torch sees no GPU. A few minutes on a GPU node.
 
-    .venv/bin/python benchmarks/gpu_check.py [--epochs 3]
+    .venv/bin/python benchmarks/gpu_check.py [--epochs 3] [--compile]
+
+``--compile``: the CUDA runs with ``train.compile`` on (``e3hier.training.compiled_step``), against the eager CPU runs.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 2, "output": "full", "seed": 0, "n_train": "all"}
 
 
-def run(paths: dict, device: str, seeds: list[int], out: Path, epochs: int) -> list[dict]:
+def run(paths: dict, device: str, seeds: list[int], out: Path, epochs: int, compile_step: bool = False) -> list[dict]:
     from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
     from e3hier.training.experiment import run_grid_points
 
-    train = dict(TINY_TRAIN, device=device, dtype="float64", epochs=epochs)
+    train = dict(TINY_TRAIN, device=device, dtype="float64", epochs=epochs, compile=compile_step)
     results = run_grid_points(
         [dict(POINT, seed=s) for s in seeds],
         paths["train"],
@@ -63,6 +65,7 @@ def compare(out: Path, seeds: list[int]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="compile the CUDA runs' training step (train.compile)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print(f"gpu-check skipped: no CUDA device (torch {torch.__version__}, CUDA build {torch.version.cuda})")
@@ -77,7 +80,10 @@ def main() -> int:
             synthetic_frame(n, seed).to_parquet(paths[split])
         problems = []
         for seeds in ([0], [0, 1]):
-            summaries = {device: run(paths, device, seeds, out, args.epochs) for device in ("cpu", "cuda")}
+            summaries = {
+                device: run(paths, device, seeds, out, args.epochs, args.compile and device == "cuda")
+                for device in ("cpu", "cuda")
+            }
             for cpu, cuda in zip(summaries["cpu"], summaries["cuda"]):
                 print(
                     f"{len(seeds)} model(s), seed {cpu['seed']}: test ε cpu {cpu['epsilon_test']:.6f} %, "

@@ -20,14 +20,8 @@ TIMING = ["structures_per_second", "train_seconds", "wall_seconds"]
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("chunk", [None, 1])
-def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
-    """Members of different sizes (padding) and their own weights: each output is the model's own.
-
-    ``chunk`` 1: without gradients, each member's edge messages are computed on their own."""
-    if chunk is not None:
-        monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
+def members_of_three_sizes():
+    """Three packed graphs of different sizes (padding in a stack) and three tiny networks of their own seeds."""
     lay = tiny_layout()
     graphs = [
         to_device(pack(load_samples(synthetic_frame(n, seed=n, n_molecules=m), lay, TINY_MODEL)), "cpu")
@@ -37,6 +31,18 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
     for seed in range(3):
         torch.manual_seed(seed)
         models.append(DensityNetwork(2, 2, str(lay.irreps), 3.0, 6.0, **TINY_MODEL))
+    return graphs, models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
+    """Members of different sizes (padding) and their own weights: each output is the model's own.
+
+    ``chunk`` 1: without gradients, each member's edge messages are computed on their own."""
+    if chunk is not None:
+        monkeypatch.setattr(fused_layers, "MESSAGE_CHUNK_ELEMENTS", chunk)
+    graphs, models = members_of_three_sizes()
     alone = [model(graph) for model, graph in zip(models, graphs)]
     with torch.set_grad_enabled(chunk is None):
         together = MemberNetworks(models)(to_device(pack_members(graphs), "cpu"))
@@ -49,6 +55,28 @@ def test_members_evaluated_together_equal_each_model_alone(chunk, monkeypatch):
         stacked[1].zero_()
     assert dict(models[1].named_parameters())[name].abs().sum() == 0
     assert dict(models[0].named_parameters())[name].abs().sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_members_trained_in_groups_get_each_model_alones_gradients(chunk, monkeypatch):
+    """With gradients, an ensemble's edge messages go member by member (``chunk`` 1) or all at once: the
+    outputs and every member's parameter gradients are those of the model alone."""
+    if chunk is not None:
+        monkeypatch.setattr(fused_layers, "TRAINING_CHUNK_ELEMENTS", chunk)
+    graphs, models = members_of_three_sizes()
+    alone = []
+    for model, graph in zip(models, graphs):
+        out = model(graph)
+        out.pow(2).sum().backward()
+        alone.append((out.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}))
+    stack = MemberNetworks(models)
+    together = stack(to_device(pack_members(graphs), "cpu"))
+    sum(together[k, : out.shape[0]].pow(2).sum() for k, (out, _) in enumerate(alone)).backward()
+    for k, (out, grads) in enumerate(alone):
+        torch.testing.assert_close(together[k, : out.shape[0]], out, rtol=1e-5, atol=1e-6)
+        for name, p in stack.network.named_parameters():
+            torch.testing.assert_close(p.grad[k], grads[name], rtol=1e-4, atol=1e-6)
 
 
 def make_trainers(splits, tmp_path, seeds, train_cfg=TINY_TRAIN):

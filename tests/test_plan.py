@@ -241,6 +241,21 @@ def test_threads_cost_core_hours_for_training_only(calibration):
     assert four["mem_mb"].iloc[0] == 700.0
 
 
+def test_compiled_training_jobs_add_the_compile_time(calibration):
+    """``train.compile``: every training job gains ``COMPILE_SECONDS`` (CPU work: not shortened on a GPU); the
+    steps' cost is unchanged."""
+    config = P.load_config([ROOT / "config.yaml"])
+    row = _train_row(config)
+    plain = P.predict_jobs(row, calibration)
+    for gpu in (0, 1):
+        compiled = P.predict_jobs(row.assign(gpu=gpu), calibration, gpu_speedup=4.0, compile_seconds=P.COMPILE_SECONDS)
+        eager = P.predict_jobs(row.assign(gpu=gpu), calibration, gpu_speedup=4.0)
+        assert compiled["seconds"].iloc[0] == pytest.approx(eager["seconds"].iloc[0] + P.COMPILE_SECONDS)
+    assert plain["seconds"].iloc[0] == pytest.approx(
+        P.predict_jobs(row, calibration, compile_seconds=0.0)["seconds"].iloc[0]
+    )
+
+
 def test_ensemble_jobs_count_their_models(calibration):
     jobs = P.parse_dry_run(ENSEMBLE_DRY_RUN)
     assert list(jobs["points"].map(len)) == [2, 1]

@@ -76,6 +76,7 @@ from e3hier.plan.laws import (  # noqa: F401
     fit_memory_law,
 )
 from e3hier.plan.predict import (  # noqa: F401
+    COMPILE_SECONDS,
     DEFAULT_PARALLEL_FRACTION,
     ENSEMBLE_COST_FACTOR,
     GPU_SPEEDUP_OVER_CORE,

@@ -21,6 +21,13 @@ ENSEMBLE_COST_FACTOR = 1 / 3.0  # make bench: ensemble_speedup 3.35 (l_max 2) an
 #: assumed to run them no faster than a core. Change this constant (or ``--gpu-speedup``) once measured.
 GPU_SPEEDUP_OVER_CORE = 1.0
 
+#: Compile time added to every training job where ``train.compile`` is on (``e3hier.training.compiled_step``): a cold
+#: compile of a job's forward and backward measured 2.5 min (l_max 0), 3–4 min (l_max 2–4) and 7.3 min (an
+#: ensemble of 5 at l_max 4) on our loaded 2-core machine (``benchmarks/compile_step.py``); 10 min covers them.
+#: Compiling is CPU work that a GPU does not shorten. The steps' cost is left unchanged (on the CPU compiled
+#: steps measured 1.3× as fast at l_max 0 and 0.6–0.8× at l_max 2–4; not measured on a GPU).
+COMPILE_SECONDS = 600.0
+
 #: Share of a job's work that extra threads parallelise (Amdahl), per rule family. Only one-thread jobs were
 #: measured. Training: 0, the dispatch-bound batch-1 step does not thread, so wall = the one-thread time and
 #: core-hours = wall × threads (an upper bound for its threaded numpy parts). Other rules (e.g. dft at the
@@ -38,6 +45,7 @@ def predict_jobs(
     calibration: Calibration,
     gpu_speedup: float = GPU_SPEEDUP_OVER_CORE,
     include_dft_startup: bool = True,
+    compile_seconds: float = 0.0,
 ) -> pd.DataFrame:
     """Predict every job's cost.
 
@@ -51,6 +59,8 @@ def predict_jobs(
         Speed of a training job on a GPU relative to one core (``GPU_SPEEDUP_OVER_CORE``).
     include_dft_startup : bool
         Add the DFT job start-up (False to compare with the JSONs' ``wall_seconds``).
+    compile_seconds : float
+        Added to every training job (``COMPILE_SECONDS`` where ``train.compile`` is on), after the GPU speed-up.
 
     Returns
     -------
@@ -88,6 +98,7 @@ def predict_jobs(
     speed = np.where(on_gpu, gpu_speedup, 1.0)
     parallel = out["family"].map(lambda f: PARALLEL_FRACTION.get(f, DEFAULT_PARALLEL_FRACTION)).to_numpy(float)
     out["seconds"] = out["seconds"] * ((1 - parallel) + parallel / threads) / speed
+    out.loc[out["family"] == "train", "seconds"] += compile_seconds
     out["core_hours"] = out["seconds"] * threads / 3600
     out["gpu_hours"] = out["seconds"] * out["gpu"].to_numpy(dtype=float) / 3600
     out["mem_mb"] = np.nan
@@ -158,5 +169,6 @@ def plan(configfiles, calibration_paths=None, workdir=None, gpu_speedup: float =
     calibration = load_calibration(calibration_paths)
     config = load_config(configfiles)
     jobs = dag_jobs(configfiles, workdir, profile)
-    per_job = predict_jobs(job_features(jobs, config, workdir or "."), calibration, gpu_speedup)
+    compile_seconds = COMPILE_SECONDS if config["train"].get("compile") else 0.0  # train.compile
+    per_job = predict_jobs(job_features(jobs, config, workdir or "."), calibration, gpu_speedup, True, compile_seconds)
     return rule_table(per_job), per_job, calibration

@@ -26,6 +26,7 @@ import torch
 
 from e3hier.network.devices import to_device
 from e3hier.training.checkpoints import Run, discard_checkpoint, read_checkpoint, write_checkpoint
+from e3hier.training.compiled_step import training_forward
 from e3hier.training.evaluation import L_COLUMNS, VALIDATION_CHUNK, l2_validation_rows, structure_errors
 from e3hier.training.loop import TrainingLoop, epoch_row
 from e3hier.training.members import MemberNetworks, pack_members
@@ -50,6 +51,7 @@ class EnsembleTrainer:
         self.members = trainers
         self.checkpoint_path = Path(checkpoint_path)
         self.network = MemberNetworks([t.model for t in trainers])
+        self.step_outputs = training_forward(self.network, trainers[0].cfg)  # train.compile
         self.cfg, self.device = trainers[0].cfg, trainers[0].device
         self.optimizer, self.scheduler = optimiser(self.network, self.cfg)
         self.runs: list[Run] = []  # the members' records, once ``fit`` has run
@@ -137,7 +139,7 @@ class EnsembleTrainer:
                     size += len(target)
                 sizes.append(size)
             target, l_rows = torch.cat(targets), torch.cat(l_rows)
-            output = self.network(graph)
+            output = self.step_outputs(graph)
             residual = output.flatten(0, 1)[graph["atom"], graph["slot"]] - target
             losses = torch.stack([part.pow(2).mean() for part in residual.split(sizes)])
             finite &= torch.isfinite(losses)

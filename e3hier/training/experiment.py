@@ -15,6 +15,7 @@ from e3hier.io import read_table, write_json
 from e3hier.network.capacity import grid_multiplicities
 from e3hier.network.devices import check_cuda, to_device
 from e3hier.training.allocator import keep_freed_memory
+from e3hier.training.compiled_step import check_compile
 from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
 from e3hier.training.features import PROBE_SCHEDULE, probe_rows
@@ -83,6 +84,7 @@ def run_grid_points(
     point, out_dirs = points[0], [Path(d) for d in out_dirs]
     check_cuda(train_cfg["device"])  # before the data: loading it takes minutes at paper scale
     device = resolve_device(train_cfg["device"])
+    check_compile(train_cfg, device)  # train.compile: a compiler, before the data too
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
     keep_freed_memory()  # before the samples' ε grids: see ``e3hier.training.allocator``
     train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)

@@ -26,10 +26,10 @@ import pandas as pd
 #: a grid value does not invalidate the models already trained.
 GRID_AXES = ("lmax_hidden", "output", "seed", "n_train", "matched_capacity", "equal_channels", "ensemble_size")
 
-#: ``train`` keys that set how a job runs, not what it computes: not training params nor part of a
-#: checkpoint's fingerprint, so changing one retrains nothing and an interrupted job resumes under the
-#: new value (``scripts/train.py`` reads them from the config).
-EXECUTION_SETTINGS = ("device", "threads", "checkpoint_every")
+#: ``train`` keys that set how a job runs, not what it computes (``compile``: the same model to float rounding,
+#: like ``device``): not training params nor part of a checkpoint's fingerprint, so changing one retrains
+#: nothing and an interrupted job resumes under the new value (``scripts/train.py`` reads them from the config).
+EXECUTION_SETTINGS = ("device", "threads", "checkpoint_every", "compile")
 
 #: The output order whose models the single-output figures draw: the full density when it is trained.
 PREFERRED_OUTPUT = "full"

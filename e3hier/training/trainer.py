@@ -39,6 +39,7 @@ from e3hier.training.checkpoints import (
     read_checkpoint,
     write_checkpoint,
 )
+from e3hier.training.compiled_step import training_forward
 from e3hier.training.evaluation import L_COLUMNS, Predictor, l2_validation_rows, validation_targets
 from e3hier.training.features import PROBE_SCHEDULE, probe_steps
 from e3hier.training.grid import EXECUTION_SETTINGS
@@ -95,6 +96,7 @@ class Trainer:
         model = seeded_model(self.model_config, seed) if model is None else model
         self.model = model.to(self.device, self.dtype)
         self.predictor = Predictor(self.model, torch.as_tensor(scales, dtype=self.dtype, device=self.device), layout)
+        self.step_outputs = training_forward(self.predictor.scaled_outputs, train_cfg)  # train.compile
         self.optimizer, self.scheduler = optimiser(self.model, train_cfg)
         self.fingerprint = fingerprint(
             {
@@ -202,7 +204,7 @@ class Trainer:
             graph = to_device(pack(batch), self.device)
             targets, l_rows, l_counts = zip(*(self.step_targets(s) for s in batch))
             target, l_rows = (targets[0], l_rows[0]) if len(batch) == 1 else (torch.cat(targets), torch.cat(l_rows))
-            residual = self.predictor.scaled_outputs(graph) - target
+            residual = self.step_outputs(graph) - target
             loss = residual.pow(2).mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

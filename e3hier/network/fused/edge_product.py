@@ -16,40 +16,107 @@ from e3hier.network.fused.e3nn_internals import product_weights
 from e3hier.network.fused.scalar_product import segment_offsets
 
 
+def edge_groups(members: int, edges: int, pairs: int | None, width: int, elements: int) -> tuple | None:
+    """The member groups an ensemble's edge messages are computed in (``EdgeSums``): ``(first edge row, last,
+    first pair row, last)`` of each run of members whose per-edge tensors (edges × ``width``) stay within
+    ``elements`` (at least one member each), or None where all members fit at once. The members' edges
+    (``edges`` rows each) and pairs (``pairs`` each; None: weights per edge) lie one after another."""
+    group = max(1, elements // max(1, edges * width))
+    if group >= members:
+        return None
+    pairs = edges if pairs is None else pairs
+    return tuple(
+        (first * edges, last * edges, first * pairs, last * pairs)
+        for first, last in ((f, min(f + group, members)) for f in range(0, members, group))
+    )
+
+
+def edge_sums(x, weight, y, edge_src, edge_dst, edge_pair, tp, groups=None, keep: list | None = None) -> torch.Tensor:
+    """``FusedEdgeProduct.node_sums`` without autograd: the messages summed on their destination rows of a
+    (nodes, Σ u·k) tensor, computed in the edge ``groups`` of ``edge_groups`` (None: all edges at once), each
+    group's per-edge tensors made and used while they are in the caches.
+
+    Each input segment's products (``_product_pieces``) are weighted into their columns of the messages, so
+    the products are never concatenated. ``keep``: a list that gets each group's couplings, spread weights and
+    product pieces (``EdgeSums``' backward); without it the products are weighted into the spread weights, in
+    place."""
+    sums = None
+    for e0, e1, p0, p1 in groups or ((None, None, None, None),):
+        src, dst, ys, pair, w = edge_src, edge_dst, y, edge_pair, weight
+        if e0 is not None:
+            src, dst, ys, w = edge_src[e0:e1], edge_dst[e0:e1], y[e0:e1], weight[p0:p1]
+            if edge_pair is not None:
+                pair = edge_pair[e0:e1] - p0
+        couplings = ys @ tp._fused_cg
+        pieces = tp._product_pieces(x.index_select(0, src), couplings)
+        # spread over the columns once per pair, then each edge copies its pair's row (a row copy is cheaper
+        # than a column gather, and the backward adds the two edges of a pair before its column sums)
+        spread = w.index_select(1, tp._fused_spread)
+        if pair is not None:
+            spread = spread.index_select(0, pair)
+        if keep is None:
+            messages = spread
+            for (a, b), piece in zip(tp._piece_columns, pieces):
+                messages[:, a:b].mul_(piece)
+        else:
+            messages = torch.empty_like(spread)
+            compiling = torch.compiler.is_compiling()  # a trace takes no out= of strided columns (train.compile)
+            for (a, b), piece in zip(tp._piece_columns, pieces):
+                if compiling:
+                    messages[:, a:b] = piece * spread[:, a:b]
+                else:
+                    torch.mul(piece, spread[:, a:b], out=messages[:, a:b])
+            keep += [couplings, spread, *pieces]
+        if sums is None:
+            sums = messages.new_zeros(x.shape[0], messages.shape[1])
+        sums.index_add_(0, dst, messages)
+    return sums
+
+
 class EdgeSums(torch.autograd.Function):
     """``FusedEdgeProduct.node_sums`` with a hand-written backward: the gradients of the node features and
     the edge weights only (the edge attributes are data). One node of the autograd graph instead of ~20,
-    and the products' gradient is formed once, in place."""
+    and the products' gradient is formed once, in place. An ensemble's edges go in groups of members
+    (``edge_groups``): its per-edge tensors at once would fall out of the caches (~1.1× slower steps at l_max 4)."""
 
     @staticmethod
-    def forward(ctx, x, weight, y, edge_src, edge_dst, edge_pair, tp):
-        couplings = y @ tp._fused_cg
-        products = tp._products(x.index_select(0, edge_src), couplings)
-        # spread over the columns once per pair, then each edge copies its pair's row (a row copy is cheaper
-        # than a column gather, and the backward adds the two edges of a pair before its column sums)
-        spread = weight.index_select(1, tp._fused_spread)
-        if edge_pair is not None:
-            spread = spread.index_select(0, edge_pair)
-        sums = products.new_zeros(x.shape[0], products.shape[1]).index_add_(0, edge_dst, products * spread)
-        ctx.save_for_backward(couplings, products, spread, edge_src, edge_dst, edge_pair)
-        ctx.tp, ctx.x_shape, ctx.weight_shape = tp, x.shape, weight.shape
+    def forward(ctx, x, weight, y, edge_src, edge_dst, edge_pair, tp, groups=None):
+        kept = []
+        sums = edge_sums(x, weight, y, edge_src, edge_dst, edge_pair, tp, groups, kept)
+        ctx.save_for_backward(edge_src, edge_dst, edge_pair, *kept)
+        ctx.tp, ctx.x_shape, ctx.weight_shape, ctx.groups = tp, x.shape, weight.shape, groups
         return sums
 
     @staticmethod
     def backward(ctx, grad_sums):
-        couplings, products, spread, edge_src, edge_dst, edge_pair = ctx.saved_tensors
+        edge_src, edge_dst, edge_pair, *kept = ctx.saved_tensors
         tp = ctx.tp
-        grad = grad_sums.index_select(0, edge_dst)  # each message's gradient
+        per_group = 2 + len(tp._piece_columns)  # couplings, spread, the product pieces
         grad_x = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_source = tp._input_gradient(grad * spread, couplings)
-            grad_x = grad_source.new_zeros(ctx.x_shape).index_add_(0, edge_src, grad_source)
-        if ctx.needs_input_grad[1]:
-            columns = grad.mul_(products)
-            if edge_pair is not None:
-                columns = columns.new_zeros(ctx.weight_shape[0], columns.shape[1]).index_add_(0, edge_pair, columns)
-            grad_weight = columns.new_zeros(ctx.weight_shape).index_add_(1, tp._fused_spread, columns)
-        return grad_x, grad_weight, None, None, None, None, None
+        for index, (e0, e1, p0, p1) in enumerate(ctx.groups or ((None, None, None, None),)):
+            couplings, spread, *pieces = kept[per_group * index : per_group * (index + 1)]
+            src, dst, pair = edge_src, edge_dst, edge_pair
+            if e0 is not None:
+                src, dst = edge_src[e0:e1], edge_dst[e0:e1]
+                if edge_pair is not None:
+                    pair = edge_pair[e0:e1] - p0
+            grad = grad_sums.index_select(0, dst)  # each message's gradient
+            if ctx.needs_input_grad[0]:
+                grad_source = tp._input_gradient(grad * spread, couplings)
+                if grad_x is None:
+                    grad_x = grad_source.new_zeros(ctx.x_shape)
+                grad_x.index_add_(0, src, grad_source)
+            if ctx.needs_input_grad[1]:
+                for (a, b), piece in zip(tp._piece_columns, pieces):  # the products' columns, in place
+                    grad[:, a:b].mul_(piece)
+                columns = grad
+                if pair is not None:
+                    rows = ctx.weight_shape[0] if e0 is None else p1 - p0
+                    columns = columns.new_zeros(rows, columns.shape[1]).index_add_(0, pair, columns)
+                if grad_weight is None:
+                    grad_weight = columns.new_zeros(ctx.weight_shape)
+                (grad_weight if e0 is None else grad_weight[p0:p1]).index_add_(1, tp._fused_spread, columns)
+        return grad_x, grad_weight, None, None, None, None, None, None
 
 
 class FusedEdgeProduct(o3.TensorProduct):
@@ -121,28 +188,39 @@ class FusedEdgeProduct(o3.TensorProduct):
         #: per message column, a feature of the input segment it comes from (masks of whole segments)
         self.register_buffer("_fused_source", torch.as_tensor(np.concatenate(source)), persistent=False)
         self._x_sizes = [mul_ir.dim for mul_ir in in1]
+        ends = np.cumsum([mul * width for _, mul, _, width in self._plan]).tolist()
+        #: the columns of each of ``_product_pieces`` in the fused layout
+        self._piece_columns = list(zip([0, *ends[:-1]], ends))
 
     def messages(self, x, y, weight) -> torch.Tensor:
         """The output in the fused layout, (z, Σ u·k): ``_fused_permutation`` reorders it into e3nn's."""
         return self._products(x, y @ self._fused_cg) * weight.index_select(1, self._fused_spread)
 
-    def node_sums(self, x, edge_src, edge_dst, y, weight, edge_pair=None) -> torch.Tensor:
+    def node_sums(self, x, edge_src, edge_dst, y, weight, edge_pair=None, groups=None) -> torch.Tensor:
         """``messages(x[edge_src], y, weight)`` summed on the rows ``edge_dst`` of a (nodes, Σ u·k) tensor;
-        by hand (``EdgeSums``) where only ``x`` and ``weight`` need gradients, as in training. With
-        ``edge_pair``, ``weight`` has one row per undirected pair and each edge takes its pair's row."""
+        by hand (``EdgeSums``) where only ``x`` and ``weight`` need gradients, as in training, and without
+        autograd (``edge_sums``) where nothing does. With ``edge_pair``, ``weight`` has one row per undirected
+        pair and each edge takes its pair's row. ``groups``: an ensemble's member groups (``edge_groups``)."""
         if y.requires_grad:
             if edge_pair is not None:
                 weight = weight.index_select(0, edge_pair)
             messages = self.messages(x.index_select(0, edge_src), y, weight)
             return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, edge_dst, messages)
-        return EdgeSums.apply(x, weight, y, edge_src, edge_dst, edge_pair, self)
+        if not torch.is_grad_enabled():
+            return edge_sums(x, weight, y, edge_src, edge_dst, edge_pair, self, groups)
+        return EdgeSums.apply(x, weight, y, edge_src, edge_dst, edge_pair, self, groups)
 
     def _products(self, x, couplings) -> torch.Tensor:
         """The edge products before their weights, (z, Σ u·k): each input segment (u, i) times its
         couplings (i, k) = CG · Y, per edge."""
+        products = self._product_pieces(x, couplings)
+        return torch.cat(products, dim=1) if len(products) > 1 else products[0]
+
+    def _product_pieces(self, x, couplings) -> list[torch.Tensor]:
+        """``_products`` input segment by input segment, (z, u·k) each: its columns ``_piece_columns``."""
         x_pieces = torch.split(x, self._x_sizes, dim=1)
         couplings = torch.split(couplings, self._cg_sizes, dim=1)
-        products = [
+        return [
             (
                 # scalar inputs: an outer product per edge, which bmm does as a product with a sum over one term
                 (x_pieces[i_in1][:, :, None] * coupling[:, None, :])
@@ -151,7 +229,6 @@ class FusedEdgeProduct(o3.TensorProduct):
             ).reshape(-1, mul * width)
             for (i_in1, mul, dim, width), coupling in zip(self._plan, couplings)
         ]  # (z, u, k) per input segment
-        return torch.cat(products, dim=1) if len(products) > 1 else products[0]
 
     def _input_gradient(self, grad, couplings) -> torch.Tensor:
         """The gradient of ``_products`` for its input x, from the gradient of its output."""

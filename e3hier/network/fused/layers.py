@@ -21,7 +21,7 @@ from e3hier.network.fused.e3nn_internals import (
     gate_extract,
     output_mask,
 )
-from e3hier.network.fused.edge_product import FusedEdgeProduct
+from e3hier.network.fused.edge_product import FusedEdgeProduct, edge_groups
 from e3hier.network.fused.generated_code import optimise_tensor_products
 from e3hier.network.fused.radial import FusedRadialNet
 from e3hier.network.fused.scalar_linear import LinearPlan, linear_maps, scalar_linear
@@ -30,6 +30,9 @@ from e3hier.network.fused.scalar_product import FusedScalarProduct, segment_offs
 #: The largest per-edge tensor (edges × message width, elements) an ensemble's convolution makes at once
 #: without gradients (16 MiB in float32: half the L3 cache of the machine it was tuned on).
 MESSAGE_CHUNK_ELEMENTS = 2**22
+#: The same in training (gradients on): the forward pass keeps every group's tensors for the backward, which
+#: goes through the groups again (2**20 float32 elements, 4 MiB: one member at a time at l_max 4).
+TRAINING_CHUNK_ELEMENTS = 2**20
 
 
 class FusedConvolution(torch.nn.Module):
@@ -129,31 +132,21 @@ class FusedConvolution(torch.nn.Module):
         does not depend on the edge's direction, so the radial networks run on half the edges."""
         if x.dim() == 2:
             return self.tp.node_sums(x, edge_src, edge_dst, edge_attr, weight, edge_pair)
-        # an ensemble: the members' nodes one after another, edge indices offset to match. Without
-        # gradients (probes, validation: many structures per member) the per-edge tensors of all members
-        # at once (edges × W, W ~13,000 at l_max 4) would fall out of the caches: members are taken in
-        # groups of at most MESSAGE_CHUNK_ELEMENTS per tensor, each group's tensors freed before the next
-        # (1.5× faster probes). Training keeps them for the backward pass anyway: one group.
-        # Each node's messages are still added in edge order.
+        # an ensemble: the members' nodes one after another, edge indices offset to match. The per-edge tensors
+        # of all members at once (edges × W, W ~13,000 at l_max 4) would fall out of the caches: members are
+        # taken in groups (``edge_groups``) of at most MESSAGE_CHUNK_ELEMENTS per tensor without gradients
+        # (probes, validation: many structures per member; each group's tensors freed before the next: 1.5×
+        # faster probes), TRAINING_CHUNK_ELEMENTS with them (the backward keeps every group's, and goes
+        # through them group by group too). Each node's messages are still added in edge order.
         members, edges = edge_attr.shape[0], edge_attr.shape[1]
         width = self.tp._fused_permutation.shape[0]
-        if torch.is_grad_enabled():  # all members at once
-            return self.tp.node_sums(
-                x.flatten(0, 1), edge_src, edge_dst, edge_attr.flatten(0, 1), weight.flatten(0, 1), edge_pair
-            )
-        if edge_pair is not None:
-            weight = weight.flatten(0, 1).index_select(0, edge_pair).view(members, edges, weight.shape[-1])
-        group = max(1, MESSAGE_CHUNK_ELEMENTS // max(1, edges * width))
-        x = x.flatten(0, 1)
-        sums = x.new_zeros(x.shape[0], width)
-        for first in range(0, members, group):
-            last = min(first + group, members)
-            rows = slice(first * edges, last * edges)
-            messages = self.tp.messages(
-                x.index_select(0, edge_src[rows]), edge_attr[first:last].flatten(0, 1), weight[first:last].flatten(0, 1)
-            )
-            sums = sums.index_add(0, edge_dst[rows], messages)
-        return sums
+        chunk = TRAINING_CHUNK_ELEMENTS if torch.is_grad_enabled() else MESSAGE_CHUNK_ELEMENTS
+        groups = edge_groups(members, edges, weight.shape[1] if edge_pair is not None else None, width, chunk)
+        if torch.compiler.is_compiling():  # train.compile: a trace takes the members at once (symbolic sizes)
+            groups = None
+        return self.tp.node_sums(
+            x.flatten(0, 1), edge_src, edge_dst, edge_attr.flatten(0, 1), weight.flatten(0, 1), edge_pair, groups
+        )
 
     def _shares(self):
         """The shares of ``sc`` and ``lin2`` in the output: sin(π/8) and, per output column, cos(π/8) where

@@ -196,6 +196,9 @@ class ScalarLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, plan: LinearPlan):
+        ctx.in_shape, ctx.weight_shape, given = x.shape, weight.shape, weight
+        if weight.dim() == 1:  # one model: a member axis of one, inside the function (no autograd nodes for it)
+            x, weight = x[None], weight[None]
         t = plan.tensors(x)
         members, nodes = x.shape[0], x.shape[1]
         gathered = _gather(x.reshape(members * nodes, -1), t["in_columns"], None if plan.unit_scale else t["in_scale"])
@@ -211,16 +214,16 @@ class ScalarLinear(torch.autograd.Function):
         if not plan.out_complete:
             parts.append(x.new_zeros(members * nodes, 1))
         out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        ctx.save_for_backward(weight, *rows)
-        ctx.plan, ctx.in_shape = plan, x.shape
-        return out.index_select(1, t["out_position"]).view(members, nodes, plan.out_dim)
+        ctx.save_for_backward(given, *rows)
+        ctx.plan = plan
+        return out.index_select(1, t["out_position"]).view(*ctx.in_shape[:-1], plan.out_dim)
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight, *rows = ctx.saved_tensors
-        plan = ctx.plan
+        (weight, *rows), plan = ctx.saved_tensors, ctx.plan
+        weight = weight if weight.dim() == 2 else weight[None]
         t = plan.tensors(grad_out)
-        members, nodes = ctx.in_shape[0], ctx.in_shape[1]
+        members, nodes = weight.shape[0], ctx.in_shape[-2]
         gathered = grad_out.reshape(members * nodes, -1).index_select(1, t["out_columns"])
         grads = [
             piece.reshape(members, nodes * dim, mul_out)
@@ -254,7 +257,7 @@ class ScalarLinear(torch.autograd.Function):
                     1, t["in_columns"], cols[:, : len(t["in_columns"])]
                 )
             grad_x = grad_x.view(ctx.in_shape)
-        return grad_x, grad_w, None
+        return grad_x, None if grad_w is None else grad_w.view(ctx.weight_shape), None
 
 
 def linear_maps(plan: LinearPlan, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -267,8 +270,6 @@ def linear_maps(plan: LinearPlan, weight: torch.Tensor, x: torch.Tensor) -> torc
             *weight.shape[:-1], plan.in_dim, plan.out_dim
         )
         return x @ matrix
-    if weight.dim() == 1:
-        return ScalarLinear.apply(x[None], weight[None], plan)[0]
     return ScalarLinear.apply(x, weight, plan)
 
 
