@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, load_config  # noqa: E402
 from benchmarks.training import dataset_frames, load_data  # noqa: E402
+from e3hier.training.checkpoints import Run  # noqa: E402
 from e3hier.training.compiled_step import compile_counts  # noqa: E402
-from e3hier.training.ensemble import EnsembleTrainer
+from e3hier.training.ensemble import EnsembleTrainer  # noqa: E402
 from e3hier.training.members import member_model  # noqa: E402
 from e3hier.training.trainer import Trainer  # noqa: E402
 
@@ -46,13 +47,13 @@ def epoch_function(config, data, lmax: int, members: int, compile_on: bool, fold
         (trainer,) = trainers
 
         def epoch(e):
-            row = trainer.train_epoch(e)
+            row = trainer.train_pass(e)
             trainer.scheduler.step()
             return [row]
 
         return epoch
     ensemble = EnsembleTrainer(trainers, f"{folder}/{compile_on}-ensemble.pt")
-    runs = [t.start_run() for t in trainers]
+    runs = [Run() for _ in trainers]  # no probes: no probe records
 
     def epoch(e):
         rows = ensemble.train_epoch(e, runs)[0]
