@@ -261,13 +261,22 @@ def test_ensemble_jobs_count_their_models(calibration):
     assert list(jobs["points"].map(len)) == [2, 1]
     assert list(jobs["threads"]) == [2, 1] and list(jobs["gpu"]) == [1, 0]
     config = P.load_config([ROOT / "config.yaml"])
-    per_job = P.predict_jobs(P.job_features(jobs, config), calibration, gpu_speedup=1.0)
+    features = P.job_features(jobs, config)
+    per_job = P.predict_jobs(features, calibration, gpu_speedup=1.0)
     single = per_job["seconds"].iloc[1]
     assert per_job["family"].tolist() == ["train", "train"]
-    assert per_job["seconds"].iloc[0] == pytest.approx(2 * single * P.ENSEMBLE_COST_FACTOR)
+    assert per_job["seconds"].iloc[0] == pytest.approx(2 * single * P.ENSEMBLE_COST_FACTOR_GPU)  # on a GPU
     assert per_job["core_hours"].iloc[0] == pytest.approx(2 * per_job["seconds"].iloc[0] / 3600)
     assert per_job["gpu_hours"].iloc[0] == pytest.approx(per_job["seconds"].iloc[0] / 3600)
     assert P.rule_table(per_job).loc["train_ensemble_k2", "models"] == 2
+    # on the CPU, part by part: K × one model's part × its measured factor; the job's seconds their sum
+    on_cpu = P.predict_jobs(features.assign(gpu=0), calibration)
+    alone = P.predict_jobs(features.assign(gpu=0, n_models=1), calibration)
+    parts = list(P.ENSEMBLE_PART_COST_CPU)
+    for part, factor in P.ENSEMBLE_PART_COST_CPU.items():
+        assert on_cpu[part].iloc[0] == pytest.approx(2 * factor * alone[part].iloc[0])
+    assert on_cpu["seconds"].iloc[0] == pytest.approx(on_cpu[parts].iloc[0].sum())
+    assert on_cpu["seconds"].iloc[1] == pytest.approx(alone["seconds"].iloc[1])  # one model: unchanged
 
 
 # --- validation: the study tier ----------------------------------------------------------------------

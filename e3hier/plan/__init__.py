@@ -78,10 +78,12 @@ from e3hier.plan.laws import (  # noqa: F401
 from e3hier.plan.predict import (  # noqa: F401
     COMPILE_SECONDS,
     DEFAULT_PARALLEL_FRACTION,
-    ENSEMBLE_COST_FACTOR,
+    ENSEMBLE_COST_FACTOR_GPU,
+    ENSEMBLE_PART_COST_CPU,
     GPU_SPEEDUP_OVER_CORE,
     NO_COST_RULES,
     PARALLEL_FRACTION,
+    ensemble_cost,
     plan,
     predict_jobs,
     rule_table,

@@ -93,7 +93,7 @@ def calibrate(table: pd.DataFrame) -> Calibration:
     ----------
     table : pandas.DataFrame
         ``read_calibration`` rows. Ensemble jobs are left out: their cost follows from a single model's
-        and ``ENSEMBLE_COST_FACTOR``.
+        and ``ensemble_cost``.
 
     Returns
     -------

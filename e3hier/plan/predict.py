@@ -11,9 +11,19 @@ from e3hier.plan.calibration import Calibration, load_calibration
 from e3hier.plan.dag import dag_jobs, load_config
 from e3hier.plan.features import job_features
 
-#: Cost of one model trained in a ``train_ensemble_*`` job, relative to the same model trained alone
-#: (K models cost K × one model × this factor).
-ENSEMBLE_COST_FACTOR = 1 / 3.0  # make bench: ensemble_speedup 3.35 (l_max 2) and 2.76 (l_max 4) at K = 5
+#: Cost of one model trained in a ``train_ensemble_*`` job on the CPU, relative to the same model trained alone,
+#: per part of the job (the ``train`` laws' targets; K models cost Σ over parts of K × one model's part × this).
+#: Measured by ``make bench``'s ensemble benchmark (``benchmarks/ensemble.py``: ``part_cost_factor``) at l_max 4,
+#: K = 5, one thread: the steps of the stacked members share only the per-op dispatch, their probes and
+#: validation forwards none of it (the per-edge tensors are taken member group by member group), the test
+#: evaluation runs per member, and the start-up, data and ε grids are the job's once (≈ 1/K).
+ENSEMBLE_PART_COST_CPU = {"steps_s": 0.74, "validate_s": 1.17, "evaluate_s": 1.0, "overhead_s": 0.2}
+
+#: The same on a GPU, not measured: a stated assumption. A batch-1 step is bound by kernel launches, which the
+#: members share (one launch per op for the K stacked members), so the whole job is priced at the CPU
+#: benchmark's whole-job ratio (``ensemble_speedup`` ≈ 3 at K = 5), not at the ~1/K that launch-bound steps
+#: would give: a conservative price until a GPU is measured (``make gpu-check``).
+ENSEMBLE_COST_FACTOR_GPU = 1 / 3.0
 
 #: Speed of a training job on one GPU relative to the same job on one CPU core. No GPU was measured: the
 #: study's batch-1 steps on 9–30-atom graphs are ~2,400 small autograd ops each, bound by per-op dispatch
@@ -66,7 +76,7 @@ def predict_jobs(
     -------
     pandas.DataFrame
         ``features`` with ``seconds`` (the job's wall time: one-thread seconds, ``PARALLEL_FRACTION`` for
-        more threads, ``gpu_speedup`` on a GPU, ``ENSEMBLE_COST_FACTOR`` for an ensemble job),
+        more threads, ``gpu_speedup`` on a GPU, ``ensemble_cost`` for an ensemble job),
         ``core_hours`` (seconds × threads), ``gpu_hours``, ``mem_mb`` (peak RSS), the train parts, and
         ``uncalibrated`` (a rule no calibration covers: ``fallback_seconds``).
     """
@@ -87,9 +97,8 @@ def predict_jobs(
             out.loc[group.index, law.law.target] = part
             total = total + part
         out.loc[group.index, "seconds"] = total
-    if "n_models" in out:  # K models of an ensemble job cost K × one × ENSEMBLE_COST_FACTOR
-        ensemble = out["n_models"].fillna(1).to_numpy() > 1
-        out.loc[ensemble, "seconds"] *= out.loc[ensemble, "n_models"] * ENSEMBLE_COST_FACTOR
+    if "n_models" in out:
+        ensemble_cost(out)
     dft = out["family"] == "dft"
     if include_dft_startup:
         out.loc[dft, "seconds"] += calibration.dft_startup
@@ -110,6 +119,24 @@ def predict_jobs(
         elif family in calibration.constant_memory:
             out.loc[group.index, "mem_mb"] = calibration.constant_memory[family]
     return out
+
+
+def ensemble_cost(out: pd.DataFrame) -> None:
+    """Price the ``train_ensemble_*`` jobs of ``out`` in place (their laws' parts are one model's): K × one model
+    × the factor, on the CPU part by part (``ENSEMBLE_PART_COST_CPU``), on a GPU (or without the parts: an
+    uncalibrated rule) as a whole (``ENSEMBLE_COST_FACTOR_GPU``)."""
+    models = out["n_models"].fillna(1).to_numpy(dtype=float)
+    ensemble = models > 1
+    parts = list(ENSEMBLE_PART_COST_CPU)
+    has_parts = out.reindex(columns=parts).notna().all(axis=1).to_numpy()
+    by_parts = ensemble & has_parts & (out["gpu"].to_numpy(dtype=float) == 0)
+    whole = ensemble & ~by_parts
+    for part in (p for p in parts if p in out):
+        factor = np.where(by_parts, ENSEMBLE_PART_COST_CPU[part], ENSEMBLE_COST_FACTOR_GPU)
+        out.loc[ensemble, part] = out.loc[ensemble, part] * (models * factor)[ensemble]
+    if by_parts.any():
+        out.loc[by_parts, "seconds"] = out.loc[by_parts, parts].sum(axis=1)
+    out.loc[whole, "seconds"] *= models[whole] * ENSEMBLE_COST_FACTOR_GPU
 
 
 def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:

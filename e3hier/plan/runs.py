@@ -35,7 +35,7 @@ def _job_wall(run_dir: Path, output: str) -> float:
         return float("nan")
 
 
-def _train_parts(model_dir: Path, seconds: float) -> dict:
+def train_parts(model_dir: Path, seconds: float) -> dict:
     """The four measured parts of a train job: optimiser steps (Σ ``train_seconds`` of the epochs),
     validation + probes (the rest of the fit), test evaluation (the rest of the job's timed part) and
     start-up/set-up (the benchmark's seconds outside ``job_seconds``)."""
@@ -93,7 +93,7 @@ def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.Data
         if job.benchmark and (run_dir / job.benchmark).exists():
             row.update(_benchmark(run_dir / job.benchmark))
             if feat.family == "train" and len(job.points) == 1:
-                row.update(_train_parts(run_dir / "results" / "models" / job.points[0], row["seconds"]))
+                row.update(train_parts(run_dir / "results" / "models" / job.points[0], row["seconds"]))
         elif feat.family == "dft":
             summary_path = next((o for o in job.outputs if o.endswith(".json")), None)
             if summary_path and (run_dir / summary_path).exists():
