@@ -60,9 +60,9 @@ def run_job(spec: dict, path: Path) -> float:
     return child_cpu_seconds() - before
 
 
-def job_parts(out: Path, cpu_seconds: float) -> dict:
-    """A job's CPU seconds and its four parts (``e3hier.plan.runs.train_parts``), from its first model's outputs."""
-    return {"cpu_seconds": cpu_seconds, **train_parts(out, cpu_seconds)}
+def job_parts(out: Path, cpu_seconds: float, models: int = 1) -> dict:
+    """A job's CPU seconds and its four parts (``e3hier.plan.runs.train_parts``), from one of its models' outputs."""
+    return {"cpu_seconds": cpu_seconds, **train_parts(out, cpu_seconds, models)}
 
 
 def least(runs: list[dict]) -> dict:
@@ -84,7 +84,7 @@ def run_lmax(lmax: int, folder: Path, base: dict) -> dict:
                 epsilon["separate"].append(json.loads((out / "summary.json").read_text())["epsilon_test"])
         outs = [folder / f"l{lmax}_together_{p['seed']}" for p in points]
         cpu = run_job({**base, "points": points, "out_dirs": list(map(str, outs))}, folder / "spec.json")
-        together_runs.append(job_parts(outs[0], cpu))  # every member records the ensemble's parts
+        together_runs.append(job_parts(outs[0], cpu, K))  # each member records the ensemble's epochs
         if repeat == 0:
             epsilon["together"] = [json.loads((out / "summary.json").read_text())["epsilon_test"] for out in outs]
     separate, together = [least(runs) for runs in separate_runs], least(together_runs)

@@ -35,15 +35,16 @@ def _job_wall(run_dir: Path, output: str) -> float:
         return float("nan")
 
 
-def train_parts(model_dir: Path, seconds: float) -> dict:
+def train_parts(model_dir: Path, seconds: float, models: int = 1) -> dict:
     """The four measured parts of a train job: optimiser steps (Σ ``train_seconds`` of the epochs),
     validation + probes (the rest of the fit), test evaluation (the rest of the job's timed part) and
-    start-up/set-up (the benchmark's seconds outside ``job_seconds``)."""
+    start-up/set-up (the benchmark's seconds outside the job's timed part). ``model_dir``: one of the job's
+    ``models`` (an ensemble's member records the ensemble's epochs and its share of the job's seconds)."""
     summary = json.loads((model_dir / "summary.json").read_text())
     metrics = pd.read_parquet(model_dir / "metrics.parquet", columns=["train_seconds", "wall_seconds"])
     steps = float(metrics["train_seconds"].sum())
     fit = float(metrics["wall_seconds"].iloc[-1])
-    job = float(summary["job_seconds"])
+    job = float(summary["job_seconds"]) * models
     return {
         "steps_s": steps,
         "validate_s": max(fit - steps, 1e-3),
