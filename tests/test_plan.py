@@ -75,6 +75,18 @@ def test_memory_law_bounds_every_calibration_job():
     assert np.all(fitted.predict(table) >= table["max_rss"] - 1e-9)
 
 
+def test_a_new_calibration_table_beside_the_old_ones_keeps_their_jobs(tmp_path):
+    """A table summarised by the current code has ``held_overlap`` (the fit overlaps a train job holds); the shipped
+    ones predate it. Read together (``--add-calibration``), the old train jobs still calibrate the memory law (their
+    missing overlap is 0) instead of all being dropped."""
+    old = P.default_calibration_paths(P.VALIDATION_CALIBRATION)  # tiny and default: before the overlaps
+    assert "held_overlap" not in P.read_calibration(old)
+    new = pd.read_csv(P.CALIBRATION_DIR / "paper-dft.tsv", sep="\t").assign(held_overlap=np.nan)
+    new.to_csv(tmp_path / "mine.tsv", sep="\t", index=False)
+    with_new = P.load_calibration([*old, tmp_path / "mine.tsv"])
+    assert with_new.memory["train"].n_jobs == P.load_calibration(old).memory["train"].n_jobs > 0
+
+
 # --- the laws the plan keeps -------------------------------------------------------------------------
 @pytest.mark.parametrize("family", sorted(EXPECTED_TIME_FEATURES))
 def test_scaling_law_is_kept(family):
@@ -290,6 +302,18 @@ def test_plan_predicts_the_study_tier_within_35_percent(validation_calibration):
     assert table.loc["total", "measured_core_h"] == pytest.approx(1.735, abs=0.002)
     assert 0.65 <= table.loc["total", "ratio"] <= 1.35, table.to_string()
     assert math.isfinite(table.loc["total", "predicted_core_h"])
+
+
+def test_plan_predicts_the_paper_pilot_within_35_percent(calibration):
+    """``make plan``'s calibration (tiny, default, paper-dft) against ``make paper-pilot`` on a fresh clone
+    (benchmarks/calibration/validation/paper-pilot.tsv, 2026-12-02): aug-cc-pVTZ DFT of W3–W8 and CPU ensembles of
+    5 seeds, neither of which the calibration saw. The total, the DFT and the training are each within ±35 %."""
+    assert calibration.sources == ["default", "paper-dft", "tiny"]
+    pilot = pd.read_csv(P.CALIBRATION_DIR / "validation" / "paper-pilot.tsv", sep="\t")
+    table = P.validate_on(pilot, calibration)
+    assert table.loc["train_ensemble_seeds_0_1_2_3_4", "jobs"] == 6 and table.loc["dft", "jobs"] == 9
+    for rule in ("total", "dft", "train_ensemble_seeds_0_1_2_3_4"):
+        assert 0.65 <= table.loc[rule, "ratio"] <= 1.35, table.to_string()
 
 
 def test_validate_command(capsys):

@@ -285,7 +285,9 @@ def fit_memory_law(table: pd.DataFrame, law: Law) -> FittedLaw:
         ``fit_law``'s fit, scaled up until no calibration job's measured peak exceeds it.
     """
     table = table[table[law.target] >= RSS_FLOOR_MB]
-    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features] + [c for c, _ in law.known if c in table])
+    # a known term's missing value is 0 (``known_part``): a table measured before the term existed (e.g. no
+    # ``held_overlap`` in the runs before the coefficient-space validation) stays in the fit
+    rows = table.dropna(subset=[law.target] + [f[0] for f in law.features])
     rest = rows.assign(**{law.target: rows[law.target] - known_part(rows, law)})  # what the known terms leave
     fitted = fit_law(rest, law)
     margin = float(np.max(rest[law.target].to_numpy(dtype=float) / (fitted.predict(rows) - known_part(rows, law))))
