@@ -14,12 +14,13 @@ from e3hier.plan.features import job_features
 #: Cost of one model trained in a ``train_ensemble_*`` job on the CPU, relative to the same model trained alone,
 #: per part of the job (the ``train`` laws' targets; K models cost Σ over parts of K × one model's part × this).
 #: Measured by ``make bench``'s ensemble benchmark (``benchmarks/ensemble.py``: ``part_cost_factor``, K = 5,
-#: one thread, the least of 2 runs per job; 2026-12-02), the larger of l_max 2 and 4 per part (l_max 2 / 4:
-#: steps 0.71 / 0.79, validation + probes 0.82 / 0.87, test 0.21 / 0.28, start-up 0.20 / 0.22): the stacked
+#: one thread, the least of 2 repetitions per job), two runs on 2026-12-02: per part the larger of l_max 2 and 4,
+#: averaged over the runs (steps 0.79 and 0.95, validation + probes 0.87 and 0.90, test 0.28 and 0.23, start-up
+#: 0.22 and 0.21; an in-process A/B of 6 epochs' steps at l_max 4 gave 0.83): the stacked
 #: members' steps and forwards share only the per-op dispatch (their per-edge arithmetic grows with K), the
 #: test split's ε grids are read once for all members, and the start-up and data are the job's once. A long
-#: CPU job is mostly steps, so its ensemble saves ~20 %, where the benchmark's short jobs save ~60–70 %.
-ENSEMBLE_PART_COST_CPU = {"steps_s": 0.79, "validate_s": 0.87, "evaluate_s": 0.28, "overhead_s": 0.22}
+#: CPU job is mostly steps, so its ensemble saves ~10 %, where the benchmark's short jobs save ~60–70 %.
+ENSEMBLE_PART_COST_CPU = {"steps_s": 0.87, "validate_s": 0.89, "evaluate_s": 0.26, "overhead_s": 0.22}
 
 #: The same on a GPU, not measured: a stated assumption. A batch-1 step is bound by kernel launches, which the
 #: members share (one launch per op for the K stacked members), so the whole job is priced at the CPU
