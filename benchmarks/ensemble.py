@@ -27,7 +27,7 @@ import pandas as pd
 
 from benchmarks.common import BENCH, PYTHON, ROOT, child_cpu_seconds, load_config, log, timed_subprocess
 from benchmarks.training import dataset_frames
-from e3hier.plan.runs import train_parts
+from e3hier.plan.runs import TRAIN_PARTS, train_parts
 from e3hier.training.grid import EXECUTION_SETTINGS
 from e3hier.workflow import rules as wf
 
@@ -41,8 +41,6 @@ GOAL = 2.5
 EPSILON_TOLERANCE = 1e-3
 #: Alternating repetitions of each side; a job's cost is the least of them.
 REPEATS = 2
-#: The parts of a training job that ``e3hier.plan`` prices (``e3hier.plan.runs.train_parts``).
-PARTS = ("steps_s", "validate_s", "evaluate_s", "overhead_s")
 
 
 def test_frame(source: str) -> pd.DataFrame:
@@ -104,9 +102,9 @@ def run_lmax(lmax: int, folder: Path, base: dict) -> dict:
         },
         "speedup": separate_total["cpu_seconds"] / together["cpu_seconds"],
         # per part, one model's cost in the ensemble over its cost alone (``e3hier.plan.predict``'s factors)
-        "part_seconds_separate_total": {key: separate_total[key] for key in PARTS},
-        "part_seconds_together": {key: together[key] for key in PARTS},
-        "part_cost_factor": {key: together[key] / separate_total[key] for key in PARTS},
+        "part_seconds_separate_total": {key: separate_total[key] for key in TRAIN_PARTS},
+        "part_seconds_together": {key: together[key] for key in TRAIN_PARTS},
+        "part_cost_factor": {key: together[key] / separate_total[key] for key in TRAIN_PARTS},
         "epsilon_test": epsilon,
         "epsilon_max_relative_difference": difference,
         "equal_epsilon": difference <= EPSILON_TOLERANCE,

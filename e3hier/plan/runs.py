@@ -35,6 +35,10 @@ def _job_wall(run_dir: Path, output: str) -> float:
         return float("nan")
 
 
+#: The measured parts of a train job (``train_parts``): the ``train`` time laws' targets.
+TRAIN_PARTS = ("steps_s", "validate_s", "evaluate_s", "overhead_s")
+
+
 def train_parts(model_dir: Path, seconds: float, models: int = 1) -> dict:
     """The four measured parts of a train job: optimiser steps (Σ ``train_seconds`` of the epochs),
     validation + probes (the rest of the fit), test evaluation (the rest of the job's timed part) and
@@ -122,7 +126,7 @@ def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.Data
         share = table["cpu_share"]
         dft = table["family"] == "dft"
         startup_cpu = table["startup_s"] * share
-        for part in ("seconds", "steps_s", "validate_s", "evaluate_s", "overhead_s"):
+        for part in ("seconds", *TRAIN_PARTS):
             if part in table:
                 table[part] = table[part] * share
         table.loc[dft, "startup_s"] = startup_cpu[dft]

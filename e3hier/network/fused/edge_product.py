@@ -31,6 +31,18 @@ def edge_groups(members: int, edges: int, pairs: int | None, width: int, element
     )
 
 
+def group_edges(groups, edge_src, edge_dst, edge_pair):
+    """Each member group of ``edge_groups`` (one group of all edges where ``groups`` is None): ``(first edge row,
+    last, first pair row, last)`` (None where all), and the group's edge sources, destinations and pair rows, the
+    pairs counted from the group's first (its weights' rows)."""
+    for e0, e1, p0, p1 in groups or ((None, None, None, None),):
+        if e0 is None:
+            yield e0, e1, p0, p1, edge_src, edge_dst, edge_pair
+        else:
+            pair = None if edge_pair is None else edge_pair[e0:e1] - p0
+            yield e0, e1, p0, p1, edge_src[e0:e1], edge_dst[e0:e1], pair
+
+
 def edge_sums(x, weight, y, edge_src, edge_dst, edge_pair, tp, groups=None, keep: list | None = None) -> torch.Tensor:
     """``FusedEdgeProduct.node_sums`` without autograd: the messages summed on their destination rows of a
     (nodes, Σ u·k) tensor, computed in the edge ``groups`` of ``edge_groups`` (None: all edges at once), each
@@ -41,12 +53,8 @@ def edge_sums(x, weight, y, edge_src, edge_dst, edge_pair, tp, groups=None, keep
     product pieces (``EdgeSums``' backward); without it the products are weighted into the spread weights, in
     place."""
     sums = None
-    for e0, e1, p0, p1 in groups or ((None, None, None, None),):
-        src, dst, ys, pair, w = edge_src, edge_dst, y, edge_pair, weight
-        if e0 is not None:
-            src, dst, ys, w = edge_src[e0:e1], edge_dst[e0:e1], y[e0:e1], weight[p0:p1]
-            if edge_pair is not None:
-                pair = edge_pair[e0:e1] - p0
+    for e0, e1, p0, p1, src, dst, pair in group_edges(groups, edge_src, edge_dst, edge_pair):
+        ys, w = (y, weight) if e0 is None else (y[e0:e1], weight[p0:p1])
         couplings = ys @ tp._fused_cg
         pieces = tp._product_pieces(x.index_select(0, src), couplings)
         # spread over the columns once per pair, then each edge copies its pair's row (a row copy is cheaper
@@ -93,13 +101,9 @@ class EdgeSums(torch.autograd.Function):
         tp = ctx.tp
         per_group = 2 + len(tp._piece_columns)  # couplings, spread, the product pieces
         grad_x = grad_weight = None
-        for index, (e0, e1, p0, p1) in enumerate(ctx.groups or ((None, None, None, None),)):
+        groups = group_edges(ctx.groups, edge_src, edge_dst, edge_pair)
+        for index, (e0, _, p0, p1, src, dst, pair) in enumerate(groups):
             couplings, spread, *pieces = kept[per_group * index : per_group * (index + 1)]
-            src, dst, pair = edge_src, edge_dst, edge_pair
-            if e0 is not None:
-                src, dst = edge_src[e0:e1], edge_dst[e0:e1]
-                if edge_pair is not None:
-                    pair = edge_pair[e0:e1] - p0
             grad = grad_sums.index_select(0, dst)  # each message's gradient
             if ctx.needs_input_grad[0]:
                 grad_source = tp._input_gradient(grad * spread, couplings)
