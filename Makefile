@@ -24,9 +24,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 envs: venv
 	$(BIN)/python -m e3hier.workflow.envs
 
+# Each run records itself in results/run.json when it starts (e3hier.run_record): reproduce and study
+# share results/, and the docs' snapshot takes only a finished study's tables.
+RUN_RECORD := $(BIN)/python -m e3hier.run_record
 reproduce: venv
+	$(RUN_RECORD) start results reproduce config.yaml
 	$(SNAKEMAKE)
 	$(SNAKEMAKE) --report results/report.html
+	$(RUN_RECORD) finish results
 
 # The study tier (≤ 90 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
 # Its second draw of the structures runs in its own working directory (results/draw_1/); e3hier.analysis.draws then
@@ -34,18 +39,16 @@ reproduce: venv
 STUDY_CONFIG := config.yaml config.study.yaml
 STUDY_DRAW1 := results/draw_1
 study: venv
-	mkdir -p results && date +%s > results/study_started
+	$(RUN_RECORD) start results study $(STUDY_CONFIG) config.study-draw1.yaml
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG)
 	mkdir -p $(STUDY_DRAW1)
 	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(STUDY_DRAW1) \
 		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
 	$(BIN)/python -m e3hier.analysis.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
 	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
-	date +%s > results/study_finished
+	$(RUN_RECORD) finish results
 	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
-	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results \
-		--configs $(STUDY_CONFIG) config.study-draw1.yaml --started results/study_started \
-		--finished results/study_finished
+	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results --run study
 	$(BIN)/python -m e3hier.analysis.docs_numbers write
 
 # The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,

@@ -11,6 +11,6 @@ One subpackage per stage, in pipeline order; a stage imports only from the stage
 - ``analysis/``: the tables, findings, figures and the numbers the docs quote;
 - ``workflow/``: what the Snakemake rules need, the run lock, Slurm and the conda envs; ``plan/``: the cost plan.
 
-Beside them, for every stage: ``io.py`` (atomic, durable writes; provenance) and ``script_imports.py`` (the
-modules a script runs: the rules' code inputs).
+Beside them, for every stage: ``io.py`` (atomic, durable writes; provenance), ``run_record.py`` (which run a
+``results/`` folder holds) and ``script_imports.py`` (the modules a script runs: the rules' code inputs).
 """

@@ -24,6 +24,7 @@ rule analysis:
     params:
         model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
         onset_fraction=config["analysis"]["onset_fraction"],
+        test_split=TEST_SPLITS[0],
     script:
         "../scripts/analysis.py"
 
@@ -49,7 +50,10 @@ rule density_slice:
         runtime=10,
     params:
         labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
-        structure_index=config["analysis"]["density_plane_structure"],
+        # the manifest's structure at that index (check_density_plane: within the split), skipped or not
+        structure_id=structure_ids(TEST_SPLITS[0])[
+            config["analysis"]["density_plane_structure"]
+        ],
         dft=wf.fit_layout_settings(config["dft"]),
         model=config["model"],
     script:

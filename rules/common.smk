@@ -256,11 +256,6 @@ def model_outputs(patterns):
     }
 
 
-def block_points(seeds):
-    """The grid points of a block's job: the job's wildcards with each seed."""
-    return lambda wildcards: [{**dict(wildcards), "seed": seed} for seed in seeds]
-
-
 def reference_lmax(wildcards):
     """Only a capacity-matched point depends on the grid's largest l_max (its parameter count)."""
     return LMAX_VALUES[-1] if wildcards.capacity == "matched" else None

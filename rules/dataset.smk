@@ -22,5 +22,8 @@ rule dataset:
     params:
         structure_ids=lambda wc: structure_ids(wc.split),
         dft=config["dft"],
+        # the splits a model needs: all skipped by DFT is an error here, before any training
+        required=lambda wc: wc.split
+        in (TRAIN_SPLIT, config["train"].get("val_split", "val"), TEST_SPLITS[0]),
     script:
         "../scripts/dataset.py"

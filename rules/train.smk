@@ -46,45 +46,46 @@ if ENSEMBLE_SIZE == 1:
             runtime=120,
         params:
             **TRAIN_PARAMS,
-            points=lambda wc: [GRID.instance(wc)],
             reference_lmax=reference_lmax,
         script:
             "../scripts/train.py"
 
-else:
-    # train.ensemble_size > 1: one job trains a block of seeds of a grid point together (e3hier.training.ensemble)
-    for block in SEED_BLOCKS:
 
-        rule:
-            name:
-                f"train_ensemble_seeds_{'_'.join(map(str, block))}"
-            input:
-                unpack(training_inputs),
-            output:
-                **model_outputs(member_patterns(block)),
-            log:
-                f"results/logs/train/{block_pattern(block)}.log",
-            benchmark:
-                f"results/rule_benchmarks/train/{block_pattern(block)}.tsv"
-            conda:
-                TRAIN_CONDA_ENV
-            threads: config["train"].get("threads", 1)
-            resources:
-                **TRAIN_GPU,
-                mem_mb=mem_mb_per_attempt(TRAIN_MEM_MB),
-                collocation_cache_mb=TRAIN_CACHE_MB,
-                runtime=120 * len(block),
-            params:
-                **TRAIN_PARAMS,
-                points=block_points(block),
-                reference_lmax=reference_lmax,
-            script:
-                "../scripts/train.py"
+# train.ensemble_size > 1: one job trains a block of seeds of a grid point together (e3hier.training.ensemble).
+# Not an `else:` branch: Snakemake records a script rule's code as the text of its `script:` line, indentation
+# included, and a model of rule `train` must not look changed to these rules (changing the ensemble size, or
+# editing the seed list, retrains nothing: tests/test_reruns.py); both rules sit one level deep.
+for block in SEED_BLOCKS if ENSEMBLE_SIZE > 1 else []:
 
-        # a profile's settings of rule `train` (--set-resources, --set-threads) apply to these rules too
-        share_profile_settings(
-            "train", f"train_ensemble_seeds_{'_'.join(map(str, block))}"
-        )
+    rule:
+        name:
+            f"train_ensemble_seeds_{'_'.join(map(str, block))}"
+        input:
+            unpack(training_inputs),
+        output:
+            **model_outputs(member_patterns(block)),
+        log:
+            f"results/logs/train/{block_pattern(block)}.log",
+        benchmark:
+            f"results/rule_benchmarks/train/{block_pattern(block)}.tsv"
+        conda:
+            TRAIN_CONDA_ENV
+        threads: config["train"].get("threads", 1)
+        resources:
+            **TRAIN_GPU,
+            mem_mb=mem_mb_per_attempt(TRAIN_MEM_MB),
+            collocation_cache_mb=TRAIN_CACHE_MB,
+            runtime=120 * len(block),
+        params:
+            **TRAIN_PARAMS,
+            reference_lmax=reference_lmax,
+        script:
+            "../scripts/train.py"
+
+    # a profile's settings of rule `train` (--set-resources, --set-threads) apply to these rules too
+    share_profile_settings(
+        "train", f"train_ensemble_seeds_{'_'.join(map(str, block))}"
+    )
 
 
 rule models_table:

@@ -9,7 +9,10 @@ log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
     tables = hierarchy_tables(
-        snakemake.params.model_dirs, snakemake.params.onset_fraction, pd.read_parquet(snakemake.input.models)
+        snakemake.params.model_dirs,
+        snakemake.params.onset_fraction,
+        pd.read_parquet(snakemake.input.models),
+        snakemake.params.test_split,
     )
     for name, table in tables.items():
         write_parquet(snakemake.output[name], table)

@@ -16,8 +16,8 @@ with logged_errors(log):
             snakemake.params.structure_ids, snakemake.input.xyz, snakemake.input.tables, snakemake.input.summaries
         )
     ]
-    frame, skipped = assemble_split(entries, references)
     split = snakemake.wildcards.split
+    frame, skipped = assemble_split(entries, references, required=snakemake.params.required, split=split)
     log.info(
         "split %s: %d structures, %d rows, %d skipped", split, frame["structure"].nunique(), len(frame), len(skipped)
     )

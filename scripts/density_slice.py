@@ -3,20 +3,19 @@
 from e3hier.analysis.density_slice import plane_densities
 from e3hier.io import logged_errors, read_table, setup_logging, write_parquet
 from e3hier.training.evaluation import full_prediction, load_predictor
-from e3hier.training.samples import load_samples, split_structures
+from e3hier.training.samples import load_samples
 
 log = setup_logging(snakemake.log[0])
 
 with logged_errors(log):
     frame = read_table(snakemake.input.dataset)
-    structures = list(split_structures(frame))
-    index = snakemake.params.structure_index
-    if index >= len(structures):
+    structure = snakemake.params.structure_id
+    rows = frame[frame["structure"] == structure].reset_index(drop=True)
+    if rows.empty:  # the index is the manifest's: a structure DFT skipped is not replaced by the next one
         raise ValueError(
-            f"analysis.density_plane_structure: {index} is past the {len(structures)} structures of "
-            f"{snakemake.input.dataset}"
+            f"analysis.density_plane_structure: structure {structure!r} is not in {snakemake.input.dataset} "
+            "(DFT skipped it: see its .skipped.tsv); choose another index"
         )
-    structure, rows = structures[index]
     sets = {"DFT": rows["coefficient"].to_numpy()}
     for label, path in zip(snakemake.params.labels, snakemake.input.models):
         predictor = load_predictor(path)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from e3hier.io import logged_errors, setup_logging
 from e3hier.training.experiment import run_grid_points
-from e3hier.training.grid import EXECUTION_SETTINGS
+from e3hier.training.grid import EXECUTION_SETTINGS, folder_values
 
 log = setup_logging(snakemake.log[0])
 
@@ -15,7 +15,9 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an outp
     execution = {key: snakemake.config["train"][key] for key in EXECUTION_SETTINGS}
     train_cfg = {**snakemake.params.train, **execution, "threads": snakemake.threads}
     results = run_grid_points(
-        [dict(point) for point in snakemake.params.points],
+        # a job's grid points are its output folders (no param names them: a block that loses a seed keeps the
+        # others' models, e3hier.training.grid.seed_blocks)
+        [folder_values(Path(model).parent.name) for model in models],
         snakemake.input.train,
         snakemake.input.val,
         dict(zip(snakemake.params.test_splits, snakemake.input.tests)),
@@ -29,6 +31,8 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an outp
         reference_lmax=snakemake.params.reference_lmax,
         # the ε grids held: metric.collocation_cache_mb, or the profile's resource of that name (rules/train.smk)
         collocation_cache_mb=snakemake.resources.collocation_cache_mb,
+        # read from the config, not a param: adding a size retrains nothing; a size equal to another is refused
+        n_train_grid=snakemake.config["train"]["n_train"],
     )
     for result in results:
         log.info("done: %s", result["summary"])

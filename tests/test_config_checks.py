@@ -2,6 +2,7 @@
 
 import copy
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
@@ -11,6 +12,7 @@ from e3hier.training.grid import EXECUTION_SETTINGS
 from e3hier.workflow.rules import check_training_config, per_model_train_settings
 
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG["analysis"]["probe_structures"] = 2  # GOOD's validation split
 
 
 def manifest(**splits):
@@ -44,6 +46,8 @@ def test_a_consistent_setup_passes():
         (config(), manifest(train=[WATER] * 4, val=[WATER] * 2, test=[WATER]), ["train.test_splits", "'test_large'"]),
         (config(), manifest(val=[WATER], test=[WATER], test_large=[WATER]), ["the training split", "'train'"]),
         (config(n_train=[2, 10, "all"]), GOOD, ["train.n_train", "[10]", "(4 structures)"]),
+        (config(n_train=["all", 4]), GOOD, ["train.n_train", "['all', 4]", "same 4-structure training split"]),
+        (config(n_train=["all", 3]), GOOD, []),
         (config(lmax_hidden=[0, 4]), GOOD, []),  # the default multiplicities go to l = 4
         (
             config(test_splits=["test"]),
@@ -219,3 +223,21 @@ def test_execution_settings_are_no_training_params():
     """How a job runs (device, threads, checkpoint interval) is read from the config, not passed as a param."""
     settings = per_model_train_settings(CONFIG["train"])
     assert not set(EXECUTION_SETTINGS) & set(settings) and {"epochs", "lr", "dtype"} <= set(settings)
+
+
+def test_more_probed_structures_than_the_validation_split_are_refused():
+    cfg = config()
+    cfg["analysis"]["probe_structures"] = 3
+    with pytest.raises(ValueError, match=r"analysis.probe_structures: 3 probed structures, .*'val' has 2"):
+        check_training_config(cfg, GOOD)
+
+
+def test_a_size_that_dft_skipping_made_the_whole_split_is_refused_before_training():
+    from e3hier.training.experiment import training_subset
+
+    frame = pd.DataFrame({"structure": ["a", "a", "b", "c"]})  # 4 planned, one skipped by DFT: 3 left
+    assert training_subset(frame, "2", ["all", 2])["structure"].nunique() == 2
+    with pytest.raises(ValueError, match=r"train.n_train: \['all', 3\] are all the whole 3-structure"):
+        training_subset(frame, "3", ["all", 3])
+    with pytest.raises(ValueError, match="the whole 3-structure"):
+        training_subset(frame, "all", ["all", 3])

@@ -100,3 +100,69 @@ def test_every_generated_block_of_the_docs_equals_the_committed_snapshot():
             f"{doc.name}: stale blocks; run `python -m e3hier.analysis.docs_numbers write`"
         )
     assert names == set(D.BLOCKS), f"blocks used in the docs: {sorted(names)}"
+
+
+def fake_results(folder, run="study", finished=True, figures=D.FIGURES):
+    """A results folder as a finished run leaves it: verdicts, gains, models, datasets (one test structure
+    skipped by DFT: not in the dataset), figures and the run record."""
+    from e3hier import run_record
+
+    (folder / "tables").mkdir(parents=True)
+    (folder / "figures").mkdir()
+    (folder / "dataset").mkdir()
+    row = {"finding": "1a", "claim": "c", "statistic": "s", "estimate": 0.3, "ci_low": 0.1, "ci_high": 0.5}
+    pd.DataFrame([{**row, "n_seeds": 5, "n_structures": 2, "interval": "t", "verdict": "supported"}]).to_parquet(
+        folder / "tables" / "findings.parquet"
+    )
+    pd.DataFrame([{"output": "full", "lmax_hidden": 0, "epsilon": 0.7}]).to_parquet(
+        folder / "tables" / "lmax_gains.parquet"
+    )
+    model = {"output": "full", "capacity": "study", "channels": "study", "seed": 0, "lmax_hidden": 0, "n_train": 4}
+    pd.DataFrame([{**model, "target_scaling": "global_rms", "epsilon_test_baseline": 12.0}]).to_parquet(
+        folder / "tables" / "models.parquet"
+    )
+    pd.DataFrame({"structure": ["a", "a", "b"]}).to_parquet(folder / "dataset" / "test.parquet")
+    for name in figures:
+        (folder / "figures" / f"{name}.png").write_bytes(b"png " + name.encode())
+    run_record.start(folder, run, ["config.yaml", "config.study.yaml"])
+    if finished:
+        run_record.finish(folder)
+    return folder
+
+
+def test_snapshot_takes_the_runs_own_record_and_counts_what_entered(tmp_path):
+    results, out = fake_results(tmp_path / "results"), tmp_path / "snap"
+    D.snapshot([results, results], out=out)
+    run = json.loads((out / "run.json").read_text())
+    assert run["configs"] == ["config.yaml", "config.study.yaml"] and run["structures"] == {"test": 2}
+    assert (out / "figures" / "density.png").read_bytes() == b"png density"
+
+
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ({"run": "reproduce"}, "not from `make study`"),
+        ({"finished": False}, "has not finished"),
+        ({"figures": D.FIGURES[:-1]}, "density.png"),
+    ],
+)
+def test_a_snapshot_of_another_or_partial_run_is_refused_and_leaves_the_old_one(tmp_path, broken, message):
+    good, out = fake_results(tmp_path / "good"), tmp_path / "snap"
+    D.snapshot([good], out=out)
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = fake_results(tmp_path / "bad", **broken)
+    with pytest.raises((ValueError, SystemExit), match=message):
+        D.snapshot([bad], out=out)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_snapshot_that_fails_midway_writes_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "snap"
+    D.snapshot([fake_results(tmp_path / "good")], out=out)
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    newer = fake_results(tmp_path / "newer")
+    monkeypatch.setattr(D.shutil, "copyfile", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        D.snapshot([newer], out=out)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good", "newer", "snap"]  # no staging folder left

@@ -138,10 +138,12 @@ def test_ensemble_resumes_from_its_checkpoint(synthetic_splits, tmp_path):
     assert other.load_checkpoint() is None
 
 
-def test_seed_blocks_keep_full_blocks_when_seeds_are_appended():
+def test_seed_blocks_are_defined_by_the_seeds_values():
     assert seed_blocks([0, 1, 2, 3, 4], 2) == [[0, 1], [2, 3], [4]]
-    assert seed_blocks([0, 1, 2, 3, 4, 5], 2)[:2] == seed_blocks([0, 1, 2, 3, 4], 2)[:2]
-    assert seed_blocks([7, 3], 1) == [[7], [3]]
+    assert seed_blocks([0, 1, 2, 3, 4, 5], 2)[:2] == seed_blocks([0, 1, 2, 3, 4], 2)[:2]  # appended
+    assert seed_blocks([1, 2, 3], 2) == [[1], [2, 3]]  # seed 0 removed: 2 and 3 keep their block
+    assert seed_blocks([3, 1, 2, 0], 2) == seed_blocks([0, 1, 2, 3], 2)  # reordered
+    assert seed_blocks([7, 3], 1) == [[3], [7]]
     point = {"lmax_hidden": 2, "output": "full", "capacity": "study", "channels": "study", "seed": 0, "n_train": "all"}
     assert block_name(point, [0, 1]) == "lmax_hidden~2_output~full_capacity~study_channels~study_seed~0-1_n_train~all"
 

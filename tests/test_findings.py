@@ -119,7 +119,7 @@ def verdicts(table: pd.DataFrame) -> dict:
 
 def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
     models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
-    table = findings_table(models, evaluation, synthetic_probes(initial_fall=0.5, final_fall=1.5))
+    table = findings_table(models, evaluation, synthetic_probes(initial_fall=0.5, final_fall=1.5), "test")
     assert list(table.columns) == FINDING_COLUMNS and list(table["finding"]) == ROWS
     assert verdicts(table) == dict.fromkeys(ROWS, "supported")
     assert (table["n_seeds"] == 5).all()
@@ -136,7 +136,7 @@ def test_every_row_can_be_not_supported():
         {"full": -0.3, "scalar": 0.5, "vector": 0.1, "higher": 0.3},
         val_gain={"full": -0.3, "scalar": 0.1, "vector": 0.5, "higher": 0.3},
     )
-    table = findings_table(models, evaluation, synthetic_probes(1.5, 0.5, tau_growth=0.5))
+    table = findings_table(models, evaluation, synthetic_probes(1.5, 0.5, tau_growth=0.5), "test")
     assert verdicts(table) == dict.fromkeys(ROWS, "not_supported")
     assert "vector − scalar for 5 seeds" in table.set_index("finding").loc["3", "claim"]
 
@@ -144,7 +144,7 @@ def test_every_row_can_be_not_supported():
 def test_2a_subtracts_the_initial_slope():
     # contributions fall with l already at step 0, and less steeply after training: not a learnt hierarchy
     models, evaluation = synthetic_tables({o: 0.3 for o in OUTPUTS})
-    table = findings_table(models, evaluation, synthetic_probes(initial_fall=1.5, final_fall=1.0))
+    table = findings_table(models, evaluation, synthetic_probes(initial_fall=1.5, final_fall=1.0), "test")
     assert verdicts(table)["2a"] == "not_supported" and verdicts(table)["2a-share"] == "not_supported"
 
 
@@ -162,14 +162,14 @@ def test_2b_is_supported_when_shrinking_higher_orders_settle_later():
     probes = synthetic_probes(initial_fall=0.0, final_fall=1.0)
     initial = probes["step"] == 0
     probes.loc[initial, "value"] = np.where(probes.loc[initial, "kind"] == "share", 1 / 3, 3.0)
-    table = findings_table(models, evaluation, probes)
+    table = findings_table(models, evaluation, probes, "test")
     assert verdicts(table)["2b"] == "supported" and verdicts(table)["2b-features"] == "supported"
 
 
 def test_pairing_by_seed_removes_the_seeds_shared_noise():
     # a small gain under a large per-seed factor: only a paired comparison sees it
     models, evaluation = synthetic_tables({o: 0.05 for o in OUTPUTS}, spread=0.5, noise=0.002)
-    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test")
     assert verdicts(table)["1a"] == "supported"
 
 
@@ -178,7 +178,7 @@ def test_the_best_lmax_is_chosen_on_validation_not_on_test():
     test = {"full": {0: 0.0, 1: 0.3, 2: -0.2}} | {o: 0.3 for o in OUTPUTS[1:]}
     val = {"full": {0: 0.0, 1: 0.1, 2: 0.4}} | {o: 0.3 for o in OUTPUTS[1:]}
     models, evaluation = synthetic_tables(test, val_gain=val)
-    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test")
     assert verdicts(table)["1a"] == "not_supported" and verdicts(table)["1b"] == "not_supported"
 
 
@@ -191,7 +191,7 @@ def test_each_seed_is_chosen_for_on_the_other_seeds():
 def test_zero_variance_is_inconclusive():
     models, evaluation = synthetic_tables({o: 0.3 for o in OUTPUTS}, noise=0.0, spread=0.0)
     evaluation["epsilon_reachable"] = evaluation.groupby(GRID)["epsilon_reachable"].transform("mean")
-    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test")
     assert verdicts(table)["1a"] == "inconclusive"
 
 
@@ -202,7 +202,7 @@ def test_a_gain_carried_by_one_test_structure_is_not_supported():
     evaluation.loc[evaluation["lmax_hidden"] > 0, "epsilon_reachable"] *= np.where(better, 0.2, 1.01)[
         evaluation["lmax_hidden"] > 0
     ]
-    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5)).set_index("finding")
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test").set_index("finding")
     assert table.loc["1a", "estimate"] > 0 and table.loc["1a", "verdict"] == "inconclusive"
 
 
@@ -249,7 +249,7 @@ def test_the_markdown_tables_show_every_row_and_family(tmp_path):
     from e3hier.analysis.findings_report import epsilon_markdown, findings_markdown
 
     models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
-    findings = findings_table(models, evaluation, synthetic_probes(0.5, 1.5))
+    findings = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test")
     text = findings_markdown(findings)
     assert "| 1a | supported |" in text and len(text.splitlines()) == 2 + len(findings)
     assert "full, matched capacity" in epsilon_markdown(lmax_gains(models))
@@ -266,3 +266,51 @@ def test_evaluation_table_takes_each_models_reachable_orders():
     assert evaluation_table(evaluations, models)["epsilon_reachable"].tolist() == [2.0]
     with pytest.raises(ValueError, match="epsilon_block_upto_l4"):
         evaluation_table(evaluations, models.assign(reachable_lmax=4))
+
+
+# --- the data the findings report on (issue 31) ---------------------------------------------------------
+def test_findings_use_the_first_test_split_by_name_and_never_another():
+    models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
+    holdout = evaluation.assign(split="holdout")
+    transfer = evaluation.assign(split="holdout_large", structure=evaluation["structure"] + "_large")
+    both = pd.concat([holdout, transfer], ignore_index=True)
+    table = findings_table(models, both, synthetic_probes(0.5, 1.5), "holdout").set_index("finding")
+    assert table.loc["1a", "n_structures"] == 8  # the transfer split is not pooled in
+    with pytest.raises(ValueError, match="no rows of the test split 'test'"):
+        findings_table(models, both, synthetic_probes(0.5, 1.5), "test")
+
+
+def test_a_diverged_member_drops_its_seed_not_every_structure():
+    from e3hier.analysis.findings import error_cube
+
+    models, evaluation = synthetic_tables({"full": 0.3}, n_structures=6)
+    broken = (evaluation["seed"] == 3) & (evaluation["lmax_hidden"] == 2)
+    evaluation.loc[broken, "epsilon_reachable"] = np.nan
+    cube, seeds = error_cube(evaluation, "epsilon_reachable", {s: [("full", 0), ("full", 2)] for s in range(5)})
+    assert cube.shape == (4, 6, 2) and seeds == [0, 1, 2, 4]
+
+
+def test_diverged_models_enter_no_statistic_and_are_listed():
+    models, evaluation = synthetic_tables({"full": 0.3, "scalar": 0.05, "vector": 0.4, "higher": 0.5})
+    diverged = (models["seed"] == 1) & (models["output"] == "full") & (models["lmax_hidden"] == 2)
+    models["diverged"] = diverged
+    flag = models[GRID + ["diverged"]]
+    evaluation = evaluation.merge(flag, on=GRID)
+    table = findings_table(models, evaluation, synthetic_probes(0.5, 1.5), "test").set_index("finding")
+    assert table.loc["1a", "n_seeds"] == 4 and table.loc["1a", "diverged_seeds"] == "1"
+    assert table.loc["3", "n_seeds"] == 5 and table.loc["3", "diverged_seeds"] == ""
+    assert (lmax_gains(models[~diverged]).query("output == 'full' and lmax_hidden == 2")["n_seeds"] == 4).all()
+
+
+def test_a_test_split_that_dft_left_empty_stops_the_run_naming_it(tmp_path):
+    from e3hier.data.dataset import assemble_split
+    from e3hier.io import write_json
+
+    entries = []
+    for name in ("w3_test_0000", "w3_test_0001"):
+        write_json(tmp_path / f"{name}.json", {"skipped": True})
+        entries.append((name, None, tmp_path / f"{name}.parquet", tmp_path / f"{name}.json"))
+    frame, skipped = assemble_split(entries, pd.DataFrame(), required=False, split="test_large")
+    assert frame.empty and skipped == ["w3_test_0000", "w3_test_0001"]  # a split no model needs may be empty
+    with pytest.raises(ValueError, match=r"split 'test': DFT skipped every structure \(w3_test_0000, w3_test_0001"):
+        assemble_split(entries, pd.DataFrame(), required=True, split="test")

@@ -107,9 +107,22 @@ def test_editing_the_dft_redoes_dft_and_everything_after(run):
     assert "structure" not in jobs and "structure_manifest" not in jobs
 
 
-def test_ensembles_train_blocks_of_seeds_in_one_job_each(run):
-    jobs = run({"train": {"ensemble_size": 2}})  # the tiny grid's seeds [0, 1]: one block
-    assert jobs["train_ensemble_seeds_0_1"] == TINY_MODELS // 2 and "train" not in jobs
+def training_jobs(jobs) -> dict:
+    return {rule: n for rule, n in jobs.items() if rule == "train" or rule.startswith("train_ensemble")}
+
+
+@pytest.mark.parametrize(
+    "seeds, retrained",
+    [
+        ([0, 1], {}),  # training the tiny run's seeds as one block of 2 instead: the same models
+        ([1], {}),  # seed 0 removed: seed 1 keeps its model
+        ([1, 0], {}),  # reordered
+        ([0, 1, 2], {"train_ensemble_seeds_2": TINY_MODELS // 2}),  # appended: only the new seed's models
+    ],
+)
+def test_editing_the_seed_list_retrains_only_models_that_did_not_exist(run, seeds, retrained):
+    jobs = run({"train": {"ensemble_size": 2, "seed": seeds}})
+    assert training_jobs(jobs) == retrained
     assert not UPSTREAM & set(jobs)
 
 

@@ -262,7 +262,7 @@ def xyz_dir(tmp_path):
         + WATER_XYZ.format(comment="frame 2")
     )
     (tmp_path / "test").mkdir()
-    (tmp_path / "test" / "big.xyz").write_text(WATER_XYZ.format(comment=""))
+    (tmp_path / "test" / "big.xyz").write_text(WATER_XYZ.format(comment="").replace("0.96", "0.97"))
     return tmp_path
 
 
@@ -320,6 +320,22 @@ def test_structure_rows(tmp_path, trimer):
 def test_read_xyz_missing_glob(xyz_dir):
     with pytest.raises(ValueError, match=r"split 'test'.*'nothing/\*\.xyz'"):
         xyz_frames({"train": ["data/*.xyz"], "test": ["nothing/*.xyz"]}, base_dir=xyz_dir)
+
+
+@pytest.mark.parametrize("copy", ["copy", "symlink", "frame"])
+def test_the_same_geometry_in_two_splits_is_refused_naming_both(xyz_dir, copy):
+    target = xyz_dir / "test" / "other_name.xyz"
+    if copy == "symlink":
+        target.symlink_to(xyz_dir / "data" / "b_single.xyz")
+    elif copy == "copy":  # other comment, same atoms to 1e-7 Å
+        target.write_text(WATER_XYZ.format(comment="a copy").replace("0.96 ", "0.9600001 "))
+    else:  # frame 2 of the training file, in a test file of two frames
+        target.write_text(WATER_XYZ.format(comment="x").replace("0.96", "0.5") + WATER_XYZ.format(comment="again"))
+    with pytest.raises(
+        ValueError, match=r"same geometry.*split 'train' \(.*data.*line \d+\).*split 'test' \(.*other_name"
+    ):
+        xyz_frames({"train": ["data/*.xyz"], "test": ["test/*.xyz"]}, base_dir=xyz_dir)
+    assert xyz_frames({"train": ["data/*.xyz"], "test": ["test/big.xyz"]}, base_dir=xyz_dir)["test"]
 
 
 def test_read_xyz_duplicate_ids(xyz_dir):

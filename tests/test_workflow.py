@@ -1,6 +1,7 @@
 """The workflow end to end on the tiny config, and its handling of bad input."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -186,3 +187,26 @@ def test_analysis_tables_figures_and_report(tiny_workflow_run):
     )
     report = (results / "report.html").read_text(errors="ignore")
     assert "epsilon_vs_lmax.png" in report and "findings.html" in report
+
+
+def test_a_degenerate_grid_gives_every_figure_and_the_report(tiny_workflow_run, tmp_path):
+    """One l_max (0: nothing to ablate), one output, one seed, no controls, one training size: every figure
+    is drawn (an empty one says why) and the report is made."""
+    shutil.copytree(tiny_workflow_run, tmp_path / "copy", symlinks=True)
+    run, snakefile = tmp_path / "copy" / "run", tmp_path / "copy" / "workflow" / "Snakefile"
+    degenerate = {
+        "train": {"lmax_hidden": [0], "output": ["full"], "seed": [0], "matched_capacity": [], "equal_channels": []}
+    }
+    snakemake(run, overrides=degenerate, snakefile=snakefile)
+    snakemake(run, "--report", "results/report.html", overrides=degenerate, snakefile=snakefile)
+    for figure in ("findings", "epsilon_vs_lmax", "hierarchy", "hidden_features", "ablation", "density"):
+        assert (run / "results" / "figures" / f"{figure}.png").stat().st_size > 5_000, figure
+    assert "ablation.png" in (run / "results" / "report.html").read_text(errors="ignore")
+
+
+def test_an_empty_figure_says_why():
+    from e3hier.analysis.hierarchy_figures import ablation_heatmap
+
+    empty = pd.DataFrame(columns=["lmax_hidden", "output", "capacity", "channels", "mode", "zeroed_l", "delta_epsilon"])
+    fig = ablation_heatmap(empty, 0)
+    assert "nothing to show" in fig.axes[0].texts[0].get_text()

@@ -2,10 +2,11 @@
 
 Two steps, both run by ``make study``:
 
-- ``python -m e3hier.analysis.docs_numbers snapshot RESULTS [RESULTS ...] --configs FILE ... [--started FILE]`` copies
-  what the prose quotes from each draw's ``results/`` folder (the first is draw 0) into ``docs/results/``:
-  ``findings_by_draw.csv``, ``lmax_gains.csv`` (draw 0) and ``run.json`` (commit, config files, wall time,
-  structure and model counts, the free-atom baseline), and draw 0's figures into ``docs/figures/``.
+- ``python -m e3hier.analysis.docs_numbers snapshot RESULTS [RESULTS ...]`` copies what the prose quotes from
+  each draw's ``results/`` folder (the first is draw 0, whose run record must be a finished ``make study``:
+  ``e3hier.run_record``) into ``docs/results/``, all or nothing: ``findings_by_draw.csv``,
+  ``lmax_gains.csv`` (draw 0), ``run.json`` (the record's commit and config files, the wall time, the counts of
+  structures that entered and of models, the free-atom baseline) and draw 0's figures (``figures/``).
 - ``python -m e3hier.analysis.docs_numbers write`` rewrites every generated block of ``README.md`` and ``docs/*.md``
   (``<!-- name:begin -->`` … ``<!-- name:end -->``) from ``docs/results/``; each block's first line names
   the commit and the config files of the run.
@@ -17,48 +18,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import subprocess
-import time
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from e3hier import run_record
+from e3hier.analysis.families import study_family, trained
 from e3hier.analysis.findings_report import epsilon_markdown, findings_markdown
-from e3hier.io import atomic_path, write_text
+from e3hier.io import atomic_path, current_umask, fsync_path, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where the snapshot lives (committed).
 SNAPSHOT = ROOT / "docs" / "results"
-#: The figures the docs show (``docs/figures/``), copied from draw 0's ``results/figures/`` with the snapshot.
+#: The figures the docs show (``docs/results/figures/``), copied from draw 0's ``results/figures/`` with the snapshot.
 FIGURES = ("findings", "epsilon_vs_lmax", "hierarchy", "hidden_features", "ablation", "density")
+#: Files of the snapshot folder that the snapshot does not write.
+KEPT = ("README.md",)
 #: The files whose generated blocks ``write`` rewrites.
 DOCUMENTS = ("README.md", "docs/*.md")
 BLOCK = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
 
 
 # --- the snapshot ------------------------------------------------------------------------------------
-def commit() -> str:
-    """The checked-out commit (short hash, ``+dirty`` when the tree has changes besides the docs, which the
-    snapshot itself rewrites)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md"]
-    dirty = subprocess.run(status, cwd=ROOT, capture_output=True)
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
+def structure_counts(results: Path) -> dict[str, int]:
+    """Per split: the structures that entered the run (``results/dataset/``; those DFT skipped are not counted)."""
+    counts = {}
+    for path in sorted((results / "dataset").glob("*.parquet")):
+        counts[path.stem] = int(pd.read_parquet(path, columns=["structure"])["structure"].nunique())
+    return counts
 
 
-def run_facts(results: Path, configs: list[str], started: float | None, finished: float | None = None) -> dict:
-    """What the prose says about a run besides its verdicts: counts, the baseline, the wall time."""
+def run_facts(results: Path, record: dict) -> dict:
+    """What the prose says about a run besides its verdicts: counts, the baseline, the wall time; the commit
+    and the config files come from the run's own record (``e3hier.run_record``)."""
     models = pd.read_parquet(results / "tables" / "models.parquet")
-    manifest = pd.read_csv(results / "structures" / "manifest.tsv", sep="\t")
-    full = models[(models["output"] == "full") & (models["capacity"] == "study") & (models["channels"] == "study")]
+    full = trained(study_family(models))
+    started, finished = record["started"], record["finished"]
     return {
-        "commit": commit(),
-        "configs": configs,
-        "wall_minutes": None if started is None else round(((finished or time.time()) - started) / 60, 1),
-        "structures": {split: int(n) for split, n in manifest["split"].value_counts().sort_index().items()},
+        "commit": record["commit"],
+        "configs": record["configs"],
+        "wall_minutes": round((finished - started) / 60, 1),
+        "structures": structure_counts(results),
         "models": len(models),
+        "diverged_models": int(len(models) - len(trained(models))),
         "seeds": int(models["seed"].nunique()),
         "lmax_hidden": sorted(int(v) for v in models["lmax_hidden"].unique()),
         "target_scaling": sorted(models["target_scaling"].unique().tolist()),
@@ -66,31 +73,49 @@ def run_facts(results: Path, configs: list[str], started: float | None, finished
     }
 
 
-def snapshot(
-    results: list[Path], configs: list[str], started: float | None, finished: float | None = None, out: Path = SNAPSHOT
-) -> None:
-    """Copy the quoted tables of each draw's ``results`` folder (draw 0 first) into ``out``."""
+def snapshot(results: list[Path], run: str = "study", out: Path = SNAPSHOT) -> None:
+    """Copy the quoted tables and figures of each draw's ``results`` folder (draw 0 first) into ``out``, all or
+    nothing: everything is written to a folder beside ``out`` and swapped in whole. Draw 0's run record
+    (``e3hier.run_record``) must be a finished ``run``; every table and figure must exist."""
     from e3hier.analysis.draws import findings_by_draw
 
-    missing = [str(r / "tables" / "findings.parquet") for r in results if not (r / "tables/findings.parquet").is_file()]
+    record = run_record.expect(results[0], run)
+    figures = [results[0] / "figures" / f"{name}.png" for name in FIGURES]
+    needed = [
+        *figures,
+        *(r / "tables" / "findings.parquet" for r in results),
+        results[0] / "tables" / "lmax_gains.parquet",
+    ]
+    missing = [str(path) for path in needed if not path.is_file()]
     if missing:
-        raise SystemExit(
-            f"e3hier.analysis.docs_numbers: no verdict table at {', '.join(missing)} (run that draw first)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
+        raise SystemExit(f"e3hier.analysis.docs_numbers: missing {', '.join(missing)} (run that draw first)")
     tables = {f"draw {k}": pd.read_parquet(r / "tables" / "findings.parquet") for k, r in enumerate(results)}
-    for name, frame in {
-        "findings_by_draw": findings_by_draw(tables),
-        "lmax_gains": pd.read_parquet(results[0] / "tables" / "lmax_gains.parquet"),
-    }.items():
-        with atomic_path(out / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_text(out / "run.json", json.dumps(run_facts(results[0], configs, started, finished), indent=1) + "\n")
-    for name in FIGURES:  # the figures come from the same run as the numbers
-        source = results[0] / "figures" / f"{name}.png"
-        if source.is_file():
-            with atomic_path(out.parent / "figures" / f"{name}.png") as tmp:
-                tmp.write_bytes(source.read_bytes())
+    facts = run_facts(results[0], record)  # before anything is written: it may fail
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, frame in (
+            ("findings_by_draw", findings_by_draw(tables)),
+            ("lmax_gains", pd.read_parquet(needed[-1])),
+        ):
+            with atomic_path(staging / f"{name}.csv") as tmp:
+                frame.to_csv(tmp, index=False, float_format="%.6g")
+        write_text(staging / "run.json", json.dumps(facts, indent=1) + "\n")
+        (staging / "figures").mkdir()
+        for figure in figures:  # the figures come from the same run as the numbers
+            shutil.copyfile(figure, staging / "figures" / figure.name)
+        for keep in KEPT:  # what the snapshot does not make (its README) stays
+            if (out / keep).exists():
+                shutil.copyfile(out / keep, staging / keep)
+        os.chmod(staging, 0o777 & ~current_umask())
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            out.rename(old)
+        staging.rename(out)
+        fsync_path(out.parent, folder=True)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- the blocks --------------------------------------------------------------------------------------
@@ -179,14 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     snap = sub.add_parser("snapshot", help="copy a finished run's quoted tables into docs/results/")
     snap.add_argument("results", nargs="+", type=Path, help="each draw's results/ folder, draw 0 first")
-    snap.add_argument("--configs", nargs="+", required=True, help="the run's config files, in merge order")
-    snap.add_argument("--started", type=Path, help="a file holding the run's start time (seconds since the epoch)")
-    snap.add_argument("--finished", type=Path, help="a file holding its end time (default: now)")
+    snap.add_argument("--run", default="study", help="the make target draw 0's run record must name")
     sub.add_parser("write", help="rewrite the generated blocks of README.md and docs/*.md from docs/results/")
     args = parser.parse_args(argv)
     if args.command == "snapshot":
-        started, finished = (float(f.read_text()) if f and f.is_file() else None for f in (args.started, args.finished))
-        snapshot(args.results, args.configs, started, finished)
+        snapshot(args.results, args.run)
     else:
         for doc in write():
             print(f"e3hier.analysis.docs_numbers: rewrote {doc.relative_to(ROOT)}")

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: The test split the findings are measured on (as the models table's ``epsilon_test*``).
-TEST_SPLIT = "test"
-
 
 def study_models(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of the study's grid, without its controls (capacity and channels ``study``)."""
@@ -46,8 +43,27 @@ def hierarchy_models(frame: pd.DataFrame, channels: str, output: str = "full") -
     return part[part["lmax_hidden"] == part["lmax_hidden"].max()] if len(part) else part
 
 
-def on_test_split(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """The evaluation rows of the test split (all rows where there is no split called ``TEST_SPLIT``, as the
-    models table does)."""
-    test = evaluation["split"] == TEST_SPLIT
-    return evaluation[test] if test.any() else evaluation
+def on_test_split(evaluation: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The evaluation rows of the test split ``split`` (the first of ``train.test_splits``, whatever its name: the
+    split of the models table's ``epsilon_test*``). No rows is an error: another split is never substituted."""
+    test = evaluation[evaluation["split"] == split]
+    if test.empty:
+        found = sorted(set(evaluation["split"])) if "split" in evaluation else []
+        raise ValueError(
+            f"evaluation table: no rows of the test split {split!r} (the first of train.test_splits; splits found: "
+            f"{found}); the findings are measured on that split only"
+        )
+    return test
+
+
+def trained(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of models that did not diverge (``diverged`` False or absent): a diverged ensemble member's
+    record ends at its last good epoch, and it enters no statistic as if trained."""
+    return frame[~frame["diverged"].fillna(False).astype(bool)] if "diverged" in frame else frame
+
+
+def diverged_seeds(frame: pd.DataFrame) -> list[int]:
+    """The seeds of the rows of diverged models (``trained``'s complement), sorted."""
+    if "diverged" not in frame or frame.empty:
+        return []
+    return sorted(int(s) for s in frame.loc[frame["diverged"].fillna(False).astype(bool), "seed"].unique())

@@ -41,6 +41,16 @@ def save_figure(fig, png_path, pdf_path=None, dpi: int = 150) -> None:
     plt.close(fig)
 
 
+def nothing_to_show(title: str, reason: str):
+    """A figure that says why it is empty: every figure of a grid the schema accepts is drawn, a degenerate
+    one (one l_max, one output, one seed, no controls) too."""
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"nothing to show:\n{reason}", ha="center", va="center", wrap=True)
+    ax.set_title(title)
+    return fig
+
+
 def outputs_present(frame: pd.DataFrame) -> list[str]:
     return [o for o in OUTPUT_ORDER if o in set(frame["output"])]
 

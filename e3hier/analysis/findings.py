@@ -32,12 +32,14 @@ import numpy as np
 import pandas as pd
 
 from e3hier.analysis.families import (
+    diverged_seeds,
     hierarchy_models,
     largest_training_set,
     matched_family,
     on_test_split,
     study_family,
     study_models,
+    trained,
 )
 from e3hier.analysis.hierarchy_findings import contributions, hierarchy_specs
 from e3hier.analysis.statistics import BOOTSTRAP_INTERVAL, T_INTERVAL, covering_interval, t_interval, verdict
@@ -62,6 +64,7 @@ FINDING_COLUMNS = [
     "ci_high",
     "n_seeds",
     "n_structures",
+    "diverged_seeds",
     "interval",
     "verdict",
 ]
@@ -133,23 +136,30 @@ def pair_choices(models: pd.DataFrame, val: str, lmax_from: int, lmax_to: int) -
 
 def error_cube(test: pd.DataFrame, column: str, keys_by_seed: dict) -> tuple[np.ndarray, list]:
     """The (seeds, structures, models) errors ``column`` of each seed's models, keyed (output, l_max), on the
-    test structures that every one of them has; and the seeds kept (those with all their models)."""
+    test structures that every one of them has; and the seeds kept.
+
+    A seed is kept only with every one of its models and a finite error of each on every test structure: a seed
+    with a missing or broken model (NaN outputs: a member that diverged) is dropped whole, so that it cannot
+    shrink the structures of every other seed."""
     if not len(test) or not keys_by_seed:
         return np.empty((0, 0, 0)), []
-    wide = test.pivot_table(index=["seed", "structure"], columns=["output", "lmax_hidden"], values=column)
+    # dropna=False: a NaN error stays a NaN cell (pandas would drop the row, hiding the broken model)
+    wide = test.pivot_table(index=["seed", "structure"], columns=["output", "lmax_hidden"], values=column, dropna=False)
     blocks = {
         seed: wide.loc[seed, list(keys)]
         for seed, keys in sorted(keys_by_seed.items())
         if seed in wide.index.get_level_values("seed") and all(k in wide.columns for k in keys)
     }
+    blocks = {seed: block for seed, block in blocks.items() if np.isfinite(block.to_numpy(dtype=float)).all()}
     if not blocks:
         return np.empty((0, 0, 0)), []
-    shared = sorted(set.intersection(*(set(b.dropna().index) for b in blocks.values())))
+    shared = sorted(set.intersection(*(set(b.index) for b in blocks.values())))
     return np.stack([b.loc[shared].to_numpy(dtype=float) for b in blocks.values()]), list(blocks)
 
 
 def verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_structures, method) -> dict:
-    """One verdict-table row: a statistic's (estimate, low, high) ``interval`` and the verdict it gives."""
+    """One verdict-table row: a statistic's (estimate, low, high) ``interval`` and the verdict it gives;
+    ``n_seeds`` and ``n_structures`` count what entered the statistic."""
     estimate, low, high = interval
     return {
         "finding": finding,
@@ -160,6 +170,7 @@ def verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_struc
         "ci_high": high,
         "n_seeds": n_seeds,
         "n_structures": n_structures,
+        "diverged_seeds": "",
         "interval": method,
         "verdict": verdict(low, high, direction),
     }
@@ -221,7 +232,9 @@ def output_contrast_row(finding, models, test, measure, lmax_from, lmax_to, scop
     )
 
 
-def findings_table(models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+def findings_table(
+    models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.DataFrame, test_split: str
+) -> pd.DataFrame:
     """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2a-share, 2b, 2b-features, 3,
     3-all, 3-1to2.
 
@@ -234,13 +247,19 @@ def findings_table(models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.
         (``e3hier.analysis.tables.evaluation_table``).
     features : pandas.DataFrame
         Every model's probes with their grid columns (``results/tables/features.parquet``).
+    test_split : str
+        The first of ``train.test_splits``: the split of the models table's test ε, and the only one used here.
+
+    A model that diverged (``diverged``) enters no statistic: each row's ``n_seeds`` counts the seeds used, and
+    ``diverged_seeds`` lists the seeds left out because a model of the row's family diverged.
     """
     missing = [c for c in MODEL_COLUMNS if c not in models]
     if missing:
         raise ValueError(f"models table: no column {missing} (written by training: rerun the train jobs)")
     if REACHABLE.test not in evaluation:
         raise ValueError(f"evaluation table: no column {REACHABLE.test!r} (e3hier.analysis.tables.evaluation_table)")
-    test = on_test_split(evaluation)
+    everything = models
+    models, test, features = trained(models), trained(on_test_split(evaluation, test_split)), trained(features)
     full = study_family(models)
     reachable = int(full["reachable_lmax"].min()) if len(full) else int(models["reachable_lmax"].max())
     lowest = int(models["lmax_hidden"].min())
@@ -267,4 +286,18 @@ def findings_table(models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.
     ]
     table = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     table["n_structures"] = table["n_structures"].astype("Int64")
+    table["diverged_seeds"] = [
+        "/".join(map(str, diverged_seeds(family_of(finding, everything)))) for finding in table["finding"]
+    ]
     return table
+
+
+def family_of(finding: str, models: pd.DataFrame) -> pd.DataFrame:
+    """The models table's rows of the models a finding row uses (its seeds' diverged models are reported)."""
+    if finding == "1a":
+        return study_family(models)
+    if finding == "1b":
+        return matched_family(models)
+    if finding.startswith("2"):
+        return pd.concat([hierarchy_models(models, "study"), hierarchy_models(models, "equal")])
+    return pd.concat([study_family(models, o) for o in OUTPUT_ORDERS])

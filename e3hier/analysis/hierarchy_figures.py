@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER, line_grid  # noqa: E402
+from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER, line_grid, nothing_to_show  # noqa: E402
 from e3hier.analysis.findings import hierarchy_models, study_family, study_models  # noqa: E402
 from e3hier.analysis.statistics import errorbar  # noqa: E402
 
@@ -85,9 +85,12 @@ def ablation_heatmap(ablation: pd.DataFrame, lmax: int):
     single = ablation[(ablation["mode"] == "single") & (ablation["lmax_hidden"] == lmax)]
     table = single.groupby(["zeroed_l", "output"])["delta_epsilon"].mean().unstack("output")
     table = table.reindex(columns=[o for o in OUTPUT_ORDER if o in table.columns])
+    title = f"ablation, hidden l_max = {lmax}"
+    if table.empty:
+        return nothing_to_show(title, f"hidden l_max {lmax} has no order l ≥ 1 to zero")
     fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     sns.heatmap(table, annot=True, fmt=".2f", cmap="rocket_r", cbar_kws={"label": "Δε (%)"}, ax=ax)
-    ax.set(xlabel="output order", ylabel="zeroed hidden order l", title=f"ablation, hidden l_max = {lmax}")
+    ax.set(xlabel="output order", ylabel="zeroed hidden order l", title=title)
     return fig
 
 

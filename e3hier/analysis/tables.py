@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from e3hier.analysis.families import trained
 from e3hier.analysis.findings import REACHABLE, contributions, findings_table, study_models
 from e3hier.analysis.gains import lmax_gains
 from e3hier.io import read_json, read_table
@@ -17,15 +18,17 @@ GRID_COLUMNS = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_trai
 
 
 def gather(model_dirs, name: str) -> pd.DataFrame:
-    """Stack ``{dir}/{name}.parquet`` of every model, with its grid-point columns in front."""
+    """Stack ``{dir}/{name}.parquet`` of every model, with its grid-point columns and ``diverged`` in front (a
+    diverged ensemble member's rows stop at its last good epoch: flagged, never taken for a trained model's)."""
     frames = []
     for folder in map(Path, model_dirs):
         summary = read_json(folder / "summary.json")
         frame = read_table(folder / f"{name}.parquet")
         for i, column in enumerate(GRID_COLUMNS):
             frame.insert(i, column, summary[column])
+        frame.insert(len(GRID_COLUMNS), "diverged", bool(summary.get("diverged", False)))
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=GRID_COLUMNS)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=GRID_COLUMNS + ["diverged"])
 
 
 def learning_per_l(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -123,17 +126,20 @@ def evaluation_table(evaluations: pd.DataFrame, models: pd.DataFrame) -> pd.Data
     return table
 
 
-def hierarchy_tables(model_dirs, onset_fraction: float, models: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def hierarchy_tables(
+    model_dirs, onset_fraction: float, models: pd.DataFrame, test_split: str
+) -> dict[str, pd.DataFrame]:
     """Every table of the analysis stage, keyed by its file stem under ``results/tables/``, from the models'
-    folders and the models table (``results/tables/models.parquet``: its ``reachable_lmax`` and reachable ε)."""
+    folders and the models table (``results/tables/models.parquet``: its ``reachable_lmax`` and reachable ε);
+    ``test_split`` is the first of ``train.test_splits``, the one split the findings are measured on."""
     metrics = gather(model_dirs, "metrics")
     learning = learning_per_l(metrics)
     features = gather(model_dirs, "features")
     evaluation = evaluation_table(gather(model_dirs, "eval"), models)
     return {
-        "findings": findings_table(models, evaluation, features),
+        "findings": findings_table(models, evaluation, features, test_split),
         "evaluation": evaluation,
-        "lmax_gains": lmax_gains(models),
+        "lmax_gains": lmax_gains(trained(models)),
         "contributions": contributions(features),
         "training": metrics,
         "learning": learning,

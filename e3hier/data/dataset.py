@@ -103,11 +103,14 @@ def structure_rows(
     return rows[DATASET_COLUMNS]
 
 
-def assemble_split(entries, references: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def assemble_split(
+    entries, references: pd.DataFrame, required: bool = False, split: str = "split"
+) -> tuple[pd.DataFrame, list[str]]:
     """Stack ``entries`` = [(structure_id, atoms, dft_parquet, dft_json)] into one table.
 
     Structures whose DFT was skipped (``skipped: true`` in the JSON) are left out
-    and returned as the second value.
+    and returned as the second value. A ``required`` split (training, validation, the first test split) with
+    every structure skipped is an error naming ``split`` and the skipped structures: no other split stands in.
     """
     frames, skipped = [], []
     for structure_id, atoms, table_path, summary_path in entries:
@@ -128,5 +131,10 @@ def assemble_split(entries, references: pd.DataFrame) -> tuple[pd.DataFrame, lis
             )
         )
     if not frames:
+        if required:
+            raise ValueError(
+                f"split {split!r}: DFT skipped every structure ({', '.join(skipped) or 'none listed'}; "
+                "dft.on_failure: skip), and the models need it (the training, validation or first test split)"
+            )
         return pd.DataFrame({c: pd.Series(dtype=object) for c in DATASET_COLUMNS}), skipped
     return pd.concat(frames, ignore_index=True), skipped

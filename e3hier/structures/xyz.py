@@ -4,8 +4,9 @@ A single-frame file's structure id is its stem, frame k of a multi-frame file is
 Positions in Å. Plain and extended XYZ are read by ASE; when ASE fails, the first line that breaks
 the layout is located here, since ASE's errors rarely name one. What ASE reads but a job would refuse is
 refused here, while the workflow is read, naming the file and the line: a coordinate that is not finite,
-two atoms closer than ``structures.min_distance_angstrom``, an id that is not a valid job name, and ids
-that differ only in case (one file on a case-insensitive file system).
+two atoms closer than ``structures.min_distance_angstrom``, an id that is not a valid job name, ids
+that differ only in case (one file on a case-insensitive file system), and the same structure (elements,
+charge, multiplicity and positions to 1e-6 Å) in two splits, whatever its file or id.
 """
 
 from __future__ import annotations
@@ -195,6 +196,8 @@ def xyz_frames(
     out: dict[str, list[tuple[str, Path, int, Atoms]]] = {}
     # id (lower case: A.xyz and a.xyz are one file on a case-insensitive file system) → where it came from
     source: dict[str, str] = {}
+    # (charge and multiplicity, geometry_key) → (split, file, frame): a structure sits in one split only
+    geometries: dict[tuple, tuple[str, Path, int]] = {}
     for split, patterns in globs_by_split.items():
         out[split] = []
         for path in _expand_globs(split, patterns, base_dir):
@@ -202,7 +205,7 @@ def xyz_frames(
             for k, atoms in enumerate(frames):
                 where = str(path) if len(frames) == 1 else f"{path} (frame {k})"
                 check_not_periodic(atoms, where)
-                charge_and_multiplicity(atoms, where)
+                state = charge_and_multiplicity(atoms, where)
                 check_xyz_frame(path, k, atoms, min_distance)
                 sid = path.stem if len(frames) == 1 else f"{path.stem}_{k}"
                 check_structure_id(sid, where)
@@ -213,8 +216,29 @@ def xyz_frames(
                         f"systems): from {source[sid.lower()]} and {here}"
                     )
                 source[sid.lower()] = here
+                first_split, first_path, first_frame = geometries.setdefault(
+                    (state, geometry_key(atoms)), (split, path, k)
+                )
+                if first_split != split:
+                    raise ValueError(
+                        f"the same geometry (elements, positions to 1e-{GEOMETRY_DECIMALS} Å) is in split "
+                        f"{first_split!r} ({_where_atom(first_path, first_frame, 0)}) and in split {split!r} "
+                        f"({_where_atom(path, k, 0)}): a structure trained or validated on and tested on gives an "
+                        "optimistic error"
+                    )
                 out[split].append((sid, path, k, atoms))
     return out
+
+
+#: Positions are compared to 10⁻⁶ Å: a copy, a symlink or a repeated frame is the same structure.
+GEOMETRY_DECIMALS = 6
+
+
+def geometry_key(atoms: Atoms) -> tuple:
+    """What makes two frames one structure: the elements and the positions rounded to ``GEOMETRY_DECIMALS`` (Å),
+    whatever the file or the id."""
+    positions = np.round(atoms.get_positions(), GEOMETRY_DECIMALS) + 0.0  # + 0.0: -0.0 and 0.0 are one position
+    return tuple(atoms.get_chemical_symbols()), positions.tobytes()
 
 
 def xyz_plans(globs_by_split: dict, base_dir=".", min_distance: float = MIN_DISTANCE_ANGSTROM) -> dict[str, dict]:

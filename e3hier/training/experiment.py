@@ -19,7 +19,7 @@ from e3hier.training.compiled_step import check_compile
 from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
 from e3hier.training.features import PROBE_SCHEDULE, probe_rows
-from e3hier.training.grid import GridPoint
+from e3hier.training.grid import GridPoint, same_size_n_train
 from e3hier.training.held_out import evaluate_test_splits
 from e3hier.training.members import member_model, pack_members
 from e3hier.training.network_setup import place_on_device, resolve_device
@@ -28,9 +28,17 @@ from e3hier.training.samples import CHARGE_COLUMNS, TORCH_DTYPES, add_grids, che
 from e3hier.training.trainer import Trainer
 
 
-def training_subset(frame: pd.DataFrame, n_train) -> pd.DataFrame:
-    """The first ``n_train`` training structures (``"all"``: every one), in dataset order."""
+def training_subset(frame: pd.DataFrame, n_train, n_train_grid=None) -> pd.DataFrame:
+    """The first ``n_train`` training structures (``"all"``: every one), in dataset order. ``n_train_grid``: the
+    config's ``train.n_train``; a value that resolves to the same count as another on this split (e.g. after
+    DFT skipped a structure) is refused: it would train the same models twice."""
     ids = list(dict.fromkeys(frame["structure"]))
+    for same in same_size_n_train(n_train_grid or [n_train], len(ids)):
+        if str(n_train) in map(str, same):
+            raise ValueError(
+                f"train.n_train: {same} are all the whole {len(ids)}-structure training split (structures skipped "
+                "by DFT are listed in its .skipped.tsv): the same models would be trained twice; keep one"
+            )
     if n_train == "all":
         return frame
     n_train = int(n_train)
@@ -74,9 +82,11 @@ def run_grid_points(
     analysis_cfg=None,
     reference_lmax: int | None = None,
     collocation_cache_mb: float = COLLOCATION_CACHE_MB,
+    n_train_grid: list | None = None,
 ) -> list[dict]:
     """``run_grid_point`` for grid points that differ only in their seed, trained together in one
-    ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry."""
+    ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry.
+    ``n_train_grid``: the config's ``train.n_train`` (``training_subset``)."""
     analysis_cfg = analysis_cfg or {"probe_schedule": PROBE_SCHEDULE, "probe_structures": 2}
     points = [GridPoint.from_mapping(point) for point in points]
     if len({p.with_seed(0) for p in points}) != 1:
@@ -87,9 +97,11 @@ def run_grid_points(
     check_compile(train_cfg, device)  # train.compile: a compiler, before the data too
     torch.set_num_threads(int(train_cfg.get("threads", 1)))
     keep_freed_memory()  # before the samples' ε grids: see ``e3hier.training.allocator``
-    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train)
+    train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train, n_train_grid)
     val_frame = read_table(val_path, DATASET_COLUMNS)
-    for path, frame in ((train_path, train_frame), (val_path, val_frame)):
+    test_split = next(iter(test_paths))  # the first of train.test_splits: the summary's test ε
+    test_frame = read_table(test_paths[test_split], ["structure"])
+    for path, frame in ((train_path, train_frame), (val_path, val_frame), (test_paths[test_split], test_frame)):
         if frame.empty:
             raise ValueError(
                 f"{path}: no structures (were all of the split's structures skipped? see its "
@@ -201,7 +213,7 @@ def run_grid_points(
     ):
         callbacks = list(probe_log)  # read back from the side file (e3hier.training.probe_log)
         summary = finish_grid_point(
-            p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir
+            p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir, test_split
         )
         # a member of an ensemble may diverge and stop, the others train on (e3hier.training.loop); alone, it raises
         summary["diverged"], summary["diverged_epoch"] = run.diverged_epoch is not None, run.diverged_epoch

@@ -113,6 +113,16 @@ def largest_n_train(n_train: list):
     return "all" if "all" in n_train else max(n_train)
 
 
+def same_size_n_train(n_train: list, split_size: int) -> list[list]:
+    """The groups of ``train.n_train`` values that resolve to one structure count for a training split of
+    ``split_size`` structures (``"all"`` and counts ≥ the split are the whole split): each group would train the
+    same models twice."""
+    groups: dict[int, list] = {}
+    for value in n_train:
+        groups.setdefault(split_size if value == "all" else min(int(value), split_size), []).append(value)
+    return [values for values in groups.values() if len(values) > 1]
+
+
 def preferred_output(outputs: list) -> str:
     """The output order drawn by single-output figures: ``PREFERRED_OUTPUT`` if trained, else the last listed."""
     return PREFERRED_OUTPUT if PREFERRED_OUTPUT in outputs else outputs[-1]
@@ -120,7 +130,8 @@ def preferred_output(outputs: list) -> str:
 
 def training_grid(train_cfg: dict) -> pd.DataFrame:
     """The grid as a table with columns ``POINT_KEYS``, for ``snakemake.utils.Paramspace``."""
-    lmaxes, seeds = sorted(train_cfg["lmax_hidden"]), train_cfg["seed"]
+    # sorted: the order in which seeds are listed changes no job and no table
+    lmaxes, seeds = sorted(train_cfg["lmax_hidden"]), sorted(train_cfg["seed"])
     points = [
         GridPoint(lmax, output, seed=seed, n_train=n_train)
         for lmax, output, seed, n_train in itertools.product(lmaxes, train_cfg["output"], seeds, train_cfg["n_train"])
@@ -136,11 +147,16 @@ def training_grid(train_cfg: dict) -> pd.DataFrame:
 
 
 def seed_blocks(seeds: list, ensemble_size: int) -> list[list]:
-    """The seeds trained together in one job (``train.ensemble_size``): consecutive runs of the
-    configured seed list, ``ensemble_size`` at a time. Appending seeds to the list touches only its
-    last, incomplete block, so the models of the full blocks are kept on a rerun."""
+    """The seeds trained together in one job (``train.ensemble_size``), defined by their values, not their
+    places in the list: seed s belongs to block s // ensemble_size (seeds 0-4, 5-9, … for 5). Removing or
+    reordering seeds leaves every other seed in its block, and a job's outputs are its seeds' own model
+    folders (their params do not name the block), so neither retrains a finished model; an appended seed
+    lands in its own block, or in the block of the seeds it completes (which is then retrained)."""
     size = max(1, int(ensemble_size))
-    return [list(seeds[k : k + size]) for k in range(0, len(seeds), size)]
+    blocks: dict[int, list] = {}
+    for seed in sorted(int(s) for s in seeds):
+        blocks.setdefault(seed // size, []).append(seed)
+    return list(blocks.values())
 
 
 def block_name(values: Mapping, seeds: list) -> str:

@@ -45,10 +45,12 @@ def finish_grid_point(
     ablation: pd.DataFrame,
     plan: dict,
     out_dir: Path,
+    test_split: str,
 ) -> dict:
     """Write the tables of one trained and evaluated grid point (``model.pt`` is written already); returns
     its summary row (``summary.json`` is written by the caller). ``validation``: ``validation_row`` (the L1 ε on
-    Becke grids) of the kept epoch's model on the validation split."""
+    Becke grids) of the kept epoch's model on the validation split; ``test_split``: the first of
+    ``train.test_splits``, the split of the summary's test ε (never another one)."""
     name = point.name
     # no epoch recorded: an ensemble member that diverged in its first epoch (its outputs are NaN)
     last = metrics.iloc[-1] if len(metrics) else {"wall_seconds": float("nan"), "epoch": 0, "step": 0}
@@ -59,8 +61,10 @@ def finish_grid_point(
     write_parquet(out_dir / "eval.parquet", eval_table, metadata=provenance)
     write_parquet(out_dir / "features.parquet", features_table(callbacks), metadata=provenance)
     write_parquet(out_dir / "ablation.parquet", ablation, metadata=provenance)
-    # the summary's test ε: the first of train.test_splits (the evaluation's first rows), whatever its name
-    test = eval_table[eval_table["split"] == eval_table["split"].iloc[0]] if len(eval_table) else eval_table
+    # the summary's test ε: the first of train.test_splits, whatever its name
+    test = eval_table[eval_table["split"] == test_split] if len(eval_table) else eval_table
+    if test.empty:
+        raise ValueError(f"grid point {name}: no evaluation of the test split {test_split!r} (was it empty?)")
     n_params = int(sum(p.numel() for p in trainer.model.parameters()))
     if n_params != plan["n_params"]:  # the count the capacity control was planned with
         raise RuntimeError(f"grid point {name}: {n_params} parameters built, {plan['n_params']} planned")

@@ -11,7 +11,7 @@ import re
 
 from e3hier.dft.basis import element_basis
 from e3hier.structures.plans import structure_plans
-from e3hier.training.grid import EXECUTION_SETTINGS, GRID_AXES
+from e3hier.training.grid import EXECUTION_SETTINGS, GRID_AXES, same_size_n_train
 
 
 def structure_manifest(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
@@ -201,7 +201,8 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
 
     - the training split, ``train.val_split`` and every ``train.test_splits`` entry must name a split that
       holds structures (a typo would otherwise be dropped, or fail after training);
-    - every ``train.n_train`` size must fit in the training split;
+    - every ``train.n_train`` size must fit in the training split, and no two may resolve to one count;
+    - ``analysis.probe_structures`` must not exceed the validation split (it would be cut silently);
     - ``model.hidden_multiplicities`` needs one entry per order up to the largest ``train.lmax_hidden``;
     - every element of an evaluated split must occur in the training or validation split (the network has
       no input for an element it never saw);
@@ -222,6 +223,17 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
     if sizes:
         problems.append(
             f"train.n_train: {sizes} larger than the training split ({counts.get(train_split, 0)} structures)"
+        )
+    for same in same_size_n_train(train_cfg["n_train"], counts.get(train_split, 0)):
+        problems.append(
+            f"train.n_train: {same} are the same {counts.get(train_split, 0)}-structure training split (the same "
+            "models would be trained twice): keep one"
+        )
+    probes, val_count = config["analysis"]["probe_structures"], counts.get(named[1][1], 0)
+    if val_count and probes > val_count:
+        problems.append(
+            f"analysis.probe_structures: {probes} probed structures, the validation split {named[1][1]!r} has "
+            f"{val_count}"
         )
     multiplicities = config["model"]["hidden_multiplicities"]
     if len(multiplicities) < max(train_cfg["lmax_hidden"]) + 1:
