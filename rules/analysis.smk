@@ -25,6 +25,7 @@ rule analysis:
         model_dirs=expand("results/models/{point}", point=GRID.instance_patterns),
         onset_fraction=config["analysis"]["onset_fraction"],
         test_split=TEST_SPLITS[0],
+        equivalence=config["analysis"]["equivalence"],
     script:
         "../scripts/analysis.py"
 

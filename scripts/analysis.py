@@ -13,6 +13,7 @@ with logged_errors(log):
         snakemake.params.onset_fraction,
         pd.read_parquet(snakemake.input.models),
         snakemake.params.test_split,
+        snakemake.params.equivalence,
     )
     for name, table in tables.items():
         write_parquet(snakemake.output[name], table)

@@ -314,3 +314,33 @@ def test_a_test_split_that_dft_left_empty_stops_the_run_naming_it(tmp_path):
     assert frame.empty and skipped == ["w3_test_0000", "w3_test_0001"]  # a split no model needs may be empty
     with pytest.raises(ValueError, match=r"split 'test': DFT skipped every structure \(w3_test_0000, w3_test_0001"):
         assemble_split(entries, pd.DataFrame(), required=True, split="test")
+
+
+# --- verdicts that can say "absent", and power (issue 28) ---------------------------------------------------
+def test_an_interval_inside_the_margin_is_absent_whatever_its_sign():
+    assert verdict(-0.02, 0.03, +1, margin=0.05) == "absent"
+    assert verdict(0.01, 0.04, +1, margin=0.05) == "absent"  # excludes 0, but smaller than what matters
+    assert verdict(-0.02, 0.06, +1, margin=0.05) == "inconclusive"  # reaches past δ
+    assert verdict(0.06, 0.2, +1, margin=0.05) == "supported"
+    assert verdict(-0.02, 0.03, +1) == "inconclusive"  # no margin: never absent
+    assert verdict(0.01, 0.01, +1, margin=0.05) == "inconclusive"  # zero width: no evidence
+
+
+def test_minimum_detectable_effect_against_the_closed_form():
+    from e3hier.analysis.statistics import minimum_detectable_effect
+
+    # n = 10, SD 1: (t(0.975, 9) + t(0.8, 9)) / sqrt(10), from printed t tables
+    assert minimum_detectable_effect(1.0, 10) == pytest.approx((2.262157 + 0.883404) / 10**0.5, rel=1e-5)
+    # large n: the normal approximation (1.959964 + 0.841621) SD / sqrt(n)
+    assert minimum_detectable_effect(2.0, 10_000) == pytest.approx(2 * 2.801585 / 100, rel=1e-3)
+    assert np.isnan(minimum_detectable_effect(1.0, 1))
+
+
+def test_seeds_to_decide_reaches_the_estimate_or_the_margin():
+    from e3hier.analysis.statistics import minimum_detectable_effect, seeds_to_decide
+
+    sd = 0.72  # 2b on the study tier: per-seed SD of about 0.72 (its t interval over 5 seeds)
+    n = int(seeds_to_decide(0.31, sd, margin=0.1))
+    assert minimum_detectable_effect(sd, n) <= 0.31 < minimum_detectable_effect(sd, n - 1)
+    # an estimate of 0 with SD 0.1 and δ 0.1: the half width t(0.975, n-1)·0.1/√n falls below 0.1 at n = 7
+    assert seeds_to_decide(0.0, 0.1, margin=0.1) == 7

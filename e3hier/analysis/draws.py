@@ -6,7 +6,7 @@ question about the draw, so the study tier draws its structures twice (``make st
 ``config.study-draw1.yaml``, runs in its own working directory) and shows every verdict on each.
 
 ``findings_by_draw`` stacks the draws' verdict tables; a claim is ``replicated`` when every draw gives it
-the same decisive verdict (``supported`` or ``not_supported``).
+the same decisive verdict (``supported``, ``not_supported`` or ``absent``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from e3hier.io import write_parquet
 
 #: The verdicts that decide a claim (an ``inconclusive`` draw replicates nothing).
-DECISIVE = ("supported", "not_supported")
+DECISIVE = ("supported", "not_supported", "absent")
 
 
 def findings_by_draw(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

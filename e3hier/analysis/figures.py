@@ -26,7 +26,7 @@ LMAX_PALETTE = dict(zip(range(5), sns.color_palette("viridis", 5)))
 OUTPUT_PALETTE = dict(zip(OUTPUT_ORDER, sns.color_palette("Set2", 4)))
 EPSILON_LABEL = "density error ε (%)"
 L2_LABEL = "L2 density error 100·‖Δρ‖/‖ρ‖ (%)"
-VERDICT_PALETTE = {"supported": "#1b9e77", "not_supported": "#d95f02", "inconclusive": "#7570b3"}
+VERDICT_PALETTE = {"supported": "#1b9e77", "not_supported": "#d95f02", "absent": "#e6ab02", "inconclusive": "#7570b3"}
 
 sns.set_theme(context="paper", style="whitegrid")
 

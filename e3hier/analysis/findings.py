@@ -42,7 +42,15 @@ from e3hier.analysis.families import (
     trained,
 )
 from e3hier.analysis.hierarchy_findings import contributions, hierarchy_specs
-from e3hier.analysis.statistics import BOOTSTRAP_INTERVAL, T_INTERVAL, covering_interval, t_interval, verdict
+from e3hier.analysis.statistics import (
+    BOOTSTRAP_INTERVAL,
+    T_INTERVAL,
+    covering_interval,
+    minimum_detectable_effect,
+    seeds_to_decide,
+    t_interval,
+    verdict,
+)
 
 __all__ = [
     "FINDING_COLUMNS",
@@ -67,7 +75,27 @@ FINDING_COLUMNS = [
     "diverged_seeds",
     "interval",
     "verdict",
+    "delta",
+    "mde",
+    "seeds_to_decide",
+    "sd_seeds",
+    "direction",
 ]
+#: The pre-declared equivalence margin δ of each row (``analysis.equivalence``'s defaults; docs/study.md says why
+#: each size): relative ε gains and their contrasts 0.05 (5 % of ε); slopes over l per order: log RMS 0.1 (a
+#: factor 1.1 per order), share 0.02, log settling step 0.1 (1.1 times later per order).
+EQUIVALENCE = {
+    "1a": 0.05,
+    "1b": 0.05,
+    "2a": 0.1,
+    "2a-share": 0.02,
+    "2b": 0.1,
+    "2b-features": 0.1,
+    "2c": 0.1,
+    "3": 0.05,
+    "3-all": 0.05,
+    "3-1to2": 0.05,
+}
 #: The single-order outputs whose gains finding 3 contrasts.
 OUTPUT_ORDERS = ("scalar", "vector", "higher")
 #: The columns of the models table the findings need beyond the grid columns.
@@ -157,10 +185,13 @@ def error_cube(test: pd.DataFrame, column: str, keys_by_seed: dict) -> tuple[np.
     return np.stack([b.loc[shared].to_numpy(dtype=float) for b in blocks.values()]), list(blocks)
 
 
-def verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_structures, method) -> dict:
-    """One verdict-table row: a statistic's (estimate, low, high) ``interval`` and the verdict it gives;
+def verdict_row(finding, claim, statistic, interval, direction, n_structures, method, per_seed) -> dict:
+    """One verdict-table row: a statistic's (estimate, low, high) ``interval``, its ``direction`` and the
+    ``per_seed`` values its power is judged on (``finish_rows`` adds the margin, the verdict and the power);
     ``n_seeds`` and ``n_structures`` count what entered the statistic."""
     estimate, low, high = interval
+    values = np.asarray(list(per_seed), dtype=float)
+    values = values[np.isfinite(values)]
     return {
         "finding": finding,
         "claim": claim,
@@ -168,26 +199,44 @@ def verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_struc
         "estimate": estimate,
         "ci_low": low,
         "ci_high": high,
-        "n_seeds": n_seeds,
+        "n_seeds": len(values),
         "n_structures": n_structures,
         "diverged_seeds": "",
         "interval": method,
-        "verdict": verdict(low, high, direction),
+        "direction": direction,
+        "sd_seeds": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
     }
 
 
 def bootstrap_row(finding: str, claim: str, statistic: str, cube: np.ndarray, function, direction: int) -> dict:
     """One verdict-table row of a statistic of per-(model, structure) errors (``covering_interval``)."""
     interval = covering_interval(cube, function) if cube.size else (math.nan,) * 3
-    n_seeds, n_structures = int(cube.shape[0]), int(cube.shape[1])
-    return verdict_row(finding, claim, statistic, interval, direction, n_seeds, n_structures, BOOTSTRAP_INTERVAL)
+    per_seed = function(cube.mean(axis=1)) if cube.size else []
+    return verdict_row(finding, claim, statistic, interval, direction, int(cube.shape[1]), BOOTSTRAP_INTERVAL, per_seed)
 
 
 def t_row(finding: str, claim: str, statistic: str, per_seed, direction: int) -> dict:
     """One verdict-table row from the per-seed values of a statistic (t interval over seeds)."""
     values = np.asarray(list(per_seed), dtype=float)
-    n_seeds = int(np.isfinite(values).sum())
-    return verdict_row(finding, claim, statistic, t_interval(values), direction, n_seeds, pd.NA, T_INTERVAL)
+    return verdict_row(finding, claim, statistic, t_interval(values), direction, pd.NA, T_INTERVAL, values)
+
+
+def finish_rows(table: pd.DataFrame, equivalence: dict) -> pd.DataFrame:
+    """Each row's equivalence margin δ (``equivalence[finding]``, pre-declared in ``analysis.equivalence``), its
+    verdict (``statistics.verdict``), the minimum detectable effect of its seeds (``mde``) and, for an
+    inconclusive row, the seeds that would decide it at the same spread (``seeds_to_decide``)."""
+    missing = sorted(set(table["finding"]) - set(equivalence))
+    if missing:
+        raise ValueError(f"analysis.equivalence: no margin for finding(s) {missing}")
+    table = table.copy()
+    table["delta"] = table["finding"].map(equivalence).astype(float)
+    table["verdict"] = [verdict(r.ci_low, r.ci_high, r.direction, r.delta) for r in table.itertuples(index=False)]
+    table["mde"] = [minimum_detectable_effect(r.sd_seeds, r.n_seeds) for r in table.itertuples(index=False)]
+    table["seeds_to_decide"] = [
+        seeds_to_decide(r.estimate, r.sd_seeds, r.delta) if r.verdict == "inconclusive" else math.nan
+        for r in table.itertuples(index=False)
+    ]
+    return table
 
 
 def _counted(choices) -> str:
@@ -233,7 +282,11 @@ def output_contrast_row(finding, models, test, measure, lmax_from, lmax_to, scop
 
 
 def findings_table(
-    models: pd.DataFrame, evaluation: pd.DataFrame, features: pd.DataFrame, test_split: str
+    models: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    features: pd.DataFrame,
+    test_split: str,
+    equivalence: dict | None = None,
 ) -> pd.DataFrame:
     """The verdict table (``results/tables/findings.parquet``): rows 1a, 1b, 2a, 2a-share, 2b, 2b-features, 3,
     3-all, 3-1to2.
@@ -249,6 +302,8 @@ def findings_table(
         Every model's probes with their grid columns (``results/tables/features.parquet``).
     test_split : str
         The first of ``train.test_splits``: the split of the models table's test ε, and the only one used here.
+    equivalence : dict, optional
+        ``analysis.equivalence``: the margin δ of each row (default ``EQUIVALENCE``; ``finish_rows``).
 
     A model that diverged (``diverged``) enters no statistic: each row's ``n_seeds`` counts the seeds used, and
     ``diverged_seeds`` lists the seeds left out because a model of the row's family diverged.
@@ -284,7 +339,7 @@ def findings_table(
             "3-1to2", models, test, ALL_ORDERS, 1, 2, "on every output order (all reachable from l_max 1)", absent
         ),
     ]
-    table = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    table = finish_rows(pd.DataFrame(rows), {**EQUIVALENCE, **(equivalence or {})})[FINDING_COLUMNS]
     table["n_structures"] = table["n_structures"].astype("Int64")
     table["diverged_seeds"] = [
         "/".join(map(str, diverged_seeds(family_of(finding, everything)))) for finding in table["finding"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.analysis.findings import largest_training_set
+from e3hier.analysis.statistics import MAX_SEEDS
 
 #: The verdict table's columns as the report shows them.
 REPORT_COLUMNS = [
@@ -17,21 +18,35 @@ REPORT_COLUMNS = [
     "statistic",
     "estimate",
     "95 % CI",
+    "δ",
+    "MDE",
+    "seeds to decide",
     "interval",
     "n_seeds",
     "n_structures",
 ]
 
 
+def _number(value) -> str:
+    return "n/a" if pd.isna(value) or not np.isfinite(value) else f"{value:.3g}"
+
+
 def _formatted(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in ("estimate", "ci_low", "ci_high"):
-        out[column] = out[column].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.3g}")
+        out[column] = out[column].map(_number)
     out["95 % CI"] = "[" + out["ci_low"] + ", " + out["ci_high"] + "]"
     out["n_structures"] = out["n_structures"].map(lambda v: "n/a" if pd.isna(v) else str(int(v)))
-    return out[
-        ["finding", "verdict", "claim", "statistic", "estimate", "95 % CI", "interval", "n_seeds", "n_structures"]
-    ]
+    out["δ"] = out["delta"].map(_number) if "delta" in out else "n/a"
+    out["MDE"] = out["mde"].map(_number) if "mde" in out else "n/a"
+    if "seeds_to_decide" in out:
+        out["seeds to decide"] = [
+            "–" if verdict != "inconclusive" else f"> {MAX_SEEDS}" if pd.isna(n) else str(int(n))
+            for verdict, n in zip(out["verdict"], out["seeds_to_decide"])
+        ]
+    else:  # a table from before the power columns
+        out["seeds to decide"] = "n/a"
+    return out[REPORT_COLUMNS]
 
 
 def findings_markdown(table: pd.DataFrame) -> str:
@@ -61,9 +76,12 @@ def findings_html(table: pd.DataFrame) -> str:
     rule = (
         "Interval (column interval): findings measured on test structures: the union of the 95 % Student-t "
         "interval over seeds and a paired percentile bootstrap over seeds × test structures; the others: the 95 % "
-        "Student-t interval over seeds of a per-seed (paired) statistic. Verdict: supported if the interval "
+        "Student-t interval over seeds of a per-seed (paired) statistic. Verdict: absent if the interval lies "
+        "inside (−δ, +δ), the row's pre-declared equivalence margin (analysis.equivalence); else supported if it "
         "excludes 0 in the claimed direction, not_supported if it excludes 0 in the other direction, inconclusive "
-        "otherwise (also when the interval has zero width)."
+        "otherwise (also when the interval has zero width). MDE: the smallest effect the row's seeds detect with "
+        "80 % power at two-sided 5 %, from their spread; seeds to decide: for an inconclusive row, the seeds that "
+        "would give a decisive verdict at that spread if the estimate held."
     )
     return f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}<p>{rule}</p></body></html>\n"
 

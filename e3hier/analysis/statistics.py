@@ -22,11 +22,19 @@ Two intervals, both two-sided 95 %:
   per-seed statistic: the bootstrap adds the test structures' variance, the t interval keeps the small-seed
   caution, and a claim is decided only if both exclude 0.
 
-The verdict rule (``verdict``): a claim has a direction (the statistic is > 0, or < 0, if it holds).
-If the interval excludes 0 on the claimed side, the claim is ``supported``; if it excludes 0 on the
-other side, ``not_supported``; otherwise (the interval contains 0, has zero width, or is undefined: fewer
-than 2 seeds) ``inconclusive``. A zero-width interval means the statistic did not vary at all over the
-seeds (or resamples), which is a sign of too little data (or a degenerate statistic), not of certainty.
+The verdict rule (``verdict``): a claim has a direction (the statistic is > 0, or < 0, if it holds) and a
+pre-declared equivalence margin δ (``analysis.equivalence``): effects smaller than δ do not matter. If the
+interval lies inside (−δ, +δ), the effect is ``absent`` (whatever its sign: too small to matter, shown with
+95 % confidence); else if it excludes 0 on the claimed side, the claim is ``supported``; if it excludes 0 on
+the other side, ``not_supported``; otherwise (the interval contains 0 and reaches past ±δ, has zero width, or
+is undefined: fewer than 2 seeds) ``inconclusive``. A zero-width interval means the statistic did not vary at
+all over the seeds (or resamples), which is a sign of too little data (or a degenerate statistic), not of
+certainty.
+
+Power (``minimum_detectable_effect``, ``seeds_to_decide``): the smallest effect a paired design of n seeds
+with per-seed standard deviation SD detects with 80 % power at two-sided 5 %, (t(0.975, n−1) + t(0.80, n−1))
+· SD/√n; and, for an ``inconclusive`` row, the seeds that would decide it at the same SD: the fewest n whose
+MDE reaches the estimate, or whose interval (estimate ± t·SD/√n) fits inside ±δ, whichever comes first.
 """
 
 from __future__ import annotations
@@ -132,18 +140,48 @@ def covering_interval(errors, statistic) -> tuple[float, float, float]:
     return estimate, min(low, t_low), max(high, t_high)
 
 
-def verdict(low: float, high: float, direction: int) -> str:
-    """``supported`` / ``not_supported`` / ``inconclusive`` for a claim that the statistic has the sign
-    of ``direction`` (+1 or -1), from its interval (module docstring)."""
+#: Power of ``minimum_detectable_effect`` (and ``seeds_to_decide``).
+POWER = 0.8
+#: The most seeds ``seeds_to_decide`` searches.
+MAX_SEEDS = 1000
+
+
+def verdict(low: float, high: float, direction: int, margin: float = 0.0) -> str:
+    """``supported`` / ``not_supported`` / ``absent`` / ``inconclusive`` for a claim that the statistic has the
+    sign of ``direction`` (+1 or -1), from its interval and the equivalence margin δ = ``margin`` (module
+    docstring; 0: no margin, never ``absent``)."""
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 or -1, got {direction!r}")
     if not (math.isfinite(low) and math.isfinite(high)):
         return "inconclusive"
     if math.isclose(low, high, rel_tol=1e-9, abs_tol=0.0):  # zero variance: no evidence either way
         return "inconclusive"
+    if -margin < low and high < margin:
+        return "absent"
     low, high = sorted((direction * low, direction * high))
     if low > 0:
         return "supported"
     if high < 0:
         return "not_supported"
     return "inconclusive"
+
+
+def minimum_detectable_effect(sd: float, n: int, power: float = POWER, confidence: float = CONFIDENCE) -> float:
+    """The smallest true effect a paired design of ``n`` seeds with per-seed standard deviation ``sd`` detects
+    with ``power`` at two-sided ``1 - confidence``: (t(1 - α/2, n - 1) + t(power, n - 1))·sd/√n; NaN for n < 2."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    df = n - 1
+    return float((stats.t.ppf(0.5 + confidence / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def seeds_to_decide(estimate: float, sd: float, margin: float) -> float:
+    """The fewest seeds that would decide a claim at this ``sd``: the MDE reaches ``|estimate|``, or the t
+    interval around ``estimate`` fits inside ±``margin`` (module docstring); NaN if none up to ``MAX_SEEDS``."""
+    if not (math.isfinite(estimate) and math.isfinite(sd)) or sd == 0:
+        return math.nan
+    for n in range(2, MAX_SEEDS + 1):
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
+        if minimum_detectable_effect(sd, n) <= abs(estimate) or abs(estimate) + half < margin:
+            return float(n)
+    return math.nan

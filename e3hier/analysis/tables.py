@@ -127,17 +127,18 @@ def evaluation_table(evaluations: pd.DataFrame, models: pd.DataFrame) -> pd.Data
 
 
 def hierarchy_tables(
-    model_dirs, onset_fraction: float, models: pd.DataFrame, test_split: str
+    model_dirs, onset_fraction: float, models: pd.DataFrame, test_split: str, equivalence: dict | None = None
 ) -> dict[str, pd.DataFrame]:
     """Every table of the analysis stage, keyed by its file stem under ``results/tables/``, from the models'
     folders and the models table (``results/tables/models.parquet``: its ``reachable_lmax`` and reachable ε);
-    ``test_split`` is the first of ``train.test_splits``, the one split the findings are measured on."""
+    ``test_split`` is the first of ``train.test_splits``, the one split the findings are measured on;
+    ``equivalence`` the findings' margins (``analysis.equivalence``)."""
     metrics = gather(model_dirs, "metrics")
     learning = learning_per_l(metrics)
     features = gather(model_dirs, "features")
     evaluation = evaluation_table(gather(model_dirs, "eval"), models)
     return {
-        "findings": findings_table(models, evaluation, features, test_split),
+        "findings": findings_table(models, evaluation, features, test_split, equivalence),
         "evaluation": evaluation,
         "lmax_gains": lmax_gains(trained(models)),
         "contributions": contributions(features),
