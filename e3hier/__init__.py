@@ -9,6 +9,7 @@ One subpackage per stage, in pipeline order; a stage imports only from the stage
 - ``network/``: the study's network, its speed layer in ``network/fused/``;
 - ``training/``: one grid point end to end: the grid, the training loop, ensembles, evaluation, probes;
 - ``analysis/``: the tables, findings, figures and the numbers the docs quote;
+- ``predict/``: a trained model's bundle applied to new structures, as coefficient tables and cube files;
 - ``workflow/``: what the Snakemake rules need, the run lock, Slurm and the conda envs; ``plan/``: the cost plan.
 
 Beside them, for every stage: ``io.py`` (atomic, durable writes; provenance), ``run_record.py`` (which run a

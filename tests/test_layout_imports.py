@@ -7,7 +7,18 @@ import pytest
 from conftest import ROOT
 
 #: The stages in pipeline order; ``workflow`` and ``plan`` may import any stage before them.
-STAGES = ("structures", "dft", "data", "network.fused", "network", "training", "analysis", "workflow", "plan")
+STAGES = (
+    "structures",
+    "dft",
+    "data",
+    "network.fused",
+    "network",
+    "training",
+    "analysis",
+    "predict",
+    "workflow",
+    "plan",
+)
 
 
 def stage(module: str) -> int:

@@ -15,6 +15,7 @@ from e3hier.io import read_table, write_json
 from e3hier.network.capacity import grid_multiplicities
 from e3hier.network.devices import check_cuda, to_device
 from e3hier.training.allocator import keep_freed_memory
+from e3hier.training.bundle import bundle_fields, with_grid_point
 from e3hier.training.compiled_step import check_compile
 from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
@@ -177,8 +178,9 @@ def run_grid_points(
 
         fitted = steps.fit(probe_members)
         model, evaluate_models = steps.network.network, steps.evaluate
-    for trainer, (_, best, _) in zip(trainers, fitted):
-        trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best)
+    bundle = bundle_fields(dft_cfg, train_frame)  # what a model needs to stand alone (e3hier.predict)
+    for p, trainer, (_, best, _) in zip(points, trainers, fitted):
+        trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best, with_grid_point(bundle, p.as_dict()))
         if best["state"] is not None:  # None: a member that diverged before its first validated epoch
             trainer.model.load_state_dict(best["state"])  # an ensemble member writes into its row of the stack
     # the reported ε of the kept epoch on the validation split: its grids built once, streamed (used once)

@@ -259,9 +259,11 @@ class Trainer:
         (run,) = self.runs
         return run.metrics_table(), run.best, run.callbacks
 
-    def save_model(self, path, best: dict) -> None:
-        """``model.pt``: best-epoch state dict + the config to rebuild it (loads with weights_only=True)."""
+    def save_model(self, path, best: dict, bundle: dict | None = None) -> None:
+        """``model.pt``: best-epoch state dict + the config to rebuild it (loads with weights_only=True); with
+        ``bundle`` (``e3hier.training.bundle.bundle_fields``) what applying it to new structures needs."""
         payload = {
+            **({"bundle": bundle} if bundle is not None else {}),
             "state_dict": best["state"] if best["state"] is not None else self.model.state_dict(),
             "config": self.model_config,
             "scales": self.predictor.scales.detach().cpu(),
