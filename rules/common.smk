@@ -204,6 +204,11 @@ FIGURES = {
         "inputs": tables("features"),
         "options": {"output": FIGURE_OUTPUT},
     },
+    "output_orders": {
+        "category": "Hierarchy",
+        "inputs": tables("features"),
+        "options": {"output": FIGURE_OUTPUT},
+    },
     "ablation": {
         "category": "Hierarchy",
         "inputs": tables("ablation"),

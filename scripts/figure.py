@@ -17,6 +17,8 @@ with logged_errors(log):
         fig = hierarchy_figures.hierarchy(tables["contributions"], tables["models"], options["output"])
     elif name == "hidden_features":
         fig = hierarchy_figures.hidden_features(tables["features"], options["output"])
+    elif name == "output_orders":
+        fig = hierarchy_figures.output_orders(tables["features"], options["output"])
     elif name == "findings":
         fig = figures.findings(tables["findings"])
     elif name == "ablation":

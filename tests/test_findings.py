@@ -11,7 +11,7 @@ from e3hier.analysis.statistics import paired_bootstrap, t_interval, verdict
 from e3hier.training.grid import training_grid
 
 OUTPUTS = ("full", "scalar", "vector", "higher")
-ROWS = ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "3", "3-all", "3-1to2"]
+ROWS = ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "2c", "3", "3-all", "3-1to2"]
 GRID = ["lmax_hidden", "output", "capacity", "channels", "seed", "n_train"]
 
 
@@ -88,7 +88,8 @@ STEPS = [*range(11), 20, 50, 100, 200, 500, 1000]
 def synthetic_probes(initial_fall: float, final_fall: float, tau_growth: float = 2.0, seeds=range(5)) -> pd.DataFrame:
     """Probe rows of the largest-l_max full-output models: order l moves from exp(-initial_fall·l) at step 0 to
     exp(-final_fall·l) with time constant 10·tau_growth**l (settling step 23·tau_growth**l); contributions (over
-    the commonly reachable and all output orders), shares, and two hidden layers' features of both parities."""
+    the commonly reachable and all output orders), shares, two hidden layers' features of both parities, and the
+    ε of output order l (``output_epsilon``), falling with the same time constant."""
     rows = []
     for channels in ("study", "equal"):
         for seed in seeds:
@@ -110,6 +111,10 @@ def synthetic_probes(initial_fall: float, final_fall: float, tau_growth: float =
                     for layer in (0, 1):
                         for parity in (1, -1):
                             rows.append({**common, "kind": "feature", "layer": layer, "parity": parity, "l_out": -1})
+                    # the output order l's ε falls by 80 % with the same time constant as hidden order l moves
+                    epsilon = 10 * (1 - 0.8 * (1 - np.exp(-step / (10 * jitter * tau_growth**l))))
+                    output = {"kind": "output_epsilon", "layer": -1, "parity": 0, "l_out": l, "value": epsilon}
+                    rows.append({**common, **output})
     return pd.DataFrame(rows)
 
 
@@ -123,10 +128,10 @@ def test_findings_table_gives_supported_verdicts_for_clear_synthetic_effects():
     assert list(table.columns) == FINDING_COLUMNS and list(table["finding"]) == ROWS
     assert verdicts(table) == dict.fromkeys(ROWS, "supported")
     assert (table["n_seeds"] == 5).all()
-    assert list(table["n_structures"].fillna(0)) == [8, 8, 0, 0, 0, 0, 8, 8, 8]
+    assert list(table["n_structures"].fillna(0)) == [8, 8, 0, 0, 0, 0, 0, 8, 8, 8]
     assert table.set_index("finding").loc["1a", "estimate"] == pytest.approx(0.3, abs=0.02)
     assert "l_max 2 for 5 seeds" in table.set_index("finding").loc["1a", "claim"]
-    assert table["interval"].str.contains("bootstrap").tolist() == [True, True] + [False] * 4 + [True] * 3
+    assert table["interval"].str.contains("bootstrap").tolist() == [True, True] + [False] * 5 + [True] * 3
 
 
 def test_every_row_can_be_not_supported():
@@ -344,3 +349,22 @@ def test_seeds_to_decide_reaches_the_estimate_or_the_margin():
     assert minimum_detectable_effect(sd, n) <= 0.31 < minimum_detectable_effect(sd, n - 1)
     # an estimate of 0 with SD 0.1 and δ 0.1: the half width t(0.975, n-1)·0.1/√n falls below 0.1 at n = 7
     assert seeds_to_decide(0.0, 0.1, margin=0.1) == 7
+
+
+def test_2c_sees_output_orders_that_settle_at_step_two_to_the_l():
+    from e3hier.analysis.hierarchy_findings import output_order_rows, settling_slopes
+
+    rows = []
+    steps = np.unique(np.geomspace(1, 4096, 60).round())
+    for seed in range(5):
+        point = dict(zip(GRID, (2, "full", "study", "study", seed, 32)))
+        for l in range(5):
+            # ε_l falls to a floor, 90 % of the way by step 2^l (time constant 2^l / ln 10), each seed a bit later
+            values = 1 + 9 * np.exp(-np.log(10) * np.concatenate([[0], steps]) / (2.0**l * (1 + 0.05 * seed)))
+            for step, value in zip(np.concatenate([[0], steps]), values):
+                rows.append({**point, "step": step, "epoch": 1, "kind": "output_epsilon", "layer": -1, "l": l,
+                             "parity": 0, "l_out": l, "value": value})  # fmt: skip
+    slopes = settling_slopes(output_order_rows(pd.DataFrame(rows)))
+    assert np.allclose(slopes, np.log(2), atol=0.05)  # settling step ~2^l: slope ln 2 per order
+    table = findings_table(*synthetic_tables({"full": 0.3}), pd.DataFrame(rows), "test").set_index("finding")
+    assert table.loc["2c", "verdict"] == "supported" and table.loc["2c", "estimate"] == pytest.approx(np.log(2), 0.05)

@@ -155,8 +155,9 @@ def test_best_epoch_and_early_stopping_follow_the_coefficient_l2(synthetic_split
 
 
 def test_a_training_job_builds_validation_grids_once_after_training(synthetic_splits, tmp_path, monkeypatch):
-    """No ε collocation exists while a model trains: every epoch is validated in coefficient space; the
-    validation grids are built once, after training, for the kept epoch's ε (and the test grids after them)."""
+    """While a model trains, the only ε collocation is the probed structures' (the per-output-order ε of each
+    probe): every epoch is validated in coefficient space; the validation grids are built once, after training,
+    for the kept epoch's ε (and the test grids after them)."""
     import e3hier.training.samples as samples_module
 
     events = []
@@ -175,7 +176,8 @@ def test_a_training_job_builds_validation_grids_once_after_training(synthetic_sp
     monkeypatch.setattr(samples_module, "density_grid", counted_grid)
     monkeypatch.setattr(Trainer, "fit", logged_fit)
     train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path)
-    assert events == ["fit", "fitted"] + ["grid"] * 4  # 2 validation structures, then 2 test structures
+    # the 2 probed validation structures; after training the 2 validation structures, then 2 test structures
+    assert events == ["grid"] * 2 + ["fit", "fitted"] + ["grid"] * 4
 
 
 def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):

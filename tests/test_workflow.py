@@ -160,11 +160,22 @@ def test_analysis_tables_figures_and_report(tiny_workflow_run):
     ):
         assert len(pd.read_parquet(results / "tables" / f"{name}.parquet")) > 0, name
     findings = pd.read_parquet(results / "tables" / "findings.parquet")
-    assert list(findings["finding"]) == ["1a", "1b", "2a", "2a-share", "2b", "2b-features", "3", "3-all", "3-1to2"]
-    assert set(findings["verdict"]) <= {"supported", "not_supported", "inconclusive"}
+    assert list(findings["finding"]) == [
+        "1a",
+        "1b",
+        "2a",
+        "2a-share",
+        "2b",
+        "2b-features",
+        "2c",
+        "3",
+        "3-all",
+        "3-1to2",
+    ]
+    assert set(findings["verdict"]) <= {"supported", "not_supported", "absent", "inconclusive"}
     models = pd.read_parquet(results / "tables" / "models.parquet")
     assert set(models["capacity"]) == {"study", "matched"} and set(models["channels"]) == {"study", "equal"}
-    assert (results / "tables" / "findings.html").read_text().count("<tr") == 10  # the header and 9 findings
+    assert (results / "tables" / "findings.html").read_text().count("<tr") == 11  # the header and 10 findings
     ablation = pd.read_parquet(results / "tables" / "ablation.parquet")
     assert set(ablation["lmax_hidden"]) == {2} and set(ablation["zeroed_l"]) == {1, 2}
     for figure in (

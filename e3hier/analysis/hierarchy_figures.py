@@ -18,6 +18,7 @@ import seaborn as sns  # noqa: E402
 from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER, line_grid, nothing_to_show  # noqa: E402
 from e3hier.analysis.findings import hierarchy_models, study_family, study_models  # noqa: E402
 from e3hier.analysis.statistics import errorbar  # noqa: E402
+from e3hier.training.features import OUTPUT_EPSILON  # noqa: E402
 
 
 def hierarchy(contributions: pd.DataFrame, models: pd.DataFrame, output: str = "full"):
@@ -76,6 +77,22 @@ def hidden_features(features: pd.DataFrame, output: str = "full"):
         part, "step", "value", "l", labels, palette=L_PALETTE, col="layer", row="parity", height=2.4, aspect=1.1
     )
     return grid.figure
+
+
+def output_orders(features: pd.DataFrame, output: str = "full"):
+    """Finding 2c: ε of each output order l on the probed structures against optimiser step (the study's
+    per-order curves), study model at the largest l_max, mean over seeds with 95 % t bands."""
+    part = hierarchy_models(features[features["kind"] == OUTPUT_EPSILON], "study", output)
+    title = f"density error per output order, {output} output"
+    if part.empty:
+        return nothing_to_show(title, "no per-order ε was probed (models trained before it was recorded)")
+    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    data = part.assign(plotted_step=part["step"].clip(lower=0.5))  # step 0 (initialisation) on the log axis
+    sns.lineplot(data=data, x="plotted_step", y="value", hue="l", palette=L_PALETTE, errorbar=errorbar, ax=ax)
+    ax.set(xscale="log", yscale="log", xlabel="optimiser step (0 drawn at 0.5)", ylabel="ε_l (% of N_e)")
+    ax.set_title(f"{title}, hidden l_max = {int(part['lmax_hidden'].max())}")
+    ax.legend(title="output l", fontsize=7)
+    return fig
 
 
 def ablation_heatmap(ablation: pd.DataFrame, lmax: int):

@@ -16,6 +16,10 @@ reminiscent of a multipole expansion". This project's sharper reading has two pa
   order l - 1) is a straight line in log steps, whatever the number of steps or the learning rate. Claimed
   > 0. ``2b`` uses the contributions, ``2b-features`` the last hidden layer's features (the layer whose
   orders the contributions split; its two parities are averaged in log), both in the study model.
+- 2c (the study's own measurement: low output orders are learned first): the slope over *output* order l of
+  log settling step of ε_l, the density error of order l's functions alone (% of N_e) on the probed validation
+  structures at each probe step, with 2b's settling rule. Claimed > 0. An order the model cannot reach does not
+  move and falls under ``MOVE_FLOOR``.
 
 Contributions and shares are over the output orders that every hidden order of the model can reach
 (``l_out == COMMON_ORDERS``), so an order is not judged on outputs it cannot produce.
@@ -29,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from e3hier.analysis.families import hierarchy_models
+from e3hier.training.features import OUTPUT_EPSILON
 
 #: ``l_out`` of the probe rows over the output orders that every hidden order of the model can reach
 #: (the value of ``e3hier.training.features.COMMON_ORDERS``).
@@ -121,8 +126,15 @@ def settling_slopes(rows: pd.DataFrame) -> pd.Series:
     return pd.Series({seed: _slope(g["l"], g["log_step"]) for seed, g in by_l.groupby("seed")}, dtype=float)
 
 
+def output_order_rows(features: pd.DataFrame) -> pd.DataFrame:
+    """The ``output_epsilon`` probe rows (ε_l of each output order l on the probed structures) of the study model,
+    full output, largest l_max (``hierarchy_models``)."""
+    part = hierarchy_models(features, "study") if len(features) else features
+    return part[part["kind"] == OUTPUT_EPSILON] if len(part) else part
+
+
 def hierarchy_specs(features: pd.DataFrame) -> list[dict]:
-    """Rows 2a, 2a-share, 2b and 2b-features as ``finding``, ``claim``, ``statistic``, ``per_seed`` (the
+    """Rows 2a, 2a-share, 2b, 2b-features and 2c as ``finding``, ``claim``, ``statistic``, ``per_seed`` (the
     per-seed values) and ``direction``."""
     channels, control = "equal", "equal-channel control"
     if not len(probe_rows(features, "contribution", "equal")):
@@ -164,6 +176,16 @@ def hierarchy_specs(features: pd.DataFrame) -> list[dict]:
             "statistic": "slope over l of log settling step of the last hidden layer's RMS feature (parities "
             "averaged in log), per seed",
             "per_seed": settling_slopes(probe_rows(features, "feature", "study")),
+            "direction": +1,
+        },
+        {
+            "finding": "2c",
+            "claim": "The study's own measurement (its training script logs the test ε of each output order l "
+            f"per epoch): low output orders are learned first; the density error of output order l makes {change} "
+            "at a later step for higher l (study model, full output, largest l_max; ε_l on the probed validation "
+            "structures, Becke grids).",
+            "statistic": "slope over output order l of log settling step of ε_l, per seed",
+            "per_seed": settling_slopes(output_order_rows(features)),
             "direction": +1,
         },
     ]

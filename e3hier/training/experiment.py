@@ -19,7 +19,7 @@ from e3hier.training.bundle import bundle_fields, with_grid_point
 from e3hier.training.compiled_step import check_compile
 from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
-from e3hier.training.features import PROBE_SCHEDULE, probe_rows
+from e3hier.training.features import PROBE_SCHEDULE, output_epsilon_rows, probe_rows
 from e3hier.training.grid import GridPoint, same_size_n_train
 from e3hier.training.held_out import evaluate_test_splits
 from e3hier.training.members import member_model, pack_members
@@ -134,10 +134,26 @@ def run_grid_points(
     # every epoch is validated in coefficient space (the fit overlaps, a few MB per structure); the ε grids of
     # the validation split are built after training, for the kept epoch only
     val = load_samples(val_frame, layout, model_cfg, dtype, dft_cfg=dft_cfg, with_overlap=True)
-    probe_graph = to_device(pack(val[: analysis_cfg["probe_structures"]]), device)
+    probed = val[: analysis_cfg["probe_structures"]]
+    probe_graph = to_device(pack(probed), device)
+    # the study's own measurement at each probe: ε per output order on the probed structures' Becke grids,
+    # held while metric.collocation_cache_mb has room (they are used at every probe)
+    probed_frame = val_frame[val_frame["structure"].isin({s.structure for s in probed})]
+    probe_samples = load_samples(
+        probed_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level,
+        budget=CollocationBudget(collocation_cache_mb),
+    )  # fmt: skip
+    place_on_device(probe_samples, device)
+
+    def with_output_epsilon(rows, network, tables):
+        network.train()  # evaluate leaves the network in eval mode; the probe comes mid-training
+        return [member + output_epsilon_rows(table) for member, table in zip(rows, tables)]
 
     def probe(step, epoch, model):
-        return {"step": step, "epoch": epoch, "rows": probe_rows(model, probe_graph, layout.irreps)}
+        rows = with_output_epsilon([probe_rows(model, probe_graph, layout.irreps)], model, [
+            evaluate(trainers[0].predictor, probe_samples)
+        ])[0]  # fmt: skip
+        return {"step": step, "epoch": epoch, "rows": rows}
 
     trainers = []
     for p, out_dir in zip(points, out_dirs):  # the first builds the network, the others draw their own weights
@@ -174,10 +190,13 @@ def run_grid_points(
 
         def probe_members(step, epoch, network):
             rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
+            rows = with_output_epsilon(rows, steps.network, steps.evaluate(probe_samples))
             return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
 
         fitted = steps.fit(probe_members)
         model, evaluate_models = steps.network.network, steps.evaluate
+    for sample in probe_samples:  # their held grids go before the test splits' take the same budget
+        sample.grid = None
     bundle = bundle_fields(dft_cfg, train_frame)  # what a model needs to stand alone (e3hier.predict)
     for p, trainer, (_, best, _) in zip(points, trainers, fitted):
         trainer.save_model(trainer.checkpoint_path.with_name("model.pt"), best, with_grid_point(bundle, p.as_dict()))

@@ -166,6 +166,23 @@ def size_rows(model, hidden: list, contributions: dict, irreps_out, constrained:
     return rows
 
 
+#: ``kind`` of the probe rows of the study's own measurement: the density error of each output order.
+OUTPUT_EPSILON = "output_epsilon"
+
+
+def output_epsilon_rows(table: pd.DataFrame) -> list[dict]:
+    """``output_epsilon`` probe rows of one model from ``e3hier.training.evaluation.evaluate``'s table of the probed
+    structures: per output order l, the mean over them of ε_l, the error of the density of order l's functions
+    alone against the reference's order-l part, % of N_e (the study's ``ep_per_l``, on Becke grids)."""
+    rows = []
+    for l in range(5):
+        column = f"epsilon_l{l}"
+        if column in table and table[column].notna().any():
+            value = float(table[column].mean())
+            rows.append({"kind": OUTPUT_EPSILON, "layer": -1, "l": l, "parity": 0, "l_out": l, "value": value})
+    return rows
+
+
 #: Default ``analysis.probe_schedule``: every step for the first 64 steps, then geometric, at most 500 probes.
 PROBE_SCHEDULE = {"dense_steps": 64, "max_probes": 500}
 
@@ -242,7 +259,8 @@ def features_table(records: list[dict]) -> pd.DataFrame:
     (``contribution``: RMS per component of hidden order l's part c_l of the output; ``share``: its additive
     share ⟨c_l, y⟩/‖y‖² of the prediction y, summing to 1 over l; both over the constrained output entries of
     all output orders (``l_out`` -1), one output order, or those every hidden order reaches (``l_out`` -2);
-    ``feature``: RMS per component of the hidden features of ``layer``, order l and ``parity``), ``layer``,
+    ``feature``: RMS per component of the hidden features of ``layer``, order l and ``parity``;
+    ``output_epsilon``: ε_l of output order l on the probed structures, ``output_epsilon_rows``), ``layer``,
     ``l``, ``parity``, ``l_out``, ``value``.
     """
     rows = [{"step": r["step"], "epoch": r["epoch"], **row} for r in filter(None, records) for row in r["rows"]]
