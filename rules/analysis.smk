@@ -52,7 +52,7 @@ rule density_slice:
     params:
         labels=[f"hidden l_max {lmax}" for lmax in density_slice_lmax()],
         # the manifest's structure at that index (check_density_plane: within the split), skipped or not
-        structure_id=structure_ids(TEST_SPLITS[0])[
+        structure_id=lambda wc: structure_ids(TEST_SPLITS[0])[
             config["analysis"]["density_plane_structure"]
         ],
         dft=wf.fit_layout_settings(config["dft"]),

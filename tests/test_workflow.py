@@ -132,10 +132,12 @@ def test_unconverged_scf_errors_or_is_skipped(tmp_path):
     assert not (tmp_path / "results" / "dft" / "water.json").exists()
 
     skipping = xyz_config(tmp_path, files, max_cycle=1, on_failure="skip")
-    snakemake(tmp_path, "results/dataset/train.parquet", overrides=skipping)
-    skipped = pd.read_csv(tmp_path / "results" / "dataset" / "train.skipped.tsv", sep="\t")
-    assert sorted(skipped["structure"]) == ["water", "water2"]
-    assert read_parquet_metadata(tmp_path / "results" / "dataset" / "train.parquet")["skipped"] == ["water", "water2"]
+    snakemake(tmp_path, "results/dft/water.json", "results/dft/water2.json", overrides=skipping)
+    assert json.loads((tmp_path / "results" / "dft" / "water.json").read_text())["skipped"] is True
+    # every training structure skipped: the dataset stops the run, naming the split and the structures
+    result = snakemake(tmp_path, "results/dataset/train.parquet", overrides=skipping, check=False)
+    assert_failed_with(result, "split 'train': DFT skipped every structure (water, water2")
+    assert not (tmp_path / "results" / "dataset" / "train.parquet").exists()
 
 
 def test_invalid_config_value_names_the_key(tmp_path):
