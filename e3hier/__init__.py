@@ -12,6 +12,7 @@ One subpackage per stage, in pipeline order; a stage imports only from the stage
 - ``predict/``: a trained model's bundle applied to new structures, as coefficient tables and cube files;
 - ``workflow/``: what the Snakemake rules need, the run lock, Slurm and the conda envs; ``plan/``: the cost plan.
 
-Beside them, for every stage: ``io.py`` (atomic, durable writes; provenance), ``run_record.py`` (which run a
+Beside them, for every stage: ``io.py`` (atomic, durable writes; provenance), ``config.py`` (a run's config,
+merged and validated), ``run_record.py`` (which run a
 ``results/`` folder holds) and ``script_imports.py`` (the modules a script runs: the rules' code inputs).
 """

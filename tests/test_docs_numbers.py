@@ -99,7 +99,7 @@ def test_every_generated_block_of_the_docs_equals_the_committed_snapshot():
         assert D.rewrite(text, data) == text, (
             f"{doc.name}: stale blocks; run `python -m e3hier.analysis.docs_numbers write`"
         )
-    assert names == set(D.BLOCKS), f"blocks used in the docs: {sorted(names)}"
+    assert names == set(D.BLOCKS) | set(D.LOSS_BLOCKS), f"blocks used in the docs: {sorted(names)}"
 
 
 def fake_results(folder, run="study", finished=True, figures=D.FIGURES):
@@ -166,3 +166,30 @@ def test_a_snapshot_that_fails_midway_writes_nothing(tmp_path, monkeypatch):
         D.snapshot([newer], out=out)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good", "newer", "snap"]  # no staging folder left
+
+
+def test_the_loss_rule_takes_the_first_loss_within_the_factor_at_every_lmax():
+    from benchmarks.loss_convergence_report import choose_loss
+
+    def summary(population, population_rms):
+        rows = []
+        for lmax, (p, r) in enumerate(zip(population, population_rms)):
+            rows += [
+                {"loss": "population", "lmax_hidden": lmax, "ratio_to_global_rms": p},
+                {"loss": "population_rms", "lmax_hidden": lmax, "ratio_to_global_rms": r},
+                {"loss": "global_rms", "lmax_hidden": lmax, "ratio_to_global_rms": 1.0},
+            ]
+        return pd.DataFrame(rows)
+
+    assert choose_loss(summary([1.2, 1.1], [3, 3]))["chosen"] == "population"
+    assert choose_loss(summary([1.2, 1.3], [1.0, 1.25]))["chosen"] == "population_rms"  # 1.3 at l_max 1
+    assert choose_loss(summary([1.2, float("nan")], [2, 1]))["chosen"] == "global_rms"  # no global_rms at l_max 1
+
+
+def test_the_paper_config_follows_the_loss_measurement():
+    """config.paper.yaml's loss is what the rule chose on the committed loss-convergence snapshot."""
+    import yaml
+
+    decision = json.loads((D.SNAPSHOT / D.LOSS_CONVERGENCE / "decision.json").read_text())
+    paper = yaml.safe_load((D.ROOT / "config.paper.yaml").read_text())
+    assert paper["train"]["target_scaling"] == decision["chosen"]

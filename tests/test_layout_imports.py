@@ -67,7 +67,7 @@ def test_imports_only_go_down_the_pipeline():
 
 
 def test_every_module_is_in_a_stage_or_shared():
-    shared = {"e3hier", "e3hier.io", "e3hier.run_record", "e3hier.script_imports"}
+    shared = {"e3hier", "e3hier.config", "e3hier.io", "e3hier.run_record", "e3hier.script_imports"}
     package = ROOT / "e3hier"
     outside = [module_name(p, ROOT) for p in package.rglob("*.py") if stage(module_name(p, ROOT)) < 0]
     assert set(outside) <= shared

@@ -100,10 +100,7 @@ def reference_density(
     coeff, fitted = fit_density(mol, dm, auxmol, n_electrons=mol.nelectron, integrals=integrals)
     fit_error = fit_error_percent(mol, dm, auxmol, coeff)
 
-    columns = function_columns(auxmol)
-    columns["integral"] = integrals[columns["ao_index"]]
-    columns["coefficient"] = coeff[columns["ao_index"]]
-    columns["population_factor"] = ao_population_factors(auxmol)[columns["ao_index"]]
+    columns = fit_table_columns(auxmol, coeff, integrals)
     return DensityFit(
         table=pa.Table.from_arrays([arrow_column(v) for v in columns.values()], names=list(columns)),
         energy_hartree=energy,
@@ -173,10 +170,27 @@ def dft_job(
     return fit.table, summary
 
 
+#: The DFT table's columns after ``FUNCTION_COLUMNS``; ``DFT_TABLE_COLUMNS``: all of them, in order.
+FIT_COLUMNS = ("integral", "coefficient", "population_factor")
+DFT_TABLE_COLUMNS = (*FUNCTION_COLUMNS, *FIT_COLUMNS)
+
+
+def fit_table_columns(auxmol, coefficients_by_ao: np.ndarray, integrals: np.ndarray | None = None) -> dict:
+    """The DFT table's columns (``DFT_TABLE_COLUMNS``) of ``auxmol``'s fit functions in the stored order, with
+    ``coefficients_by_ao`` (``eval_gto`` column order); ``integrals`` (∫χ, the same order) if already computed."""
+    integrals = fit_function_integrals(auxmol) if integrals is None else integrals
+    columns = function_columns(auxmol)
+    ao = columns["ao_index"]
+    columns["integral"] = integrals[ao]
+    columns["coefficient"] = np.asarray(coefficients_by_ao)[ao]
+    columns["population_factor"] = ao_population_factors(auxmol)[ao]
+    return columns
+
+
 def function_table_columns_only() -> pa.Table:
     """An empty function table with the output schema's columns and types."""
     types = {"element": pa.string(), "exponent": pa.float64()}
     return pa.table(
         {name: pa.array([], type=types.get(name, pa.int64())) for name in FUNCTION_COLUMNS}
-        | {name: pa.array([], type=pa.float64()) for name in ("integral", "coefficient", "population_factor")}
+        | {name: pa.array([], type=pa.float64()) for name in FIT_COLUMNS}
     )

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from e3hier.config import SCHEMA, load_config  # noqa: F401 (load_config: e3hier.plan's, read here by the plan)
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "Snakefile"
-SCHEMA = ROOT / "e3hier" / "schemas" / "config.schema.yaml"
 
 #: ``--cores`` of the planning dry run: large, so no rule's ``threads`` is capped by it.
 PLAN_CORES = 4096
@@ -27,29 +27,6 @@ GROUP_INDENT = 4
 
 MODEL_PATH = re.compile(r"results/models/([^/,\s]+)/model\.pt")
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) ([A-Za-z_][A-Za-z0-9_]*):$")
-
-
-def load_config(configfiles) -> dict:
-    """The config the workflow sees.
-
-    Parameters
-    ----------
-    configfiles : list of path-like
-        Config files in merge order (later files override earlier ones, as ``--configfile a b``).
-
-    Returns
-    -------
-    dict
-        The files merged with Snakemake's ``update_config``, validated against the config schema with its
-        defaults filled in.
-    """
-    from snakemake.utils import update_config, validate
-
-    config: dict = {}
-    for path in configfiles:
-        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
-    validate(config, str(SCHEMA))
-    return config
 
 
 def snakemake_command(snakefile, workdir, *args) -> list[str]:

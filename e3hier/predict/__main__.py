@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from tqdm import tqdm
 
+from e3hier.config import load_config
 from e3hier.data.metric import density_grid
-from e3hier.dft.job import reference_density
+from e3hier.dft.job import DFT_TABLE_COLUMNS, reference_density
 from e3hier.io import write_parquet, write_tsv
 from e3hier.predict.bundle import Bundle, load_bundle, model_path
 from e3hier.predict.cube import cube_grid, density_on, electrons_on, write_density_cube
@@ -36,19 +36,6 @@ from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, xyz_frames
 from e3hier.training.evaluation import full_prediction
 from e3hier.training.samples import make_sample
 
-#: The columns of a predicted coefficient table: the DFT table's (``results/dft/{id}.parquet``).
-DFT_COLUMNS = [
-    "atom",
-    "element",
-    "l",
-    "shell",
-    "m",
-    "exponent",
-    "ao_index",
-    "integral",
-    "coefficient",
-    "population_factor",
-]
 #: Cube spacing and margin (Å) by default: at 0.1 Å a water's cube integrates to N_e within ~3 % (the oxygen core
 #: is sharper than the points: 0.05 Å gives ~0.1 %, at 8x the file size); 4 Å holds all but ~1e-3 e of it.
 SPACING_ANGSTROM = 0.1
@@ -70,7 +57,7 @@ def read_structures(files, bundle: Bundle, min_distance: float = MIN_DISTANCE_AN
 
 
 def predict_structure(bundle: Bundle, structure_id: str, atoms) -> tuple[pd.DataFrame, object]:
-    """The predicted coefficients of one structure (``DFT_COLUMNS``, stored order) and its fit molecule."""
+    """The predicted coefficients of one structure (the DFT table's rows and columns) and its fit molecule."""
     auxmol = fit_molecule(atoms.get_chemical_symbols(), atoms.get_positions(), bundle.fit_auxbasis, bundle.decontract)
     rows = structure_rows(structure_id, atoms, auxmol, bundle.free_atom)
     sample = make_sample(structure_id, rows, bundle.predictor.layout, bundle.model_cfg, bundle.predictor.scales.dtype)
@@ -112,7 +99,9 @@ def predict(
     summary = []
     for structure_id, path, _, atoms in tqdm(frames, desc="predict", unit="structure"):
         rows, auxmol = predict_structure(bundle, structure_id, atoms)
-        write_parquet(out / f"{structure_id}.parquet", rows[DFT_COLUMNS], metadata={"model": str(bundle.path)})
+        write_parquet(
+            out / f"{structure_id}.parquet", rows[list(DFT_TABLE_COLUMNS)], metadata={"model": str(bundle.path)}
+        )
         box = cube_grid(auxmol, spacing, margin)
         comment = f"e3hier prediction of {structure_id} by {bundle.path}"
         predicted = by_ao(rows, rows["coefficient"])
@@ -152,22 +141,6 @@ def predict(
     table = pd.DataFrame(summary)
     write_tsv(out / "predictions.tsv", table)
     return table
-
-
-def load_config(paths) -> dict:
-    """Config files merged like ``snakemake --configfile a b`` (nested blocks updated key by key)."""
-
-    def merge(base: dict, extra: dict) -> dict:
-        for key, value in extra.items():
-            base[key] = (
-                merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-            )
-        return base
-
-    config: dict = {}
-    for path in paths:
-        merge(config, yaml.safe_load(Path(path).read_text()) or {})
-    return config
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import pandas as pd
 from pyscf import gto
 
 from e3hier.data.reference import attach_reference
-from e3hier.dft.basis import ao_population_factors, fit_basis, function_table
-from e3hier.dft.fit import fit_function_integrals
+from e3hier.dft.basis import fit_basis
+from e3hier.dft.job import fit_table_columns
 from e3hier.structures.charge_spin import charge_and_multiplicity, electron_count
 
 
@@ -24,11 +24,7 @@ def fit_molecule(symbols, positions_angstrom, fit_auxbasis: str, decontract: boo
 def structure_rows(structure_id: str, atoms, auxmol: gto.Mole, free_atom: pd.DataFrame) -> pd.DataFrame:
     """One row per fit function of ``atoms`` (``auxmol``'s functions), with the dataset's columns: positions,
     ∫χ, the free-atom ``reference`` and, standing in for the unknown density, ``coefficient`` = reference."""
-    rows = function_table(auxmol)
-    rows["integral"] = fit_function_integrals(auxmol)[rows["ao_index"].to_numpy()]
-    rows["population_factor"] = ao_population_factors(auxmol)[rows["ao_index"].to_numpy()]
-    rows["coefficient"] = 0.0
-    rows = attach_reference(rows, free_atom)
+    rows = attach_reference(pd.DataFrame(fit_table_columns(auxmol, np.zeros(auxmol.nao_nr()))), free_atom)
     rows["coefficient"] = rows["reference"]
     rows["target"] = 0.0
     positions = np.asarray(atoms.get_positions())
