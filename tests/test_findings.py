@@ -368,3 +368,14 @@ def test_2c_sees_output_orders_that_settle_at_step_two_to_the_l():
     assert np.allclose(slopes, np.log(2), atol=0.05)  # settling step ~2^l: slope ln 2 per order
     table = findings_table(*synthetic_tables({"full": 0.3}), pd.DataFrame(rows), "test").set_index("finding")
     assert table.loc["2c", "verdict"] == "supported" and table.loc["2c", "estimate"] == pytest.approx(np.log(2), 0.05)
+
+
+def test_the_schema_declares_the_same_margins_as_the_code():
+    import yaml
+    from conftest import ROOT
+
+    from e3hier.analysis.findings import EQUIVALENCE
+
+    schema = yaml.safe_load((ROOT / "e3hier" / "schemas" / "config.schema.yaml").read_text())
+    margins = schema["properties"]["analysis"]["properties"]["equivalence"]["properties"]
+    assert {finding: spec["default"] for finding, spec in margins.items()} == EQUIVALENCE
