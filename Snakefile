@@ -15,9 +15,11 @@ include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/analysis.smk"
 include: "rules/figures.smk"
+include: "rules/predict.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        predict_targets(),

@@ -137,3 +137,12 @@ def test_execution_settings_rerun_nothing(run):
     train = {"device": "cuda", "threads": 2, "checkpoint_every": 1}
     checks = {"structures": {"min_distance_angstrom": 0.4}, "metric": {"collocation_cache_mb": 100}}
     assert run({"train": train, **checks}) == {}
+
+
+def test_predicting_your_own_structures_runs_only_the_predict_job(run):
+    """The predict block (e3hier.predict through the rule): adding structures to it trains and redoes nothing else."""
+    (run.workflow.parent / "run" / "mine.xyz").write_text(
+        "3\nw\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
+    )
+    jobs = run({"predict": {"structures": ["mine.xyz"], "reference": True}})
+    assert set(jobs) - {"all"} == {"predict"} and jobs["predict"] == 1

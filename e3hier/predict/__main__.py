@@ -85,11 +85,18 @@ def dft_reference(atoms, rows: pd.DataFrame, dft_cfg: dict) -> np.ndarray:
 
 
 def predict(
-    bundle: Bundle, files, out: Path, spacing: float, margin: float, config: dict | None = None
+    bundle: Bundle,
+    files,
+    out: Path,
+    spacing: float,
+    margin: float,
+    config: dict | None = None,
+    min_distance: float = MIN_DISTANCE_ANGSTROM,
 ) -> pd.DataFrame:
-    """Predict every structure of ``files`` into ``out`` (module docstring); ``config`` (merged config files) runs
-    the DFT reference too. Returns the ``predictions.tsv`` table."""
-    frames = read_structures(files, bundle, (config or {}).get("structures", {}).get("min_distance_angstrom", 0.5))
+    """Predict every structure of ``files`` into ``out`` (module docstring); ``config`` (its ``dft`` and ``metric``
+    blocks) runs the DFT reference too; ``min_distance``: ``structures.min_distance_angstrom``. Returns the
+    ``predictions.tsv`` table."""
+    frames = read_structures(files, bundle, min_distance)
     if config is not None and config["dft"]["fit_auxbasis"] != bundle.fit_auxbasis:
         raise ValueError(
             f"dft.fit_auxbasis {config['dft']['fit_auxbasis']!r} of the config is not the model's "
@@ -160,7 +167,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     bundle = load_bundle(path)
     out = args.out or args.results / "predict" / (path.parent.name if path.name == "model.pt" else path.stem)
     config = load_config(args.configfile) if args.reference else None
-    table = predict(bundle, args.xyz, out, args.spacing, args.margin, config)
+    min_distance = (config or {}).get("structures", {}).get("min_distance_angstrom", MIN_DISTANCE_ANGSTROM)
+    table = predict(bundle, args.xyz, out, args.spacing, args.margin, config, min_distance)
     print(table.to_string(index=False))
     print(f"written to {out}")
     return table
