@@ -6,7 +6,7 @@ CORES ?= all
 # e3hier.workflow.resume: a killed run continues (stale lock released, incomplete outputs redone)
 SNAKEMAKE := $(BIN)/python -m e3hier.workflow.resume --cores $(CORES)
 
-.PHONY: venv envs reproduce study paper-pilot report test test-fast lint bench gpu-check plan clean
+.PHONY: venv envs reproduce study hierarchy paper-pilot report test test-fast lint bench gpu-check plan clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,26 @@ study: venv
 	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
 	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results --run study
 	$(BIN)/python -m e3hier.analysis.docs_numbers write
+
+# The hierarchy experiment (finding 2, config.study-hierarchy.yaml; after `make study`, whose DFT it reuses): 16 seeds
+# of the study model and the equal-channel control at the largest l_max, on draw 0 and draw 1 with the default loss
+# and on draw 0 with the study's weighting (population_rms), each in its own folder under results/hierarchy/;
+# e3hier.analysis.draws then stacks their verdict tables (results/tables/hierarchy_by_run.parquet). ~15 min a run.
+HIERARCHY := results/hierarchy
+# $(1): the run's folder, $(2): the draw's results/ whose structures and DFT it copies, $(3): config files after the
+# study tier's
+define hierarchy_run
+	mkdir -p $(1)/results && cp -a $(addprefix $(2)/,structures dft reference) $(1)/results/
+	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(1) \
+		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-hierarchy.yaml $(3))
+endef
+hierarchy: venv
+	$(call hierarchy_run,$(HIERARCHY)/draw_0,results,)
+	$(call hierarchy_run,$(HIERARCHY)/draw_1,$(STUDY_DRAW1)/results,config.study-draw1.yaml)
+	$(call hierarchy_run,$(HIERARCHY)/draw_0-population_rms,results,config.study-hierarchy-population_rms.yaml)
+	$(BIN)/python -m e3hier.analysis.draws results/tables/hierarchy_by_run.parquet \
+		$(addsuffix /results/tables,$(addprefix $(HIERARCHY)/,draw_0 draw_1 draw_0-population_rms)) \
+		--names "draw 0" "draw 1" "draw 0, population_rms"
 
 # The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,
 # in its own working directory (results/paper-pilot/); docs/reproducing-the-paper.md

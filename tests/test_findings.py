@@ -344,7 +344,7 @@ def test_minimum_detectable_effect_against_the_closed_form():
 def test_seeds_to_decide_reaches_the_estimate_or_the_margin():
     from e3hier.analysis.statistics import minimum_detectable_effect, seeds_to_decide
 
-    sd = 0.72  # 2b on the study tier: per-seed SD of about 0.72 (its t interval over 5 seeds)
+    sd = 0.32  # 2b on the study tier: per-seed SD of about 0.32 (its t interval over 5 seeds)
     n = int(seeds_to_decide(0.31, sd, margin=0.1))
     assert minimum_detectable_effect(sd, n) <= 0.31 < minimum_detectable_effect(sd, n - 1)
     # an estimate of 0 with SD 0.1 and δ 0.1: the half width t(0.975, n-1)·0.1/√n falls below 0.1 at n = 7

@@ -11,6 +11,7 @@ the same decisive verdict (``supported``, ``not_supported`` or ``absent``).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -41,17 +42,21 @@ def findings_by_draw(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m e3hier.analysis.draws OUT TABLES...``: each ``TABLES`` folder holds one draw's ``findings.parquet``;
-    the draws are named by their position (``draw 0``, ``draw 1``, ...)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        raise SystemExit("usage: python -m e3hier.analysis.draws OUT.parquet TABLES_DIR [TABLES_DIR ...]")
-    out, folders = Path(args[0]), [Path(a) for a in args[1:]]
-    missing = [str(f / "findings.parquet") for f in folders if not (f / "findings.parquet").is_file()]
+    """``python -m e3hier.analysis.draws OUT TABLES... [--names NAME...]``: each ``TABLES`` folder holds one draw's (or
+    run's) ``findings.parquet``; named ``draw 0``, ``draw 1``, ... by position unless ``--names`` gives one each."""
+    parser = argparse.ArgumentParser(prog="python -m e3hier.analysis.draws", description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path, help="the stacked table (Parquet)")
+    parser.add_argument("tables", nargs="+", type=Path, help="each draw's tables folder")
+    parser.add_argument("--names", nargs="+", help="one name per folder (default: draw 0, draw 1, ...)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    names = args.names or [f"draw {k}" for k in range(len(args.tables))]
+    if len(names) != len(args.tables):
+        parser.error(f"--names: {len(names)} names for {len(args.tables)} tables folders")
+    missing = [str(f / "findings.parquet") for f in args.tables if not (f / "findings.parquet").is_file()]
     if missing:
         raise SystemExit(f"e3hier.analysis.draws: no verdict table at {', '.join(missing)} (run that draw first)")
-    tables = {f"draw {k}": pd.read_parquet(f / "findings.parquet") for k, f in enumerate(folders)}
-    write_parquet(out, findings_by_draw(tables))
+    tables = {name: pd.read_parquet(f / "findings.parquet") for name, f in zip(names, args.tables)}
+    write_parquet(args.out, findings_by_draw(tables))
 
 
 if __name__ == "__main__":
