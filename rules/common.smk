@@ -264,3 +264,19 @@ def model_outputs(patterns):
 def reference_lmax(wildcards):
     """Only a capacity-matched point depends on the grid's largest l_max (its parameter count)."""
     return LMAX_VALUES[-1] if wildcards.capacity == "matched" else None
+
+
+# the predict block (rules/predict.smk): your own structures through a trained model; off while it has none
+PREDICT = config.get("predict", {})
+PREDICT_MODEL = PREDICT.get("model") or first_point(LMAX_VALUES[-1], FIGURE_OUTPUT)
+PREDICT_IDS = wf.predict_ids(PREDICT, config["structures"])
+PREDICT_DIR = f"results/predict/{PREDICT_MODEL}"
+PREDICT_KINDS = [".cube"] + (
+    [".dft.cube", ".difference.cube"] if PREDICT.get("reference") else []
+)
+
+
+def predict_targets():
+    if not PREDICT_IDS:
+        return []
+    return [f"{PREDICT_DIR}/predictions.tsv"]

@@ -1,20 +1,5 @@
 # Your own structures through a trained model (config block `predict`; docs/predict.md). Off while
 # predict.structures is empty.
-PREDICT = config.get("predict", {})
-PREDICT_MODEL = PREDICT.get("model") or first_point(LMAX_VALUES[-1], FIGURE_OUTPUT)
-PREDICT_IDS = wf.predict_ids(PREDICT, config["structures"])
-PREDICT_DIR = f"results/predict/{PREDICT_MODEL}"
-PREDICT_KINDS = [".cube"] + (
-    [".dft.cube", ".difference.cube"] if PREDICT.get("reference") else []
-)
-
-
-def predict_targets():
-    if not PREDICT_IDS:
-        return []
-    return [f"{PREDICT_DIR}/predictions.tsv"]
-
-
 rule predict:
     """The predicted density of each structure of predict.structures: its coefficients and cube files (with
     predict.reference, the DFT's and the difference, and ε)."""
@@ -37,7 +22,8 @@ rule predict:
         mem_mb=mem_mb_per_attempt(4000),
         runtime=60,
     params:
-        out=PREDICT_DIR,
+        # the outputs' folder, from the summary's path (no hardcoded prefix)
+        out=lambda wc, output: os.path.dirname(output.summary),
         spacing=PREDICT.get("spacing_angstrom", 0.1),
         margin=PREDICT.get("margin_angstrom", 4.0),
         # the dft, metric and structures blocks: the reference DFT, ε's grid and the distance check

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.predict.__main__ import predict
 from e3hier.predict.bundle import load_bundle
+from e3hier.predict.predictions import predict
 
 log = setup_logging(snakemake.log[0])
 

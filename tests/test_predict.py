@@ -7,9 +7,10 @@ import torch
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from e3hier.predict.__main__ import main, predict_structure, read_structures
+from e3hier.predict.__main__ import main
 from e3hier.predict.bundle import load_bundle
 from e3hier.predict.cube import density_at
+from e3hier.predict.predictions import predict_structure, read_structures
 from e3hier.predict.structures import fit_molecule
 
 # trains the tiny workflow (minutes): not in `make test-fast`
