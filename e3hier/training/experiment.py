@@ -139,11 +139,7 @@ def run_grid_points(
     # the study's own measurement at each probe: ε per output order on the probed structures' Becke grids,
     # held while metric.collocation_cache_mb has room (they are used at every probe)
     probed_frame = val_frame[val_frame["structure"].isin({s.structure for s in probed})]
-    probe_samples = load_samples(
-        probed_frame, layout, model_cfg, dtype, with_grid=True, dft_cfg=dft_cfg, grid_level=grid_level,
-        budget=CollocationBudget(collocation_cache_mb),
-    )  # fmt: skip
-    place_on_device(probe_samples, device)
+    add_grids(probed, probed_frame, dft_cfg, grid_level, CollocationBudget(collocation_cache_mb))
 
     def with_output_epsilon(rows, network, tables):
         network.train()  # evaluate leaves the network in eval mode; the probe comes mid-training
@@ -151,7 +147,7 @@ def run_grid_points(
 
     def probe(step, epoch, model):
         rows = with_output_epsilon([probe_rows(model, probe_graph, layout.irreps)], model, [
-            evaluate(trainers[0].predictor, probe_samples)
+            evaluate(trainers[0].predictor, probed)
         ])[0]  # fmt: skip
         return {"step": step, "epoch": epoch, "rows": rows}
 
@@ -190,12 +186,12 @@ def run_grid_points(
 
         def probe_members(step, epoch, network):
             rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
-            rows = with_output_epsilon(rows, steps.network, steps.evaluate(probe_samples))
+            rows = with_output_epsilon(rows, steps.network, steps.evaluate(probed))
             return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
 
         fitted = steps.fit(probe_members)
         model, evaluate_models = steps.network.network, steps.evaluate
-    for sample in probe_samples:  # their held grids go before the test splits' take the same budget
+    for sample in probed:  # their held grids go before the test splits' take the same budget
         sample.grid = None
     bundle = bundle_fields(dft_cfg, train_frame)  # what a model needs to stand alone (e3hier.predict)
     for p, trainer, (_, best, _) in zip(points, trainers, fitted):
