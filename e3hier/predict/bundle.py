@@ -12,9 +12,7 @@ import torch
 from e3hier.data.layout import OutputLayout
 from e3hier.network.model import DensityNetwork
 from e3hier.training.bundle import BUNDLE_FORMAT, FREE_ATOM_COLUMNS
-from e3hier.training.evaluation import Predictor
-from e3hier.training.network_setup import build_model
-from e3hier.training.samples import TORCH_DTYPES
+from e3hier.training.evaluation import Predictor, predictor_from_payload
 
 
 @dataclass
@@ -79,16 +77,13 @@ def load_bundle(path, device: str = "cpu") -> Bundle:
             f"{fields['fit_auxbasis']!r} today (decontract {fields['decontract']}): its outputs would be read "
             "against the wrong functions"
         )
-    dtype = TORCH_DTYPES[cfg["dtype"]]
-    model = build_model(cfg)
     try:
-        model.load_state_dict(payload["state_dict"])
+        predictor = predictor_from_payload(payload, device)
     except RuntimeError as error:
         raise ValueError(f"{path}: its weights do not fit the network its config builds ({error})") from error
-    model.to(device, dtype).eval()
     return Bundle(
         path=path,
-        predictor=Predictor(model, payload["scales"].to(device, dtype), layout),
+        predictor=predictor,
         model_cfg=dict(cfg["model"]),
         fit_auxbasis=fields["fit_auxbasis"],
         decontract=bool(fields["decontract"]),

@@ -15,7 +15,6 @@ from e3hier.io import write_parquet, write_tsv
 from e3hier.predict.bundle import Bundle
 from e3hier.predict.cube import cube_grid, density_on, electrons_on, write_density_cube
 from e3hier.predict.structures import fit_molecule, structure_rows
-from e3hier.structures.charge_spin import charge_and_multiplicity
 from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, xyz_frames
 from e3hier.training.evaluation import full_prediction
 from e3hier.training.samples import make_sample
@@ -57,8 +56,9 @@ def by_ao(rows: pd.DataFrame, values) -> np.ndarray:
 
 
 def dft_reference(atoms, rows: pd.DataFrame, dft_cfg: dict) -> np.ndarray:
-    """The DFT coefficients of the structure in ``rows``' order (the DFT rule's fit, ``reference_density``)."""
-    charge, multiplicity = charge_and_multiplicity(atoms, "structure")
+    """The DFT coefficients of the structure in ``rows``' order (the DFT rule's fit, ``reference_density``), at the
+    charge and multiplicity ``structure_rows`` read from its file."""
+    charge, multiplicity = int(rows["charge"].iloc[0]), int(rows["multiplicity"].iloc[0])
     fit = reference_density(atoms.get_chemical_symbols(), atoms.get_positions(), dft_cfg, charge, multiplicity)
     table = fit.table.to_pandas()
     keys = ["atom", "l", "shell", "m"]
@@ -105,17 +105,18 @@ def predict(
             "electrons_cube": write_density_cube(out / f"{structure_id}.cube", auxmol, predicted, box, comment),
             # the cube's own integration error: the free atoms' density integrates to Σ Z exactly
             "cube_error_free_atoms": electrons_on(box, density_on(box, auxmol, by_ao(rows, rows["reference"])))
-            - float(rows.loc[rows["reference"] != 0, "integral"] @ rows.loc[rows["reference"] != 0, "reference"]),
+            - float(rows["integral"] @ rows["reference"]),
         }
         if config is not None:
             reference = dft_reference(atoms, rows, config["dft"])
+            reference_by_ao = by_ao(rows, reference)
             row["electrons_cube_dft"] = write_density_cube(
-                out / f"{structure_id}.dft.cube", auxmol, by_ao(rows, reference), box, f"DFT density of {structure_id}"
+                out / f"{structure_id}.dft.cube", auxmol, reference_by_ao, box, f"DFT density of {structure_id}"
             )
             write_density_cube(
                 out / f"{structure_id}.difference.cube",
                 auxmol,
-                predicted - by_ao(rows, reference),
+                predicted - reference_by_ao,
                 box,
                 f"prediction - DFT of {structure_id}",
             )

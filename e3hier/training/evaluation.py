@@ -221,7 +221,11 @@ def with_reachable(models: pd.DataFrame, lmax_hidden_grid, lmax_edge: int) -> pd
 
 def load_predictor(path, device: str = "cpu") -> Predictor:
     """Rebuild the network of a ``model.pt`` (best weights) as a ``Predictor``."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    return predictor_from_payload(torch.load(path, map_location=device, weights_only=True), device)
+
+
+def predictor_from_payload(payload: dict, device: str = "cpu") -> Predictor:
+    """The ``Predictor`` of a loaded ``model.pt``: its network rebuilt from its config, with its best weights."""
     cfg = payload["config"]
     model = build_model(cfg)
     model.load_state_dict(payload["state_dict"])
