@@ -33,29 +33,18 @@ reproduce: venv
 	$(SNAKEMAKE) --report results/report.html
 	$(RUN_RECORD) finish results
 
-# The study tier (≤ 90 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
+# The study tier (≤ 100 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
 # Its second draw of the structures runs in its own working directory (results/draw_1/); e3hier.analysis.draws then
-# shows every verdict on both draws (results/tables/findings_by_draw.parquet).
+# shows every verdict on both draws (results/tables/findings_by_draw.parquet). Then the hierarchy experiment.
 STUDY_CONFIG := config.yaml config.study.yaml
 STUDY_DRAW1 := results/draw_1
-study: venv
-	$(RUN_RECORD) start results study $(STUDY_CONFIG) config.study-draw1.yaml
-	$(SNAKEMAKE) --configfile $(STUDY_CONFIG)
-	mkdir -p $(STUDY_DRAW1)
-	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(STUDY_DRAW1) \
-		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
-	$(BIN)/python -m e3hier.analysis.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
-	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
-	$(RUN_RECORD) finish results
-	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
-	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results --run study
-	$(BIN)/python -m e3hier.analysis.docs_numbers write
 
-# The hierarchy experiment (finding 2, config.study-hierarchy.yaml; after `make study`, whose DFT it reuses): 16 seeds
-# of the study model and the equal-channel control at the largest l_max, on draw 0 and draw 1 with the default loss
-# and on draw 0 with the study's weighting (population_rms), each in its own folder under results/hierarchy/;
-# e3hier.analysis.draws then stacks their verdict tables (results/tables/hierarchy_by_run.parquet). ~15 min a run.
+# The hierarchy experiment (finding 2, config.study-hierarchy.yaml), on each draw's DFT: 16 seeds of the study model
+# and the equal-channel control at the largest l_max, on draw 0 and draw 1 with the default loss and on draw 0 with
+# the study's weighting (population_rms), each in its own folder under results/hierarchy/; e3hier.analysis.draws
+# then stacks their verdict tables (results/tables/hierarchy_by_run.parquet). ~15 min a run.
 HIERARCHY := results/hierarchy
+HIERARCHY_RUNS := draw_0 draw_1 draw_0-population_rms
 # $(1): the run's folder, $(2): the draw's results/ whose structures and DFT it copies, $(3): config files after the
 # study tier's
 define hierarchy_run
@@ -63,13 +52,32 @@ define hierarchy_run
 	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(1) \
 		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-hierarchy.yaml $(3))
 endef
-hierarchy: venv
+define hierarchy_experiment
 	$(call hierarchy_run,$(HIERARCHY)/draw_0,results,)
 	$(call hierarchy_run,$(HIERARCHY)/draw_1,$(STUDY_DRAW1)/results,config.study-draw1.yaml)
 	$(call hierarchy_run,$(HIERARCHY)/draw_0-population_rms,results,config.study-hierarchy-population_rms.yaml)
 	$(BIN)/python -m e3hier.analysis.draws results/tables/hierarchy_by_run.parquet \
-		$(addsuffix /results/tables,$(addprefix $(HIERARCHY)/,draw_0 draw_1 draw_0-population_rms)) \
+		$(addsuffix /results/tables,$(addprefix $(HIERARCHY)/,$(HIERARCHY_RUNS))) \
 		--names "draw 0" "draw 1" "draw 0, population_rms"
+endef
+
+study: venv
+	$(RUN_RECORD) start results study $(STUDY_CONFIG) config.study-draw1.yaml
+	$(SNAKEMAKE) --configfile $(STUDY_CONFIG)
+	mkdir -p $(STUDY_DRAW1)
+	$(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --directory $(STUDY_DRAW1) \
+		--configfile $(addprefix $(CURDIR)/,$(STUDY_CONFIG) config.study-draw1.yaml)
+	$(BIN)/python -m e3hier.analysis.draws results/tables/findings_by_draw.parquet results/tables $(STUDY_DRAW1)/results/tables
+	$(hierarchy_experiment)
+	$(SNAKEMAKE) --configfile $(STUDY_CONFIG) --report results/report.html
+	$(RUN_RECORD) finish results
+	# the numbers that the README and docs quote: snapshot (docs/results/, committed), then the blocks
+	$(BIN)/python -m e3hier.analysis.docs_numbers snapshot results $(STUDY_DRAW1)/results --run study
+	$(BIN)/python -m e3hier.analysis.docs_numbers write
+
+# The hierarchy experiment alone, after a finished `make study` (e.g. after editing config.study-hierarchy.yaml).
+hierarchy: venv
+	$(hierarchy_experiment)
 
 # The paper pilot (≤ 30 min on 2 cores): config.paper.yaml's recipe and every rule of it on a slice, on the CPU,
 # in its own working directory (results/paper-pilot/); docs/reproducing-the-paper.md
