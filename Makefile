@@ -42,9 +42,11 @@ STUDY_DRAW1 := results/draw_1
 # The hierarchy experiment (finding 2, config.study-hierarchy.yaml), on each draw's DFT: 16 seeds of the study model
 # and the equal-channel control at the largest l_max, on draw 0 and draw 1 with the default loss and on draw 0 with
 # the study's weighting (population_rms), each in its own folder under results/hierarchy/; e3hier.analysis.draws
-# then stacks their verdict tables (results/tables/hierarchy_by_run.parquet). ~15 min a run.
+# then stacks their verdict tables (results/tables/hierarchy_by_run.parquet) and e3hier.analysis.convergence says
+# whether their models finished learning (results/tables/hierarchy_convergence.parquet). ~15 min a run.
 HIERARCHY := results/hierarchy
 HIERARCHY_RUNS := draw_0 draw_1 draw_0-population_rms
+HIERARCHY_NAMES := "draw 0" "draw 1" "draw 0, population_rms"
 # $(1): the run's folder, $(2): the draw's results/ whose structures and DFT it copies, $(3): config files after the
 # study tier's
 define hierarchy_run
@@ -58,7 +60,9 @@ define hierarchy_experiment
 	$(call hierarchy_run,$(HIERARCHY)/draw_0-population_rms,results,config.study-hierarchy-population_rms.yaml)
 	$(BIN)/python -m e3hier.analysis.draws results/tables/hierarchy_by_run.parquet \
 		$(addsuffix /results/tables,$(addprefix $(HIERARCHY)/,$(HIERARCHY_RUNS))) \
-		--names "draw 0" "draw 1" "draw 0, population_rms"
+		--names $(HIERARCHY_NAMES)
+	$(BIN)/python -m e3hier.analysis.convergence results/tables/hierarchy_convergence.parquet \
+		$(addsuffix /results,$(addprefix $(HIERARCHY)/,$(HIERARCHY_RUNS))) --names $(HIERARCHY_NAMES)
 endef
 
 study: venv

@@ -29,7 +29,7 @@ POINT = {"lmax_hidden": 2, "output": "full", "seed": 0, "n_train": "all"}
 def run(paths: dict, device: str, seeds: list[int], out: Path, epochs: int, compile_step: bool = False) -> list[dict]:
     from conftest import FIT, TINY_MODEL, TINY_TRAIN
 
-    from e3hier.training.experiment import run_grid_points
+    from e3hier.training.train_and_evaluate import run_grid_points
 
     train = dict(TINY_TRAIN, device=device, dtype="float64", epochs=epochs, compile=compile_step)
     results = run_grid_points(

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks.common import ROOT  # noqa: E402
+from e3hier.analysis.convergence import change_last_fifth  # noqa: E402
 from e3hier.io import atomic_path, write_text  # noqa: E402
 from e3hier.run_record import commit  # noqa: E402
 
@@ -55,10 +56,8 @@ def last_fifth_change(epochs: pd.DataFrame) -> pd.Series:
     """Per loss and l_max: the relative change of the mean test ε over seeds across the last fifth of the epochs."""
     mean = epochs.groupby(["loss", "lmax_hidden", "epoch"])["test_epsilon"].mean().reset_index()
 
-    def change(group):
-        last = group["epoch"].max()
-        start = group.loc[group["epoch"] == last - last // 5, "test_epsilon"].iloc[0]
-        return group.loc[group["epoch"] == last, "test_epsilon"].iloc[0] / start - 1
+    def change(group):  # the hierarchy experiment's convergence measure (e3hier.analysis.convergence)
+        return change_last_fifth(group.sort_values("epoch")["test_epsilon"].to_numpy())
 
     return mean.groupby(["loss", "lmax_hidden"]).apply(change, include_groups=False).rename("change_last_fifth")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import OUT, ROOT, load_config
-from e3hier.training.experiment import run_grid_point
+from e3hier.training.train_and_evaluate import run_grid_point
 
 DATASET = ROOT / "results" / "dataset"
 

@@ -73,9 +73,18 @@ def check_training_setup():
 TRAIN_INPUT = {
     "train": f"results/dataset/{TRAIN_SPLIT}.parquet",
     "val": f"results/dataset/{config['train'].get('val_split', 'val')}.parquet",
-    "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
     "code": code_inputs("train.py"),
 }
+
+
+def evaluation_inputs(patterns):
+    """An evaluate job's inputs: its models (one grid point's pattern, or a block's list) and the test splits."""
+    return {
+        "model": model_files(patterns, TRAINING_FILES)["model"],
+        "training": model_files(patterns, TRAINING_FILES)["training"],
+        "tests": expand("results/dataset/{split}.parquet", split=TEST_SPLITS),
+        "code": code_inputs("evaluate.py"),
+    }
 
 
 onstart:
@@ -114,15 +123,21 @@ def dft_mem_mb(wildcards, attempt):
     """Memory (MB) for one DFT job: e3hier.dft.memory's estimate of its peak from the structure's elements
     and the dft block (SCF blocks, the fit's blocked integrals, the fit-error grid; docs/cluster.md,
     "DFT memory"); doubles on each retry."""
+    return structure_dft_mem_mb(STRUCTURES[wildcards.structure], attempt)
+
+
+def predict_dft_mem_mb(wildcards, attempt):
+    """``dft_mem_mb`` of a structure of predict.structures (the predict_dft jobs)."""
+    return structure_dft_mem_mb(PREDICT_PLANS[wildcards.structure], attempt)
+
+
+def structure_dft_mem_mb(info, attempt):
     from e3hier.dft.memory import structure_memory_mb
 
-    info = STRUCTURES[wildcards.structure]
-    return (
-        structure_memory_mb(
-            info["symbols"], config["dft"], unrestricted=info["multiplicity"] > 1
-        )
-        * attempt
+    memory = structure_memory_mb(
+        info["symbols"], config["dft"], unrestricted=info["multiplicity"] > 1
     )
+    return memory * attempt
 
 
 def share_profile_settings(source, target):
@@ -240,17 +255,24 @@ def block_pattern(seeds):
     return GRID.wildcard_pattern.replace("{seed}", "-".join(map(str, seeds)))
 
 
-def model_outputs(patterns):
-    """A training job's files by kind: one path each for one grid point (a pattern), a list with one
-    path per seed for a block of seeds (a list of patterns)."""
-    files = {
-        "model": "model.pt",
-        "metrics": "metrics.parquet",
-        "evaluation": "eval.parquet",
-        "summary": "summary.json",
-        "features": "features.parquet",
-        "ablation": "ablation.parquet",
-    }
+#: A train job's files per model (the test splits are the evaluate job's: adding a test structure retrains nothing).
+TRAINING_FILES = {
+    "model": "model.pt",
+    "metrics": "metrics.parquet",
+    "features": "features.parquet",
+    "training": "training.json",
+}
+#: An evaluate job's files per model: the test splits' ε, the ablation, the models table's row.
+EVALUATION_FILES = {
+    "evaluation": "eval.parquet",
+    "ablation": "ablation.parquet",
+    "summary": "summary.json",
+}
+
+
+def model_files(patterns, files):
+    """A job's ``files`` by kind: one path each for one grid point (a pattern), a list with one path per seed
+    for a block of seeds (a list of patterns)."""
     if isinstance(patterns, str):
         return {
             kind: f"results/models/{patterns}/{name}" for kind, name in files.items()
@@ -269,7 +291,10 @@ def reference_lmax(wildcards):
 # the predict block (rules/predict.smk): your own structures through a trained model; off while it has none
 PREDICT = config.get("predict", {})
 PREDICT_MODEL = PREDICT.get("model") or first_point(LMAX_VALUES[-1], FIGURE_OUTPUT)
-PREDICT_IDS = wf.predict_ids(PREDICT, config["structures"])
+PREDICT_PLANS = wf.predict_plans(PREDICT, config["structures"])
+PREDICT_IDS = list(PREDICT_PLANS)
+# the ids of predict.structures, as the only values its structure and DFT jobs take
+PREDICT_PATTERN = wf.literal_pattern(PREDICT_IDS)
 PREDICT_DIR = f"results/predict/{PREDICT_MODEL}"
 PREDICT_KINDS = [".cube"] + (
     [".dft.cube", ".difference.cube"] if PREDICT.get("reference") else []

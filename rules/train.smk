@@ -1,5 +1,5 @@
 # the rest of a training job (data, network, Python), the validation fit overlaps (every epoch is validated in
-# coefficient space) and the test ε grids it holds a chunk at a time (resource collocation_cache_mb, read by
+# coefficient space) and the ε grids it holds (the probed structures; resource collocation_cache_mb, read by
 # scripts/train.py: a resource, not a setting that retrains models); a retry asks for 2x, 3x the memory and
 # holds the same, so the extra memory is all headroom
 TRAIN_CACHE_MB = int(config["metric"]["collocation_cache_mb"])
@@ -10,7 +10,6 @@ TRAIN_MEM_MB = TRAINING_BASE_MB + TRAIN_OVERLAP_MB + TRAIN_CACHE_MB
 # what a job computes; how it runs (train.device, threads, checkpoint_every: grid.EXECUTION_SETTINGS)
 # is no param, so changing it retrains nothing: scripts/train.py reads it from the config
 TRAIN_PARAMS = {
-    "test_splits": TEST_SPLITS,
     "dft": wf.fit_layout_settings(config["dft"]),
     "model": config["model"],
     "train": wf.per_model_train_settings(config["train"]),
@@ -27,11 +26,11 @@ TRAIN_PARAMS = {
 if ENSEMBLE_SIZE == 1:
 
     rule train:
-        """Train and evaluate one grid point (hidden l_max × output order × capacity × channels × seed × size)."""
+        """Train one grid point (hidden l_max × output order × capacity × channels × seed × size)."""
         input:
             unpack(training_inputs),
         output:
-            **model_outputs(GRID.wildcard_pattern),
+            **model_files(GRID.wildcard_pattern, TRAINING_FILES),
         log:
             f"results/logs/train/{GRID.wildcard_pattern}.log",
         benchmark:
@@ -63,7 +62,7 @@ for block in SEED_BLOCKS if ENSEMBLE_SIZE > 1 else []:
         input:
             unpack(training_inputs),
         output:
-            **model_outputs(member_patterns(block)),
+            **model_files(member_patterns(block), TRAINING_FILES),
         log:
             f"results/logs/train/{block_pattern(block)}.log",
         benchmark:
@@ -85,6 +84,75 @@ for block in SEED_BLOCKS if ENSEMBLE_SIZE > 1 else []:
     # a profile's settings of rule `train` (--set-resources, --set-threads) apply to these rules too
     share_profile_settings(
         "train", f"train_ensemble_seeds_{'_'.join(map(str, block))}"
+    )
+
+
+# the test splits: an evaluate job per train job (its models share the test grids); the test datasets are no input
+# of training, so adding a test structure re-evaluates the models and retrains none
+EVALUATE_MEM_MB = TRAINING_BASE_MB + TRAIN_CACHE_MB
+EVALUATE_PARAMS = {
+    "test_splits": TEST_SPLITS,
+    "dft": wf.fit_layout_settings(config["dft"]),
+    "metric": {"grid_level": config["metric"]["grid_level"]},
+}
+
+
+if ENSEMBLE_SIZE == 1:
+
+    rule evaluate:
+        """One trained grid point on the test splits: ε per structure, the ablation of hidden orders, its summary."""
+        input:
+            **evaluation_inputs(GRID.wildcard_pattern),
+        output:
+            **model_files(GRID.wildcard_pattern, EVALUATION_FILES),
+        log:
+            f"results/logs/evaluate/{GRID.wildcard_pattern}.log",
+        benchmark:
+            f"results/rule_benchmarks/evaluate/{GRID.wildcard_pattern}.tsv"
+        conda:
+            TRAIN_CONDA_ENV
+        threads: config["train"].get("threads", 1)
+        resources:
+            **TRAIN_GPU,
+            mem_mb=mem_mb_per_attempt(EVALUATE_MEM_MB),
+            collocation_cache_mb=TRAIN_CACHE_MB,
+            runtime=60,
+        params:
+            **EVALUATE_PARAMS,
+        script:
+            "../scripts/evaluate.py"
+
+
+# as the train rules: one level deep both (Snakemake records a script rule's code text, indentation included)
+for block in SEED_BLOCKS if ENSEMBLE_SIZE > 1 else []:
+
+    rule:
+        name:
+            f"evaluate_ensemble_seeds_{'_'.join(map(str, block))}"
+        input:
+            **evaluation_inputs(member_patterns(block)),
+        output:
+            **model_files(member_patterns(block), EVALUATION_FILES),
+        log:
+            f"results/logs/evaluate/{block_pattern(block)}.log",
+        benchmark:
+            f"results/rule_benchmarks/evaluate/{block_pattern(block)}.tsv"
+        conda:
+            TRAIN_CONDA_ENV
+        threads: config["train"].get("threads", 1)
+        resources:
+            **TRAIN_GPU,
+            mem_mb=mem_mb_per_attempt(EVALUATE_MEM_MB),
+            collocation_cache_mb=TRAIN_CACHE_MB,
+            runtime=60 * len(block),
+        params:
+            **EVALUATE_PARAMS,
+        script:
+            "../scripts/evaluate.py"
+
+    # a profile's settings of rule `evaluate` (--set-resources, --set-threads) apply to these rules too
+    share_profile_settings(
+        "evaluate", f"evaluate_ensemble_seeds_{'_'.join(map(str, block))}"
     )
 
 

@@ -17,5 +17,7 @@ with logged_errors(log):
         snakemake.params.margin,
         snakemake.params.config,
         min_distance=snakemake.params.min_distance,
+        # the DFT rule's table of each structure (predict.reference), by id
+        references=dict(zip(snakemake.params.ids, snakemake.input.dft)) if snakemake.input.dft else None,
     )
     log.info("%d structures predicted:\n%s", len(table), table.to_string(index=False))

@@ -1,9 +1,9 @@
-"""Snakemake glue: train and evaluate one grid point, or a block of its seeds together."""
+"""Snakemake glue: train one grid point, or a block of its seeds together (the evaluate job tests them)."""
 
 from pathlib import Path
 
 from e3hier.io import logged_errors, setup_logging
-from e3hier.training.experiment import run_grid_points
+from e3hier.training.experiment import train_grid_points
 from e3hier.training.grid import EXECUTION_SETTINGS, folder_values
 
 log = setup_logging(snakemake.log[0])
@@ -14,13 +14,12 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an outp
     # how the job runs is no param (a change retrains nothing): from the config, threads as the job got them
     execution = {key: snakemake.config["train"][key] for key in EXECUTION_SETTINGS}
     train_cfg = {**snakemake.params.train, **execution, "threads": snakemake.threads}
-    results = run_grid_points(
+    results = train_grid_points(
         # a job's grid points are its output folders (no param names them: a block that loses a seed keeps the
         # others' models, e3hier.training.grid.seed_blocks)
         [folder_values(Path(model).parent.name) for model in models],
         snakemake.input.train,
         snakemake.input.val,
-        dict(zip(snakemake.params.test_splits, snakemake.input.tests)),
         snakemake.params.dft,
         snakemake.params.model,
         train_cfg,
@@ -35,4 +34,4 @@ with logged_errors(log), open(snakemake.log[0], "a") as progress:  # not an outp
         n_train_grid=snakemake.config["train"]["n_train"],
     )
     for result in results:
-        log.info("done: %s", result["summary"])
+        log.info("trained: %s", result["summary"])

@@ -125,9 +125,9 @@ def train_tiny(splits, points, train_cfg, out_dirs, **options):
     """The tiny model trained on synthetic splits (``{"train", "val", "test"}``: dataset paths), ε on grid level 0:
     ``run_grid_point`` of one point (a dict) into one folder, or ``run_grid_points`` of a list of points (one
     grid point, or an ensemble of several seeds) into as many folders; ``options`` go to that function."""
-    from e3hier.training import experiment
+    from e3hier.training import train_and_evaluate
 
-    run = experiment.run_grid_point if isinstance(points, dict) else experiment.run_grid_points
+    run = train_and_evaluate.run_grid_point if isinstance(points, dict) else train_and_evaluate.run_grid_points
     test = {"test": splits["test"]}
     return run(
         points, splits["train"], splits["val"], test, FIT, TINY_MODEL, train_cfg, {"grid_level": 0}, out_dirs, **options

@@ -8,8 +8,8 @@ from conftest import FIT, TINY_MODEL, TINY_TRAIN, synthetic_frame, train_tiny
 from e3hier.data.layout import OutputLayout
 from e3hier.network.devices import check_cuda, to_device
 from e3hier.network.model import DensityNetwork
-from e3hier.training.experiment import run_grid_points
 from e3hier.training.samples import load_samples, pack
+from e3hier.training.train_and_evaluate import run_grid_points
 
 POINT = {"lmax_hidden": 1, "output": "full", "seed": 0, "n_train": "all"}
 

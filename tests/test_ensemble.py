@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import TINY_MODEL, TINY_TRAIN, synthetic_frame, tiny_layout, tiny_train_val, train_tiny
-from test_training import EARLY_STOPPING, assert_same_outputs, killed_during_test_evaluation, stale
+from test_training import EARLY_STOPPING, assert_same_outputs, killed_after_training, stale
 
 from e3hier.network.devices import to_device
 from e3hier.network.fused import layers as fused_layers
@@ -216,7 +216,7 @@ def no_epoch_may_run(*args, **kwargs):
 
 
 def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
-    """Every member stopped, the checkpoint outlives the test evaluation: a rerun trains no further epoch."""
+    """Every member stopped, the checkpoint outlives the kept epoch's validation ε: a rerun trains no further epoch."""
     seeds = (3, 5)
 
     def grid_points(name):
@@ -227,7 +227,7 @@ def test_ensemble_killed_after_early_stopping_resumes_to_the_same_outputs(synthe
     whole_dirs, whole = grid_points("whole")
     assert all(summary["epochs"] < EARLY_STOPPING["epochs"] for summary in whole)  # every member stopped early
     with monkeypatch.context() as patch:
-        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        patch.setattr(experiment, "validation_row", killed_after_training)
         with pytest.raises(KeyboardInterrupt):
             grid_points("killed")
     with monkeypatch.context() as patch:

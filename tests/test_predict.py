@@ -83,7 +83,7 @@ def test_predict_writes_cubes_that_hold_the_electrons_and_the_dft_reference(tiny
     run = tiny_workflow_run / "run"
     (tmp_path / "water.xyz").write_text(WATER)
     workflow = tiny_workflow_run / "workflow"
-    args = [POINT, str(tmp_path / "water.xyz"), str(run / "results" / "structures" / "w2_test_0000.xyz")]
+    args = [POINT, str(tmp_path / "water.xyz"), str(run / "results" / "structures" / "dimer_0.xyz")]
     configs = [str(workflow / "config.yaml"), str(workflow / "tests" / "configs" / "tiny.yaml")]
     table = main(
         [*args, "--results", str(run / "results"), "--out", str(tmp_path / "out"), "--reference"]
@@ -100,10 +100,10 @@ def test_predict_writes_cubes_that_hold_the_electrons_and_the_dft_reference(tiny
         assert 0 < row["epsilon"] < 100
         for kind in ("", ".dft", ".difference"):
             assert (tmp_path / "out" / f"{sid}{kind}.cube").stat().st_size > 100_000
-    predicted = pd.read_parquet(tmp_path / "out" / "w2_test_0000.parquet")
-    dft = pd.read_parquet(run / "results" / "dft" / "w2_test_0000.parquet")
+    predicted = pd.read_parquet(tmp_path / "out" / "dimer_0.parquet")
+    dft = pd.read_parquet(run / "results" / "dft" / "dimer_0.parquet")
     assert list(predicted.columns) == list(dft.columns)
     assert (predicted[["atom", "l", "shell", "m"]].to_numpy() == dft[["atom", "l", "shell", "m"]].to_numpy()).all()
     evaluation = pd.read_parquet(run / "results" / "models" / POINT / "eval.parquet").set_index("structure")
     # the same model on the same test structure: the run's ε (its grid level) and the command's agree
-    assert table.loc["w2_test_0000", "epsilon"] == pytest.approx(evaluation.loc["w2_test_0000", "epsilon"], rel=1e-3)
+    assert table.loc["dimer_0", "epsilon"] == pytest.approx(evaluation.loc["dimer_0", "epsilon"], rel=1e-3)

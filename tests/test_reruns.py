@@ -70,9 +70,26 @@ def test_adding_structures_generates_only_the_new_ones(run):
     assert jobs["dataset"] == 1 and "structure_manifest" in jobs and "free_atom" not in jobs
 
 
-def test_changing_the_md_settings_regenerates_every_structure(run):
+def test_changing_the_md_settings_regenerates_every_generated_structure(run):
     jobs = run({"structures": {"water_clusters": {"md_steps": 10}}})
-    assert jobs["structure"] == 9 and jobs["dft"] == 9 and jobs["dataset"] == 4
+    # the 7 generated (train, val, test_large), not the test split's 2 XYZ files (tests/configs/tiny-mixed.yaml)
+    assert jobs["structure"] == 7 and jobs["dft"] == 7 and jobs["dataset"] == 3
+
+
+def test_adding_a_test_file_evaluates_every_model_and_trains_none(run, tmp_path):
+    """Mixed sources (generated train and val, XYZ test files): a new test file is one structure, its DFT, the test
+    dataset and each model's evaluation; the test splits are no input of training."""
+    folder = run.workflow.parent / "run" / "tests" / "data" / "tiny_test_xyz"
+    count, comment, *atoms = (folder / "dimer_1.xyz").read_text().splitlines()
+    moved = []
+    for k, line in enumerate(atoms):  # the second water 0.3 Å further away: a new geometry
+        element, x, y, z = line.split()
+        moved.append(f"{element} {float(x) + 0.3 * (k >= 3):.9f} {y} {z}")
+    (folder / "dimer_2.xyz").write_text("\n".join([count, comment, *moved]) + "\n")
+    jobs = run()
+    assert "train" not in jobs and not any(rule.startswith("train_ensemble") for rule in jobs)
+    assert jobs["structure"] == 1 and jobs["dft"] == 1 and jobs["dataset"] == 1 and "free_atom" not in jobs
+    assert jobs["evaluate"] == TINY_MODELS and {"models_table", "analysis"} <= set(jobs)
 
 
 def test_editing_a_figure_script_redraws_only_figures(run):
@@ -139,10 +156,12 @@ def test_execution_settings_rerun_nothing(run):
     assert run({"train": train, **checks}) == {}
 
 
-def test_predicting_your_own_structures_runs_only_the_predict_job(run):
-    """The predict block (e3hier.predict through the rule): adding structures to it trains and redoes nothing else."""
+def test_predicting_your_own_structures_runs_only_the_predict_jobs(run):
+    """The predict block (e3hier.predict through the rule): adding structures to it trains and redoes nothing else;
+    with predict.reference the DFT rule runs on them (predict_structure and predict_dft, one job per structure)."""
     (run.workflow.parent / "run" / "mine.xyz").write_text(
         "3\nw\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
     )
     jobs = run({"predict": {"structures": ["mine.xyz"], "reference": True}})
-    assert set(jobs) - {"all"} == {"predict"} and jobs["predict"] == 1
+    assert jobs == {"predict_structure": 1, "predict_dft": 1, "predict": 1, "all": 1}
+    assert run({"predict": {"structures": ["mine.xyz"]}}) == {"predict": 1, "all": 1}

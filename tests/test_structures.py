@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -544,3 +545,81 @@ def test_training_on_mixed_charges_is_refused_before_any_job(tmp_path):
     ):
         W.check_single_charge(manifest, ["train", "val", "test"])
     W.check_single_charge(manifest, ["train", "val"])  # a split no model sees may differ
+
+
+# --- mixed sources --------------------------------------------------------------
+
+
+def test_mixed_sources_plan_each_split_from_its_own_source(xyz_dir):
+    """structures.source as a mapping: generated train and val, test from XYZ files; the generated clusters are
+    those that planning every split as clusters gives (their seeds do not depend on the other splits)."""
+    clusters = {"train": {"n_molecules": 1, "count": 2}, "val": {"n_molecules": 1, "count": 1}}
+    cfg = {
+        **cluster_config(4, {**clusters, "test": {"n_molecules": 1, "count": 3}}),
+        "source": {"train": "water_clusters", "val": "water_clusters", "test": "xyz"},
+        "xyz": {"train": ["data/*.xyz"], "test": ["test/big.xyz"]},
+    }
+    plans = structure_plans(cfg, base_dir=xyz_dir)
+    assert ids_by_split(plans) == {"train": ["w1_train_0000", "w1_train_0001"], "val": ["w1_val_0000"], "test": ["big"]}
+    alone = structure_plans(cluster_config(4, clusters))
+    assert all(plans[sid] == plan for sid, plan in alone.items())
+    assert plans["big"]["recipe"] == {
+        "source": "xyz",
+        "split": "test",
+        "path": str(xyz_dir / "test/big.xyz"),
+        "frame": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (
+            {"train": "water_clusters", "val": "xyz"},
+            "structures.source.val: xyz, but structures.xyz has no split 'val'",
+        ),
+        ({"test": "water_clusters"}, "structures.source.test: water_clusters, but structures.water_clusters.splits"),
+        ({"train": "pdb"}, "structures.source must be"),
+    ],
+)
+def test_a_mixed_source_names_the_split_its_block_lacks(xyz_dir, source, message):
+    cfg = {**cluster_config(4, {"train": {"n_molecules": 1, "count": 1}}), "source": source, "xyz": {"test": []}}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        structure_plans(cfg, base_dir=xyz_dir)
+
+
+def test_the_same_geometry_in_two_xyz_splits_is_refused_with_mixed_sources(xyz_dir):
+    cfg = {
+        **cluster_config(4, {"train": {"n_molecules": 1, "count": 1}}),
+        "source": {"train": "water_clusters", "val": "xyz", "test": "xyz"},
+        "xyz": {"val": ["test/big.xyz"], "test": ["copy.xyz"]},
+    }
+    (xyz_dir / "copy.xyz").write_text((xyz_dir / "test" / "big.xyz").read_text())
+    with pytest.raises(ValueError, match="the same geometry"):
+        structure_plans(cfg, base_dir=xyz_dir)
+
+
+def test_a_file_named_like_a_generated_cluster_is_refused(tmp_path):
+    (tmp_path / "w1_train_0000.xyz").write_text(WATER_XYZ.format(comment=""))
+    cfg = {
+        **cluster_config(4, {"train": {"n_molecules": 1, "count": 1}}),
+        "source": {"train": "water_clusters", "test": "xyz"},
+        "xyz": {"test": ["*.xyz"]},
+    }
+    with pytest.raises(
+        ValueError, match="structure id 'w1_train_0000' of split 'test' \\(xyz\\) is also in split 'train'"
+    ):
+        structure_plans(cfg, base_dir=tmp_path)
+
+
+def test_the_schema_takes_one_source_or_one_per_split():
+    import yaml
+    from snakemake.utils import validate
+
+    schema = str(Path(__file__).resolve().parents[1] / "e3hier" / "schemas" / "config.schema.yaml")
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    for source in ("xyz", {"train": "water_clusters", "test": "xyz"}):
+        validate({**base, "structures": {**base["structures"], "source": source}}, schema)
+    for bad in ({"train": "pdb"}, {}, "pdb"):
+        with pytest.raises(Exception, match="source"):
+            validate({**base, "structures": {**base["structures"], "source": bad}}, schema)

@@ -343,8 +343,8 @@ TABLES = ("metrics", "eval", "features", "ablation")
 SUMMARY_TIMING = ("train_seconds", "job_seconds")
 
 
-def killed_during_test_evaluation(*args, **kwargs):
-    raise KeyboardInterrupt("killed during the test evaluation")
+def killed_after_training(*args, **kwargs):
+    raise KeyboardInterrupt("killed after training, during the kept epoch's validation ε")
 
 
 def assert_same_outputs(a_dir, b_dir, a_summary, b_summary):
@@ -363,7 +363,7 @@ def assert_same_outputs(a_dir, b_dir, a_summary, b_summary):
 
 
 def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_splits, tmp_path, monkeypatch):
-    """The checkpoint outlives the test evaluation: a rerun of a stopped run trains no further epoch."""
+    """The checkpoint outlives the kept epoch's validation ε: a rerun of a stopped run trains no further epoch."""
 
     def grid_point(out_dir):
         return train_tiny(synthetic_splits, [POINT], EARLY_STOPPING, [out_dir])[0]["summary"]
@@ -371,7 +371,7 @@ def test_run_killed_after_early_stopping_resumes_to_the_same_outputs(synthetic_s
     whole = grid_point(tmp_path / "whole")
     assert whole["epochs"] < EARLY_STOPPING["epochs"]  # stopped early
     with monkeypatch.context() as patch:
-        patch.setattr(experiment, "evaluate_test_splits", killed_during_test_evaluation)
+        patch.setattr(experiment, "validation_row", killed_after_training)
         with pytest.raises(KeyboardInterrupt):
             grid_point(tmp_path / "killed")
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["run"]["stopped"]

@@ -36,13 +36,26 @@ def planned_jobs(result) -> dict[str, int]:
     return job_counts(text)
 
 
-def snakemake(workdir, *args, configfiles=(), overrides=None, check=True, timeout=900, snakefile=None):
-    """Run the project's workflow with ``workdir`` as working directory; returns the CompletedProcess."""
+#: The test split's XYZ files of ``tests/configs/tiny-mixed.yaml`` (its glob is relative to the working directory).
+TINY_TEST_XYZ = Path("tests") / "data" / "tiny_test_xyz"
+
+
+def snakemake(
+    workdir, *args, configfiles=(), overrides=None, check=True, timeout=900, snakefile=None, mixed_sources=True
+):
+    """Run the project's workflow with ``workdir`` as working directory; returns the CompletedProcess. The config
+    is config.yaml, tests/configs/tiny.yaml and (``mixed_sources``) tests/configs/tiny-mixed.yaml, whose XYZ files
+    are staged in ``workdir``, then ``configfiles`` and ``overrides``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     snakefile = Path(snakefile) if snakefile else ROOT / "Snakefile"
     base = snakefile.parent
-    files = [str(base / "config.yaml"), str(base / "tests" / "configs" / "tiny.yaml"), *map(str, configfiles)]
+    files = [str(base / "config.yaml"), str(base / "tests" / "configs" / "tiny.yaml")]
+    if mixed_sources:
+        if (workdir / TINY_TEST_XYZ).resolve() != (ROOT / TINY_TEST_XYZ).resolve():  # not the checkout itself
+            shutil.copytree(ROOT / TINY_TEST_XYZ, workdir / TINY_TEST_XYZ, dirs_exist_ok=True)
+        files.append(str(base / "tests" / "configs" / "tiny-mixed.yaml"))
+    files += map(str, configfiles)
     if overrides is not None:
         extra = workdir / "override.yaml"
         extra.write_text(yaml.safe_dump(overrides))

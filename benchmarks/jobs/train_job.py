@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from e3hier.training.experiment import run_grid_points
+from e3hier.training.train_and_evaluate import run_grid_points
 
 spec = json.loads(Path(sys.argv[1]).read_text())
 run_grid_points(

@@ -15,7 +15,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from e3hier.analysis.figures import L_PALETTE, OUTPUT_ORDER, line_grid, nothing_to_show  # noqa: E402
+from e3hier.analysis.figures import (  # noqa: E402
+    L_PALETTE,
+    OUTPUT_ORDER,
+    VERDICT_PALETTE,
+    line_grid,
+    nothing_to_show,
+)
 from e3hier.analysis.findings import hierarchy_models, study_family, study_models  # noqa: E402
 from e3hier.analysis.statistics import errorbar  # noqa: E402
 from e3hier.training.features import OUTPUT_EPSILON  # noqa: E402
@@ -141,4 +147,32 @@ def density_planes(planes: pd.DataFrame, labels: list[str]):
         )
         ax.set(title=f"{lab} − DFT", xlabel="u (Å)", ylabel="v (Å)")
         fig.colorbar(image, ax=ax, shrink=0.8, label="e/bohr³")
+    return fig
+
+
+def findings_by_run(by_run: pd.DataFrame, findings: tuple[str, ...]):
+    """Finding 2's rows side by side on each run of the hierarchy experiment (draws, loss weightings): each run's
+    estimate with its 95 % interval, coloured by verdict; the shaded band is the row's equivalence margin ±δ
+    (``absent`` when the interval lies inside it), the dotted line the null."""
+    rows = [f for f in findings if (by_run["finding"] == f).any()]
+    runs = list(dict.fromkeys(by_run["draw"]))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(6.5, 0.45 * len(runs) * len(rows) + 1.2), layout="constrained")
+    for ax, finding in zip(np.atleast_1d(axes), rows):
+        part = by_run[by_run["finding"] == finding].set_index("draw")
+        delta = float(part["delta"].iloc[0])
+        ax.axvspan(-delta, delta, color="grey", alpha=0.15, linewidth=0)
+        ax.axvline(0, color="grey", linestyle=":")
+        for y, run in enumerate(runs):
+            if run not in part.index:
+                continue
+            row = part.loc[run]
+            colour = VERDICT_PALETTE.get(row["verdict"], "grey")
+            low, high = row["ci_low"], row["ci_high"]
+            xerr = [[row["estimate"] - low], [high - row["estimate"]]] if np.isfinite([low, high]).all() else None
+            ax.errorbar(row["estimate"], y, xerr=xerr, fmt="o", color=colour, capsize=3)
+            ax.annotate(row["verdict"], (1.0, y), xycoords=("axes fraction", "data"), fontsize=6, color=colour)
+        ax.set_yticks(range(len(runs)), runs, fontsize=6)
+        ax.set_ylim(-0.6, len(runs) - 0.4)
+        ax.invert_yaxis()
+        ax.set_title(f"{finding}: {part['statistic'].iloc[0]}", fontsize=7, loc="left")
     return fig

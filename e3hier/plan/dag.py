@@ -25,7 +25,8 @@ PLAN_CORES = 4096
 #: Indentation of a job's lines below its header, and of the jobs of a group job (a profile's ``groups:``).
 GROUP_INDENT = 4
 
-MODEL_PATH = re.compile(r"results/models/([^/,\s]+)/model\.pt")
+#: The model folders a job writes: a train job's ``model.pt``, an evaluate job's ``summary.json``.
+MODEL_PATH = re.compile(r"results/models/([^/,\s]+)/(?:model\.pt|summary\.json)")
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) ([A-Za-z_][A-Za-z0-9_]*):$")
 
 
@@ -89,7 +90,7 @@ def parse_dry_run(text: str) -> pd.DataFrame:
         One row per job: ``rule``, ``jobid``, ``threads``, ``gpu`` (GPUs requested), ``mem_mb`` and
         ``runtime_min`` (requested), ``wildcards`` (dict), ``outputs`` (list), ``benchmark`` (path or ""),
         ``log`` (its first log file, unique per job) and ``points`` (the model folders a training job
-        writes: one for ``train``, K for a ``train_ensemble_*`` job).
+        writes: one for ``train`` and ``evaluate``, K for a ``train_ensemble_*`` or ``evaluate_ensemble_*`` job).
     """
     jobs, current, indent = [], None, 0
     for line in text.splitlines():
@@ -193,10 +194,12 @@ def rule_family(rule: str) -> str:
     Returns
     -------
     str
-        ``figure`` for ``figure_*``, ``train`` for ``train`` and ``train_ensemble_*``, else the rule.
+        ``figure`` for ``figure_*``, ``train`` for ``train`` and ``train_ensemble_*``, ``evaluate`` for
+        ``evaluate`` and ``evaluate_ensemble_*``, else the rule.
     """
     if rule.startswith("figure_"):
         return "figure"
-    if rule == "train" or rule.startswith("train_ensemble"):
-        return "train"
+    for family in ("train", "evaluate"):
+        if rule == family or rule.startswith(f"{family}_ensemble"):
+            return family
     return rule

@@ -153,7 +153,7 @@ def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame
         is its rule's own ``mem_mb``, the workflow's estimate of the DFT's peak.
     """
     structures = structure_table(config, base_dir)
-    n_models_total = int(sum(len(p) for p in jobs["points"]))
+    n_models_total = int(sum(len(p) for p, r in zip(jobs["points"], jobs["rule"]) if rule_family(r) == "train"))
     per_point: dict = {}  # the seeds of a grid point share its features
     rows = []
     for job in jobs.itertuples(index=False):
@@ -191,7 +191,7 @@ def job_features(jobs: pd.DataFrame, config: dict, base_dir=".") -> pd.DataFrame
             row.update(n_structures=len(members), split_functions=float(members["fit_functions"].sum()))
         elif family == "structure_manifest":
             row["n_structures"] = len(structures)
-        elif family == "train":
+        elif family in ("train", "evaluate"):  # an evaluate job tests the models of one train job
             points = [folder_values(p) for p in job.points]
             key = tuple(sorted((k, v) for k, v in points[0].items() if k != "seed"))
             if key not in per_point:

@@ -46,7 +46,15 @@ COMPILE_SECONDS = 600.0
 #: core-hours = wall × threads (an upper bound for its threaded numpy parts). Other rules (e.g. dft at the
 #: Slurm profile's 4 threads, PySCF's OpenMP): ``DEFAULT_PARALLEL_FRACTION`` = 1, ideal scaling, so their
 #: core-hours do not depend on threads (an optimistic bound).
-PARALLEL_FRACTION = {"train": 0.0}
+PARALLEL_FRACTION = {"train": 0.0, "evaluate": 0.0}
+
+#: The parts of the ``train`` laws that the evaluate job runs (the test splits' ε and the ablation); the train job
+#: runs the others (a table without evaluate jobs, e.g. a calibration's, prices its train jobs whole). The shipped
+#: calibrations measured train jobs that still evaluated their models, so both families are priced from the
+#: ``train`` laws, and an evaluate job's start-up as a small job's (``Calibration.fallback_seconds``). Its memory
+#: is priced as a train job's (an upper bound: no validation overlaps).
+EVALUATE_PARTS = ("evaluate_s",)
+TRAIN_PARTS = ("steps_s", "validate_s", "evaluate_s", "overhead_s")
 DEFAULT_PARALLEL_FRACTION = 1.0
 
 #: Rules that run nothing (a target-only rule).
@@ -86,19 +94,28 @@ def predict_jobs(
     out = features.copy()
     out["seconds"] = 0.0
     out["uncalibrated"] = False
+    # jobs without evaluate jobs beside them (a calibration table: its train jobs evaluated their models) are priced
+    # whole; in today's DAG each train job's test evaluation is its evaluate job's
+    separate_evaluation = (out["family"] == "evaluate").any()
     for family, group in out.groupby("family"):
         if family in NO_COST_RULES:
             continue
-        laws = calibration.time.get(family)
+        laws = calibration.time.get("train" if family == "evaluate" else family)
         if laws is None:
             out.loc[group.index, "uncalibrated"] = True
             out.loc[group.index, "seconds"] = calibration.fallback_seconds
             continue
+        if family in ("train", "evaluate") and separate_evaluation:  # each its parts of the train laws, the others 0
+            laws = [law for law in laws if (law.law.target in EVALUATE_PARTS) == (family == "evaluate")]
+            out.loc[group.index, list(TRAIN_PARTS)] = 0.0
         total = np.zeros(len(group))
         for law in laws:
             part = law.predict(group)
             out.loc[group.index, law.law.target] = part
             total = total + part
+        if family == "evaluate":
+            out.loc[group.index, "overhead_s"] = calibration.fallback_seconds
+            total = total + calibration.fallback_seconds
         out.loc[group.index, "seconds"] = total
     if "n_models" in out:
         ensemble_cost(out)
@@ -115,6 +132,7 @@ def predict_jobs(
     out["gpu_hours"] = out["seconds"] * out["gpu"].to_numpy(dtype=float) / 3600
     out["mem_mb"] = np.nan
     for family, group in out.groupby("family"):
+        family = "train" if family == "evaluate" else family
         if family == "dft":
             out.loc[group.index, "mem_mb"] = group["dft_mem_mb"]
         elif family in calibration.memory:
@@ -125,7 +143,8 @@ def predict_jobs(
 
 
 def ensemble_cost(out: pd.DataFrame) -> None:
-    """Price the ``train_ensemble_*`` jobs of ``out`` in place (their laws' parts are one model's): K × one model
+    """Price the ``train_ensemble_*`` and ``evaluate_ensemble_*`` jobs of ``out`` in place (their laws' parts are one
+    model's): K × one model
     × the factor, on the CPU part by part (``ENSEMBLE_PART_COST_CPU``), on a GPU (or without the parts: an
     uncalibrated rule) as a whole (``ENSEMBLE_COST_FACTOR_GPU``)."""
     models = out["n_models"].fillna(1).to_numpy(dtype=float)

@@ -57,6 +57,27 @@ def train_parts(model_dir: Path, seconds: float, models: int = 1) -> dict:
     }
 
 
+def fold_evaluate_jobs(jobs: pd.DataFrame, features: pd.DataFrame, measured: list[dict]) -> None:
+    """Add each measured evaluate job to the row of the train job of the same models (its seconds to ``seconds``,
+    ``wall_s`` and the ``evaluate_s`` part, its peak to ``max_rss``) and drop its own row, in place: the laws price a
+    train job with its test evaluation (``e3hier.plan.predict.EVALUATE_PARTS``), as the shipped calibrations were
+    measured before the evaluate rule."""
+    families = features["family"].tolist()
+    train_rows = {tuple(points): k for k, points in enumerate(jobs["points"]) if families[k] == "train"}
+    for k, points in enumerate(jobs["points"]):
+        if families[k] != "evaluate" or "seconds" not in measured[k]:
+            continue
+        evaluation, measured[k] = measured[k], {}
+        train = measured[train_rows[tuple(points)]] if tuple(points) in train_rows else {}
+        if "seconds" not in train:
+            continue
+        for key in ("seconds", "wall_s", "evaluate_s"):
+            if key in train:
+                train[key] += evaluation["seconds"]
+        if "max_rss" in evaluation:
+            train["max_rss"] = max(train.get("max_rss", 0.0), evaluation["max_rss"])
+
+
 def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.DataFrame:
     """The calibration table of a finished run: each job's size features and what was measured.
 
@@ -116,6 +137,7 @@ def summarise_run(run_dir, configfiles, workdir=None, cpu_table=None) -> pd.Data
                     if "max_rss_mb" in process and "max_rss" not in row:  # dft: no benchmark, the monitor's peak
                         row["max_rss"] = float(process["max_rss_mb"])
         measured.append(row)
+    fold_evaluate_jobs(jobs, features, measured)
     table = pd.concat([features, pd.DataFrame(measured, index=features.index)], axis=1)
     table = table[table["seconds"].notna()] if "seconds" in table else table.iloc[:0]
     if cpu is not None and "cpu_share" in table:

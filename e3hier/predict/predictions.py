@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from e3hier.data.metric import density_grid
 from e3hier.dft.job import DFT_TABLE_COLUMNS, reference_density
-from e3hier.io import write_parquet, write_tsv
+from e3hier.io import read_table, write_parquet, write_tsv
 from e3hier.predict.bundle import Bundle
 from e3hier.predict.cube import cube_grid, density_on, electrons_on, write_density_cube
 from e3hier.predict.structures import fit_molecule, structure_rows
@@ -55,12 +55,16 @@ def by_ao(rows: pd.DataFrame, values) -> np.ndarray:
     return out
 
 
-def dft_reference(atoms, rows: pd.DataFrame, dft_cfg: dict) -> np.ndarray:
-    """The DFT coefficients of the structure in ``rows``' order (the DFT rule's fit, ``reference_density``), at the
-    charge and multiplicity ``structure_rows`` read from its file."""
-    charge, multiplicity = int(rows["charge"].iloc[0]), int(rows["multiplicity"].iloc[0])
-    fit = reference_density(atoms.get_chemical_symbols(), atoms.get_positions(), dft_cfg, charge, multiplicity)
-    table = fit.table.to_pandas()
+def dft_reference(atoms, rows: pd.DataFrame, dft_cfg: dict, table: pd.DataFrame | None = None) -> np.ndarray:
+    """The DFT coefficients of the structure in ``rows``' order: ``table``, the DFT rule's table of it (the
+    workflow's ``predict_dft`` jobs), or else its fit computed here (``reference_density``), at the charge and
+    multiplicity ``structure_rows`` read from its file."""
+    if table is None:
+        charge, multiplicity = int(rows["charge"].iloc[0]), int(rows["multiplicity"].iloc[0])
+        fit = reference_density(atoms.get_chemical_symbols(), atoms.get_positions(), dft_cfg, charge, multiplicity)
+        table = fit.table.to_pandas()
+    if table.empty:
+        raise ValueError("the DFT of this structure was skipped (dft.on_failure: skip): no reference")
     keys = ["atom", "l", "shell", "m"]
     merged = rows[keys].merge(table[keys + ["coefficient"]], on=keys, how="left", validate="one_to_one")
     if merged["coefficient"].isna().any():
@@ -76,9 +80,11 @@ def predict(
     margin: float,
     config: dict | None = None,
     min_distance: float = MIN_DISTANCE_ANGSTROM,
+    references: dict | None = None,
 ) -> pd.DataFrame:
     """Predict every structure of ``files`` into ``out`` (module docstring); ``config`` (its ``dft`` and ``metric``
-    blocks) runs the DFT reference too; ``min_distance``: ``structures.min_distance_angstrom``. Returns the
+    blocks) compares with the DFT reference too: each structure's DFT table in ``references`` (id → Parquet file of
+    the DFT rule), else its DFT computed here; ``min_distance``: ``structures.min_distance_angstrom``. Returns the
     ``predictions.tsv`` table."""
     frames = read_structures(files, bundle, min_distance)
     if config is not None and config["dft"]["fit_auxbasis"] != bundle.fit_auxbasis:
@@ -108,7 +114,8 @@ def predict(
             - float(rows["integral"] @ rows["reference"]),
         }
         if config is not None:
-            reference = dft_reference(atoms, rows, config["dft"])
+            table = read_table(references[structure_id]) if references else None
+            reference = dft_reference(atoms, rows, config["dft"], table)
             reference_by_ao = by_ao(rows, reference)
             row["electrons_cube_dft"] = write_density_cube(
                 out / f"{structure_id}.dft.cube", auxmol, reference_by_ao, box, f"DFT density of {structure_id}"

@@ -61,7 +61,8 @@ def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     Parameters
     ----------
     structures_cfg : dict
-        The ``structures`` block: ``source`` (a key of ``SOURCES``) and that source's block.
+        The ``structures`` block: ``source`` (a key of ``SOURCES`` for every split, or a mapping split → key of
+        ``SOURCES``: mixed sources, only the splits it lists) and each source's block.
     base_dir : path, optional
         The folder XYZ glob patterns are relative to.
 
@@ -74,7 +75,40 @@ def structure_plans(structures_cfg: dict, base_dir=".") -> dict[str, dict]:
     """
     name = structures_cfg.get("source")
     min_distance = structures_cfg.get("min_distance_angstrom", MIN_DISTANCE_ANGSTROM)
-    return _source(name).plans(structures_cfg.get(name) or {}, base_dir, min_distance)
+    if not isinstance(name, dict):
+        return _source(name).plans(structures_cfg.get(name) or {}, base_dir, min_distance)
+    by_source: dict[str, dict] = {}  # mixed sources: each source plans its splits at once (its checks span them)
+    for split, source in name.items():
+        _source(source)
+        by_source.setdefault(source, {})[split] = split_entry(structures_cfg, source, split)
+    planned: dict[str, dict] = {}
+    for source, splits in by_source.items():
+        block = {**structures_cfg[source], "splits": splits} if source == "water_clusters" else splits
+        for structure_id, plan in _source(source).plans(block, base_dir, min_distance).items():
+            if structure_id in planned:
+                raise ValueError(
+                    f"structures.source: structure id {structure_id!r} of split {plan['recipe']['split']!r} "
+                    f"({source}) is also in split {planned[structure_id]['recipe']['split']!r}; rename the file"
+                )
+            planned[structure_id] = plan
+    # in the mapping's split order
+    order = {split: k for k, split in enumerate(name)}
+    return dict(sorted(planned.items(), key=lambda item: order[item[1]["recipe"]["split"]]))
+
+
+def split_entry(structures_cfg: dict, source: str, split: str):
+    """Split ``split``'s entry in source ``source``'s config block (``structures.source`` as a mapping); a split that
+    block does not list is refused, naming both keys. Each generated cluster's seed comes from
+    ``structures.water_clusters.seed``, its split and its index: planning some splits gives the clusters that
+    planning them all gives."""
+    block = structures_cfg.get(source) or {}
+    listed = block.get("splits", {}) if source == "water_clusters" else block
+    if split not in listed:
+        raise ValueError(
+            f"structures.source.{split}: {source}, but structures.{source}"
+            f"{'.splits' if source == 'water_clusters' else ''} has no split {split!r}"
+        )
+    return listed[split]
 
 
 def build_structure(recipe: dict, path=None) -> Atoms:

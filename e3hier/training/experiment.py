@@ -1,4 +1,6 @@
-"""One grid point of the study, end to end: load splits, train, evaluate the test splits, write outputs."""
+"""The train job of the study: load the training and validation splits, train one grid point (or a block of its
+seeds together), write its model and training tables. The test splits are the evaluate job's
+(``e3hier.training.held_out``); ``e3hier.training.train_and_evaluate`` runs both, as the workflow does."""
 
 from __future__ import annotations
 
@@ -21,11 +23,10 @@ from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
 from e3hier.training.features import PROBE_SCHEDULE, output_epsilon_rows, probe_rows
 from e3hier.training.grid import GridPoint, same_size_n_train
-from e3hier.training.held_out import evaluate_test_splits
 from e3hier.training.members import member_model, pack_members
-from e3hier.training.network_setup import place_on_device, resolve_device
-from e3hier.training.outputs import finish_grid_point
-from e3hier.training.samples import CHARGE_COLUMNS, TORCH_DTYPES, add_grids, check_single_charge, load_samples, pack
+from e3hier.training.network_setup import resolve_device
+from e3hier.training.outputs import TRAINING_SUMMARY, finish_training
+from e3hier.training.samples import TORCH_DTYPES, add_grids, check_single_charge, load_samples, pack
 from e3hier.training.trainer import Trainer
 
 
@@ -48,32 +49,10 @@ def training_subset(frame: pd.DataFrame, n_train, n_train_grid=None) -> pd.DataF
     return frame[frame["structure"].isin(set(ids[:n_train]))]
 
 
-def run_grid_point(
-    point: dict, train_path, val_path, test_paths: dict, dft_cfg, model_cfg, train_cfg, metric_cfg, out_dir, **options
-) -> dict:
-    """Train and evaluate one grid point; write ``model.pt``, ``metrics.parquet``, ``eval.parquet``,
-    ``features.parquet``, ``ablation.parquet`` and ``summary.json``.
-
-    ``point`` holds the fields of ``e3hier.training.grid.GridPoint`` (``capacity``, ``channels``: ``study`` if absent);
-    ``test_paths`` maps each test split to its dataset file; ``analysis_cfg`` sets ``probe_schedule``
-    (``dense_steps``, ``max_probes``: the optimiser steps after which the hidden features are probed,
-    ``e3hier.training.features.probe_steps``) and ``probe_structures`` (the first validation structures probed);
-    ``reference_lmax`` is the l_max whose parameter count a ``capacity: matched`` point takes;
-    ``collocation_cache_mb`` bounds the ε-grid collocation held (``e3hier.data.metric.CollocationBudget``): a chunk of
-    test grids at a time. Every epoch is validated in coefficient space (``e3hier.data.coefficient_metric``); the ε
-    grids of the validation split are built once, after training, for the kept epoch's ε (streamed: used once).
-    ``options``: ``log_stream``, ``analysis_cfg``, ``reference_lmax`` and ``collocation_cache_mb`` of
-    ``run_grid_points``. Returns the summary row of the models table.
-    """
-    paths_and_settings = (train_path, val_path, test_paths, dft_cfg, model_cfg, train_cfg, metric_cfg)
-    return run_grid_points([point], *paths_and_settings, [out_dir], **options)[0]
-
-
-def run_grid_points(
+def train_grid_points(
     points: list[dict],
     train_path,
     val_path,
-    test_paths: dict,
     dft_cfg: dict,
     model_cfg: dict,
     train_cfg: dict,
@@ -85,9 +64,10 @@ def run_grid_points(
     collocation_cache_mb: float = COLLOCATION_CACHE_MB,
     n_train_grid: list | None = None,
 ) -> list[dict]:
-    """``run_grid_point`` for grid points that differ only in their seed, trained together in one
-    ``EnsembleTrainer`` (one point: trained alone); each writes its own outputs to its ``out_dirs`` entry.
-    ``n_train_grid``: the config's ``train.n_train`` (``training_subset``)."""
+    """Train grid points that differ only in their seed together, in one ``EnsembleTrainer`` (one point: alone);
+    each writes ``model.pt``, ``metrics.parquet``, ``features.parquet`` and ``training.json`` (its summary without
+    the test columns) to its ``out_dirs`` entry. ``n_train_grid``: the config's ``train.n_train``
+    (``training_subset``). The test splits are no input: adding a test structure retrains nothing."""
     analysis_cfg = analysis_cfg or {"probe_schedule": PROBE_SCHEDULE, "probe_structures": 2}
     points = [GridPoint.from_mapping(point) for point in points]
     if len({p.with_seed(0) for p in points}) != 1:
@@ -100,22 +80,14 @@ def run_grid_points(
     keep_freed_memory()  # before the samples' ε grids: see ``e3hier.training.allocator``
     train_frame = training_subset(read_table(train_path, DATASET_COLUMNS), point.n_train, n_train_grid)
     val_frame = read_table(val_path, DATASET_COLUMNS)
-    test_split = next(iter(test_paths))  # the first of train.test_splits: the summary's test ε
-    test_frame = read_table(test_paths[test_split], ["structure"])
-    for path, frame in ((train_path, train_frame), (val_path, val_frame), (test_paths[test_split], test_frame)):
+    for path, frame in ((train_path, train_frame), (val_path, val_frame)):
         if frame.empty:
             raise ValueError(
                 f"{path}: no structures (were all of the split's structures skipped? see its "
                 ".skipped.tsv and dft.on_failure)"
             )
-    # the network has no charge input: refuse mixed charges before any training (test splits: a few columns)
-    check_single_charge(
-        {
-            "train": train_frame,
-            "val": val_frame,
-            **{split: read_table(path, CHARGE_COLUMNS) for split, path in test_paths.items()},
-        }
-    )
+    # the network has no charge input: refuse mixed charges before any training (the evaluation: the test splits')
+    check_single_charge({"train": train_frame, "val": val_frame})
     elements = sorted(set(train_frame["element"]) | set(val_frame["element"]))
     layout = OutputLayout.from_basis(dft_cfg["fit_auxbasis"], elements, dft_cfg["decontract"], point.output)
     plan = grid_multiplicities(
@@ -176,7 +148,6 @@ def run_grid_points(
     if len(trainers) == 1:
         steps = trainers[0]
         fitted = [steps.fit(probe)]
-        model = steps.model
 
         def evaluate_models(samples):
             return [evaluate(steps.predictor, samples)]
@@ -190,8 +161,8 @@ def run_grid_points(
             return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
 
         fitted = steps.fit(probe_members)
-        model, evaluate_models = steps.network.network, steps.evaluate
-    for sample in probed:  # their held grids go before the test splits' take the same budget
+        evaluate_models = steps.evaluate
+    for sample in probed:  # their held grids go before the validation grids are built
         sample.grid = None
     bundle = bundle_fields(dft_cfg, train_frame)  # what a model needs to stand alone (e3hier.predict)
     for p, trainer, (_, best, _) in zip(points, trainers, fitted):
@@ -204,39 +175,17 @@ def run_grid_points(
     for sample in val:
         sample.grid = None
 
-    def load_test_split(path):
-        # streamed: a test split's grids are held a chunk at a time (evaluate_test_splits)
-        samples = load_samples(
-            read_table(path, DATASET_COLUMNS),
-            layout,
-            model_cfg,
-            dtype,
-            with_grid=True,
-            dft_cfg=dft_cfg,
-            grid_level=grid_level,
-            budget=CollocationBudget(0),
-        )
-        place_on_device(samples, device)
-        return samples
-
-    # held collocations: a chunk of a test split's grids at a time (used once, plus the ablation's passes)
-    held_bytes = CollocationBudget(collocation_cache_mb).left
-    evaluations, ablations = evaluate_test_splits(
-        evaluate_models, model, test_paths, load_test_split, point.lmax_hidden, held_bytes
-    )
     results = []
-    for p, trainer, out_dir, (metrics, best, probe_log), validation, eval_table, ablation, run in zip(
-        points, trainers, out_dirs, fitted, validations, evaluations, ablations, steps.runs
+    for p, trainer, out_dir, (metrics, best, probe_log), validation, run in zip(
+        points, trainers, out_dirs, fitted, validations, steps.runs
     ):
         callbacks = list(probe_log)  # read back from the side file (e3hier.training.probe_log)
-        summary = finish_grid_point(
-            p, trainer, metrics, best, callbacks, validation, eval_table, ablation, plan, out_dir, test_split
-        )
+        summary = finish_training(p, trainer, metrics, best, callbacks, validation, plan, out_dir)
         # a member of an ensemble may diverge and stop, the others train on (e3hier.training.loop); alone, it raises
         summary["diverged"], summary["diverged_epoch"] = run.diverged_epoch is not None, run.diverged_epoch
         summary["ensemble_size"] = len(trainers)
         summary["job_seconds"] = (time.perf_counter() - start) / len(trainers)  # the job's share per model
-        write_json(out_dir / "summary.json", summary)
+        write_json(out_dir / TRAINING_SUMMARY, summary)
         results.append({"summary": summary, "callbacks": callbacks, "trainer": trainer})
     steps.checkpoint_path.unlink(missing_ok=True)
     for trainer in trainers:

@@ -223,8 +223,10 @@ def probe_steps(total_steps: int, dense_steps: int, max_probes: int) -> list[int
 
 @contextlib.contextmanager
 def zero_hidden_orders(model, orders):
-    """Zero the hidden channels of the given orders l (both parities) in every hidden layer's output."""
+    """Zero the hidden channels of the given orders l (both parities) in every hidden layer's output; ``model``:
+    one network, or a list of them (the models of one evaluation job)."""
     orders = set(orders)
+    models = model if isinstance(model, (list, tuple)) else [model]
 
     def hook(layer):
         masks = {}
@@ -241,7 +243,7 @@ def zero_hidden_orders(model, orders):
 
         return zero
 
-    handles = [layer.register_forward_hook(hook(layer)) for layer in hidden_layers(model)]
+    handles = [layer.register_forward_hook(hook(layer)) for network in models for layer in hidden_layers(network)]
     try:
         yield
     finally:

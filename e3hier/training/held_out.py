@@ -8,10 +8,20 @@ layer).
 
 from __future__ import annotations
 
-import pandas as pd
+import json
+from pathlib import Path
 
-from e3hier.training.evaluation import L_COLUMNS
+import pandas as pd
+import torch
+
+from e3hier.data.dataset import DATASET_COLUMNS
+from e3hier.data.metric import COLLOCATION_CACHE_MB, CollocationBudget
+from e3hier.io import read_table, write_json, write_parquet
+from e3hier.training.evaluation import L_COLUMNS, evaluate, predictor_from_payload
 from e3hier.training.features import zero_hidden_orders
+from e3hier.training.network_setup import place_on_device, resolve_device
+from e3hier.training.outputs import TRAINING_SUMMARY, summary_test_columns
+from e3hier.training.samples import TORCH_DTYPES, check_single_charge, load_samples
 
 #: Columns of a model's ``ablation.parquet``.
 ABLATION_COLUMNS = ["zeroed_l", "mode", "epsilon", "delta_epsilon"] + [f"delta_epsilon_l{l}" for l in L_COLUMNS]
@@ -118,3 +128,79 @@ def evaluate_test_splits(
         if variants and samples:
             ablations = ablation_rows(intact, ablated)
     return [pd.concat(tables, ignore_index=True) for tables in evaluations], ablations
+
+
+def evaluate_grid_points(
+    model_dirs: list,
+    test_paths: dict,
+    dft_cfg: dict,
+    metric_cfg: dict,
+    device: str = "cpu",
+    collocation_cache_mb: float = COLLOCATION_CACHE_MB,
+) -> list[dict]:
+    """Evaluate trained grid points on the test splits: each folder's ``model.pt`` (its best weights) and
+    ``training.json`` in, its ``eval.parquet``, ``ablation.parquet`` and ``summary.json`` (the models table's row)
+    out. The models of one job (a block of seeds) share the test grids, each chunk held for every model's passes.
+
+    Parameters
+    ----------
+    model_dirs
+        The grid points' folders; their models share one output layout (the seeds of a grid point).
+    test_paths
+        ``{split: dataset file}`` in ``train.test_splits`` order: the summary's test ε and the ablation are the
+        first split's.
+    dft_cfg, metric_cfg
+        The fit basis settings (``e3hier.workflow.rules.fit_layout_settings``) and the ``metric`` block (its
+        ``grid_level``: the ε grids).
+    device
+        Where the networks run (``train.device``).
+    collocation_cache_mb
+        The ε-grid collocation held: a chunk of a test split's structures at a time.
+    """
+    device = resolve_device(device)
+    model_dirs = [Path(d) for d in model_dirs]
+    payloads = [torch.load(d / "model.pt", map_location=device, weights_only=True) for d in model_dirs]
+    predictors = [predictor_from_payload(payload, device) for payload in payloads]
+    config = payloads[0]["config"]
+    test_split = next(iter(test_paths))  # the first of train.test_splits: the summary's test ε
+    frames = {split: read_table(path, DATASET_COLUMNS) for split, path in test_paths.items()}
+    if frames[test_split].empty:
+        raise ValueError(
+            f"{test_paths[test_split]}: no structures (were all of the split's structures skipped? see its "
+            ".skipped.tsv and dft.on_failure)"
+        )
+    check_single_charge(frames)  # the network has no charge input (the workflow refused mixed charges already)
+
+    def load_test_split(path):
+        split = next(s for s, p in test_paths.items() if p == path)
+        samples = load_samples(
+            frames[split],
+            predictors[0].layout,
+            config["model"],
+            TORCH_DTYPES[config["dtype"]],
+            with_grid=True,
+            dft_cfg=dft_cfg,
+            grid_level=metric_cfg["grid_level"],
+            budget=CollocationBudget(0),  # streamed: held a chunk at a time by evaluate_split
+        )
+        place_on_device(samples, device)
+        return samples
+
+    def evaluate_models(samples):
+        return [evaluate(predictor, samples) for predictor in predictors]
+
+    networks = [predictor.model for predictor in predictors]
+    held_bytes = CollocationBudget(collocation_cache_mb).left
+    evaluations, ablations = evaluate_test_splits(
+        evaluate_models, networks, test_paths, load_test_split, int(config["lmax_hidden"]), held_bytes
+    )
+    summaries = []
+    for folder, payload, eval_table, ablation in zip(model_dirs, payloads, evaluations, ablations):
+        training = json.loads((folder / TRAINING_SUMMARY).read_text())
+        metadata = {"grid_point": payload["bundle"]["grid_point"], "model": config["model"], "device": str(device)}
+        write_parquet(folder / "eval.parquet", eval_table, metadata=metadata)
+        write_parquet(folder / "ablation.parquet", ablation, metadata=metadata)
+        summary = {**training, **summary_test_columns(eval_table, test_split, folder.name)}
+        write_json(folder / "summary.json", summary)
+        summaries.append(summary)
+    return summaries

@@ -258,13 +258,14 @@ def check_training_config(config: dict, manifest: dict[str, dict], train_split: 
         raise ValueError("config: " + "; ".join(problems))
 
 
-def predict_ids(predict_cfg: dict, structures_cfg: dict) -> list[str]:
-    """The structure ids of the ``predict`` block's XYZ files (``structures.source: xyz``'s checks: a bad file is
-    refused naming it and the line, while the workflow is read); none while ``predict.structures`` is empty."""
-    from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, xyz_frames
+def predict_plans(predict_cfg: dict, structures_cfg: dict) -> dict[str, dict]:
+    """The plans (``e3hier.structures.xyz.xyz_plans``: recipe, symbols, charge, multiplicity) of the ``predict``
+    block's XYZ frames, by structure id, with ``structures.source: xyz``'s checks (a bad file is refused naming it and
+    the line, while the workflow is read); none while ``predict.structures`` is empty. Their recipes' split is
+    ``predict``: the ``predict_structure`` and ``predict_dft`` jobs build them and run the DFT rule on them."""
+    from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, xyz_plans
 
     if not predict_cfg.get("structures"):
-        return []
+        return {}
     min_distance = structures_cfg.get("min_distance_angstrom", MIN_DISTANCE_ANGSTROM)
-    (frames,) = xyz_frames({"predict": predict_cfg["structures"]}, min_distance=min_distance).values()
-    return [structure_id for structure_id, *_ in frames]
+    return xyz_plans({"predict": predict_cfg["structures"]}, min_distance=min_distance)
