@@ -92,11 +92,23 @@ def test_structure_charges_and_one_charge_per_training_job():
 
 @pytest.mark.slow
 def test_training_job_refuses_mixed_charges_before_training(synthetic_splits, tmp_path):
+    val = with_charge(pd.read_parquet(synthetic_splits["val"]), 1)
+    val.to_parquet(tmp_path / "val_cations.parquet")
+    with pytest.raises(ValueError, match=r"charge \+0: .*\(split train\), charge \+1: .*\(split val\)"):
+        train_tiny(dict(synthetic_splits, val=tmp_path / "val_cations.parquet"), POINT, TINY_TRAIN, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_evaluate_job_refuses_a_test_split_of_another_charge_than_the_models(synthetic_splits, tmp_path):
+    """The test splits are the evaluate job's: it refuses structures of a charge the models (their bundle) were not
+    trained on, before any evaluation."""
+    from e3hier.training.held_out import evaluate_grid_points
+
     test = with_charge(pd.read_parquet(synthetic_splits["test"]), 1)
     test.to_parquet(tmp_path / "test_cations.parquet")
-    with pytest.raises(ValueError, match=r"charge \+0: .*\(split train\), charge \+1: .*\(split test\)"):
-        train_tiny(dict(synthetic_splits, test=tmp_path / "test_cations.parquet"), POINT, TINY_TRAIN, tmp_path / "out")
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"charge \+0: the models' .*\(split train\), charge \+1: .*\(split test\)"):
+        evaluate_grid_points([tmp_path / "out"], {"test": tmp_path / "test_cations.parquet"}, FIT, {"grid_level": 0})
 
 
 def test_epsilon_divides_by_the_datasets_electron_count():

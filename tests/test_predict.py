@@ -59,6 +59,12 @@ def test_an_element_the_model_never_saw_is_refused_by_name(model, tmp_path):
         read_structures([tmp_path / "ammonia.xyz"], load_bundle(model))
 
 
+def test_a_charge_the_model_was_not_trained_on_is_refused(model, tmp_path):
+    (tmp_path / "cation.xyz").write_text("3\ncharge=1 multiplicity=2\n" + WATER.split("\n", 2)[2])
+    with pytest.raises(ValueError, match=r"cation\.xyz: structure 'cation' has charge \+1, .* trained on charge \+0"):
+        read_structures([tmp_path / "cation.xyz"], load_bundle(model))
+
+
 def test_rotating_the_input_rotates_the_predicted_density(model):
     bundle = load_bundle(model)
     water = Atoms("OH2", positions=[[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])

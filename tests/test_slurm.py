@@ -306,6 +306,7 @@ def test_tiny_pipeline_through_slurm(slurm_cluster, tmp_path):
         "group_dft": 1,
         "rule_dataset": len(splits),  # H, O
         "rule_train": n_models,
+        "rule_evaluate": n_models,
         "rule_models_table": 1,
     }, counts
     assert len(submitted) == sum(counts.values())
@@ -536,8 +537,9 @@ def test_every_rule_asks_for_more_memory_on_a_retry():
     settings = re.findall(r"^\s*mem_mb=([^\n]*),$", sources, re.M)
     per_models = re.findall(r"^\s*\*\*wf\.models_read_resources\(", sources, re.M)  # memory per attempt too
     assert len(settings) + len(per_models) == len(re.findall(r"^\s*resources:", sources, re.M)), settings
-    assert all(s.startswith("mem_mb_per_attempt(") or s == "dft_mem_mb" for s in settings), settings
-    assert "* attempt" in sources[sources.index("def dft_mem_mb") :]
+    dft = ("dft_mem_mb", "predict_dft_mem_mb")  # the DFT estimate of a structure of the run or of predict
+    assert all(s.startswith("mem_mb_per_attempt(") or s in dft for s in settings), settings
+    assert "* attempt" in sources[sources.index("def structure_dft_mem_mb") :]
     for profile in (PROFILE, WORKSTATION):
         per_rule = yaml.safe_load((profile / "config.yaml").read_text()).get("set-resources") or {}
         assert all("mem_mb" not in resources for resources in per_rule.values()), profile

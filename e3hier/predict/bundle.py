@@ -27,6 +27,7 @@ class Bundle:
     free_atom: pd.DataFrame  # FREE_ATOM_COLUMNS
     grid_point: dict
     commit: str
+    charge: int | None = None  # of the training structures (None: a bundle written before it was stored)
 
     @property
     def elements(self) -> list[str]:
@@ -90,4 +91,5 @@ def load_bundle(path, device: str = "cpu") -> Bundle:
         free_atom=pd.DataFrame({c: fields["free_atom"][c] for c in FREE_ATOM_COLUMNS}),
         grid_point=dict(fields.get("grid_point", {})),
         commit=str(fields.get("commit")),
+        charge=fields.get("charge"),
     )

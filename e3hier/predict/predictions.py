@@ -15,6 +15,7 @@ from e3hier.io import read_table, write_parquet, write_tsv
 from e3hier.predict.bundle import Bundle
 from e3hier.predict.cube import cube_grid, density_on, electrons_on, write_density_cube
 from e3hier.predict.structures import fit_molecule, structure_rows
+from e3hier.structures.charge_spin import charge_and_multiplicity
 from e3hier.structures.xyz import MIN_DISTANCE_ANGSTROM, xyz_frames
 from e3hier.training.evaluation import full_prediction
 from e3hier.training.samples import make_sample
@@ -35,6 +36,12 @@ def read_structures(files, bundle: Bundle, min_distance: float = MIN_DISTANCE_AN
             raise ValueError(
                 f"{path}: element(s) {unknown} of structure {structure_id!r} were not in the model's training data "
                 f"(it knows {bundle.elements}): {bundle.path}"
+            )
+        charge, _ = charge_and_multiplicity(atoms, str(path))
+        if bundle.charge is not None and charge != bundle.charge:
+            raise ValueError(
+                f"{path}: structure {structure_id!r} has charge {charge:+d}, the model was trained on charge "
+                f"{bundle.charge:+d} and has no charge input: {bundle.path}"
             )
     return frames
 

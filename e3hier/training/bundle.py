@@ -2,8 +2,9 @@
 
 A model's file is its bundle: the best weights and the config that rebuilds the network (``Trainer.save_model``),
 the per-shell target scales, and the fields here: the bundle format, the fit basis (name, decontraction) whose
-layout the outputs follow, the free-atom coefficients the predicted targets are added to, the grid point and the
-commit that trained it. It loads with ``torch.load(..., weights_only=True)`` and needs no ``results/`` folder.
+layout the outputs follow, the free-atom coefficients the predicted targets are added to, the charge of the
+training structures, the grid point and the commit that trained it. It loads with
+``torch.load(..., weights_only=True)`` and needs no ``results/`` folder.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from e3hier.run_record import commit
+from e3hier.training.samples import structure_charges
 
 #: The bundle's layout version: ``e3hier.predict`` refuses a bundle of another one.
 BUNDLE_FORMAT = 1
@@ -38,6 +40,8 @@ def bundle_fields(dft_cfg: dict, train_frame: pd.DataFrame) -> dict:
         "fit_auxbasis": dft_cfg["fit_auxbasis"],
         "decontract": bool(dft_cfg["decontract"]),
         "free_atom": free_atom_coefficients(train_frame),
+        # the network has no charge input: what it was trained on is the only charge it predicts
+        "charge": int(structure_charges(train_frame).iloc[0]),
         "commit": commit(),
     }
 

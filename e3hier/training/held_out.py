@@ -169,7 +169,9 @@ def evaluate_grid_points(
             f"{test_paths[test_split]}: no structures (were all of the split's structures skipped? see its "
             ".skipped.tsv and dft.on_failure)"
         )
-    check_single_charge(frames)  # the network has no charge input (the workflow refused mixed charges already)
+    # the network has no charge input: the test structures must have the charge it was trained on (the workflow
+    # refused mixed charges already; a bundle from before the charge was stored says nothing)
+    check_single_charge(frames, trained=payloads[0]["bundle"].get("charge"))
 
     def load_test_split(path):
         split = next(s for s, p in test_paths.items() if p == path)

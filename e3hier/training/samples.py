@@ -115,20 +115,21 @@ def structure_charges(frame: pd.DataFrame) -> pd.Series:
     return (protons - electrons).astype("int64").rename("charge")
 
 
-def check_single_charge(frames: dict[str, pd.DataFrame]) -> int | None:
+def check_single_charge(frames: dict[str, pd.DataFrame], trained: int | None = None) -> int | None:
     """The one charge of every structure in ``frames`` (split → dataset table), None when all are empty.
 
-    ValueError naming each split and charge (with a structure) when they differ: the network has no
-    charge input, so one model cannot learn structures of different charges.
+    ValueError naming each split and charge (with a structure) when they differ, or differ from ``trained`` (the
+    charge the models were trained on, ``model.pt``'s bundle): the network has no charge input, so one model
+    cannot learn structures of different charges.
     """
-    found: dict[int, str] = {}
+    found: dict[int, str] = {} if trained is None else {int(trained): "the models' training structures (split train)"}
     for split, frame in frames.items():
         for structure_id, charge in structure_charges(frame).items():
             found.setdefault(int(charge), f"{structure_id} (split {split})")
     if len(found) > 1:
         listing = ", ".join(f"charge {charge:+d}: {where}" for charge, where in sorted(found.items()))
         raise ValueError(
-            f"the training job's structures have different charges ({listing}): the network has no charge "
+            f"the job's structures have different charges ({listing}): the network has no charge "
             "input; train, validate and test on structures of one charge"
         )
     return next(iter(found), None)
