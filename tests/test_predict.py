@@ -7,10 +7,11 @@ import torch
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
+from e3hier.predict import predictions
 from e3hier.predict.__main__ import main
-from e3hier.predict.bundle import load_bundle
+from e3hier.predict.bundle import load_bundle, model_path
 from e3hier.predict.cube import density_at
-from e3hier.predict.predictions import predict_structure, read_structures
+from e3hier.predict.predictions import predict, predict_structure, read_structures
 from e3hier.predict.structures import fit_molecule
 
 # trains the tiny workflow (minutes): not in `make test-fast`
@@ -18,6 +19,13 @@ pytestmark = pytest.mark.slow
 
 POINT = "lmax_hidden~2_output~full_capacity~study_channels~study_seed~0_n_train~all"
 WATER = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
+
+
+def yaml_config(workflow):
+    """config.yaml with tests/configs/tiny.yaml merged over it (their dft and metric blocks)."""
+    from e3hier.config import load_config
+
+    return load_config([workflow / "config.yaml", workflow / "tests" / "configs" / "tiny.yaml"])
 
 
 @pytest.fixture
@@ -82,7 +90,7 @@ def test_rotating_the_input_rotates_the_predicted_density(model):
     assert fit_molecule(["O"], [[0, 0, 0]], bundle.fit_auxbasis, bundle.decontract).nao_nr() > 0
 
 
-def test_predict_writes_cubes_that_hold_the_electrons_and_the_dft_reference(tiny_workflow_run, tmp_path):
+def test_predict_writes_cubes_that_hold_the_electrons_and_the_dft_reference(tiny_workflow_run, tmp_path, monkeypatch):
     """A grid-point name of the finished run, a new molecule and a test structure of the run, with --reference:
     the predicted and DFT cubes integrate alike (the cube grid's error, which the free atoms measure), the DFT
     coefficients are those of the run's DFT table, and ε is the project's."""
@@ -113,3 +121,11 @@ def test_predict_writes_cubes_that_hold_the_electrons_and_the_dft_reference(tiny
     evaluation = pd.read_parquet(run / "results" / "models" / POINT / "eval.parquet").set_index("structure")
     # the same model on the same test structure: the run's ε (its grid level) and the command's agree
     assert table.loc["dimer_0", "epsilon"] == pytest.approx(evaluation.loc["dimer_0", "epsilon"], rel=1e-3)
+    # the workflow's way (predict.reference): the DFT rule's table of the structure instead of a DFT run here
+    config = {key: yaml_config(workflow)[key] for key in ("dft", "metric")}
+    monkeypatch.setattr(predictions, "reference_density", lambda *a, **k: pytest.fail("a DFT ran in the job"))
+    from_rule = predict(
+        load_bundle(model_path(POINT, run / "results")), [run / "results" / "structures" / "dimer_0.xyz"],
+        tmp_path / "rule", 0.3, 2.0, config, references={"dimer_0": run / "results" / "dft" / "dimer_0.parquet"},
+    )  # fmt: skip
+    assert from_rule["epsilon"].iloc[0] == pytest.approx(table.loc["dimer_0", "epsilon"], rel=1e-5)
