@@ -102,7 +102,13 @@ def test_every_generated_block_of_the_docs_equals_the_committed_snapshot():
     assert names == set(D.BLOCKS) | set(D.LOSS_BLOCKS), f"blocks used in the docs: {sorted(names)}"
 
 
-def fake_results(folder, run="study", finished=True, figures=D.FIGURES):
+def hierarchy_row(run, estimate=-0.05):
+    interval = {"estimate": estimate, "ci_low": estimate - 0.03, "ci_high": estimate + 0.03, "delta": 0.1}
+    return {"finding": "2a", "draw": run, "statistic": "slope", "verdict": "absent", **interval, "mde": 0.08,
+            "n_seeds": 16, "seeds_to_decide": float("nan"), "diverged_seeds": "3"}  # fmt: skip
+
+
+def fake_results(folder, run="study", finished=True, figures=D.FIGURES, hierarchy=True):
     """A results folder as a finished run leaves it: verdicts, gains, models, datasets (one test structure
     skipped by DFT: not in the dataset), figures and the run record."""
     from e3hier import run_record
@@ -122,8 +128,26 @@ def fake_results(folder, run="study", finished=True, figures=D.FIGURES):
         folder / "tables" / "models.parquet"
     )
     pd.DataFrame({"structure": ["a", "a", "b"]}).to_parquet(folder / "dataset" / "test.parquet")
+    if hierarchy:  # make study's hierarchy experiment: its verdicts by run and its models' convergence
+        pd.DataFrame([hierarchy_row(run) for run in ("draw 0", "draw 0, population_rms")]).to_parquet(
+            folder / "tables" / "hierarchy_by_run.parquet"
+        )
+        pd.DataFrame(
+            {
+                "run": ["draw 0"] * 3,
+                "name": ["a", "b", "c"],
+                "epochs": 30,
+                "best_epoch": [30, 30, 22],
+                "change_last_fifth": [-0.01, -0.05, -0.001],
+                "kept_before_last": [False, False, True],
+                "settled": [True, False, True],
+            }
+        ).to_parquet(folder / "tables" / "hierarchy_convergence.parquet")
     for name in figures:
         (folder / "figures" / f"{name}.png").write_bytes(b"png " + name.encode())
+    for path in D.HIERARCHY_FIGURES.values() if hierarchy else ():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(b"png " + path.encode())
     run_record.start(folder, run, ["config.yaml", "config.study.yaml"])
     if finished:
         run_record.finish(folder)
@@ -136,6 +160,14 @@ def test_snapshot_takes_the_runs_own_record_and_counts_what_entered(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["configs"] == ["config.yaml", "config.study.yaml"] and run["structures"] == {"test": 2}
     assert (out / "figures" / "density.png").read_bytes() == b"png density"
+    assert (out / "figures" / "hierarchy_by_run.png").read_bytes()[:4] == b"\x89PNG"  # drawn from the table
+    convergence = pd.read_csv(out / "hierarchy_convergence.csv").iloc[0]
+    assert (convergence["models"], convergence["kept_before_last"], convergence["settled"]) == (3, 1, 2)
+    block = D.render("hierarchy", D.load(out))
+    assert "| 2a | draw 0, population_rms | absent | -0.05 [-0.08, -0.02] | 0.1 | 0.08 | 16 (1) | – |" in block
+    assert "| draw 0 | 3 | 30 | 1 | 2 | -1.00 % |" in D.render("hierarchy-convergence", D.load(out))
+    words = "- 2a, higher hidden orders contribute less after training than at initialisation: **absent** on draw 0, "
+    assert words + "draw 0, population_rms." in D.render("title-claim", D.load(out))
 
 
 @pytest.mark.parametrize(
@@ -144,6 +176,7 @@ def test_snapshot_takes_the_runs_own_record_and_counts_what_entered(tmp_path):
         ({"run": "reproduce"}, "not from `make study`"),
         ({"finished": False}, "has not finished"),
         ({"figures": D.FIGURES[:-1]}, "density.png"),
+        ({"hierarchy": False}, "hierarchy_by_run.parquet"),
     ],
 )
 def test_a_snapshot_of_another_or_partial_run_is_refused_and_leaves_the_old_one(tmp_path, broken, message):
@@ -154,6 +187,14 @@ def test_a_snapshot_of_another_or_partial_run_is_refused_and_leaves_the_old_one(
     with pytest.raises((ValueError, SystemExit), match=message):
         D.snapshot([bad], out=out)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_snapshot_keeps_the_loss_convergence_snapshot_beside_it(tmp_path):
+    out = tmp_path / "snap"
+    (out / D.LOSS_CONVERGENCE).mkdir(parents=True)
+    (out / D.LOSS_CONVERGENCE / "summary.csv").write_text("kept")
+    D.snapshot([fake_results(tmp_path / "results")], out=out)
+    assert (out / D.LOSS_CONVERGENCE / "summary.csv").read_text() == "kept"
 
 
 def test_a_snapshot_that_fails_midway_writes_nothing(tmp_path, monkeypatch):
