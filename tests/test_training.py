@@ -21,7 +21,7 @@ from e3hier.training import experiment
 from e3hier.training import trainer as training
 from e3hier.training.checkpoints import code_hash, training_code_files
 from e3hier.training.evaluation import evaluate, load_predictor
-from e3hier.training.features import probe_steps
+from e3hier.training.features import measures_output_epsilon, probe_steps
 from e3hier.training.loop import TrainingDiverged
 from e3hier.training.samples import load_samples, pack, shell_scales
 from e3hier.training.trainer import Trainer
@@ -175,9 +175,33 @@ def test_a_training_job_builds_validation_grids_once_after_training(synthetic_sp
 
     monkeypatch.setattr(samples_module, "density_grid", counted_grid)
     monkeypatch.setattr(Trainer, "fit", logged_fit)
-    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path)
+    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path / "full")
     # the 2 probed validation structures; after training the 2 validation structures, then 2 test structures
     assert events == ["grid"] * 2 + ["fit", "fitted"] + ["grid"] * 4
+    events.clear()  # a model whose probes measure no output_epsilon builds no probe grids
+    train_tiny(synthetic_splits, dict(POINT, output="scalar"), TINY_TRAIN, tmp_path / "scalar")
+    assert events == ["fit", "fitted"] + ["grid"] * 4
+
+
+def test_output_epsilon_is_probed_for_the_full_output_at_study_capacity_only(synthetic_splits, tmp_path, monkeypatch):
+    """The per-output-order ε probe (finding 2c) runs only where the analysis reads it (the full output at study
+    capacity); it leaves training as it is: a run without it has the same metrics, weights and other probes."""
+    assert measures_output_epsilon("full", "study") and not measures_output_epsilon("full", "matched")
+    assert not measures_output_epsilon("scalar", "study")
+    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path / "probed")
+    monkeypatch.setattr(experiment, "measures_output_epsilon", lambda output, capacity: False)
+    train_tiny(synthetic_splits, POINT, TINY_TRAIN, tmp_path / "unprobed")
+    probed, unprobed = (pd.read_parquet(tmp_path / run / "features.parquet") for run in ("probed", "unprobed"))
+    assert set(probed["kind"]) - set(unprobed["kind"]) == {"output_epsilon"}
+    pd.testing.assert_frame_equal(probed[probed["kind"] != "output_epsilon"].reset_index(drop=True), unprobed)
+    metrics = [
+        pd.read_parquet(tmp_path / run / "metrics.parquet").drop(columns=TIMING) for run in ("probed", "unprobed")
+    ]
+    pd.testing.assert_frame_equal(*metrics)
+    weights = [
+        torch.load(tmp_path / run / "model.pt", weights_only=True)["state_dict"] for run in ("probed", "unprobed")
+    ]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
 def test_nan_loss_stops_naming_grid_point_and_epoch(synthetic_splits, tmp_path):

@@ -21,7 +21,7 @@ from e3hier.training.bundle import bundle_fields, with_grid_point
 from e3hier.training.compiled_step import check_compile
 from e3hier.training.ensemble import EnsembleTrainer
 from e3hier.training.evaluation import evaluate, validation_row
-from e3hier.training.features import PROBE_SCHEDULE, output_epsilon_rows, probe_rows
+from e3hier.training.features import PROBE_SCHEDULE, measures_output_epsilon, output_epsilon_rows, probe_rows
 from e3hier.training.grid import GridPoint, same_size_n_train
 from e3hier.training.members import member_model, pack_members
 from e3hier.training.network_setup import resolve_device
@@ -108,19 +108,23 @@ def train_grid_points(
     val = load_samples(val_frame, layout, model_cfg, dtype, dft_cfg=dft_cfg, with_overlap=True)
     probed = val[: analysis_cfg["probe_structures"]]
     probe_graph = to_device(pack(probed), device)
-    # the study's own measurement at each probe: ε per output order on the probed structures' Becke grids,
-    # held while metric.collocation_cache_mb has room (they are used at every probe)
-    probed_frame = val_frame[val_frame["structure"].isin({s.structure for s in probed})]
-    add_grids(probed, probed_frame, dft_cfg, grid_level, CollocationBudget(collocation_cache_mb))
+    if measures_output_epsilon(point.output, point.capacity):
+        # the study's own measurement at each probe: ε per output order on the probed structures' Becke grids,
+        # held while metric.collocation_cache_mb has room (they are used at every probe)
+        probed_frame = val_frame[val_frame["structure"].isin({s.structure for s in probed})]
+        add_grids(probed, probed_frame, dft_cfg, grid_level, CollocationBudget(collocation_cache_mb))
 
-    def with_output_epsilon(rows, network, tables):
+    def with_output_epsilon(rows, network, evaluate_probed):
+        if not measures_output_epsilon(point.output, point.capacity):
+            return rows
+        tables = evaluate_probed()
         network.train()  # evaluate leaves the network in eval mode; the probe comes mid-training
         return [member + output_epsilon_rows(table) for member, table in zip(rows, tables)]
 
     def probe(step, epoch, model):
-        rows = with_output_epsilon([probe_rows(model, probe_graph, layout.irreps)], model, [
-            evaluate(trainers[0].predictor, probed)
-        ])[0]  # fmt: skip
+        rows = with_output_epsilon(
+            [probe_rows(model, probe_graph, layout.irreps)], model, lambda: [evaluate(trainers[0].predictor, probed)]
+        )[0]
         return {"step": step, "epoch": epoch, "rows": rows}
 
     trainers = []
@@ -157,7 +161,7 @@ def train_grid_points(
 
         def probe_members(step, epoch, network):
             rows = probe_rows(network, members_graph, layout.irreps, members=len(trainers))
-            rows = with_output_epsilon(rows, steps.network, steps.evaluate(probed))
+            rows = with_output_epsilon(rows, steps.network, lambda: steps.evaluate(probed))
             return [{"step": step, "epoch": epoch, "rows": member_rows} for member_rows in rows]
 
         fitted = steps.fit(probe_members)

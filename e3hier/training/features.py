@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from e3hier.data.layout import common_orders
+from e3hier.training.grid import PREFERRED_OUTPUT
 
 
 def hidden_layers(model) -> list:
@@ -168,6 +169,14 @@ def size_rows(model, hidden: list, contributions: dict, irreps_out, constrained:
 
 #: ``kind`` of the probe rows of the study's own measurement: the density error of each output order.
 OUTPUT_EPSILON = "output_epsilon"
+
+
+def measures_output_epsilon(output: str, capacity: str) -> bool:
+    """Whether a model's probes measure ``output_epsilon``: only for the models that finding 2c and the output-order
+    figure read (the full output at study capacity, either channel count: ``e3hier.analysis.families
+    .hierarchy_models``). Decided by the grid point alone, so adding grid points retrains nothing; the others skip
+    the Becke-grid evaluation at every probe, a third of a probe's time."""
+    return output == PREFERRED_OUTPUT and capacity == "study"
 
 
 def output_epsilon_rows(table: pd.DataFrame) -> list[dict]:
