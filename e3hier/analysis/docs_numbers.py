@@ -325,7 +325,8 @@ def run_markdown(run: dict) -> str:
         f"`make study` ({' '.join(run['configs'])}): {splits} structures (draw 0); hidden l_max "
         f"{run['lmax_hidden'][0]}–{run['lmax_hidden'][-1]}, {run['seeds']} seeds, {run['models']} models per draw, "
         f"target scaling {', '.join(run['target_scaling'])}; {wall} in all (both draws, then the hierarchy "
-        f"experiment). Free-atom baseline of the full output: ε = {run['baseline_percent']:.3g} % on the test structures of draw 0.\n"
+        f"experiment). Free-atom baseline of the full output: ε = {run['baseline_percent']:.3g} % on the test "
+        "structures of draw 0.\n"
     )
 
 
