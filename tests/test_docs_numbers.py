@@ -166,8 +166,8 @@ def test_snapshot_takes_the_runs_own_record_and_counts_what_entered(tmp_path):
     block = D.render("hierarchy", D.load(out))
     assert "| 2a | draw 0, population_rms | absent | -0.05 [-0.08, -0.02] | 0.1 | 0.08 | 16 (1) | – |" in block
     assert "| draw 0 | 3 | 30 | 1 | 2 | -1.00 % |" in D.render("hierarchy-convergence", D.load(out))
-    words = "- 2a, higher hidden orders contribute less after training than at initialisation: **absent** on draw 0, "
-    assert words + "draw 0, population_rms." in D.render("title-claim", D.load(out))
+    words = "- 2a, higher hidden orders contribute less after training than at initialisation: **absent** on `draw 0`, "
+    assert words + "`draw 0, population_rms`." in D.render("title-claim", D.load(out))
 
 
 @pytest.mark.parametrize(

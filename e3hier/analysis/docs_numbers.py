@@ -299,7 +299,10 @@ def title_claim_markdown(by_run: pd.DataFrame) -> str:
         if rows.empty:
             continue
         runs_by_verdict = rows.groupby("verdict", sort=False)["draw"].agg(list)
-        verdicts = "; ".join(f"**{verdict}** on {', '.join(runs)}" for verdict, runs in runs_by_verdict.items())
+        # run names in code spans: a name may hold a comma ("draw 0, population_rms")
+        verdicts = "; ".join(
+            f"**{verdict}** on {', '.join(f'`{run}`' for run in runs)}" for verdict, runs in runs_by_verdict.items()
+        )
         lines.append(f"- {finding}, {HIERARCHY_CLAIMS[finding]}: {verdicts}.")
     return "\n".join(lines) + "\n"
 
