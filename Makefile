@@ -33,7 +33,8 @@ reproduce: venv
 	$(SNAKEMAKE) --report results/report.html
 	$(RUN_RECORD) finish results
 
-# The study tier (≤ 100 min on 2 cores): 5 seeds, controls, the verdict table; shares results/ with reproduce.
+# The study tier: 5 seeds, controls, the verdict table, then the hierarchy experiment (109.5 min on 2 cores,
+# docs/study.md); shares results/ with reproduce.
 # Its second draw of the structures runs in its own working directory (results/draw_1/); e3hier.analysis.draws then
 # shows every verdict on both draws (results/tables/findings_by_draw.parquet). Then the hierarchy experiment.
 STUDY_CONFIG := config.yaml config.study.yaml
