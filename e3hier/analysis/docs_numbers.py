@@ -32,8 +32,7 @@ import pandas as pd
 
 from e3hier import run_record
 from e3hier.analysis.families import study_family, trained
-from e3hier.analysis.findings_report import _number, epsilon_markdown, findings_markdown
-from e3hier.analysis.statistics import MAX_SEEDS
+from e3hier.analysis.findings_report import _count, _number, _seeds_to_decide, epsilon_markdown, findings_markdown
 from e3hier.io import atomic_path, current_umask, fsync_path, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,10 +231,6 @@ def loss_stamp(decision: dict) -> str:
     )
 
 
-def _count(value, missing="n/a") -> str:
-    return missing if pd.isna(value) else str(int(value))
-
-
 def _interval(row) -> str:
     if not np.isfinite(row["estimate"]):
         return "n/a"
@@ -260,24 +255,29 @@ HIERARCHY_FINDINGS = ("2a", "2a-share", "2b", "2b-features", "2c")
 def hierarchy_markdown(by_run: pd.DataFrame) -> str:
     """Finding 2's rows on each run of the hierarchy experiment: verdict, estimate [95 % interval], δ, MDE, seeds."""
     runs = list(dict.fromkeys(by_run["draw"]))
-    lines = [
-        "| finding | run | verdict | estimate [95 % CI] | δ | MDE | seeds (diverged) | seeds to decide |",
-        "|---|---|---|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for finding in HIERARCHY_FINDINGS:
         for run in runs:
             row = by_run[(by_run["finding"] == finding) & (by_run["draw"] == run)]
             if row.empty:
                 continue
             r = row.iloc[0]
-            to_decide = "–" if r["verdict"] != "inconclusive" else _count(r["seeds_to_decide"], f"> {MAX_SEEDS}")
             diverged = r.get("diverged_seeds")  # "3/7" (a CSV reads "3" back as a number), or empty
             diverged = 0 if pd.isna(diverged) or diverged == "" else len(str(diverged).split("/"))
-            lines.append(
-                f"| {finding} | {run} | {r['verdict']} | {_interval(r)} | {_number(r['delta'])} | "
-                f"{_number(r['mde'])} | {_count(r['n_seeds'])} ({diverged}) | {to_decide} |"
+            rows.append(
+                [
+                    finding,
+                    run,
+                    r["verdict"],
+                    _interval(r),
+                    _number(r["delta"]),
+                    _number(r["mde"]),
+                    f"{_count(r['n_seeds'])} ({diverged})",
+                    _seeds_to_decide(r["verdict"], r["seeds_to_decide"]),
+                ]
             )
-    return "\n".join(lines) + "\n"
+    header = ["finding", "run", "verdict", "estimate [95 % CI]", "δ", "MDE", "seeds (diverged)", "seeds to decide"]
+    return "\n".join(markdown_table(header, "llllrrrr", rows)) + "\n"
 
 
 #: What each row of finding 2 claims, in a few words (the verdict table's ``claim`` says it in full).

@@ -31,19 +31,25 @@ def _number(value) -> str:
     return "n/a" if pd.isna(value) or not np.isfinite(value) else f"{value:.3g}"
 
 
+def _count(value, missing: str = "n/a") -> str:
+    return missing if pd.isna(value) else str(int(value))
+
+
+def _seeds_to_decide(verdict: str, seeds) -> str:
+    """The seeds an ``inconclusive`` row needs (none found up to ``MAX_SEEDS``: "> MAX_SEEDS"); "–" otherwise."""
+    return "–" if verdict != "inconclusive" else _count(seeds, f"> {MAX_SEEDS}")
+
+
 def _formatted(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in ("estimate", "ci_low", "ci_high"):
         out[column] = out[column].map(_number)
     out["95 % CI"] = "[" + out["ci_low"] + ", " + out["ci_high"] + "]"
-    out["n_structures"] = out["n_structures"].map(lambda v: "n/a" if pd.isna(v) else str(int(v)))
+    out["n_structures"] = out["n_structures"].map(_count)
     out["δ"] = out["delta"].map(_number) if "delta" in out else "n/a"
     out["MDE"] = out["mde"].map(_number) if "mde" in out else "n/a"
     if "seeds_to_decide" in out:
-        out["seeds to decide"] = [
-            "–" if verdict != "inconclusive" else f"> {MAX_SEEDS}" if pd.isna(n) else str(int(n))
-            for verdict, n in zip(out["verdict"], out["seeds_to_decide"])
-        ]
+        out["seeds to decide"] = [_seeds_to_decide(v, n) for v, n in zip(out["verdict"], out["seeds_to_decide"])]
     else:  # a table from before the power columns
         out["seeds to decide"] = "n/a"
     return out[REPORT_COLUMNS]

@@ -108,14 +108,15 @@ def train_grid_points(
     val = load_samples(val_frame, layout, model_cfg, dtype, dft_cfg=dft_cfg, with_overlap=True)
     probed = val[: analysis_cfg["probe_structures"]]
     probe_graph = to_device(pack(probed), device)
-    if measures_output_epsilon(point.output, point.capacity):
+    measured = measures_output_epsilon(point.output, point.capacity)  # finding 2c's probe, or none
+    if measured:
         # the study's own measurement at each probe: ε per output order on the probed structures' Becke grids,
         # held while metric.collocation_cache_mb has room (they are used at every probe)
         probed_frame = val_frame[val_frame["structure"].isin({s.structure for s in probed})]
         add_grids(probed, probed_frame, dft_cfg, grid_level, CollocationBudget(collocation_cache_mb))
 
     def with_output_epsilon(rows, network, evaluate_probed):
-        if not measures_output_epsilon(point.output, point.capacity):
+        if not measured:
             return rows
         tables = evaluate_probed()
         network.train()  # evaluate leaves the network in eval mode; the probe comes mid-training
